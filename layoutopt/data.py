@@ -1,14 +1,28 @@
-"""Observations: aggregated impressions and clicks per distinct tested layout."""
+"""Observations: aggregated impressions and clicks per distinct tested layout.
+
+Observations come in as a table (a pandas DataFrame, a CSV or a Parquet file) with one column
+per component holding variant labels, plus ``impressions`` and ``clicks``. Every problem is
+reported as a ``ValueError`` that names the source (file), the column, the row and the value,
+and says what would be valid.
+"""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from layoutopt.space import LayoutSpace
 
 __all__ = ["Observations"]
+
+_COUNT_COLUMNS = ("impressions", "clicks")
+# Written by design/propose next to the labels; ignored on input so those files round-trip.
+_IGNORED_COLUMNS = ("index", "weight")
+_MAX_COUNT = 2**53
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,6 +100,193 @@ class Observations:
         clk = np.bincount(inverse, weights=clicks, minlength=len(uniq)).astype(np.int64)
         return cls(space, uniq.astype(np.int32), imp, clk)
 
+    # ------------------------------------------------------------------ tables in and out
+    @classmethod
+    def from_frame(cls, df, space: LayoutSpace, source: str = "frame") -> Observations:
+        """Build from a table with one label column per component plus counts.
+
+        The table needs one column per component of ``space`` holding variant labels, plus
+        ``impressions`` and ``clicks``. Rows for the same layout are summed. Labels are
+        compared as strings, so a variant ``"1"`` matches ``1`` in an integer column. Columns
+        named ``index`` and ``weight`` (written by ``design``/``propose``) are ignored, so a
+        proposal file with counts filled in can be read back; any other column is an error.
+        The input table is never modified.
+
+        Rows are numbered from 1 in table order, not counting the header (so row N of a CSV
+        file is on line N + 1), whatever the frame's index.
+
+        Args:
+            df: a :class:`pandas.DataFrame`.
+            space: the :class:`LayoutSpace` the layouts belong to.
+            source: name used at the start of error messages (a file path when read from
+                disk).
+
+        Returns:
+            Observations aggregated to one row per distinct layout, sorted by index.
+
+        Raises:
+            ValueError: naming ``source``, the column, the row and the value, for a missing,
+                duplicate or unknown column, an unknown variant label, a forbidden layout,
+                a missing, non-numeric, non-integer or negative count, clicks above
+                impressions, or a table without rows.
+
+        Examples:
+            >>> import pandas as pd
+            >>> space = LayoutSpace({"headline": ["h1", "h2"], "image": ["a", "b"]})
+            >>> df = pd.DataFrame({"headline": ["h1", "h1"], "image": ["a", "a"],
+            ...                    "impressions": [100, 50], "clicks": [5, 2]})
+            >>> obs = Observations.from_frame(df, space)
+            >>> obs.num_layouts, int(obs.impressions[0]), int(obs.clicks[0])
+            (1, 150, 7)
+        """
+        import pandas as pd
+
+        if not isinstance(df, pd.DataFrame):
+            raise ValueError(f"{source}: expected a pandas DataFrame, got {type(df).__name__}")
+        expected = list(space.components) + list(_COUNT_COLUMNS)
+        columns = [str(c) for c in df.columns]
+        dupes = sorted({c for c in columns if columns.count(c) > 1})
+        if dupes:
+            raise ValueError(f"{source}: column(s) {dupes} appear more than once")
+        missing = [c for c in expected if c not in columns]
+        if missing:
+            raise ValueError(f"{source}: missing column(s) {missing}; expected columns: {expected}")
+        unknown = [c for c in columns if c not in expected and c not in _IGNORED_COLUMNS]
+        if unknown:
+            raise ValueError(
+                f"{source}: unknown column(s) {unknown}; expected columns: {expected} "
+                f"(optional, ignored: {list(_IGNORED_COLUMNS)})"
+            )
+        if len(df) == 0:
+            raise ValueError(f"{source}: no data rows; at least one observed layout is needed")
+        by_name = dict(zip(columns, df.columns, strict=True))
+
+        codes = np.empty((len(df), space.num_components), dtype=np.int32)
+        for k, comp in enumerate(space.components):
+            column = df[by_name[comp]]
+            missing = _missing_mask(column)
+            mapped = column.astype(str).map(space._lookup[k]).to_numpy(dtype=float)
+            bad = np.flatnonzero(missing | np.isnan(mapped))
+            if bad.size:
+                r = int(bad[0])
+                value = column.iloc[r]
+                what = "missing label" if missing[r] else f"unknown variant {_plain(value)!r}"
+                raise ValueError(
+                    f"{source}: row {r + 1}, column {comp!r}: {what}; "
+                    f"valid variants: {list(space.variants[k])}"
+                )
+            codes[:, k] = mapped.astype(np.int32)
+
+        counts = {name: _parse_counts(df[by_name[name]], name, source) for name in _COUNT_COLUMNS}
+        impressions, clicks = counts["impressions"], counts["clicks"]
+        bad = np.flatnonzero(clicks > impressions)
+        if bad.size:
+            r = int(bad[0])
+            raise ValueError(
+                f"{source}: row {r + 1}, column 'clicks': {clicks[r]} clicks exceed "
+                f"{impressions[r]} impressions; need 0 <= clicks <= impressions"
+            )
+        allowed = space.allowed_mask(codes)
+        if not allowed.all():
+            r = int(np.flatnonzero(~allowed)[0])
+            raise ValueError(
+                f"{source}: row {r + 1}: layout {space.decode(codes[r])} is forbidden by rule "
+                f"{space.violated_rule(codes[r])}"
+            )
+        return cls.from_codes(space, codes, impressions, clicks, source=source)
+
+    @classmethod
+    def from_csv(cls, path: str | Path, space: LayoutSpace) -> Observations:
+        """Read observations from a CSV file (see :meth:`from_frame` for the columns).
+
+        Every cell is read as text, so labels such as ``"1"`` or ``"None"`` stay labels.
+
+        Raises:
+            ValueError: naming the file, if it is missing or unreadable, or for any of the
+                problems listed in :meth:`from_frame`.
+        """
+        import pandas as pd
+
+        path = Path(path)
+        try:
+            with warnings.catch_warnings():
+                # A row with more fields than the header would silently lose data.
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                df = pd.read_csv(
+                    path, dtype=str, keep_default_na=False, na_filter=False, index_col=False
+                )
+        except FileNotFoundError:
+            raise ValueError(f"{path}: no such observations file") from None
+        except pd.errors.EmptyDataError:
+            raise ValueError(
+                f"{path}: empty file; expected a CSV header with columns "
+                f"{list(space.components) + list(_COUNT_COLUMNS)}"
+            ) from None
+        except pd.errors.ParserWarning:
+            raise ValueError(
+                f"{path}: not a readable CSV file (a row has more fields than the header)"
+            ) from None
+        except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
+            msg = " ".join(str(err).split())
+            raise ValueError(f"{path}: not a readable CSV file ({msg})") from None
+        return cls.from_frame(df, space, source=str(path))
+
+    @classmethod
+    def from_parquet(cls, path: str | Path, space: LayoutSpace) -> Observations:
+        """Read observations from a Parquet file (see :meth:`from_frame` for the columns).
+
+        Raises:
+            ValueError: naming the file, if it is missing or not Parquet, or for any of the
+                problems listed in :meth:`from_frame`.
+        """
+        import pandas as pd
+
+        path = Path(path)
+        if not path.exists():
+            raise ValueError(f"{path}: no such observations file")
+        try:
+            df = pd.read_parquet(path)
+        except Exception as err:  # pyarrow raises a zoo of types for a malformed file
+            msg = " ".join(str(err).split())
+            raise ValueError(f"{path}: not a readable Parquet file ({msg})") from None
+        return cls.from_frame(df, space, source=str(path))
+
+    @classmethod
+    def from_file(cls, path: str | Path, space: LayoutSpace) -> Observations:
+        """Read a ``.csv`` or ``.parquet``/``.pq`` file, chosen by its suffix.
+
+        Raises:
+            ValueError: for another suffix, or as :meth:`from_csv` / :meth:`from_parquet`.
+        """
+        suffix = Path(path).suffix.lower()
+        if suffix == ".csv":
+            return cls.from_csv(path, space)
+        if suffix in (".parquet", ".pq"):
+            return cls.from_parquet(path, space)
+        raise ValueError(
+            f"{path}: unknown observations format {suffix or '(no suffix)'!r}; "
+            "use a .csv or .parquet file"
+        )
+
+    def to_frame(self):
+        """The data as a pandas DataFrame: one label column per component, then
+        ``impressions`` and ``clicks``; one row per distinct layout, in index order.
+
+        :meth:`from_frame` reads it back to equal observations.
+        """
+        import pandas as pd
+
+        data: dict[str, Any] = {
+            comp: pd.Categorical.from_codes(self.codes[:, k], categories=list(labels))
+            for k, (comp, labels) in enumerate(
+                zip(self.space.components, self.space.variants, strict=True)
+            )
+        }
+        data["impressions"] = self.impressions
+        data["clicks"] = self.clicks
+        return pd.DataFrame(data)
+
+    # ----------------------------------------------------------------------- summaries
     @property
     def num_layouts(self) -> int:
         """Number of distinct observed layouts."""
@@ -93,3 +294,59 @@ class Observations:
 
     def __len__(self) -> int:
         return self.num_layouts
+
+    def __repr__(self) -> str:
+        imp, clk = int(self.impressions.sum()), int(self.clicks.sum())
+        ctr = f"{clk / imp:.2%}" if imp else "n/a"
+        return (
+            f"Observations({self.num_layouts} layouts, {imp:,} impressions, {clk:,} clicks, "
+            f"CTR {ctr}; {self.space!r})"
+        )
+
+
+def _plain(value: Any) -> Any:
+    """A cell as a plain Python value, so messages read ``2.5`` and not ``np.float64(2.5)``."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _missing_mask(column) -> np.ndarray:
+    """True where a cell is missing: NaN/None/NA, or text that is empty after stripping."""
+    missing = column.isna().to_numpy()
+    if column.dtype == object or str(column.dtype).startswith("string"):
+        text = column.astype(str).str.strip().to_numpy()
+        missing = missing | (text == "")
+    return missing
+
+
+def _parse_counts(column, name: str, source: str) -> np.ndarray:
+    """A count column as int64, rejecting missing, non-numeric, non-integer or negative."""
+    import pandas as pd
+
+    missing = _missing_mask(column)
+    if pd.api.types.is_bool_dtype(column.dtype):
+        numbers = np.full(len(column), np.nan)
+    elif pd.api.types.is_numeric_dtype(column.dtype):
+        numbers = column.to_numpy(dtype=float, na_value=np.nan)
+    else:
+        text = column.astype(str).str.strip().where(~missing, None)
+        numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        problems = [
+            (missing, "missing value"),
+            (~missing & np.isnan(numbers), "{!r} is not a number"),
+            (~np.isfinite(numbers), "{!r} is not a finite number"),
+            (numbers != np.round(numbers), "{!r} is not a whole number"),
+            (numbers < 0, "{!r} is negative"),
+            (numbers > _MAX_COUNT, "{!r} is too large (limit 2**53)"),
+        ]
+    for mask, what in problems:
+        bad = np.flatnonzero(mask)
+        if bad.size:
+            r = int(bad[0])
+            raise ValueError(
+                f"{source}: row {r + 1}, column {name!r}: {what.format(_plain(column.iloc[r]))}; "
+                "counts must be non-negative whole numbers"
+            )
+    if pd.api.types.is_integer_dtype(column.dtype):
+        return column.to_numpy(dtype=np.int64)
+    return numbers.astype(np.int64)
