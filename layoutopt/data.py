@@ -17,7 +17,7 @@ import numpy as np
 
 from layoutopt.space import LayoutSpace
 
-__all__ = ["Observations"]
+__all__ = ["Observations", "read_layout_codes", "read_table"]
 
 _COUNT_COLUMNS = ("impressions", "clicks")
 # Written by design/propose next to the labels; ignored on input so those files round-trip.
@@ -161,22 +161,7 @@ class Observations:
             raise ValueError(f"{source}: no data rows; at least one observed layout is needed")
         by_name = dict(zip(columns, df.columns, strict=True))
 
-        codes = np.empty((len(df), space.num_components), dtype=np.int32)
-        for k, comp in enumerate(space.components):
-            column = df[by_name[comp]]
-            missing = _missing_mask(column)
-            mapped = column.astype(str).map(space._lookup[k]).to_numpy(dtype=float)
-            bad = np.flatnonzero(missing | np.isnan(mapped))
-            if bad.size:
-                r = int(bad[0])
-                value = column.iloc[r]
-                what = "missing label" if missing[r] else f"unknown variant {_plain(value)!r}"
-                raise ValueError(
-                    f"{source}: row {r + 1}, column {comp!r}: {what}; "
-                    f"valid variants: {list(space.variants[k])}"
-                )
-            codes[:, k] = mapped.astype(np.int32)
-
+        codes = _label_codes(df, by_name, space, source)
         counts = {name: _parse_counts(df[by_name[name]], name, source) for name in _COUNT_COLUMNS}
         impressions, clicks = counts["impressions"], counts["clicks"]
         bad = np.flatnonzero(clicks > impressions)
@@ -186,13 +171,7 @@ class Observations:
                 f"{source}: row {r + 1}, column 'clicks': {clicks[r]} clicks exceed "
                 f"{impressions[r]} impressions; need 0 <= clicks <= impressions"
             )
-        allowed = space.allowed_mask(codes)
-        if not allowed.all():
-            r = int(np.flatnonzero(~allowed)[0])
-            raise ValueError(
-                f"{source}: row {r + 1}: layout {space.decode(codes[r])} is forbidden by rule "
-                f"{space.violated_rule(codes[r])}"
-            )
+        _check_allowed(codes, space, source)
         return cls.from_codes(space, codes, impressions, clicks, source=source)
 
     @classmethod
@@ -205,31 +184,7 @@ class Observations:
             ValueError: naming the file, if it is missing or unreadable, or for any of the
                 problems listed in :meth:`from_frame`.
         """
-        import pandas as pd
-
-        path = Path(path)
-        try:
-            with warnings.catch_warnings():
-                # A row with more fields than the header would silently lose data.
-                warnings.simplefilter("error", pd.errors.ParserWarning)
-                df = pd.read_csv(
-                    path, dtype=str, keep_default_na=False, na_filter=False, index_col=False
-                )
-        except FileNotFoundError:
-            raise ValueError(f"{path}: no such observations file") from None
-        except pd.errors.EmptyDataError:
-            raise ValueError(
-                f"{path}: empty file; expected a CSV header with columns "
-                f"{list(space.components) + list(_COUNT_COLUMNS)}"
-            ) from None
-        except pd.errors.ParserWarning:
-            raise ValueError(
-                f"{path}: not a readable CSV file (a row has more fields than the header)"
-            ) from None
-        except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
-            msg = " ".join(str(err).split())
-            raise ValueError(f"{path}: not a readable CSV file ({msg})") from None
-        return cls.from_frame(df, space, source=str(path))
+        return cls.from_frame(_read_csv(path, space), space, source=str(path))
 
     @classmethod
     def from_parquet(cls, path: str | Path, space: LayoutSpace) -> Observations:
@@ -239,17 +194,7 @@ class Observations:
             ValueError: naming the file, if it is missing or not Parquet, or for any of the
                 problems listed in :meth:`from_frame`.
         """
-        import pandas as pd
-
-        path = Path(path)
-        if not path.exists():
-            raise ValueError(f"{path}: no such observations file")
-        try:
-            df = pd.read_parquet(path)
-        except Exception as err:  # pyarrow raises a zoo of types for a malformed file
-            msg = " ".join(str(err).split())
-            raise ValueError(f"{path}: not a readable Parquet file ({msg})") from None
-        return cls.from_frame(df, space, source=str(path))
+        return cls.from_frame(_read_parquet(path), space, source=str(path))
 
     @classmethod
     def from_file(cls, path: str | Path, space: LayoutSpace) -> Observations:
@@ -258,15 +203,7 @@ class Observations:
         Raises:
             ValueError: for another suffix, or as :meth:`from_csv` / :meth:`from_parquet`.
         """
-        suffix = Path(path).suffix.lower()
-        if suffix == ".csv":
-            return cls.from_csv(path, space)
-        if suffix in (".parquet", ".pq"):
-            return cls.from_parquet(path, space)
-        raise ValueError(
-            f"{path}: unknown observations format {suffix or '(no suffix)'!r}; "
-            "use a .csv or .parquet file"
-        )
+        return cls.from_frame(read_table(path, space), space, source=str(path))
 
     def to_frame(self):
         """The data as a pandas DataFrame: one label column per component, then
@@ -301,6 +238,137 @@ class Observations:
         return (
             f"Observations({self.num_layouts} layouts, {imp:,} impressions, {clk:,} clicks, "
             f"CTR {ctr}; {self.space!r})"
+        )
+
+
+# ------------------------------------------------------------------------ file readers
+def read_table(path: str | Path, space: LayoutSpace):
+    """Read a ``.csv`` or ``.parquet``/``.pq`` table into a DataFrame, by suffix.
+
+    CSV cells are read as text (no missing-value guessing), so labels such as ``"1"``,
+    ``"NA"`` or ``"None"`` stay labels; :meth:`Observations.from_frame` parses the counts.
+
+    Args:
+        path: the file.
+        space: the space (only used to say which columns are expected).
+
+    Returns:
+        The file's table as a :class:`pandas.DataFrame`.
+
+    Raises:
+        ValueError: naming the file, if it is missing, empty, malformed or of another format.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix == ".csv":
+        return _read_csv(path, space)
+    if suffix in (".parquet", ".pq"):
+        return _read_parquet(path)
+    raise ValueError(
+        f"{path}: unknown table format {suffix or '(no suffix)'!r}; use a .csv or .parquet file"
+    )
+
+
+def read_layout_codes(path: str | Path, space: LayoutSpace) -> np.ndarray:
+    """Variant codes of the layouts listed in a CSV/Parquet file.
+
+    The file needs one label column per component; other columns (``index``, ``weight``,
+    counts) are ignored, so observation, design and proposal files all work. Rows are
+    validated as in :meth:`Observations.from_frame` (unknown or missing labels, forbidden
+    layouts), and repeats are kept.
+
+    Args:
+        path: the file.
+        space: the layout space.
+
+    Returns:
+        ``(N, K)`` int32 codes, in file order.
+
+    Raises:
+        ValueError: naming the file, the column, the row and the value.
+    """
+    df = read_table(path, space)
+    source = str(path)
+    columns = [str(c) for c in df.columns]
+    missing = [c for c in space.components if c not in columns]
+    if missing:
+        raise ValueError(
+            f"{source}: missing column(s) {missing}; expected one label column per "
+            f"component: {list(space.components)}"
+        )
+    codes = _label_codes(df, dict(zip(columns, df.columns, strict=True)), space, source)
+    _check_allowed(codes, space, source)
+    return codes
+
+
+def _read_csv(path: str | Path, space: LayoutSpace):
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            # A row with more fields than the header would silently lose data.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return pd.read_csv(
+                path, dtype=str, keep_default_na=False, na_filter=False, index_col=False
+            )
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except pd.errors.EmptyDataError:
+        raise ValueError(
+            f"{path}: empty file; expected a CSV header with columns "
+            f"{list(space.components) + list(_COUNT_COLUMNS)}"
+        ) from None
+    except pd.errors.ParserWarning:
+        raise ValueError(
+            f"{path}: not a readable CSV file (a row has more fields than the header)"
+        ) from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
+        raise ValueError(f"{path}: not a readable CSV file ({_one_line(err)})") from None
+
+
+def _read_parquet(path: str | Path):
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"{path}: no such file")
+    try:
+        return pd.read_parquet(path)
+    except Exception as err:  # pyarrow raises a zoo of types for a malformed file
+        raise ValueError(f"{path}: not a readable Parquet file ({_one_line(err)})") from None
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
+
+
+def _label_codes(df, by_name: dict, space: LayoutSpace, source: str) -> np.ndarray:
+    """``(N, K)`` codes of the label columns; rejects missing or unknown labels."""
+    codes = np.empty((len(df), space.num_components), dtype=np.int32)
+    for k, comp in enumerate(space.components):
+        column = df[by_name[comp]]
+        missing = _missing_mask(column)
+        mapped = column.astype(str).map(space._lookup[k]).to_numpy(dtype=float)
+        bad = np.flatnonzero(missing | np.isnan(mapped))
+        if bad.size:
+            r = int(bad[0])
+            value = column.iloc[r]
+            what = "missing label" if missing[r] else f"unknown variant {_plain(value)!r}"
+            raise ValueError(
+                f"{source}: row {r + 1}, column {comp!r}: {what}; "
+                f"valid variants: {list(space.variants[k])}"
+            )
+        codes[:, k] = mapped.astype(np.int32)
+    return codes
+
+
+def _check_allowed(codes: np.ndarray, space: LayoutSpace, source: str) -> None:
+    allowed = space.allowed_mask(codes)
+    if not allowed.all():
+        r = int(np.flatnonzero(~allowed)[0])
+        raise ValueError(
+            f"{source}: row {r + 1}: layout {space.decode(codes[r])} is forbidden by rule "
+            f"{space.violated_rule(codes[r])}"
         )
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from layoutopt.data import Observations
+from layoutopt.data import Observations, read_layout_codes
 from layoutopt.space import LayoutSpace
 
 SPACE = LayoutSpace(
@@ -238,3 +238,30 @@ def test_from_codes_sums_repeats():
     obs = Observations.from_codes(SPACE, [[0, 0, 0], [0, 0, 0], [1, 1, 1]], [10, 5, 7], [1, 1, 0])
     np.testing.assert_array_equal(obs.impressions, [15, 7])
     np.testing.assert_array_equal(obs.clicks, [2, 0])
+
+
+def test_read_layout_codes_ignores_other_columns(tmp_path):
+    path = tmp_path / "proposal.csv"
+    df = good_frame().assign(index=0, weight=0.25, note="x")
+    df.to_csv(path, index=False)
+    codes = read_layout_codes(path, SPACE)
+    assert codes.shape == (4, 3)  # repeats kept, in file order
+    assert SPACE.decode(codes[1]) == {"headline": "h2", "image": "2", "reviews": "stars"}
+
+
+@pytest.mark.parametrize(
+    ("frame", "expected"),
+    [
+        (good_frame().drop(columns="reviews"), ["missing column", "'reviews'"]),
+        (with_cell("image", 3, "2"), ["row 4", "forbidden"]),
+        (with_cell("headline", 0, "zzz"), ["row 1, column 'headline'", "'zzz'"]),
+    ],
+)
+def test_read_layout_codes_errors(tmp_path, frame, expected):
+    path = tmp_path / "layouts.parquet"
+    frame.to_parquet(path)
+    with pytest.raises(ValueError) as info:
+        read_layout_codes(path, SPACE)
+    assert str(info.value).startswith(f"{path}: ")
+    for part in expected:
+        assert part in str(info.value)
