@@ -1,0 +1,78 @@
+"""Atomic file output: write to a temporary file in the target's directory, then rename.
+
+A reader never sees a half-written file, and a failed or interrupted write leaves nothing
+behind (and an existing file at the target untouched).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["atomic_path", "atomic_write_text", "check_output_path"]
+
+
+def check_output_path(path: str | Path, suffixes: tuple[str, ...] | None = None) -> Path:
+    """Fail early, before any long computation, if ``path`` cannot be an output file.
+
+    Args:
+        path: the file to be written.
+        suffixes: accepted suffixes (lower case, with the dot); ``None`` accepts any.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ValueError: if the suffix is not accepted, the directory does not exist, or the path
+            is an existing directory.
+    """
+    path = Path(path)
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise ValueError(
+            f"{path}: unsupported output format {path.suffix or '(no suffix)'!r}; "
+            f"use one of {list(suffixes)}"
+        )
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory; give a file name")
+    parent = path.parent
+    if not parent.is_dir():
+        raise ValueError(f"{path}: directory {str(parent)!r} does not exist")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path to write to; renamed over ``path`` when the block succeeds.
+
+    The temporary file lives in the same directory (so the rename is atomic on POSIX) and
+    keeps ``path``'s suffix (so writers that pick a format by suffix still work). If the
+    block raises, the temporary file is removed and ``path`` is left as it was.
+
+    Args:
+        path: the final file.
+
+    Yields:
+        The temporary :class:`~pathlib.Path` to write.
+
+    Examples:
+        >>> with atomic_path("grid.parquet") as tmp:  # doctest: +SKIP
+        ...     frame.to_parquet(tmp)
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
