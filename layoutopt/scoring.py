@@ -1,0 +1,708 @@
+"""Score every layout of a space under the posterior: mean CTR, credible interval, P(best).
+
+For S posterior draws and a layout x the scorer computes::
+
+    ctr_s(x) = inv_link(eta_s(x)),   eta_s(x) = b0_s + sum_k m_k,s[x_k] + sum_{k<l} p_kl,s[x_k, x_l]
+    mean(x)  = (1/S) sum_s ctr_s(x)
+    lower(x), upper(x) = the (1-level)/2 and (1+level)/2 quantiles of ctr_s(x) over s
+                         (linear interpolation between order statistics, as numpy's default)
+    p_best(x) = (1/S) #{s : x = argmax over allowed layouts y of eta_s(y)}
+
+The space is streamed in chunks of consecutive mixed-radix indices through one fused, jitted
+kernel: the chunk's codes are generated on the device from the chunk's start digits, eta comes
+from :func:`layoutopt.model.logits` (K + K(K-1)/2 table look-ups per layout and draw, never a
+one-hot design matrix), forbidden layouts are masked in the kernel, and the reductions (mean,
+interval, per-draw running argmax, running top-k) happen in the kernel, so device memory is
+O(S x chunk) whatever the size of the space. With several devices the layout axis of each chunk
+is sharded over a 1-D mesh of all of them (``jax.sharding``); results do not depend on the
+number of devices.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from layoutopt.model import Params, inv_link, logits
+from layoutopt.optimize import (
+    AUTO_ENUMERATE_LIMIT,
+    DEFAULT_MEMORY_BUDGET,
+    _allowed,
+    _as_params,
+    _check_params,
+    _chunk_codes,
+    _chunk_size,
+    _mesh_sharding,
+    argmax_codes,
+    argmax_layout,
+)
+from layoutopt.posterior import Posterior
+from layoutopt.space import LayoutSpace
+
+__all__ = [
+    "BestLayout",
+    "GridScores",
+    "best_layout",
+    "score_grid",
+    "score_grid_to_parquet",
+    "score_layouts",
+]
+
+#: ``score_grid(top=None)`` refuses spaces with more allowed layouts than this.
+MAX_FULL_GRID = 10_000_000
+#: Floats per (draw, layout) the scoring kernel keeps alive at once (eta, ctr, sorted ctr, ...).
+_KERNEL_FACTOR = 6
+_STAT_COLUMNS = ("mean", "lower", "upper", "p_best")
+
+
+# ---------------------------------------------------------------------------- kernel
+def _quantile_sorted(srt: jax.Array, q: float) -> jax.Array:
+    """Quantile ``q`` along axis 0 of sorted values, numpy's default ("linear") method."""
+    S = srt.shape[0]
+    h = (S - 1) * q
+    i = min(int(math.floor(h)), S - 1)
+    j = min(i + 1, S - 1)
+    frac = h - i
+    return srt[i] + (srt[j] - srt[i]) * frac
+
+
+def _chunk_stats(params: Params, codes: jax.Array, link: str, level: float):
+    """eta (S, C) and per-layout (mean, lower, upper) CTR of a chunk of codes."""
+    eta = jax.vmap(logits, in_axes=(0, None))(params, codes)
+    ctr = inv_link(eta, link)
+    mean = jnp.mean(ctr, axis=0)
+    srt = jnp.sort(ctr, axis=0)
+    lower = _quantile_sorted(srt, (1.0 - level) / 2.0)
+    upper = _quantile_sorted(srt, (1.0 + level) / 2.0)
+    return eta, mean, lower, upper
+
+
+class _ScanState(NamedTuple):
+    best_eta: jax.Array  # (S,) running max eta per draw
+    best_codes: jax.Array  # (S, K) its layout
+    top_mean: jax.Array  # (k,) running top-k by mean (k = 0 without top)
+    top_lower: jax.Array
+    top_upper: jax.Array
+    top_codes: jax.Array  # (k, K)
+
+
+@functools.partial(
+    jax.jit, static_argnames=("cardinalities", "chunk", "link", "level", "top", "sharding")
+)
+def _score_step(
+    state: _ScanState,
+    params: Params,
+    start_digits,
+    n_valid,
+    wanted,
+    active,
+    *,
+    cardinalities,
+    chunk,
+    link,
+    level,
+    top,
+    sharding,
+):
+    codes = _chunk_codes(start_digits, cardinalities, chunk)
+    if sharding is not None:
+        codes = jax.lax.with_sharding_constraint(codes, sharding)
+    ok = (jnp.arange(chunk) < n_valid) & _allowed(codes, wanted, active)
+    eta, mean, lower, upper = _chunk_stats(params, codes, link, level)
+    # per-draw running argmax over the allowed layouts
+    eta = jnp.where(ok, eta, -jnp.inf)
+    j = jnp.argmax(eta, axis=1)
+    v = jnp.take_along_axis(eta, j[:, None], axis=1)[:, 0]
+    better = v > state.best_eta  # strict: the lowest index wins ties, whatever the chunking
+    best_eta = jnp.where(better, v, state.best_eta)
+    best_codes = jnp.where(better[:, None], codes[j], state.best_codes)
+    mean = jnp.where(ok, mean, -jnp.inf)
+    if top is None:
+        new = state._replace(best_eta=best_eta, best_codes=best_codes)
+        return new, (mean, lower, upper)
+    # running top-k by mean: the running rows come first, so earlier layouts win ties
+    kc = min(top, chunk)
+    _, idx = jax.lax.top_k(mean, kc)
+    cm = jnp.concatenate([state.top_mean, mean[idx]])
+    _, sel = jax.lax.top_k(cm, top)
+    new = _ScanState(
+        best_eta,
+        best_codes,
+        cm[sel],
+        jnp.concatenate([state.top_lower, lower[idx]])[sel],
+        jnp.concatenate([state.top_upper, upper[idx]])[sel],
+        jnp.concatenate([state.top_codes, codes[idx]])[sel],
+    )
+    return new, None
+
+
+def _scan_space(params, space, level, link, top, chunk_size, memory_budget, devices, on_chunk):
+    """Stream the whole space through :func:`_score_step`; returns the final state."""
+    sharding, ndev = _mesh_sharding(devices)
+    S = int(params.intercept.shape[0])
+    K = space.num_components
+    chunk = _chunk_size(S, space.size, chunk_size, memory_budget, ndev, factor=_KERNEL_FACTOR)
+    k = 0 if top is None else int(top)
+    state = _ScanState(
+        jnp.full((S,), -jnp.inf, jnp.float32),
+        jnp.zeros((S, K), jnp.int32),
+        jnp.full((k,), -jnp.inf, jnp.float32),
+        jnp.zeros((k,), jnp.float32),
+        jnp.zeros((k,), jnp.float32),
+        jnp.zeros((k, K), jnp.int32),
+    )
+    wanted, active = space.forbidden_arrays()
+    for start in range(0, space.size, chunk):
+        n_valid = min(chunk, space.size - start)
+        digits = np.asarray(space.codes_of(start), dtype=np.int32)
+        state, out = _score_step(
+            state,
+            params,
+            digits,
+            np.int32(n_valid),
+            wanted,
+            active,
+            cardinalities=space.cardinalities,
+            chunk=chunk,
+            link=link,
+            level=float(level),
+            top=None if top is None else k,
+            sharding=sharding,
+        )
+        if on_chunk is not None:
+            on_chunk(start, n_valid, out)
+    return state
+
+
+# ---------------------------------------------------------------------------- results
+def _index_of(space: LayoutSpace, codes: np.ndarray) -> list[int]:
+    """Exact Python-int indices of a code array (any space size)."""
+    strides = space.strides
+    return [sum(int(x) * s for x, s in zip(row, strides, strict=True)) for row in codes]
+
+
+def _p_best_lookup(space: LayoutSpace, best_codes: np.ndarray):
+    """``{index: share of draws}`` of the per-draw argmax layouts."""
+    counts = Counter(_index_of(space, best_codes))
+    S = len(best_codes)
+    return {i: c / S for i, c in counts.items()}
+
+
+@dataclass(frozen=True, eq=False)
+class GridScores:
+    """Scores of (some of) the allowed layouts of a space.
+
+    Attributes:
+        space: the scored :class:`~layoutopt.space.LayoutSpace`.
+        codes: ``(n, K)`` int32 variant codes of the scored layouts.
+        mean: ``(n,)`` posterior mean CTR.
+        lower: ``(n,)`` lower end of the equal-tailed ``level`` credible interval of CTR.
+        upper: ``(n,)`` upper end.
+        p_best: ``(n,)`` share of draws in which the layout is the best allowed layout of
+            the whole space.
+        level: credible level of the interval.
+        num_draws: number of posterior draws S.
+        num_scored: number of allowed layouts scored (the whole space; ``n`` may be fewer
+            when only the top rows were kept).
+        best_codes: ``(S, K)`` the per-draw best layout.
+    """
+
+    space: LayoutSpace
+    codes: np.ndarray
+    mean: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    p_best: np.ndarray
+    level: float
+    num_draws: int
+    num_scored: int
+    best_codes: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.mean)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per layout, sorted by posterior mean CTR, highest first.
+
+        Returns:
+            DataFrame with columns ``index``, one label column per component, ``mean``,
+            ``lower``, ``upper``, ``p_best``.
+        """
+        df = self.space.frame(self.codes)
+        for name in _STAT_COLUMNS:
+            df[name] = np.asarray(getattr(self, name), dtype=np.float64)
+        # highest mean first; equal means keep index order (the rows are in index order)
+        order = np.argsort(-df["mean"].to_numpy(), kind="stable")
+        return df.iloc[order].reset_index(drop=True)
+
+    def top(self, k: int) -> pd.DataFrame:
+        """The ``k`` layouts with the highest posterior mean CTR (as :meth:`to_pandas`)."""
+        if k < 0:
+            raise ValueError(f"k must be non-negative, got {k}")
+        return self.to_pandas().head(k).reset_index(drop=True)
+
+    def to_parquet(self, path: str | Path) -> None:
+        """Write :meth:`to_pandas` to a Parquet file atomically (temp file, then rename)."""
+        df = self.to_pandas()
+        _atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+
+    def __repr__(self) -> str:
+        return (
+            f"GridScores({len(self)} of {self.num_scored} allowed layouts, "
+            f"S={self.num_draws}, level={self.level})"
+        )
+
+
+def _atomic_write(path, write) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _resolve(posterior: Posterior, space: LayoutSpace | None):
+    if not isinstance(posterior, Posterior):
+        raise ValueError(f"expected a Posterior, got {type(posterior).__name__}")
+    space = posterior.space if space is None else space
+    if space != posterior.space:
+        raise ValueError(
+            f"space {space!r} differs from the space the posterior was fitted on "
+            f"{posterior.space!r}"
+        )
+    params = _as_params(posterior.params)
+    _check_params(params, space)
+    return space, params, posterior.prior.link
+
+
+def _check_level(level: float) -> float:
+    if not 0.0 < float(level) < 1.0:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    return float(level)
+
+
+# ------------------------------------------------------------------------- public API
+def score_grid(
+    posterior: Posterior,
+    space: LayoutSpace | None = None,
+    top: int | None = None,
+    level: float = 0.9,
+    chunk_size: int | None = None,
+    devices=None,
+    *,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+) -> GridScores:
+    """Score every allowed layout of the space under the posterior.
+
+    Args:
+        posterior: the fitted :class:`~layoutopt.posterior.Posterior` (S draws).
+        space: the space to score; defaults to (and must equal) ``posterior.space``.
+        top: keep only the ``top`` layouts with the highest posterior mean CTR (a running
+            top-k merged across chunks; memory O(top + chunk)). ``None`` keeps every allowed
+            layout, which is refused above ``MAX_FULL_GRID`` layouts.
+        level: credible level of the equal-tailed interval ``[lower, upper]``.
+        chunk_size: layouts per kernel call; by default sized so that about
+            ``S * chunk * 4 bytes * 6`` fits ``memory_budget``.
+        devices: devices to shard each chunk's layout axis over (default: all visible).
+        memory_budget: bytes of device memory one chunk may use (default 256 MiB).
+
+    Returns:
+        :class:`GridScores`; ``p_best`` is always relative to the whole space.
+
+    Raises:
+        ValueError: for a mismatched space, a bad level or top, or ``top=None`` on a space
+            too large to hold in memory.
+
+    Examples:
+        >>> grid = score_grid(post, top=10)               # doctest: +SKIP
+        >>> grid.to_pandas()[["index", "mean", "p_best"]]  # doctest: +SKIP
+    """
+    space, params, link = _resolve(posterior, space)
+    level = _check_level(level)
+    if top is not None:
+        if int(top) != top or top <= 0:
+            raise ValueError(f"top must be a positive integer or None, got {top!r}")
+        top = int(min(top, space.num_allowed))
+    elif space.num_allowed > MAX_FULL_GRID:
+        raise ValueError(
+            f"the space has {space.num_allowed} allowed layouts, more than MAX_FULL_GRID="
+            f"{MAX_FULL_GRID} rows to hold in memory; pass top=k to keep the k best, or stream "
+            "every row to disk with score_grid_to_parquet()"
+        )
+    pieces: list = []
+
+    def collect(start, n_valid, out):
+        pieces.append((start, n_valid, out))
+
+    state = _scan_space(
+        params, space, level, link, top, chunk_size, memory_budget, devices, collect
+    )
+    best_codes = np.asarray(state.best_codes)
+    lookup = _p_best_lookup(space, best_codes)
+    if top is None:
+        codes, mean, lower, upper = [], [], [], []
+        for start, n_valid, (m, lo, hi) in pieces:
+            m = np.asarray(m)[:n_valid]
+            keep = np.isfinite(m)
+            c = space.codes_range(start, n_valid)
+            codes.append(c[keep])
+            mean.append(m[keep])
+            lower.append(np.asarray(lo)[:n_valid][keep])
+            upper.append(np.asarray(hi)[:n_valid][keep])
+        codes = np.concatenate(codes)
+        mean, lower, upper = (np.concatenate(a) for a in (mean, lower, upper))
+    else:
+        mean = np.asarray(state.top_mean)
+        keep = np.isfinite(mean)
+        codes = np.asarray(state.top_codes)[keep]
+        mean = mean[keep]
+        lower = np.asarray(state.top_lower)[keep]
+        upper = np.asarray(state.top_upper)[keep]
+        order = np.lexsort((_sortable_index(space, codes), -mean))
+        codes, mean, lower, upper = codes[order], mean[order], lower[order], upper[order]
+    p_best = np.array([lookup.get(i, 0.0) for i in _index_of(space, codes)], dtype=np.float64)
+    return GridScores(
+        space=space,
+        codes=codes,
+        mean=mean,
+        lower=lower,
+        upper=upper,
+        p_best=p_best,
+        level=level,
+        num_draws=int(params.intercept.shape[0]),
+        num_scored=space.num_allowed,
+        best_codes=best_codes,
+    )
+
+
+def _sortable_index(space: LayoutSpace, codes: np.ndarray) -> np.ndarray:
+    # lexicographic order of codes == index order (mixed radix, last component fastest)
+    if len(codes) == 0:
+        return np.zeros(0, np.int64)
+    return np.lexsort(codes.T[::-1]).argsort()
+
+
+def score_grid_to_parquet(
+    posterior: Posterior,
+    path: str | Path,
+    space: LayoutSpace | None = None,
+    level: float = 0.9,
+    chunk_size: int | None = None,
+    devices=None,
+    *,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    argmax_method: str = "auto",
+) -> int:
+    """Stream the scores of every allowed layout to a Parquet file, in index order.
+
+    Two passes: the per-draw argmax over the whole space first (for ``p_best``, via
+    :func:`layoutopt.optimize.argmax_codes`), then the layouts chunk by chunk, each chunk
+    written as a row group. Memory does not grow with the size of the space. The file is
+    written to a temporary name and renamed into place when complete.
+
+    Args:
+        posterior: the fitted posterior.
+        path: output Parquet file.
+        space: defaults to (and must equal) ``posterior.space``.
+        level: credible level of the interval.
+        chunk_size: layouts per kernel call (and per row group).
+        devices: devices to shard over (default: all visible).
+        memory_budget: bytes of device memory one chunk may use.
+        argmax_method: method of the per-draw argmax pass (see ``argmax_codes``).
+
+    Returns:
+        The number of rows written (the allowed layouts).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    space, params, link = _resolve(posterior, space)
+    level = _check_level(level)
+    if space.size > 2**63 - 1:
+        raise ValueError("spaces beyond 2^63 layouts cannot be written with int64 indices")
+    best = argmax_codes(
+        params, space, method=argmax_method, seed=0, chunk_size=chunk_size, devices=devices
+    )
+    lookup = _p_best_lookup(space, best)
+    best_idx = np.array(sorted(lookup), dtype=np.int64)
+    best_p = np.array([lookup[i] for i in best_idx], dtype=np.float64)
+    schema = pa.schema(
+        [("index", pa.int64())]
+        + [(c, pa.dictionary(pa.int32(), pa.string())) for c in space.components]
+        + [(name, pa.float64()) for name in _STAT_COLUMNS]
+    )
+    dictionaries = [pa.array(list(v), pa.string()) for v in space.variants]
+    rows = 0
+
+    def write(tmp):
+        nonlocal rows
+        with pq.ParquetWriter(tmp, schema) as writer:
+
+            def on_chunk(start, n_valid, out):
+                nonlocal rows
+                m, lo, hi = (np.asarray(a)[:n_valid] for a in out)
+                keep = np.isfinite(m)
+                if not keep.any():
+                    return
+                idx = start + np.flatnonzero(keep).astype(np.int64)
+                codes = space.codes(idx)
+                pos = np.searchsorted(best_idx, idx)
+                pos = np.minimum(pos, max(len(best_idx) - 1, 0))
+                hit = best_idx[pos] == idx
+                p = np.where(hit, best_p[pos], 0.0)
+                cols = [pa.array(idx, pa.int64())]
+                for k in range(space.num_components):
+                    cols.append(
+                        pa.DictionaryArray.from_arrays(
+                            pa.array(codes[:, k], pa.int32()), dictionaries[k]
+                        )
+                    )
+                cols += [pa.array(a.astype(np.float64)) for a in (m[keep], lo[keep], hi[keep], p)]
+                writer.write_table(pa.Table.from_arrays(cols, schema=schema))
+                rows += len(idx)
+
+            _scan_space(
+                params, space, level, link, None, chunk_size, memory_budget, devices, on_chunk
+            )
+
+    _atomic_write(path, write)
+    return rows
+
+
+def _encode_frame(space: LayoutSpace, layouts) -> np.ndarray:
+    """``(n, K)`` codes of a frame with one label column per component (vectorised)."""
+    if isinstance(layouts, pd.DataFrame):
+        df = layouts
+    else:
+        try:
+            df = pd.DataFrame(list(layouts) if not isinstance(layouts, dict) else layouts)
+        except Exception as err:  # noqa: BLE001 - re-raised as a clear ValueError
+            raise ValueError(f"layouts must be a DataFrame or list of dicts: {err}") from None
+    missing = [c for c in space.components if c not in df.columns]
+    if missing:
+        raise ValueError(
+            f"layouts lack component column(s) {missing}; expected {list(space.components)}"
+        )
+    codes = np.empty((len(df), space.num_components), dtype=np.int32)
+    for k, comp in enumerate(space.components):
+        labels = df[comp].astype(str).to_numpy()
+        cat = pd.Categorical(labels, categories=list(space.variants[k]))
+        bad = cat.codes < 0
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"column {comp!r}, row {row}: unknown variant {labels[row]!r}; "
+                f"valid variants: {list(space.variants[k])}"
+            )
+        codes[:, k] = cat.codes
+    allowed = space.allowed_mask(codes)
+    if not allowed.all():
+        row = int(np.flatnonzero(~allowed)[0])
+        raise ValueError(
+            f"layout in row {row} ({space.decode(codes[row])}) is forbidden by rule "
+            f"{space.violated_rule(codes[row])}"
+        )
+    return codes
+
+
+@functools.partial(jax.jit, static_argnames=("link", "level"))
+def _stats_of_codes(params, codes, *, link, level):
+    eta, mean, lower, upper = _chunk_stats(params, codes, link, level)
+    return eta, mean, lower, upper
+
+
+def _stats_chunked(params, codes, link, level, memory_budget=DEFAULT_MEMORY_BUDGET):
+    S = int(params.intercept.shape[0])
+    n = len(codes)
+    chunk = max(1, min(n, memory_budget // (S * 4 * _KERNEL_FACTOR)))
+    # pad to a power of two so repeated calls reuse few compilations
+    chunk = 1 << (chunk - 1).bit_length()
+    outs = [[], [], [], []]
+    for s in range(0, n, chunk):
+        c = codes[s : s + chunk]
+        pad = np.zeros((chunk, codes.shape[1]), np.int32)
+        pad[: len(c)] = c
+        res = _stats_of_codes(params, jnp.asarray(pad), link=link, level=level)
+        for o, r in zip(outs, res, strict=True):
+            o.append(np.asarray(r)[..., : len(c)])
+    return tuple(np.concatenate(o, axis=-1) for o in outs)
+
+
+def score_layouts(
+    posterior: Posterior,
+    space: LayoutSpace | None,
+    layouts,
+    level: float = 0.9,
+    *,
+    best_codes: np.ndarray | None = None,
+    argmax_method: str = "auto",
+) -> pd.DataFrame:
+    """Score given layouts: the same columns as :meth:`GridScores.to_pandas`.
+
+    Args:
+        posterior: the fitted posterior.
+        space: defaults to (and must equal) ``posterior.space``.
+        layouts: DataFrame (or list of ``{component: label}`` dicts) with one label column
+            per component; other columns are ignored.
+        level: credible level of the interval.
+        best_codes: optional ``(S, K)`` per-draw argmax layouts already computed (e.g.
+            ``GridScores.best_codes``); otherwise computed with ``argmax_method``.
+        argmax_method: method of the per-draw argmax over the whole space for ``p_best``.
+
+    Returns:
+        DataFrame in the input's row order with ``index``, the component labels, ``mean``,
+        ``lower``, ``upper`` and ``p_best`` (probability of being the best layout of the
+        whole space).
+
+    Raises:
+        ValueError: naming the column and value of an unknown variant, a missing component
+            column, or a forbidden layout.
+    """
+    space, params, link = _resolve(posterior, space)
+    level = _check_level(level)
+    codes = _encode_frame(space, layouts)
+    if best_codes is None:
+        best_codes = argmax_codes(params, space, method=argmax_method, seed=0)
+    lookup = _p_best_lookup(space, np.asarray(best_codes))
+    df = space.frame(codes)
+    if len(codes):
+        _, mean, lower, upper = _stats_chunked(params, codes, link, level)
+    else:
+        mean = lower = upper = np.zeros(0)
+    df["mean"] = np.asarray(mean, np.float64)
+    df["lower"] = np.asarray(lower, np.float64)
+    df["upper"] = np.asarray(upper, np.float64)
+    df["p_best"] = np.array([lookup.get(i, 0.0) for i in _index_of(space, codes)], np.float64)
+    return df
+
+
+class BestLayout(NamedTuple):
+    """The chosen layout and its posterior summary.
+
+    Attributes:
+        layout: ``{component: variant label}``.
+        index: its mixed-radix index (Python int).
+        mean: posterior mean CTR.
+        lower: lower end of the ``level`` credible interval of CTR.
+        upper: upper end.
+        p_best: share of draws in which it is the best allowed layout of the whole space.
+        exact: True when the layout provably has the highest posterior mean CTR (the space
+            was enumerated); False for the candidate search used on huge spaces.
+    """
+
+    layout: dict
+    index: int
+    mean: float
+    lower: float
+    upper: float
+    p_best: float
+    exact: bool
+
+
+def best_layout(
+    posterior: Posterior,
+    space: LayoutSpace | None = None,
+    level: float = 0.9,
+    *,
+    enumerate_limit: int = AUTO_ENUMERATE_LIMIT,
+    num_candidates: int = 8,
+    devices=None,
+) -> BestLayout:
+    """The allowed layout with the highest posterior mean CTR.
+
+    Rule: maximise the posterior mean click-through ``(1/S) sum_s inv_link(eta_s(x))`` (the
+    layout with the highest expected value; ties go to the lowest index).
+
+    Spaces up to ``enumerate_limit`` layouts are scored exhaustively (exact). Larger spaces
+    use a candidate search, since the highest-mean-CTR layout is not in general the argmax of
+    the posterior mean eta (CTR is non-linear in eta): candidates are the exact argmax of the
+    posterior-mean eta, the exact per-draw argmaxes (branch and bound), their posterior mean
+    CTR is evaluated exactly over all draws, and the best is refined by coordinate ascent on
+    the posterior mean CTR (one component at a time, all its variants, until no move
+    improves). The result is then a local optimum of the true objective that is at least as
+    good as every candidate, but not proven global (``exact=False``). ``p_best`` is exact in
+    both cases (share of draws whose exact argmax is the chosen layout).
+
+    Args:
+        posterior: the fitted posterior.
+        space: defaults to (and must equal) ``posterior.space``.
+        level: credible level of the interval.
+        enumerate_limit: largest space size scored exhaustively.
+        num_candidates: distinct per-draw argmaxes kept as candidates (the most frequent).
+        devices: devices to shard enumeration over (default: all visible).
+
+    Returns:
+        :class:`BestLayout`.
+    """
+    space, params, link = _resolve(posterior, space)
+    level = _check_level(level)
+    if space.size <= enumerate_limit:
+        grid = score_grid(posterior, space, top=1, level=level, devices=devices)
+        codes = grid.codes[0]
+        return BestLayout(
+            space.decode(codes),
+            _index_of(space, codes[None])[0],
+            float(grid.mean[0]),
+            float(grid.lower[0]),
+            float(grid.upper[0]),
+            float(grid.p_best[0]),
+            True,
+        )
+    best_codes = argmax_codes(params, space, method="exact", seed=0)
+    lookup = _p_best_lookup(space, best_codes)
+    mean_params = jax.tree.map(lambda a: jnp.mean(a, axis=0), params)
+    x_mean, _, _ = argmax_layout(mean_params, space, method="exact", seed=0)
+    uniq, counts = np.unique(best_codes, axis=0, return_counts=True)
+    cands = [x_mean] + list(uniq[np.argsort(-counts, kind="stable")][:num_candidates])
+    cands = np.unique(np.asarray(cands, np.int32), axis=0)
+    _, mean, _, _ = _stats_chunked(params, cands, link, level)
+    x = cands[int(np.argmax(mean))]
+    x = _coordinate_ascent(params, space, x, link, level)
+    _, mean, lower, upper = _stats_chunked(params, x[None], link, level)
+    index = _index_of(space, x[None])[0]
+    return BestLayout(
+        space.decode(x),
+        index,
+        float(mean[0]),
+        float(lower[0]),
+        float(upper[0]),
+        float(lookup.get(index, 0.0)),
+        False,
+    )
+
+
+def _coordinate_ascent(params, space, x, link, level, max_sweeps: int = 50) -> np.ndarray:
+    """Single-component moves that raise the posterior mean CTR, until none does."""
+    x = np.array(x, np.int32)
+    _, cur, _, _ = _stats_chunked(params, x[None], link, level)
+    cur = float(cur[0])
+    for _ in range(max_sweeps):
+        moved = False
+        for k, n in enumerate(space.cardinalities):
+            cand = np.tile(x, (n, 1))
+            cand[:, k] = np.arange(n)
+            ok = space.allowed_mask(cand)
+            _, m, _, _ = _stats_chunked(params, cand, link, level)
+            m = np.where(ok, m, -np.inf)
+            v = int(np.argmax(m))
+            if m[v] > cur:
+                x, cur, moved = cand[v], float(m[v]), True
+        if not moved:
+            break
+    return x
