@@ -1,0 +1,740 @@
+"""The ``layoutopt`` command line: parse arguments, call the library, print.
+
+Subcommands mirror the API (DESIGN.md)::
+
+    layoutopt demo                                         built-in end-to-end example
+    layoutopt design   --space S [--size N] [--kind K] [-o design.csv]
+    layoutopt fit      --space S --data D [--method M] -o posterior.nc
+    layoutopt score    --posterior P [-o grid.parquet|grid.csv] [--top K]
+    layoutopt best     --posterior P [--json]
+    layoutopt propose  --posterior P [--k 8] [--strategy S] [--exclude F] [-o next.csv]
+    layoutopt simulate [--preset hill2017] [--strategy S ...] [--budget N]
+
+Conventions: data goes to stdout only when no ``-o`` file is given (then it is plain CSV or
+JSON); tables for people, progress and status lines go to stdout/stderr via rich. Every
+failure is one line ``error: <message>`` on stderr with a non-zero exit status (2 for bad
+usage or input), never a traceback, and never a partial output file: files are written to a
+temporary name and renamed (:mod:`layoutopt._io`).
+
+:func:`main` takes ``argv`` and returns the exit status, so tests call it in-process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["app", "main", "app_main"]
+
+_LABEL_WIDTH = 22  # variant labels are cut to this many characters in tables
+
+# Exit statuses.
+EXIT_OK = 0
+EXIT_FAILURE = 1  # an unexpected internal error or an OS failure
+EXIT_USAGE = 2  # bad arguments or bad input files
+
+#: The built-in example space (shipped as package data).
+DEMO_SPACE_PATH = Path(__file__).parent / "examples" / "demo_space.toml"
+_DEMO_WORLD_SEED = 2024  # the demo's ground truth is fixed; --seed varies traffic and fit
+
+
+# The choices are spelled out here rather than imported so that `layoutopt --help` does not
+# import JAX; tests/test_cli.py checks they equal the library's own lists.
+class Method(StrEnum):
+    """Inference methods of :func:`layoutopt.inference.fit`."""
+
+    laplace = "laplace"
+    nuts = "nuts"
+    svi = "svi"
+
+
+class DesignKind(StrEnum):
+    """Kinds of :func:`layoutopt.design.initial_design`."""
+
+    pairwise = "pairwise"
+    random = "random"
+    full = "full"
+
+
+class Strategy(StrEnum):
+    """Proposal strategies of :func:`layoutopt.propose.propose`."""
+
+    thompson = "thompson"
+    top_two = "top_two"
+    greedy = "greedy"
+    ucb = "ucb"
+
+
+class CampaignStrategy(StrEnum):
+    """Strategies :func:`layoutopt.simulate.run_campaign` can play (models and baselines)."""
+
+    thompson = "thompson"
+    top_two = "top_two"
+    greedy = "greedy"
+    ucb = "ucb"
+    uniform = "uniform"
+    independent = "independent"
+
+
+class Preset(StrEnum):
+    """Synthetic worlds for ``simulate``."""
+
+    hill2017 = "hill2017"
+    demo = "demo"
+
+
+app = typer.Typer(
+    name="layoutopt",
+    help="Find the best callout layout in a combinatorial space: design a test, fit the "
+    "Bayesian additive + pairwise click-through model, score every layout, propose what to "
+    "test next.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+# ------------------------------------------------------------------------------ helpers
+def _stdout() -> Console:
+    # Created per call so that a redirected sys.stdout (tests, pipes) is honoured; wide when
+    # not a terminal so tables are not wrapped in logs or READMEs.
+    console = Console(highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(highlight=False, width=150)
+    return console
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+@contextlib.contextmanager
+def _status(message: str, enabled: bool = True) -> Iterator[None]:
+    """A spinner on stderr while a long step runs (only on a terminal), then a done line."""
+    err = _stderr()
+    t0 = time.perf_counter()
+    if enabled and err.is_terminal:
+        with err.status(message):
+            yield
+    else:
+        yield
+    err.print(f"{message} done in {time.perf_counter() - t0:.1f}s")
+
+
+def _load_space(path: Path):
+    from layoutopt.space import LayoutSpace
+
+    return LayoutSpace.from_toml(path)
+
+
+def _load_posterior(path: Path):
+    from layoutopt.posterior import Posterior
+
+    if not path.exists():
+        raise ValueError(f"{path}: no such posterior file")
+    try:
+        return Posterior.load(path)
+    except ValueError as err:
+        message = str(err)
+        raise ValueError(message if str(path) in message else f"{path}: {message}") from None
+    except Exception as err:  # h5netcdf / xarray raise many types for a foreign file
+        raise ValueError(
+            f"{path}: not a readable posterior file ({type(err).__name__}: "
+            f"{' '.join(str(err).split())}); write one with `layoutopt fit -o {path.name}`"
+        ) from None
+
+
+def _write_table(frame, path: Path | None) -> None:
+    """Write a DataFrame as CSV/Parquet by suffix (atomically), or CSV to stdout."""
+    from layoutopt._io import atomic_path
+
+    if path is None:
+        frame.to_csv(sys.stdout, index=False)
+        return
+    with atomic_path(path) as tmp:
+        if path.suffix.lower() == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+
+
+def _check_table_output(path: Path | None) -> Path | None:
+    from layoutopt._io import check_output_path
+
+    return None if path is None else check_output_path(path, (".csv", ".parquet", ".pq"))
+
+
+def _fmt_rate(x: float) -> str:
+    return f"{100.0 * float(x):.2f}%"
+
+
+def _scores_table(frame, title: str, level: float, labels: Sequence[str]) -> Table:
+    """A rich table of scored layouts (``to_pandas`` columns, optionally ``true_ctr``).
+
+    One line per layout: long variant labels are cut with an ellipsis, and the interval is
+    shown next to the mean.
+    """
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("#", justify="right")
+    for name in labels:
+        table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=_LABEL_WIDTH)
+    # numbers never wrap or shrink; the label columns give way instead
+    table.add_column(
+        f"mean CTR [{level:.0%} interval]", justify="right", no_wrap=True, min_width=23
+    )
+    table.add_column("P(best)", justify="right", no_wrap=True, min_width=7)
+    truth = "true_ctr" in frame.columns
+    if truth:
+        table.add_column("true CTR", justify="right", no_wrap=True, min_width=8)
+    for rank, row in enumerate(frame.to_dict("records"), start=1):
+        cells = [str(rank)] + [str(row[name]) for name in labels]
+        cells.append(
+            f"{_fmt_rate(row['mean'])} [{_fmt_rate(row['lower'])}, {_fmt_rate(row['upper'])}]"
+        )
+        cells.append(f"{row['p_best']:.3f}")
+        if truth:
+            cells.append(_fmt_rate(row["true_ctr"]))
+        table.add_row(*cells)
+    return table
+
+
+# ----------------------------------------------------------------------------- commands
+SpaceOpt = Annotated[
+    Path,
+    typer.Option(
+        "--space",
+        "-s",
+        help="Layout space TOML file (components and forbidden rules; see `layoutopt demo`).",
+    ),
+]
+PosteriorOpt = Annotated[
+    Path, typer.Option("--posterior", "-p", help="Posterior NetCDF file written by `fit`.")
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (same seed, same result).")]
+
+
+def design(
+    space: SpaceOpt,
+    size: Annotated[
+        int | None,
+        typer.Option(
+            "--size", "-n", min=1, help="Number of layouts (pairwise: top up the covering array)."
+        ),
+    ] = None,
+    kind: Annotated[
+        DesignKind, typer.Option("--kind", help="pairwise covering array, random, or full.")
+    ] = DesignKind.pairwise,
+    seed: SeedOpt = 0,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="CSV/Parquet file (default: CSV to stdout)."),
+    ] = None,
+) -> None:
+    """Choose the first layouts to test (every pair of variants appears at least once)."""
+    from layoutopt.design import initial_design
+
+    output = _check_table_output(output)
+    sp = _load_space(space)
+    frame = initial_design(sp, seed=seed, size=size, kind=kind.value)
+    _write_table(frame, output)
+    what = f"{len(frame)} layouts ({kind.value} design) of {sp.num_allowed:,} allowed"
+    if output is not None:
+        _stderr().print(
+            f"wrote {what} to {output}; add 'impressions' and 'clicks' columns once tested"
+        )
+
+
+def fit(
+    space: SpaceOpt,
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data",
+            "-d",
+            help="Observations CSV/Parquet: one label column per component, impressions, clicks.",
+        ),
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Posterior NetCDF file to write.")],
+    method: Annotated[Method, typer.Option("--method", "-m", help="Inference method.")] = (
+        Method.laplace
+    ),
+    seed: SeedOpt = 0,
+    samples: Annotated[
+        int, typer.Option("--samples", min=1, help="Number of posterior draws.")
+    ] = 1000,
+) -> None:
+    """Fit the additive + pairwise model to observed clicks and save the posterior."""
+    from layoutopt._io import atomic_path, check_output_path
+    from layoutopt.data import Observations
+
+    output = check_output_path(output, (".nc",))
+    sp = _load_space(space)
+    obs = Observations.from_file(data, sp)
+    from layoutopt.inference import fit as fit_model
+
+    nuts = method is Method.nuts
+    with _status(f"fitting {method.value} on {obs.num_layouts} layouts", enabled=not nuts):
+        post = fit_model(
+            sp, obs, method=method.value, seed=seed, num_samples=samples, progress=nuts
+        )
+    with atomic_path(output) as tmp:
+        post.save(tmp)
+    out = _stdout()
+    out.print(f"wrote {output}: {post.method}, {post.num_draws} draws, {obs!r}")
+    if post.diagnostics:
+        out.print(
+            "diagnostics: " + ", ".join(f"{k}={_fmt_value(v)}" for k, v in post.diagnostics.items())
+        )
+
+
+def _fmt_value(v: Any) -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if isinstance(v, bool) or f == int(f) and abs(f) < 1e12:
+        return str(v) if isinstance(v, bool) else str(int(f))
+    return f"{f:.4g}"
+
+
+def score(
+    posterior: PosteriorOpt,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the scores to a .parquet or .csv file."),
+    ] = None,
+    top: Annotated[
+        int | None,
+        typer.Option("--top", "-k", min=1, help="Keep only the best K layouts (default: all)."),
+    ] = None,
+    level: Annotated[
+        float, typer.Option("--level", min=0.0, max=1.0, help="Credible-interval mass.")
+    ] = 0.9,
+) -> None:
+    """Score every layout: posterior mean CTR, credible interval, probability of being best.
+
+    Without ``-o`` the best layouts are printed as a table (10, or ``--top``). With ``-o`` the
+    scores of every allowed layout (or of the ``--top`` best) go to the file; a whole grid
+    too large for memory is streamed to Parquet.
+    """
+    from layoutopt.scoring import MAX_FULL_GRID, score_grid, score_grid_to_parquet
+
+    output = _check_table_output(output)
+    post = _load_posterior(posterior)
+    n_allowed = post.space.num_allowed
+    stream = output is not None and top is None and n_allowed > MAX_FULL_GRID
+    if stream and output.suffix.lower() == ".csv":
+        raise ValueError(
+            f"{output}: {n_allowed:,} layouts are too many for CSV; write .parquet "
+            "(streamed) or pass --top K"
+        )
+    keep = top if output is not None else (top or 10)
+    if stream:
+        keep = 10
+    with _status(f"scoring {n_allowed:,} layouts"):
+        grid = score_grid(post, top=keep, level=level)
+        if stream:
+            rows = score_grid_to_parquet(post, output, level=level)
+    frame = grid.to_pandas()
+    if output is not None:
+        if not stream:
+            rows = len(frame)
+            _write_table(frame, output)
+        _stderr().print(f"wrote {rows:,} scored layouts to {output}")
+    shown = frame.head(10 if output is not None else keep)
+    _stdout().print(
+        _scores_table(
+            shown, f"Top {len(shown)} of {n_allowed:,} layouts", level, post.space.components
+        )
+    )
+
+
+def best(
+    posterior: PosteriorOpt,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    level: Annotated[
+        float, typer.Option("--level", min=0.0, max=1.0, help="Credible-interval mass.")
+    ] = 0.9,
+) -> None:
+    """The layout most likely to have the highest click-through rate."""
+    from layoutopt.scoring import best_layout
+
+    post = _load_posterior(posterior)
+    record = _best_record(best_layout(post, level=level))
+    if as_json:
+        sys.stdout.write(json.dumps(record, indent=2) + "\n")
+        return
+    _stdout().print(_best_table(record, level=level))
+
+
+def _best_record(pick) -> dict:
+    return {
+        "layout": dict(pick.layout),
+        "index": int(pick.index),
+        "mean": float(pick.mean),
+        "lower": float(pick.lower),
+        "upper": float(pick.upper),
+        "p_best": float(pick.p_best),
+        "exact": bool(pick.exact),
+    }
+
+
+def _best_table(record: dict, level: float, true_ctr: float | None = None) -> Table:
+    table = Table(title="Best layout", title_justify="left", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    for comp, label in record["layout"].items():
+        table.add_row(comp, str(label))
+    table.add_row("index", str(record["index"]))
+    table.add_row("mean CTR", _fmt_rate(record["mean"]))
+    table.add_row(
+        f"{level:.0%} interval", f"{_fmt_rate(record['lower'])} - {_fmt_rate(record['upper'])}"
+    )
+    table.add_row("P(best)", f"{record['p_best']:.3f}")
+    if not record["exact"]:
+        table.add_row("search", "candidate search (space too large to enumerate)")
+    if true_ctr is not None:
+        table.add_row("true CTR", _fmt_rate(true_ctr))
+    return table
+
+
+def propose(
+    posterior: PosteriorOpt,
+    k: Annotated[int, typer.Option("--k", "-k", min=1, help="Number of layouts to propose.")] = 8,
+    strategy: Annotated[
+        Strategy, typer.Option("--strategy", help="How to choose the next layouts.")
+    ] = Strategy.thompson,
+    seed: SeedOpt = 0,
+    exclude: Annotated[
+        Path | None,
+        typer.Option(
+            "--exclude",
+            help="CSV/Parquet of layouts not to propose (label columns; others ignored).",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="CSV/Parquet file (default: CSV to stdout)."),
+    ] = None,
+) -> None:
+    """Propose the next layouts to test, with traffic weights."""
+    from layoutopt.propose import propose as propose_layouts
+
+    output = _check_table_output(output)
+    post = _load_posterior(posterior)
+    excluded = None
+    if exclude is not None:
+        from layoutopt.data import read_layout_codes
+
+        excluded = post.space.frame(read_layout_codes(exclude, post.space))
+    frame = propose_layouts(post, k=k, strategy=strategy.value, seed=seed, exclude=excluded)
+    _write_table(frame, output)
+    if output is not None:
+        _stderr().print(f"wrote {len(frame)} proposed layouts ({strategy.value}) to {output}")
+
+
+def simulate(
+    preset: Annotated[Preset, typer.Option("--preset", help="Synthetic world.")] = (
+        Preset.hill2017
+    ),
+    strategies: Annotated[
+        list[CampaignStrategy] | None,
+        typer.Option(
+            "--strategy",
+            help="Strategy to play; repeat to compare (default: thompson and uniform).",
+        ),
+    ] = None,
+    budget: Annotated[int, typer.Option("--budget", min=1, help="Total impressions.")] = 20_000,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Impressions per round.")
+    ] = 1_000,
+    seed: SeedOpt = 0,
+    method: Annotated[Method, typer.Option("--method", "-m", help="Inference method.")] = (
+        Method.laplace
+    ),
+    samples: Annotated[
+        int, typer.Option("--samples", min=1, help="Posterior draws per fit.")
+    ] = 500,
+) -> None:
+    """Play campaigns against a synthetic world with known truth and print their regret."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from layoutopt.simulate import run_campaign
+
+    world = _world(preset, seed)
+    names = [s.value for s in strategies] if strategies else ["thompson", "uniform"]
+    results = []
+    progress = Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} campaigns"),
+        TimeElapsedColumn(),
+        console=_stderr(),
+    )
+    with progress:
+        task = progress.add_task("simulating", total=len(names))
+        for name in names:
+            progress.update(task, description=f"simulating {name}")
+            results.append(
+                run_campaign(
+                    world,
+                    strategy=name,
+                    budget=budget,
+                    batch_size=batch_size,
+                    seed=seed,
+                    method=method.value,
+                    num_samples=samples,
+                )
+            )
+            progress.advance(task)
+    best_world = world.best()
+    out = _stdout()
+    out.print(
+        f"world: {preset.value} (seed {seed}), {world.space.num_allowed:,} allowed layouts, "
+        f"true best CTR {_fmt_rate(best_world.ctr)}"
+    )
+    out.print(_regret_table(results, budget, batch_size))
+
+
+def _world(preset: Preset, seed: int):
+    from layoutopt.simulate import SyntheticWorld
+
+    if preset is Preset.hill2017:
+        return SyntheticWorld.hill2017(seed)
+    return _demo_world(_demo_space())
+
+
+def _checkpoints(budget: int, batch_size: int) -> list[int]:
+    """About six impression counts, log-spaced from the first round to the budget."""
+    first = min(batch_size, budget)
+    if first >= budget:
+        return [budget]
+    points = {budget}
+    for x in [first * (budget / first) ** (i / 5) for i in range(5)]:
+        points.add(int(math.ceil(x / first) * first))
+    return sorted(p for p in points if p <= budget)
+
+
+def _regret_table(results, budget: int, batch_size: int) -> Table:
+    table = Table(
+        title="Regret (true best CTR minus CTR) by impressions served",
+        title_justify="left",
+    )
+    table.add_column("impressions", justify="right")
+    for res in results:
+        table.add_column(f"{res.name}\nsimple", justify="right")
+        table.add_column(f"{res.name}\ncumulative", justify="right")
+    summaries = [res.summary(_checkpoints(budget, batch_size)) for res in results]
+    for c in summaries[0].index:
+        row = [f"{c:,}"]
+        for s in summaries:
+            if c in s.index:
+                row += [
+                    _fmt_rate(s.loc[c, "simple_regret"]),
+                    _fmt_rate(s.loc[c, "cumulative_regret"]),
+                ]
+            else:
+                row += ["", ""]
+        table.add_row(*row)
+    return table
+
+
+# --------------------------------------------------------------------------------- demo
+def _demo_space():
+    from layoutopt.space import LayoutSpace
+
+    return LayoutSpace.from_toml(DEMO_SPACE_PATH)
+
+
+def _demo_world(space):
+    from layoutopt.simulate import SyntheticWorld
+
+    return SyntheticWorld.random(
+        space, seed=_DEMO_WORLD_SEED, base_rate=0.04, main_scale=0.25, pair_scale=0.1
+    )
+
+
+def demo(
+    seed: SeedOpt = 0,
+    method: Annotated[Method, typer.Option("--method", "-m", help="Inference method.")] = (
+        Method.laplace
+    ),
+    impressions: Annotated[
+        int,
+        typer.Option("--impressions", min=1, help="Impressions served to each tested layout."),
+    ] = 3000,
+    samples: Annotated[int, typer.Option("--samples", min=1, help="Posterior draws.")] = 1000,
+    top: Annotated[int, typer.Option("--top", min=1, help="Rows of the top-layouts table.")] = 10,
+) -> None:
+    """End-to-end example on a built-in Prime-style callout space with a known ground truth.
+
+    Tests a pairwise design, fits the model, and compares the pick with the true best layout.
+    """
+    import numpy as np
+
+    from layoutopt.data import Observations
+    from layoutopt.design import UncoverablePairsWarning, initial_design
+    from layoutopt.inference import fit as fit_model
+    from layoutopt.scoring import best_layout, score_grid
+
+    t_start = time.perf_counter()
+    out = _stdout()
+    space = _demo_space()
+    world = _demo_world(space)
+    sizes = ", ".join(
+        f"{c} {n}" for c, n in zip(space.components, space.cardinalities, strict=True)
+    )
+    out.print(
+        f"Layout space: {space.num_components} components ({sizes}), "
+        f"{space.size:,} layouts, {space.num_allowed:,} allowed "
+        f"({len(space.forbidden)} forbidden rule)"
+    )
+
+    with warnings.catch_warnings():
+        # The demo's one forbidden rule is a pair rule, so that pair is uncoverable by design.
+        warnings.simplefilter("ignore", UncoverablePairsWarning)
+        design_frame = initial_design(space, seed=seed)
+    codes = space.codes(np.asarray(design_frame["index"], dtype=np.int64))
+    served = np.full(len(codes), impressions, dtype=np.int64)
+    clicks = world.serve(codes, served, seed=seed)
+    obs = Observations.from_codes(space, codes, served, clicks)
+    out.print(
+        f"Tested: {obs.num_layouts} layouts (pairwise design: every variant pair at least "
+        f"once), {int(served.sum()):,} impressions, {int(clicks.sum()):,} clicks "
+        f"(observed CTR {_fmt_rate(clicks.sum() / served.sum())})"
+    )
+
+    nuts = method is Method.nuts
+    t0 = time.perf_counter()
+    with _status(f"fitting {method.value}", enabled=not nuts):
+        post = fit_model(
+            space, obs, method=method.value, seed=seed, num_samples=samples, progress=nuts
+        )
+    t_fit = time.perf_counter() - t0
+    with _status(f"scoring {space.num_allowed:,} layouts"):
+        grid = score_grid(post, space, top=top)
+        pick = best_layout(post, space)
+    truth = world.best()
+    true_pick = float(world.ctr(np.asarray([space.encode(pick.layout)]))[0])
+    out.print(f"Fit: {post.method}, {post.num_draws} draws in {t_fit:.1f}s")
+
+    record = _best_record(pick)
+    out.print(_best_table(record, level=0.9, true_ctr=true_pick))
+    all_ctr = world.ctr(np.concatenate([c for _, c in space.iter_chunks()]))
+    rank = int(np.sum(all_ctr > true_pick)) + 1
+    tested = bool(np.any(np.all(obs.codes == np.asarray(space.encode(pick.layout)), axis=1)))
+    out.print(
+        f"True best layout: CTR {_fmt_rate(truth.ctr)} ({_layout_text(truth.layout)}); "
+        f"the pick's true CTR is {_fmt_rate(true_pick)}, rank {rank} of {space.num_allowed:,}, "
+        f"regret {_fmt_rate(truth.ctr - true_pick)}; the pick was "
+        f"{'one of the tested layouts' if tested else 'never tested'}."
+    )
+    frame = grid.top(top)
+    top_codes = space.codes(np.asarray(frame["index"], dtype=np.int64))
+    frame["true_ctr"] = world.ctr(top_codes)
+    out.print(
+        _scores_table(
+            frame, f"Top {len(frame)} of {space.num_allowed:,} layouts", 0.9, space.components
+        )
+    )
+    _stderr().print(f"demo finished in {time.perf_counter() - t_start:.1f}s")
+
+
+def _layout_text(layout: dict) -> str:
+    return ", ".join(f"{c}={v}" for c, v in layout.items())
+
+
+for _command in (demo, design, fit, score, best, propose, simulate):
+    app.command()(_command)
+
+
+# --------------------------------------------------------------------------- entry points
+def _click_exception_types() -> tuple[type, ...]:
+    # Typer vendors click in recent versions (typer._click) and depends on it in older
+    # ones; reach the base classes through a public typer name either way.
+    mro = typer.BadParameter.__mro__
+    click_exc = next(c for c in mro if c.__name__ == "ClickException")
+    return (click_exc,)
+
+
+def _one_line(message: object) -> str:
+    return " ".join(str(message).split())
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    sys.stderr.write(f"warning: {_one_line(message)}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status.
+
+    Errors never raise: bad usage and bad input print one ``error: ...`` line on stderr and
+    return 2; OS failures return 1; an unexpected exception prints one line and returns 1
+    (set ``LAYOUTOPT_DEBUG=1`` to get the traceback instead).
+
+    Args:
+        argv: arguments without the program name.
+
+    Returns:
+        The process exit status.
+    """
+    command = typer.main.get_command(app)
+    (click_exc,) = _click_exception_types()
+    args = list(sys.argv[1:] if argv is None else argv)
+    with warnings.catch_warnings():
+        # Library warnings (FitWarning, UncoverablePairsWarning) become one stderr line.
+        warnings.simplefilter("always", UserWarning)
+        warnings.showwarning = _show_warning
+        try:
+            rv = command.main(args=args, prog_name="layoutopt", standalone_mode=False)
+        except click_exc as err:
+            message = _one_line(err.format_message())
+            if message:  # empty when the help was shown for a bare `layoutopt`
+                ctx = getattr(err, "ctx", None)
+                hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+                sys.stderr.write(f"error: {message}{hint}\n")
+            return int(getattr(err, "exit_code", EXIT_USAGE)) or EXIT_USAGE
+        except (ValueError, FileNotFoundError) as err:
+            sys.stderr.write(f"error: {_one_line(err)}\n")
+            return EXIT_USAGE
+        except OSError as err:
+            sys.stderr.write(f"error: {_one_line(err)}\n")
+            return EXIT_FAILURE
+        except KeyboardInterrupt:
+            sys.stderr.write("error: interrupted\n")
+            return 130
+        except Exception as err:
+            if os.environ.get("LAYOUTOPT_DEBUG"):
+                raise
+            sys.stderr.write(
+                f"error: internal error ({type(err).__name__}: {_one_line(err)}); "
+                "rerun with LAYOUTOPT_DEBUG=1 for the traceback\n"
+            )
+            return EXIT_FAILURE
+    if type(rv) is int:  # click returns an exit status here for --help and similar
+        return rv
+    return EXIT_OK
+
+
+def app_main() -> None:
+    """Console-script entry point: ``sys.exit(main())``."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    app_main()
