@@ -22,6 +22,7 @@ temporary name and renamed (:mod:`layoutopt._io`).
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import os
@@ -478,30 +479,34 @@ def simulate(
 
     world = _world(preset, seed)
     names = [s.value for s in strategies] if strategies else ["thompson", "uniform"]
+    rounds = math.ceil(budget / batch_size)
     results = []
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total} campaigns"),
+        TextColumn("{task.completed}/{task.total} rounds"),
         TimeElapsedColumn(),
         console=_stderr(),
+        redirect_stdout=False,  # stdout carries only the result table
     )
     with progress:
-        task = progress.add_task("simulating", total=len(names))
+        task = progress.add_task("simulating", total=rounds * len(names))
         for name in names:
             progress.update(task, description=f"simulating {name}")
-            results.append(
-                run_campaign(
-                    world,
-                    strategy=name,
-                    budget=budget,
-                    batch_size=batch_size,
-                    seed=seed,
-                    method=method.value,
-                    num_samples=samples,
+            # run_campaign(progress=True) prints one line per round; count them.
+            with contextlib.redirect_stdout(_LineCounter(lambda: progress.advance(task))):
+                results.append(
+                    run_campaign(
+                        world,
+                        strategy=name,
+                        budget=budget,
+                        batch_size=batch_size,
+                        seed=seed,
+                        method=method.value,
+                        num_samples=samples,
+                        progress=True,
+                    )
                 )
-            )
-            progress.advance(task)
     best_world = world.best()
     out = _stdout()
     out.print(
@@ -509,6 +514,21 @@ def simulate(
         f"true best CTR {_fmt_rate(best_world.ctr)}"
     )
     out.print(_regret_table(results, budget, batch_size))
+
+
+class _LineCounter(io.TextIOBase):
+    """A text stream that calls ``on_line`` once per line written to it, and keeps nothing."""
+
+    def __init__(self, on_line):
+        self._on_line = on_line
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        for _ in range(text.count("\n")):
+            self._on_line()
+        return len(text)
 
 
 def _world(preset: Preset, seed: int):
