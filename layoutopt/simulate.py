@@ -24,7 +24,8 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -340,6 +341,8 @@ class CampaignResult:
         seconds: ``(R,)`` wall time of each round (propose + serve + refit).
         best_ctr: the world's true best CTR ``ctr*``.
         clicks: ``(R,)`` cumulative clicks.
+        fit_converged: ``(R,)`` whether the round's fit reported convergence (always True
+            for the baselines, which fit no model).
     """
 
     strategy: str
@@ -353,6 +356,7 @@ class CampaignResult:
     seconds: np.ndarray
     best_ctr: float
     clicks: np.ndarray
+    fit_converged: np.ndarray
 
     @property
     def name(self) -> str:
@@ -374,6 +378,7 @@ class CampaignResult:
                 "pick_tested": self.pick_tested,
                 "num_tested": self.num_tested,
                 "seconds": self.seconds,
+                "fit_converged": self.fit_converged,
             }
         )
 
@@ -514,6 +519,8 @@ def run_campaign(
     prior: PriorConfig | None = None,
     allocation: str = "multinomial",
     progress: bool = False,
+    initial_size: int | None = None,
+    callback: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> CampaignResult:
     """Play a multivariate test against a synthetic world and record regret per round.
 
@@ -565,6 +572,14 @@ def run_campaign(
             link=world.link, pairwise=(model == "pairwise"))``.
         allocation: ``"multinomial"`` or ``"round"``.
         progress: print one line per round.
+        initial_size: layouts in the round-0 design; default: the covering array for
+            ``"pairwise"`` (topped up to this size if given), and for ``"random"`` the
+            product of the two largest cardinalities (the smallest possible pairwise
+            covering size), capped at the number of allowed layouts.
+        callback: called as ``callback(round, record)`` after every round, where ``record``
+            holds that round's entries of the result (``impressions``, ``local_regret``,
+            ``simple_regret``, ``pick_index``, ``num_tested``, ...) and ``posterior`` (None
+            for the baselines). For progress bars, logging or instrumentation.
 
     Returns:
         :class:`CampaignResult`.
@@ -598,15 +613,16 @@ def run_campaign(
     rec: dict[str, list] = {
         key: []
         for key in (
-            "impressions", "clicks", "local", "simple", "pick", "tested", "ntested", "seconds"
+            "impressions", "clicks", "local", "simple", "pick", "tested", "ntested",
+            "seconds", "converged",
         )
     }
     allowed = None
     if not uses_model or initial == "uniform":
         allowed = _allowed_codes(space, _ENUMERATE_LIMIT)
     if uses_model:
-        from layoutopt.design import initial_design
-        from layoutopt.inference import fit
+        from layoutopt.design import UncoverablePairsWarning, initial_design
+        from layoutopt.inference import FitWarning, fit
         from layoutopt.propose import propose
         from layoutopt.scoring import best_layout
 
@@ -617,6 +633,7 @@ def run_campaign(
             pool = _pad_pool(space, _bucket(budget // batch_size * k + 4096), rng)
             capacity_of = _bucket
     posterior = None
+    converged = True
 
     for r in range(num_rounds):
         t0 = time.perf_counter()
@@ -641,7 +658,17 @@ def run_campaign(
             if initial == "uniform":
                 codes = allowed
             else:
-                design = initial_design(space, seed=int(rng.integers(2**31)), kind=initial)
+                size = initial_size
+                if size is None and initial == "random":
+                    top2 = sorted(space.cardinalities)[-2:]
+                    size = min(space.num_allowed, math.prod(top2))
+                # Pairs that no allowed layout contains cannot be covered; that is a property
+                # of the space, already reported when the user builds a design themselves.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UncoverablePairsWarning)
+                    design = initial_design(
+                        space, seed=int(rng.integers(2**31)), size=size, kind=initial
+                    )
                 codes = _codes_of_frame(space, design)
             n = _allocate(np.ones(len(codes)), n_batch, "round", rng)
         else:
@@ -666,14 +693,23 @@ def run_campaign(
                     base_rate=float(f"{rate:.3g}"), link=world.link, pairwise=model == "pairwise"
                 )
             obs = ledger.padded_observations(capacity_of(ledger.num_tested), pool)
-            posterior = fit(
-                space,
-                obs,
-                method=method,
-                seed=int(rng.integers(2**31)),
-                num_samples=num_samples,
-                prior=prior,
-            )
+            # A campaign refits ~100 times; early fits on sparse data may stop at the
+            # iteration cap. That is recorded per round (``fit_converged``) rather than
+            # raised as 100 warnings; the next round refits from scratch anyway.
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", FitWarning)
+                posterior = fit(
+                    space,
+                    obs,
+                    method=method,
+                    seed=int(rng.integers(2**31)),
+                    num_samples=num_samples,
+                    prior=prior,
+                )
+            for w in caught:
+                if not issubclass(w.category, FitWarning):
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            converged = not any(issubclass(w.category, FitWarning) for w in caught)
             pick = int(best_layout(posterior, space).index)
         elif strategy == "uniform":
             rate = np.asarray(ledger.clk) / np.asarray(ledger.imp)
@@ -689,6 +725,22 @@ def run_campaign(
         rec["tested"].append(bool(pick in ledger.row))
         rec["ntested"].append(ledger.num_tested)
         rec["seconds"].append(time.perf_counter() - t0)
+        rec["converged"].append(converged)
+        if callback is not None:
+            callback(
+                r,
+                {
+                    "impressions": imp_total,
+                    "local_regret": local,
+                    "simple_regret": rec["simple"][-1],
+                    "pick_index": pick,
+                    "pick_tested": rec["tested"][-1],
+                    "num_tested": ledger.num_tested,
+                    "seconds": rec["seconds"][-1],
+                    "fit_converged": converged,
+                    "posterior": posterior,
+                },
+            )
         if progress:
             print(
                 f"round {r:4d}  impressions {imp_total:9d}  local regret {local:.4f}  "
@@ -709,4 +761,5 @@ def run_campaign(
         seconds=np.asarray(rec["seconds"]),
         best_ctr=float(best_ctr),
         clicks=np.asarray(rec["clicks"], np.int64),
+        fit_converged=np.asarray(rec["converged"], bool),
     )
