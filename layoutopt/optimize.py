@@ -195,21 +195,43 @@ def _random_allowed(space: LayoutSpace, n: int, rng: np.random.Generator) -> np.
     return out
 
 
-def _hill_one(params: Params, x0: jax.Array, wanted, active, cardinalities, max_sweeps):
+def _dense_tables(params: Params, cardinalities: tuple[int, ...]):
+    """Pad one draw's tables to ``n = max n_k``: main ``(K, n)`` and pair ``(K, K, n, n)``.
+
+    ``pair[k, l, v, w]`` is the interaction of ``x_k = v`` with ``x_l = w`` in both orders
+    (zero on the diagonal), and padded variants get a main effect of -inf, so the score of
+    every variant of component k given the rest is one gather and one sum.
+    """
+    K, n = len(cardinalities), max(cardinalities)
+    main = jnp.full((K, n), -jnp.inf, jnp.float32)
+    for k, m in enumerate(params.main):
+        main = main.at[k, : cardinalities[k]].set(m)
+    pair = jnp.zeros((K, K, n, n), jnp.float32)
+    if params.pair:
+        for (k, j), p in zip(pair_list(K), params.pair, strict=True):
+            pair = pair.at[k, j, : cardinalities[k], : cardinalities[j]].set(p)
+            pair = pair.at[j, k, : cardinalities[j], : cardinalities[k]].set(p.T)
+    return main, pair
+
+
+def _hill_one(main, pair, x0, wanted, active, max_sweeps):
     """Coordinate-wise best moves from ``x0`` until no single-component move improves."""
-    K = len(cardinalities)
+    K, n = main.shape
+    rng_k = jnp.arange(K)
+    cand_v = jnp.arange(n, dtype=jnp.int32)
+
+    def move(k, x):
+        # score of every variant v of component k, the others fixed at x
+        s = main[k] + jnp.sum(pair[k, rng_k, :, x], axis=0)
+        if wanted.shape[0]:
+            others = jnp.all((~active | (x == wanted)) | (rng_k == k), axis=1)  # (R,)
+            hits = others[:, None] & (~active[:, k, None] | (wanted[:, k, None] == cand_v))
+            s = jnp.where(jnp.any(hits, axis=0), -jnp.inf, s)
+        v = jnp.argmax(s).astype(jnp.int32)
+        return x.at[k].set(jnp.where(s[v] > s[x[k]], v, x[k]))
 
     def sweep(x):
-        for k in range(K):
-            cand = (
-                jnp.tile(x, (cardinalities[k], 1))
-                .at[:, k]
-                .set(jnp.arange(cardinalities[k], dtype=jnp.int32))
-            )
-            s = jnp.where(_allowed(cand, wanted, active), logits(params, cand), -jnp.inf)
-            v = jnp.argmax(s)
-            x = x.at[k].set(jnp.where(s[v] > s[x[k]], v.astype(jnp.int32), x[k]))
-        return x
+        return jax.lax.fori_loop(0, K, move, x)
 
     def cond(carry):
         x, prev, it = carry
@@ -219,24 +241,25 @@ def _hill_one(params: Params, x0: jax.Array, wanted, active, cardinalities, max_
         x, _, it = carry
         return sweep(x), x, it + 1
 
-    x1 = sweep(x0)
-    x, _, _ = jax.lax.while_loop(cond, body, (x1, x0, jnp.int32(1)))
-    return x, logits(params, x)
+    x, _, _ = jax.lax.while_loop(cond, body, (sweep(x0), x0, jnp.int32(1)))
+    return x
 
 
 @functools.partial(jax.jit, static_argnames=("cardinalities", "max_sweeps"))
 def _hill_batch(params, starts, wanted, active, *, cardinalities, max_sweeps):
     # params: (S, ...) ; starts: (S, R, K) -> best over restarts per draw
-    def per_draw(p, xs):
-        x, eta = jax.vmap(_hill_one, in_axes=(None, 0, None, None, None, None))(
-            p, xs, wanted, active, cardinalities, max_sweeps
+    def per_draw(args):
+        p, xs = args
+        main, pair = _dense_tables(p, cardinalities)
+        x = jax.vmap(_hill_one, in_axes=(None, None, 0, None, None, None))(
+            main, pair, xs, wanted, active, max_sweeps
         )
-        ok = _allowed(x, wanted, active)
-        eta = jnp.where(ok, eta, -jnp.inf)
+        eta = jnp.where(_allowed(x, wanted, active), logits(p, x), -jnp.inf)
         j = jnp.argmax(eta)
         return x[j], eta[j]
 
-    return jax.vmap(per_draw)(params, starts)
+    # lax.map bounds memory: one batch of draws holds dense (K, K, n, n) tables at a time
+    return jax.lax.map(per_draw, (params, starts), batch_size=64)
 
 
 def hill_climb(
