@@ -301,17 +301,20 @@ def _covering_array(space: LayoutSpace, rng: np.random.Generator):
     num_pairs = sum(int(m.sum()) for m in uncov.values())
     est_rows = pcard[0] * pcard[1] * 1.5
     restarts = int(np.clip(_RESTART_WORK // max(1.0, num_pairs * est_rows), 1, _MAX_RESTARTS))
+    bound = max(int(m.sum()) for m in uncov.values())
     best = None
     for _ in range(restarts):
         rows = _ipog(pcard, comp, {key: m.copy() for key, m in uncov.items()}, rng)
         if best is None or rows.shape[0] < best.shape[0]:
             best = rows
+        if best.shape[0] == bound:
+            break  # optimal: no covering array is smaller
     codes = best[:, [pos[k] for k in range(K)]].astype(np.int32)
     out = []
     for j, a, c, v in bad:
         j2, c2 = min(j, c), max(j, c)
         out.append((j2, a if j2 == j else v, c2, v if j2 == j else a))
-    return codes, sorted(out), max(int(m.sum()) for m in uncov.values())
+    return codes, sorted(out), bound
 
 
 def _ipog(pcard, comp: _Completer, uncov, rng: np.random.Generator) -> np.ndarray:
