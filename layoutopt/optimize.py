@@ -196,21 +196,23 @@ def _random_allowed(space: LayoutSpace, n: int, rng: np.random.Generator) -> np.
 
 
 def _dense_tables(params: Params, cardinalities: tuple[int, ...]):
-    """Pad one draw's tables to ``n = max n_k``: main ``(K, n)`` and pair ``(K, K, n, n)``.
+    """Tables padded to ``n = max n_k`` (host numpy): main ``(S, K, n)``, pair ``(S, K, K, n, n)``.
 
-    ``pair[k, l, v, w]`` is the interaction of ``x_k = v`` with ``x_l = w`` in both orders
+    ``pair[s, k, l, v, w]`` is the interaction of ``x_k = v`` with ``x_l = w`` in both orders
     (zero on the diagonal), and padded variants get a main effect of -inf, so the score of
     every variant of component k given the rest is one gather and one sum.
     """
     K, n = len(cardinalities), max(cardinalities)
-    main = jnp.full((K, n), -jnp.inf, jnp.float32)
+    S = int(np.shape(params.intercept)[0])
+    main = np.full((S, K, n), -np.inf, np.float32)
     for k, m in enumerate(params.main):
-        main = main.at[k, : cardinalities[k]].set(m)
-    pair = jnp.zeros((K, K, n, n), jnp.float32)
+        main[:, k, : cardinalities[k]] = np.asarray(m)
+    pair = np.zeros((S, K, K, n, n), np.float32)
     if params.pair:
         for (k, j), p in zip(pair_list(K), params.pair, strict=True):
-            pair = pair.at[k, j, : cardinalities[k], : cardinalities[j]].set(p)
-            pair = pair.at[j, k, : cardinalities[j], : cardinalities[k]].set(p.T)
+            p = np.asarray(p)
+            pair[:, k, j, : cardinalities[k], : cardinalities[j]] = p
+            pair[:, j, k, : cardinalities[j], : cardinalities[k]] = np.swapaxes(p, -1, -2)
     return main, pair
 
 
@@ -245,21 +247,24 @@ def _hill_one(main, pair, x0, wanted, active, max_sweeps):
     return x
 
 
-@functools.partial(jax.jit, static_argnames=("cardinalities", "max_sweeps"))
-def _hill_batch(params, starts, wanted, active, *, cardinalities, max_sweeps):
-    # params: (S, ...) ; starts: (S, R, K) -> best over restarts per draw
-    def per_draw(args):
-        p, xs = args
-        main, pair = _dense_tables(p, cardinalities)
-        x = jax.vmap(_hill_one, in_axes=(None, None, 0, None, None, None))(
-            main, pair, xs, wanted, active, max_sweeps
-        )
-        eta = jnp.where(_allowed(x, wanted, active), logits(p, x), -jnp.inf)
-        j = jnp.argmax(eta)
-        return x[j], eta[j]
+@functools.partial(jax.jit, static_argnames=("max_sweeps",))
+def _hill_batch(main, pair, starts, wanted, active, *, max_sweeps):
+    """Local optima from every start: main (S, K, n), pair (S, K, K, n, n), starts (S, R, K)."""
 
-    # lax.map bounds memory: one batch of draws holds dense (K, K, n, n) tables at a time
-    return jax.lax.map(per_draw, (params, starts), batch_size=64)
+    def per_draw(m, p, xs):
+        x = jax.vmap(_hill_one, in_axes=(None, None, 0, None, None, None))(
+            m, p, xs, wanted, active, max_sweeps
+        )
+        K = m.shape[0]
+        rk = jnp.arange(K)
+        val = m[rk, x].sum(-1) + 0.5 * p[
+            rk[:, None], rk[None, :], x[:, :, None], x[:, None, :]
+        ].sum((-1, -2))
+        val = jnp.where(_allowed(x, wanted, active), val, -jnp.inf)
+        j = jnp.argmax(val)
+        return x[j], val[j]
+
+    return jax.vmap(per_draw)(main, pair, starts)
 
 
 def hill_climb(
@@ -292,15 +297,20 @@ def hill_climb(
     rng = np.random.default_rng(seed)
     starts = _random_allowed(space, S * num_restarts, rng).reshape(S, num_restarts, -1)
     wanted, active = space.forbidden_arrays()
-    x, eta = _hill_batch(
-        params,
-        jnp.asarray(starts),
+    main, pair = _dense_tables(params, space.cardinalities)
+    # pad the draw axis to a power of two so that varying S reuses a few compilations
+    S_pad = 1 << (S - 1).bit_length()
+    pad = [0] * (S_pad - S)
+    x, val = _hill_batch(
+        np.concatenate([main, main[pad]]),
+        np.concatenate([pair, pair[pad]]),
+        np.concatenate([starts, starts[pad]]),
         wanted,
         active,
-        cardinalities=space.cardinalities,
         max_sweeps=int(max_sweeps),
     )
-    return np.asarray(x, dtype=np.int32), np.asarray(eta)
+    x = np.asarray(x, dtype=np.int32)[:S]
+    return x, np.asarray(val)[:S] + np.asarray(params.intercept)
 
 
 # --------------------------------------------------------------------- branch and bound

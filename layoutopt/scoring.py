@@ -502,15 +502,15 @@ def _encode_frame(space: LayoutSpace, layouts) -> np.ndarray:
     codes = np.empty((len(df), space.num_components), dtype=np.int32)
     for k, comp in enumerate(space.components):
         labels = df[comp].astype(str).to_numpy()
-        cat = pd.Categorical(labels, categories=list(space.variants[k]))
-        bad = cat.codes < 0
+        found = pd.Index(list(space.variants[k])).get_indexer(labels)
+        bad = found < 0
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise ValueError(
                 f"column {comp!r}, row {row}: unknown variant {labels[row]!r}; "
                 f"valid variants: {list(space.variants[k])}"
             )
-        codes[:, k] = cat.codes
+        codes[:, k] = found
     allowed = space.allowed_mask(codes)
     if not allowed.all():
         row = int(np.flatnonzero(~allowed)[0])
