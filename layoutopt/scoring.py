@@ -67,25 +67,49 @@ _STAT_COLUMNS = ("mean", "lower", "upper", "p_best")
 
 
 # ---------------------------------------------------------------------------- kernel
-def _quantile_sorted(srt: jax.Array, q: float) -> jax.Array:
-    """Quantile ``q`` along axis 0 of sorted values, numpy's default ("linear") method."""
-    S = srt.shape[0]
+def _quantile_positions(S: int, q: float) -> tuple[int, int, float]:
+    """Order statistics and weight of quantile ``q`` of S values (numpy's "linear")."""
     h = (S - 1) * q
     i = min(int(math.floor(h)), S - 1)
-    j = min(i + 1, S - 1)
-    frac = h - i
-    return srt[i] + (srt[j] - srt[i]) * frac
+    return i, min(i + 1, S - 1), h - i
 
 
-def _chunk_stats(params: Params, codes: jax.Array, link: str, level: float):
+def _order_stats(eta: jax.Array, ranks: tuple[int, ...], host_sort: bool) -> jax.Array:
+    """Order statistics ``ranks`` along the draw axis of ``eta`` (S, C): ``(len(ranks), C)``.
+
+    XLA:CPU sorts with a generic comparator loop, ~100x slower than numpy's vectorised
+    float sort, so on a single CPU device the sort runs on the host through a callback
+    (zero-copy there). Elsewhere (GPU, TPU, sharded) ``jnp.sort`` runs on the device. Both
+    give exact order statistics, so results agree bit for bit.
+    """
+    if not host_sort:
+        return jnp.sort(eta, axis=0)[jnp.asarray(ranks)]
+    idx = np.asarray(ranks)
+
+    def host(e):
+        return np.sort(np.asarray(e).T, axis=1)[:, idx].T.copy()
+
+    shape = jax.ShapeDtypeStruct((len(ranks), eta.shape[1]), eta.dtype)
+    return jax.pure_callback(host, shape, eta)
+
+
+def _interval_and_mean(eta, link: str, level: float, host_sort: bool):
+    """Per-layout posterior mean CTR and equal-tailed interval from eta (S, C)."""
+    S = eta.shape[0]
+    lo_i, lo_j, lo_w = _quantile_positions(S, (1.0 - level) / 2.0)
+    hi_i, hi_j, hi_w = _quantile_positions(S, (1.0 + level) / 2.0)
+    # inv_link is monotone: order statistics of CTR are inv_link of those of eta
+    o = inv_link(_order_stats(eta, (lo_i, lo_j, hi_i, hi_j), host_sort), link)
+    lower = o[0] + (o[1] - o[0]) * lo_w
+    upper = o[2] + (o[3] - o[2]) * hi_w
+    mean = jnp.mean(inv_link(eta, link), axis=0)
+    return mean, lower, upper
+
+
+def _chunk_stats(params: Params, codes: jax.Array, link: str, level: float, host_sort: bool):
     """eta (S, C) and per-layout (mean, lower, upper) CTR of a chunk of codes."""
     eta = jax.vmap(logits, in_axes=(0, None))(params, codes)
-    ctr = inv_link(eta, link)
-    mean = jnp.mean(ctr, axis=0)
-    srt = jnp.sort(ctr, axis=0)
-    lower = _quantile_sorted(srt, (1.0 - level) / 2.0)
-    upper = _quantile_sorted(srt, (1.0 + level) / 2.0)
-    return eta, mean, lower, upper
+    return (eta, *_interval_and_mean(eta, link, level, host_sort))
 
 
 class _ScanState(NamedTuple):
@@ -97,59 +121,58 @@ class _ScanState(NamedTuple):
     top_codes: jax.Array  # (k, K)
 
 
-@functools.partial(
-    jax.jit, static_argnames=("cardinalities", "chunk", "link", "level", "top", "sharding")
-)
-def _score_step(
-    state: _ScanState,
-    params: Params,
-    start_digits,
-    n_valid,
-    wanted,
-    active,
-    *,
-    cardinalities,
-    chunk,
-    link,
-    level,
-    top,
-    sharding,
-):
+# The chunk step is three jitted stages rather than one: fused into one XLA:CPU program,
+# the reductions over the draw axis (mean, interval) and over the layout axis (per-draw
+# argmax) of the same (S, C) array ran ~20x slower than as separate programs (measured on
+# jax 0.10, see benchmarks/README.md). eta is materialised once per chunk (S x C floats).
+@functools.partial(jax.jit, static_argnames=("cardinalities", "chunk", "sharding"))
+def _eta_stage(params, start_digits, n_valid, wanted, active, *, cardinalities, chunk, sharding):
     codes = _chunk_codes(start_digits, cardinalities, chunk)
     if sharding is not None:
         codes = jax.lax.with_sharding_constraint(codes, sharding)
     ok = (jnp.arange(chunk) < n_valid) & _allowed(codes, wanted, active)
-    eta, mean, lower, upper = _chunk_stats(params, codes, link, level)
-    # per-draw running argmax over the allowed layouts
-    eta = jnp.where(ok, eta, -jnp.inf)
+    eta = jax.vmap(logits, in_axes=(0, None))(params, codes)
+    return jnp.where(ok, eta, -jnp.inf), codes, ok
+
+
+@jax.jit
+def _argmax_stage(best_eta, best_codes, eta, codes):
     j = jnp.argmax(eta, axis=1)
     v = jnp.take_along_axis(eta, j[:, None], axis=1)[:, 0]
-    better = v > state.best_eta  # strict: the lowest index wins ties, whatever the chunking
-    best_eta = jnp.where(better, v, state.best_eta)
-    best_codes = jnp.where(better[:, None], codes[j], state.best_codes)
+    better = v > best_eta  # strict: the lowest index wins ties, whatever the chunking
+    return jnp.where(better, v, best_eta), jnp.where(better[:, None], codes[j], best_codes)
+
+
+@functools.partial(jax.jit, static_argnames=("link", "level", "top", "host_sort"))
+def _stats_stage(state, eta, codes, ok, *, link, level, top, host_sort):
+    mean, lower, upper = _interval_and_mean(eta, link, level, host_sort)
     mean = jnp.where(ok, mean, -jnp.inf)
     if top is None:
-        new = state._replace(best_eta=best_eta, best_codes=best_codes)
-        return new, (mean, lower, upper)
+        return state, (mean, lower, upper)
     # running top-k by mean: the running rows come first, so earlier layouts win ties
-    kc = min(top, chunk)
-    _, idx = jax.lax.top_k(mean, kc)
+    _, idx = jax.lax.top_k(mean, min(top, mean.shape[0]))
     cm = jnp.concatenate([state.top_mean, mean[idx]])
     _, sel = jax.lax.top_k(cm, top)
-    new = _ScanState(
-        best_eta,
-        best_codes,
-        cm[sel],
-        jnp.concatenate([state.top_lower, lower[idx]])[sel],
-        jnp.concatenate([state.top_upper, upper[idx]])[sel],
-        jnp.concatenate([state.top_codes, codes[idx]])[sel],
+    new = state._replace(
+        top_mean=cm[sel],
+        top_lower=jnp.concatenate([state.top_lower, lower[idx]])[sel],
+        top_upper=jnp.concatenate([state.top_upper, upper[idx]])[sel],
+        top_codes=jnp.concatenate([state.top_codes, codes[idx]])[sel],
     )
     return new, None
 
 
+def _host_sort_ok(sharding, devices) -> bool:
+    if sharding is not None:
+        return False
+    dev = (jax.devices() if devices is None else list(devices))[0]
+    return dev.platform == "cpu"
+
+
 def _scan_space(params, space, level, link, top, chunk_size, memory_budget, devices, on_chunk):
-    """Stream the whole space through :func:`_score_step`; returns the final state."""
+    """Stream the whole space through the chunk stages; returns the final state."""
     sharding, ndev = _mesh_sharding(devices)
+    host_sort = _host_sort_ok(sharding, devices)
     S = int(params.intercept.shape[0])
     K = space.num_components
     chunk = _chunk_size(S, space.size, chunk_size, memory_budget, ndev, factor=_KERNEL_FACTOR)
@@ -166,8 +189,7 @@ def _scan_space(params, space, level, link, top, chunk_size, memory_budget, devi
     for start in range(0, space.size, chunk):
         n_valid = min(chunk, space.size - start)
         digits = np.asarray(space.codes_of(start), dtype=np.int32)
-        state, out = _score_step(
-            state,
+        eta, codes, ok = _eta_stage(
             params,
             digits,
             np.int32(n_valid),
@@ -175,10 +197,19 @@ def _scan_space(params, space, level, link, top, chunk_size, memory_budget, devi
             active,
             cardinalities=space.cardinalities,
             chunk=chunk,
+            sharding=sharding,
+        )
+        best_eta, best_codes = _argmax_stage(state.best_eta, state.best_codes, eta, codes)
+        state = state._replace(best_eta=best_eta, best_codes=best_codes)
+        state, out = _stats_stage(
+            state,
+            eta,
+            codes,
+            ok,
             link=link,
             level=float(level),
             top=None if top is None else k,
-            sharding=sharding,
+            host_sort=host_sort,
         )
         if on_chunk is not None:
             on_chunk(start, n_valid, out)
@@ -521,10 +552,9 @@ def _encode_frame(space: LayoutSpace, layouts) -> np.ndarray:
     return codes
 
 
-@functools.partial(jax.jit, static_argnames=("link", "level"))
-def _stats_of_codes(params, codes, *, link, level):
-    eta, mean, lower, upper = _chunk_stats(params, codes, link, level)
-    return eta, mean, lower, upper
+@functools.partial(jax.jit, static_argnames=("link", "level", "host_sort"))
+def _stats_of_codes(params, codes, *, link, level, host_sort):
+    return _chunk_stats(params, codes, link, level, host_sort)
 
 
 def _stats_chunked(params, codes, link, level, memory_budget=DEFAULT_MEMORY_BUDGET):
@@ -538,7 +568,9 @@ def _stats_chunked(params, codes, link, level, memory_budget=DEFAULT_MEMORY_BUDG
         c = codes[s : s + chunk]
         pad = np.zeros((chunk, codes.shape[1]), np.int32)
         pad[: len(c)] = c
-        res = _stats_of_codes(params, jnp.asarray(pad), link=link, level=level)
+        res = _stats_of_codes(
+            params, jnp.asarray(pad), link=link, level=level, host_sort=_host_sort_ok(None, None)
+        )
         for o, r in zip(outs, res, strict=True):
             o.append(np.asarray(r)[..., : len(c)])
     return tuple(np.concatenate(o, axis=-1) for o in outs)
