@@ -146,17 +146,13 @@ def _load_space(path: Path):
 def _load_posterior(path: Path):
     from layoutopt.posterior import Posterior
 
-    if not path.exists():
-        raise ValueError(f"{path}: no such posterior file")
     try:
         return Posterior.load(path)
-    except ValueError as err:
-        message = str(err)
-        raise ValueError(message if str(path) in message else f"{path}: {message}") from None
+    except ValueError:  # already names the file
+        raise
     except Exception as err:  # h5netcdf / xarray raise many types for a foreign file
         raise ValueError(
-            f"{path}: not a readable posterior file ({type(err).__name__}: "
-            f"{' '.join(str(err).split())}); write one with `layoutopt fit -o {path.name}`"
+            f"{path}: not a readable posterior file ({type(err).__name__}: {_one_line(err)})"
         ) from None
 
 
@@ -280,7 +276,7 @@ def fit(
     ] = 1000,
 ) -> None:
     """Fit the additive + pairwise model to observed clicks and save the posterior."""
-    from layoutopt._io import atomic_path, check_output_path
+    from layoutopt._io import check_output_path
     from layoutopt.data import Observations
 
     output = check_output_path(output, (".nc",))
@@ -293,8 +289,7 @@ def fit(
         post = fit_model(
             sp, obs, method=method.value, seed=seed, num_samples=samples, progress=nuts
         )
-    with atomic_path(output) as tmp:
-        post.save(tmp)
+    post.save(output)  # atomic: a temporary file renamed into place
     out = _stdout()
     out.print(f"wrote {output}: {post.method}, {post.num_draws} draws, {obs!r}")
     if post.diagnostics:
@@ -596,20 +591,28 @@ def demo(
     ),
     impressions: Annotated[
         int,
-        typer.Option("--impressions", min=1, help="Impressions served to each tested layout."),
+        typer.Option("--impressions", min=1, help="Impressions per tested layout and round."),
     ] = 3000,
+    rounds: Annotated[
+        int, typer.Option("--rounds", min=0, help="Thompson-sampling rounds after the design.")
+    ] = 2,
+    k: Annotated[int, typer.Option("--k", min=1, help="Layouts proposed per round.")] = 8,
     samples: Annotated[int, typer.Option("--samples", min=1, help="Posterior draws.")] = 1000,
     top: Annotated[int, typer.Option("--top", min=1, help="Rows of the top-layouts table.")] = 10,
 ) -> None:
     """End-to-end example on a built-in Prime-style callout space with a known ground truth.
 
-    Tests a pairwise design, fits the model, and compares the pick with the true best layout.
+    Round 0 tests a pairwise design; each later round fits the model, proposes k layouts by
+    Thompson sampling and tests them. After every round the pick (highest posterior mean CTR)
+    is compared with the truth, which only a simulation knows.
     """
     import numpy as np
 
     from layoutopt.data import Observations
     from layoutopt.design import UncoverablePairsWarning, initial_design
+    from layoutopt.inference import default_prior
     from layoutopt.inference import fit as fit_model
+    from layoutopt.propose import propose as propose_layouts
     from layoutopt.scoring import best_layout, score_grid
 
     t_start = time.perf_counter()
@@ -624,49 +627,98 @@ def demo(
         f"{space.size:,} layouts, {space.num_allowed:,} allowed "
         f"({len(space.forbidden)} forbidden rule)"
     )
+    allowed = np.concatenate([c for _, c in space.iter_chunks()])
+    allowed_index = space.indices(allowed)
+    true_ctr = world.ctr(allowed)
+    truth = world.best()
+    served = np.zeros(len(allowed), dtype=np.int64)
+    clicked = np.zeros(len(allowed), dtype=np.int64)
+    rng = np.random.default_rng(seed)
+
+    def serve(index: np.ndarray, n: np.ndarray) -> None:
+        pos = np.searchsorted(allowed_index, index)
+        np.add.at(clicked, pos, world.serve(allowed[pos], n, rng=rng))
+        np.add.at(served, pos, n)
 
     with warnings.catch_warnings():
         # The demo's one forbidden rule is a pair rule, so that pair is uncoverable by design.
         warnings.simplefilter("ignore", UncoverablePairsWarning)
         design_frame = initial_design(space, seed=seed)
-    codes = space.codes(np.asarray(design_frame["index"], dtype=np.int64))
-    served = np.full(len(codes), impressions, dtype=np.int64)
-    clicks = world.serve(codes, served, seed=seed)
-    obs = Observations.from_codes(space, codes, served, clicks)
-    out.print(
-        f"Tested: {obs.num_layouts} layouts (pairwise design: every variant pair at least "
-        f"once), {int(served.sum()):,} impressions, {int(clicks.sum()):,} clicks "
-        f"(observed CTR {_fmt_rate(clicks.sum() / served.sum())})"
-    )
+    design_index = np.asarray(design_frame["index"], dtype=np.int64)
+    serve(design_index, np.full(len(design_index), impressions, dtype=np.int64))
 
+    table = Table(title="Rounds", title_justify="left", box=box.SIMPLE_HEAD)
+    for name in (
+        "round",
+        "served to",
+        "layouts tested",
+        "impressions",
+        "pick",
+        "mean CTR [90% interval]",
+        "P(best)",
+        "true CTR",
+        "true rank",
+    ):
+        table.add_column(name, justify="left" if name == "served to" else "right", no_wrap=True)
     nuts = method is Method.nuts
-    t0 = time.perf_counter()
-    with _status(f"fitting {method.value}", enabled=not nuts):
-        post = fit_model(
-            space, obs, method=method.value, seed=seed, num_samples=samples, progress=nuts
+    prior = None
+    fit_seconds = 0.0
+    for r in range(rounds + 1):
+        # Every allowed layout is a row (untested ones with zero impressions add nothing to
+        # the likelihood), and the prior is fixed after round 0, so the fit compiles once.
+        obs = Observations.from_codes(space, allowed, served, clicked)
+        prior = prior or default_prior(obs)
+        t0 = time.perf_counter()
+        with _status(f"round {r}: fitting {method.value}", enabled=not nuts):
+            post = fit_model(
+                space,
+                obs,
+                method=method.value,
+                seed=seed + r,
+                num_samples=samples,
+                prior=prior,
+                progress=nuts,
+            )
+            pick = best_layout(post, space)
+        fit_seconds += time.perf_counter() - t0
+        pos = int(np.searchsorted(allowed_index, pick.index))
+        table.add_row(
+            str(r),
+            "pairwise design" if r == 0 else f"thompson, k={k}",
+            f"{int(np.sum(served > 0)):,}",
+            f"{int(served.sum()):,}",
+            str(pick.index),
+            f"{_fmt_rate(pick.mean)} [{_fmt_rate(pick.lower)}, {_fmt_rate(pick.upper)}]",
+            f"{pick.p_best:.3f}",
+            _fmt_rate(true_ctr[pos]),
+            f"{int(np.sum(true_ctr > true_ctr[pos])) + 1}",
         )
-    t_fit = time.perf_counter() - t0
-    with _status(f"scoring {space.num_allowed:,} layouts"):
-        grid = score_grid(post, space, top=top)
-        pick = best_layout(post, space)
-    truth = world.best()
-    true_pick = float(world.ctr(np.asarray([space.encode(pick.layout)]))[0])
-    out.print(f"Fit: {post.method}, {post.num_draws} draws in {t_fit:.1f}s")
+        if r == rounds:
+            break
+        batch = propose_layouts(post, space, k=k, strategy="thompson", seed=seed + r)
+        weights = np.asarray(batch["weight"], dtype=np.float64)
+        total = impressions * k
+        n = np.floor(weights * total).astype(np.int64)
+        n[: total - int(n.sum())] += 1  # rows come heaviest first
+        serve(np.asarray(batch["index"], dtype=np.int64), n)
 
-    record = _best_record(pick)
-    out.print(_best_table(record, level=0.9, true_ctr=true_pick))
-    all_ctr = world.ctr(np.concatenate([c for _, c in space.iter_chunks()]))
-    rank = int(np.sum(all_ctr > true_pick)) + 1
-    tested = bool(np.any(np.all(obs.codes == np.asarray(space.encode(pick.layout)), axis=1)))
     out.print(
-        f"True best layout: CTR {_fmt_rate(truth.ctr)} ({_layout_text(truth.layout)}); "
-        f"the pick's true CTR is {_fmt_rate(true_pick)}, rank {rank} of {space.num_allowed:,}, "
-        f"regret {_fmt_rate(truth.ctr - true_pick)}; the pick was "
-        f"{'one of the tested layouts' if tested else 'never tested'}."
+        f"Round 0 tests a pairwise design (every variant pair at least once); each later round "
+        f"tests {k} layouts proposed by Thompson sampling.\n{impressions:,} impressions per "
+        f"layout and round. The pick is the layout with the highest posterior mean CTR; "
+        f"{post.method} fits and picks took {fit_seconds:.1f}s in all."
     )
-    frame = grid.top(top)
-    top_codes = space.codes(np.asarray(frame["index"], dtype=np.int64))
-    frame["true_ctr"] = world.ctr(top_codes)
+    out.print(table)
+    pos = int(np.searchsorted(allowed_index, pick.index))
+    out.print(_best_table(_best_record(pick), level=0.9, true_ctr=float(true_ctr[pos])))
+    out.print(
+        f"True best layout: CTR {_fmt_rate(truth.ctr)} ({_layout_text(truth.layout)}). "
+        f"The pick's regret is {_fmt_rate(truth.ctr - true_ctr[pos])}; it was "
+        f"{'tested' if served[pos] else 'never tested'}, and "
+        f"{int(np.sum(served > 0))} of {space.num_allowed:,} layouts were."
+    )
+    frame = score_grid(post, space, top=top).top(top)
+    frame["true_ctr"] = true_ctr[np.searchsorted(allowed_index, frame["index"].to_numpy())]
     out.print(
         _scores_table(
             frame, f"Top {len(frame)} of {space.num_allowed:,} layouts", 0.9, space.components

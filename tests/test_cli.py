@@ -477,7 +477,17 @@ def test_simulate_prints_a_regret_table(capsys):
 
 # --------------------------------------------------------------------------- demo
 def test_demo_runs(capsys):
-    code, out, err = run(capsys, "demo", "--impressions", "1500", "--samples", "200", "--top", "3")
+    code, out, err = run(
+        capsys, "demo", "--rounds", "1", "--k", "4", "--samples", "200", "--top", "3"
+    )
     assert code == 0, err
-    assert "Best layout" in out and "True best layout" in out and "Top 3 of 1,020" in out
-    assert "warning" not in err
+    for part in (
+        "Rounds",
+        "pairwise design",
+        "thompson, k=4",
+        "Best layout",
+        "True best layout",
+        "Top 3 of 1,020 layouts",
+    ):
+        assert part in out
+    assert "warning" not in err and "error" not in err
