@@ -39,6 +39,11 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from layoutopt.design import DESIGN_KINDS
+from layoutopt.inference import METHODS
+from layoutopt.propose import STRATEGIES
+from layoutopt.simulate import BASELINE_STRATEGIES, MODEL_STRATEGIES
+
 __all__ = ["app", "main", "app_main"]
 
 _LABEL_WIDTH = 22  # variant labels are cut to this many characters in tables
@@ -53,42 +58,13 @@ DEMO_SPACE_PATH = Path(__file__).parent / "examples" / "demo_space.toml"
 _DEMO_WORLD_SEED = 2024  # the demo's ground truth is fixed; --seed varies traffic and fit
 
 
-# The choices are spelled out here rather than imported so that `layoutopt --help` does not
-# import JAX; tests/test_cli.py checks they equal the library's own lists.
-class Method(StrEnum):
-    """Inference methods of :func:`layoutopt.inference.fit`."""
-
-    laplace = "laplace"
-    nuts = "nuts"
-    svi = "svi"
-
-
-class DesignKind(StrEnum):
-    """Kinds of :func:`layoutopt.design.initial_design`."""
-
-    pairwise = "pairwise"
-    random = "random"
-    full = "full"
-
-
-class Strategy(StrEnum):
-    """Proposal strategies of :func:`layoutopt.propose.propose`."""
-
-    thompson = "thompson"
-    top_two = "top_two"
-    greedy = "greedy"
-    ucb = "ucb"
-
-
-class CampaignStrategy(StrEnum):
-    """Strategies :func:`layoutopt.simulate.run_campaign` can play (models and baselines)."""
-
-    thompson = "thompson"
-    top_two = "top_two"
-    greedy = "greedy"
-    ucb = "ucb"
-    uniform = "uniform"
-    independent = "independent"
+# Choices come from the library's own lists, so the CLI cannot drift from the API.
+Method = StrEnum("Method", {m: m for m in METHODS})
+DesignKind = StrEnum("DesignKind", {k: k for k in DESIGN_KINDS})
+Strategy = StrEnum("Strategy", {s: s for s in STRATEGIES})
+CampaignStrategy = StrEnum(
+    "CampaignStrategy", {s: s for s in MODEL_STRATEGIES + BASELINE_STRATEGIES}
+)
 
 
 class Preset(StrEnum):
