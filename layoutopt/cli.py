@@ -267,7 +267,11 @@ def fit(
         )
     post.save(output)  # atomic: a temporary file renamed into place
     out = _stdout()
-    out.print(f"wrote {output}: {post.method}, {post.num_draws} draws, {obs!r}")
+    out.print(
+        f"wrote {output}: {post.method} fit, {post.num_draws} draws; data: "
+        f"{obs.num_layouts} layouts, {int(obs.impressions.sum()):,} impressions, "
+        f"{int(obs.clicks.sum()):,} clicks"
+    )
     if post.diagnostics:
         out.print(
             "diagnostics: " + ", ".join(f"{k}={_fmt_value(v)}" for k, v in post.diagnostics.items())
