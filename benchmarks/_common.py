@@ -1,0 +1,66 @@
+"""Shared helpers of the benchmark scripts (not part of the library)."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from layoutopt.model import Params, PriorConfig, pair_list
+from layoutopt.posterior import Posterior
+from layoutopt.space import LayoutSpace
+
+README = Path(__file__).with_name("README.md")
+
+
+def machine() -> str:
+    """One line naming CPU model, cores, jax version and device."""
+    model = "unknown CPU"
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return (
+        f"{model}, {os.cpu_count()} cores, {platform.python_implementation()} "
+        f"{platform.python_version()}, jax {jax.__version__}, device {jax.devices()[0]}, "
+        f"load avg {os.getloadavg()[0]:.1f}"
+    )
+
+
+def random_params(card, S, seed, main_scale=0.3, pair_scale=0.1, base=-3.0) -> Params:
+    """Random draws with realistic scales (main effects ~0.3, interactions ~0.1 logits)."""
+    rng = np.random.default_rng(seed)
+    return Params(
+        jnp.asarray(rng.normal(base, 0.1, S), jnp.float32),
+        tuple(jnp.asarray(rng.normal(0, main_scale, (S, n)), jnp.float32) for n in card),
+        tuple(
+            jnp.asarray(rng.normal(0, pair_scale, (S, card[k], card[j])), jnp.float32)
+            for k, j in pair_list(len(card))
+        ),
+    )
+
+
+def make_space(card) -> LayoutSpace:
+    return LayoutSpace({f"c{k}": [f"v{i}" for i in range(n)] for k, n in enumerate(card)})
+
+
+def posterior(card, S, seed=0) -> Posterior:
+    return Posterior(make_space(card), PriorConfig(), random_params(card, S, seed), "laplace")
+
+
+def record(title: str, command: str, table: str) -> None:
+    """Append a measured table to benchmarks/README.md."""
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    block = f"\n### {title} ({stamp})\n\n`{command}`\n\nMachine: {machine()}\n\n{table}\n"
+    with open(README, "a") as fh:
+        fh.write(block)
+    print(block)
