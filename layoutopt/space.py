@@ -411,6 +411,11 @@ class LayoutSpace:
                 f"{source}: unknown top-level key(s) {sorted(extra)}; "
                 "valid: 'components', 'forbidden'"
             )
+        if isinstance(data.get("forbidden"), Mapping):
+            raise ValueError(
+                f"{source}: 'forbidden' must be a list of rules; in TOML write each rule as "
+                "[[forbidden]] (double brackets)"
+            )
         try:
             return cls(data["components"], data.get("forbidden") or None)
         except ValueError as err:

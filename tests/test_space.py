@@ -201,6 +201,11 @@ BAD_TOML = [
     ("unknown top-level key", "[components]\na = ['x']\n[extras]\nb = 1\n", ["'extras'"]),
     ("empty component", "[components]\na = []\n", ["'a'", "no variants"]),
     (
+        "single-bracket forbidden table",
+        "[components]\na = ['x', 'y']\nb = ['p', 'q']\n[forbidden]\na = 'x'\n",
+        ["[[forbidden]]"],
+    ),
+    (
         "rule with unknown variant",
         "[components]\na = ['x', 'y']\n[[forbidden]]\na = 'z'\n",
         ["unknown variant 'z'"],
