@@ -90,10 +90,6 @@ def workdir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def posterior_file(workdir) -> Path:
     """A posterior fitted once through the CLI and shared by score/best/propose tests."""
-    from layoutopt.posterior import Posterior
-
-    if not hasattr(Posterior, "save"):  # TEMPORARY: until Posterior.save/load land
-        pytest.skip("Posterior.save/load not there yet")
     path = workdir / "post.nc"
     code = main(
         [
