@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+import json
+import os
+import re
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,3 +56,188 @@ class Posterior:
     def mean_params(self) -> Params:
         """Posterior mean of every parameter (no draw axis)."""
         return jax.tree.map(lambda a: np.asarray(a).mean(axis=0), self.params)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the posterior as an ArviZ-compatible NetCDF (HDF5) file.
+
+        Groups: ``posterior`` (dims ``chain``, ``draw``; variables ``intercept``,
+        ``main__<component>`` with a dim named after the component, ``pair__<a>__<b>``,
+        ``sigma_main``, ``tau_pair``) and ``constant_data`` (``observed_codes``). Component
+        names are made into safe identifiers where needed; the real component and variant
+        labels are the coordinates. The space (JSON), prior, method, number of chains and
+        diagnostics are attributes of the root group. The file is written to a temporary
+        file in the same directory and moved into place, so a failure never leaves a
+        half-written file at ``path``.
+
+        Args:
+            path: destination file (conventionally ``*.nc``).
+
+        Raises:
+            OSError: if the file cannot be written.
+
+        Examples:
+            >>> post.save("posterior.nc")  # doctest: +SKIP
+            >>> import arviz; arviz.from_netcdf("posterior.nc")  # doctest: +SKIP
+        """
+        path = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".layoutopt-", suffix=".nc.tmp")
+        os.close(fd)
+        try:
+            root, posterior, constant = self._to_datasets()
+            root.to_netcdf(tmp, mode="w", engine="h5netcdf")
+            for name, ds in (("posterior", posterior), ("constant_data", constant)):
+                encoding = {v: {"_FillValue": None} for v in ds.data_vars}
+                ds.to_netcdf(tmp, mode="a", group=name, engine="h5netcdf", encoding=encoding)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Posterior:
+        """Read a posterior written by :meth:`save`; arrays come back bit for bit.
+
+        Args:
+            path: a file written by :meth:`save`.
+
+        Returns:
+            The :class:`Posterior`.
+
+        Raises:
+            ValueError: naming the file, if it is missing, unreadable, or not a layoutopt
+                posterior.
+
+        Examples:
+            >>> post = Posterior.load("posterior.nc")  # doctest: +SKIP
+        """
+        import xarray as xr
+
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise ValueError(f"{path}: no such posterior file")
+        try:
+            with xr.open_dataset(path, engine="h5netcdf") as root:
+                attrs = dict(root.attrs)
+            if attrs.get("layoutopt_format") != _FORMAT:
+                raise ValueError("not a layoutopt posterior (no layoutopt_format attribute)")
+            names = json.loads(attrs["variables"])
+            with xr.open_dataset(path, group="posterior", engine="h5netcdf") as ds:
+                arrays = {v: np.asarray(ds[v].values) for v in ds.data_vars}
+            with xr.open_dataset(path, group="constant_data", engine="h5netcdf") as ds:
+                codes = np.asarray(ds["observed_codes"].values)
+            space = LayoutSpace.from_dict(json.loads(attrs["space"]), source=path)
+            prior = PriorConfig(**json.loads(attrs["prior"]))
+            num_chains = int(attrs["num_chains"])
+            diagnostics = json.loads(attrs["diagnostics"])
+
+            def flat(a):
+                return a.reshape((a.shape[0] * a.shape[1],) + a.shape[2:])
+
+            params = Params(
+                flat(arrays["intercept"]),
+                tuple(flat(arrays[v]) for v in names["main"]),
+                tuple(flat(arrays[v]) for v in names["pair"]),
+            )
+            hyper = {k: flat(arrays[k]) for k in names["hyper"]}
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+        except (OSError, KeyError, TypeError, json.JSONDecodeError) as err:
+            raise ValueError(
+                f"{path}: not a readable layoutopt posterior ({type(err).__name__}: {err})"
+            ) from None
+        return cls(space, prior, params, str(attrs["method"]), num_chains, hyper, diagnostics,
+                   codes)
+
+    def _to_datasets(self):
+        import xarray as xr
+
+        space, C = self.space, int(self.num_chains)
+        S = self.num_draws
+        if S % C:
+            raise ValueError(f"{S} draws cannot be split into {C} equal chains")
+        dims = _safe_names(space.components)
+
+        def chains(a):
+            a = np.asarray(a)
+            return a.reshape((C, S // C) + a.shape[1:])
+
+        coords: dict[str, Any] = {"chain": np.arange(C), "draw": np.arange(S // C)}
+        for dim, labels in zip(dims, space.variants, strict=True):
+            coords[dim] = np.array(labels, dtype=object)
+        data = {"intercept": (("chain", "draw"), chains(self.params.intercept))}
+        names = {"main": [], "pair": [], "hyper": []}
+        for k, dim in enumerate(dims):
+            name = f"main__{dim}"
+            data[name] = (("chain", "draw", dim), chains(self.params.main[k]))
+            names["main"].append(name)
+        pairs = list(itertools.combinations(range(space.num_components), 2))
+        for (k, j), table in zip(pairs, self.params.pair, strict=False):
+            name = f"pair__{dims[k]}__{dims[j]}"
+            data[name] = (("chain", "draw", dims[k], dims[j]), chains(table))
+            names["pair"].append(name)
+        for key, value in self.hyper.items():
+            value = np.asarray(value)
+            if key == "sigma_main":
+                hyper_dims = ("component",)
+                coords["component"] = np.array(space.components, dtype=object)
+            elif key == "tau_pair":
+                hyper_dims = ("pair",)
+                coords["pair"] = np.array(
+                    [f"{space.components[k]} x {space.components[j]}" for k, j in pairs]
+                    [: value.shape[-1]], dtype=object)
+            else:
+                hyper_dims = tuple(f"{key}_dim_{i}" for i in range(value.ndim - 1))
+            data[key] = (("chain", "draw") + hyper_dims, chains(value))
+            names["hyper"].append(key)
+        posterior = xr.Dataset(data, coords=coords)
+        posterior.attrs["inference_library"] = "layoutopt"
+        posterior.attrs["method"] = self.method
+        codes = np.asarray(self.observed_codes, dtype=np.int32)
+        constant = xr.Dataset(
+            {"observed_codes": (("observed_layout", "layout_component"), codes)},
+            coords={"layout_component": np.array(space.components, dtype=object)[
+                : codes.shape[1]]},
+        )
+        root = xr.Dataset(attrs={
+            "layoutopt_format": _FORMAT,
+            "space": json.dumps(space.to_dict()),
+            "prior": json.dumps(dataclasses.asdict(self.prior)),
+            "method": self.method,
+            "num_chains": C,
+            "diagnostics": json.dumps(_plain(self.diagnostics)),
+            "variables": json.dumps(names),
+        })
+        return root, posterior, constant
+
+
+_FORMAT = "layoutopt.posterior/1"
+
+
+def _safe_names(components) -> list[str]:
+    """Unique NetCDF-safe identifiers for component names (labels stay in coordinates)."""
+    reserved = {"chain", "draw", "component", "pair", "observed_layout", "layout_component"}
+    out: list[str] = []
+    for k, name in enumerate(components):
+        safe = re.sub(r"[^0-9A-Za-z_]", "_", name)
+        if not safe or not (safe[0].isalpha() or safe[0] == "_"):
+            safe = "c_" + safe
+        if safe in reserved or safe in out or "__" in safe:
+            safe = f"{safe.replace('__', '_')}_{k}"
+        out.append(safe)
+    return out
+
+
+def _plain(obj):
+    """JSON-ready copy of diagnostics (numpy scalars and arrays to Python values)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
