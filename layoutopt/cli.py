@@ -34,15 +34,29 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich import box
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from layoutopt.design import DESIGN_KINDS
-from layoutopt.inference import METHODS
+from layoutopt._io import atomic_path, check_output_path
+from layoutopt.data import Observations, read_layout_codes
+from layoutopt.design import DESIGN_KINDS, UncoverablePairsWarning, initial_design
+from layoutopt.inference import METHODS, default_prior
+from layoutopt.inference import fit as fit_model
+from layoutopt.posterior import Posterior
 from layoutopt.propose import STRATEGIES
-from layoutopt.simulate import BASELINE_STRATEGIES, MODEL_STRATEGIES
+from layoutopt.propose import propose as propose_layouts
+from layoutopt.scoring import MAX_FULL_GRID, best_layout, score_grid, score_grid_to_parquet
+from layoutopt.simulate import (
+    BASELINE_STRATEGIES,
+    MODEL_STRATEGIES,
+    SyntheticWorld,
+    run_campaign,
+)
+from layoutopt.space import LayoutSpace
 
 __all__ = ["app", "main", "app_main"]
 
@@ -113,14 +127,7 @@ def _status(message: str, enabled: bool = True) -> Iterator[None]:
     err.print(f"{message} done in {time.perf_counter() - t0:.1f}s")
 
 
-def _load_space(path: Path):
-    from layoutopt.space import LayoutSpace
-
-    return LayoutSpace.from_toml(path)
-
-
 def _load_posterior(path: Path):
-    from layoutopt.posterior import Posterior
 
     try:
         return Posterior.load(path)
@@ -134,7 +141,6 @@ def _load_posterior(path: Path):
 
 def _write_table(frame, path: Path | None) -> None:
     """Write a DataFrame as CSV/Parquet by suffix (atomically), or CSV to stdout."""
-    from layoutopt._io import atomic_path
 
     if path is None:
         frame.to_csv(sys.stdout, index=False)
@@ -147,7 +153,6 @@ def _write_table(frame, path: Path | None) -> None:
 
 
 def _check_table_output(path: Path | None) -> Path | None:
-    from layoutopt._io import check_output_path
 
     return None if path is None else check_output_path(path, (".csv", ".parquet", ".pq"))
 
@@ -192,7 +197,8 @@ SpaceOpt = Annotated[
     typer.Option(
         "--space",
         "-s",
-        help="Layout space TOML file (components and forbidden rules; see `layoutopt demo`).",
+        help="Layout space TOML file (components, forbidden rules), e.g. "
+        "layoutopt/examples/demo_space.toml.",
     ),
 ]
 PosteriorOpt = Annotated[
@@ -219,10 +225,9 @@ def design(
     ] = None,
 ) -> None:
     """Choose the first layouts to test (every pair of variants appears at least once)."""
-    from layoutopt.design import initial_design
 
     output = _check_table_output(output)
-    sp = _load_space(space)
+    sp = LayoutSpace.from_toml(space)
     frame = initial_design(sp, seed=seed, size=size, kind=kind.value)
     _write_table(frame, output)
     what = f"{len(frame)} layouts ({kind.value} design) of {sp.num_allowed:,} allowed"
@@ -252,13 +257,10 @@ def fit(
     ] = 1000,
 ) -> None:
     """Fit the additive + pairwise model to observed clicks and save the posterior."""
-    from layoutopt._io import check_output_path
-    from layoutopt.data import Observations
 
     output = check_output_path(output, (".nc",))
-    sp = _load_space(space)
+    sp = LayoutSpace.from_toml(space)
     obs = Observations.from_file(data, sp)
-    from layoutopt.inference import fit as fit_model
 
     nuts = method is Method.nuts
     with _status(f"fitting {method.value} on {obs.num_layouts} layouts", enabled=not nuts):
@@ -308,7 +310,6 @@ def score(
     scores of every allowed layout (or of the ``--top`` best) go to the file; a whole grid
     too large for memory is streamed to Parquet.
     """
-    from layoutopt.scoring import MAX_FULL_GRID, score_grid, score_grid_to_parquet
 
     output = _check_table_output(output)
     post = _load_posterior(posterior)
@@ -348,7 +349,6 @@ def best(
     ] = 0.9,
 ) -> None:
     """The layout most likely to have the highest click-through rate."""
-    from layoutopt.scoring import best_layout
 
     post = _load_posterior(posterior)
     record = _best_record(best_layout(post, level=level))
@@ -409,14 +409,11 @@ def propose(
     ] = None,
 ) -> None:
     """Propose the next layouts to test, with traffic weights."""
-    from layoutopt.propose import propose as propose_layouts
 
     output = _check_table_output(output)
     post = _load_posterior(posterior)
     excluded = None
     if exclude is not None:
-        from layoutopt.data import read_layout_codes
-
         excluded = post.space.frame(read_layout_codes(exclude, post.space))
     frame = propose_layouts(post, k=k, strategy=strategy.value, seed=seed, exclude=excluded)
     _write_table(frame, output)
@@ -448,9 +445,6 @@ def simulate(
     ] = 500,
 ) -> None:
     """Play campaigns against a synthetic world with known truth and print their regret."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from layoutopt.simulate import run_campaign
 
     world = _world(preset, seed)
     names = [s.value for s in strategies] if strategies else ["thompson", "uniform"]
@@ -507,7 +501,6 @@ class _LineCounter(io.TextIOBase):
 
 
 def _world(preset: Preset, seed: int):
-    from layoutopt.simulate import SyntheticWorld
 
     if preset is Preset.hill2017:
         return SyntheticWorld.hill2017(seed)
@@ -551,13 +544,11 @@ def _regret_table(results, budget: int, batch_size: int) -> Table:
 
 # --------------------------------------------------------------------------------- demo
 def _demo_space():
-    from layoutopt.space import LayoutSpace
 
     return LayoutSpace.from_toml(DEMO_SPACE_PATH)
 
 
 def _demo_world(space):
-    from layoutopt.simulate import SyntheticWorld
 
     return SyntheticWorld.random(
         space, seed=_DEMO_WORLD_SEED, base_rate=0.04, main_scale=0.25, pair_scale=0.1
@@ -586,14 +577,6 @@ def demo(
     Thompson sampling and tests them. After every round the pick (highest posterior mean CTR)
     is compared with the truth, which only a simulation knows.
     """
-    import numpy as np
-
-    from layoutopt.data import Observations
-    from layoutopt.design import UncoverablePairsWarning, initial_design
-    from layoutopt.inference import default_prior
-    from layoutopt.inference import fit as fit_model
-    from layoutopt.propose import propose as propose_layouts
-    from layoutopt.scoring import best_layout, score_grid
 
     t_start = time.perf_counter()
     out = _stdout()
@@ -716,12 +699,9 @@ for _command in (demo, design, fit, score, best, propose, simulate):
 
 
 # --------------------------------------------------------------------------- entry points
-def _click_exception_types() -> tuple[type, ...]:
-    # Typer vendors click in recent versions (typer._click) and depends on it in older
-    # ones; reach the base classes through a public typer name either way.
-    mro = typer.BadParameter.__mro__
-    click_exc = next(c for c in mro if c.__name__ == "ClickException")
-    return (click_exc,)
+# Typer vendors click in recent versions (typer._click) and depends on it in older ones;
+# reach click's exception base class through a public typer name either way.
+_CLICK_EXCEPTION = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
 def _one_line(message: object) -> str:
@@ -746,7 +726,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         The process exit status.
     """
     command = typer.main.get_command(app)
-    (click_exc,) = _click_exception_types()
     args = list(sys.argv[1:] if argv is None else argv)
     with warnings.catch_warnings():
         # Library warnings (FitWarning, UncoverablePairsWarning) become one stderr line.
@@ -754,7 +733,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = _show_warning
         try:
             rv = command.main(args=args, prog_name="layoutopt", standalone_mode=False)
-        except click_exc as err:
+        except _CLICK_EXCEPTION as err:
             message = _one_line(err.format_message())
             if message:  # empty when the help was shown for a bare `layoutopt`
                 ctx = getattr(err, "ctx", None)

@@ -148,7 +148,7 @@ def test_unexpected_exception_is_one_line(capsys, monkeypatch, workdir):
     def boom(*args, **kwargs):
         raise RuntimeError("kaput\nsecond line")
 
-    monkeypatch.setattr("layoutopt.design.initial_design", boom)
+    monkeypatch.setattr(cli, "initial_design", boom)
     code, _, err = run(capsys, "design", "--space", workdir / "space.toml")
     assert_one_line_error(
         code, err, "internal error", "RuntimeError", "kaput second line", expected_code=1
@@ -177,6 +177,22 @@ def test_console_script(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'no.nc'}: no such posterior file"
     ]
+
+
+# ------------------------------------------------------------------ atomic output
+def test_atomic_path_keeps_the_old_file_on_failure(tmp_path):
+    from layoutopt._io import atomic_path
+
+    target = tmp_path / "grid.csv"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        assert tmp.parent == tmp_path and tmp.suffix == ".csv"
+        tmp.write_text("half")
+        raise RuntimeError("writer failed")
+    assert only_files(tmp_path) == ["grid.csv"] and target.read_text() == "old"
+    with atomic_path(target) as tmp:
+        tmp.write_text("new")
+    assert only_files(tmp_path) == ["grid.csv"] and target.read_text() == "new"
 
 
 # ------------------------------------------------------------------------- design
