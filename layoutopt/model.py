@@ -188,7 +188,8 @@ def unflatten_effects(
         off = 0
         for k, l in pair_list(len(cardinalities)):
             n = cardinalities[k] * cardinalities[l]
-            pairs.append(pair[..., off : off + n].reshape(batch + (cardinalities[k], cardinalities[l])))
+            shape = batch + (cardinalities[k], cardinalities[l])
+            pairs.append(pair[..., off : off + n].reshape(shape))
             off += n
     return Params(intercept, tuple(mains), tuple(pairs))
 

@@ -196,7 +196,9 @@ class LayoutSpace:
         )
 
     def __repr__(self) -> str:
-        comps = ", ".join(f"{c}[{n}]" for c, n in zip(self.components, self.cardinalities))
+        comps = ", ".join(
+            f"{c}[{n}]" for c, n in zip(self.components, self.cardinalities, strict=True)
+        )
         return (
             f"LayoutSpace({comps}; size={self.size}, forbidden rules={len(self.forbidden)})"
         )
@@ -230,7 +232,8 @@ class LayoutSpace:
 
     def decode(self, codes: Sequence[int]) -> dict[str, str]:
         """Layout ``{component: label}`` of a code tuple."""
-        return {c: self.variants[k][int(x)] for k, (c, x) in enumerate(zip(self.components, codes))}
+        pairs = zip(self.components, codes, strict=True)
+        return {c: self.variants[k][int(x)] for k, (c, x) in enumerate(pairs)}
 
     def is_allowed(self, layout: Mapping[str, str] | Sequence[int]) -> bool:
         """Whether a layout (labels mapping or code sequence) is allowed by the rules."""
@@ -254,7 +257,7 @@ class LayoutSpace:
         rule = self.violated_rule(codes)
         if rule is not None:
             raise ValueError(f"layout {dict(layout)} is forbidden by rule {rule}")
-        return sum(x * s for x, s in zip(codes, self.strides))
+        return sum(x * s for x, s in zip(codes, self.strides, strict=True))
 
     def codes_of(self, i: int) -> tuple[int, ...]:
         """Variant codes of index ``i`` (no allowed-check)."""
@@ -381,7 +384,10 @@ class LayoutSpace:
         if self.size <= _INT64_LIMIT:
             data["index"] = self.indices(codes)
         else:
-            data["index"] = [sum(int(x) * s for x, s in zip(row, self.strides)) for row in codes]
+            strides = self.strides
+            data["index"] = [
+                sum(int(x) * s for x, s in zip(row, strides, strict=True)) for row in codes
+            ]
         for k, comp in enumerate(self.components):
             labels = np.asarray(self.variants[k], dtype=object)
             data[comp] = pd.Categorical.from_codes(codes[:, k], categories=list(labels))
@@ -391,7 +397,7 @@ class LayoutSpace:
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form ``{"components": {...}, "forbidden": [...]}`` (JSON/TOML-able)."""
         return {
-            "components": {c: list(v) for c, v in zip(self.components, self.variants)},
+            "components": {c: list(v) for c, v in zip(self.components, self.variants, strict=True)},
             "forbidden": [
                 {self.components[k]: self.variants[k][v] for k, v in rule}
                 for rule in self.forbidden
@@ -455,7 +461,7 @@ class LayoutSpace:
             return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
         lines = ["[components]"]
-        for c, vs in zip(self.components, self.variants):
+        for c, vs in zip(self.components, self.variants, strict=True):
             lines.append(f"{q(c)} = [{', '.join(q(v) for v in vs)}]")
         for rule in self.to_dict()["forbidden"]:
             lines += ["", "[[forbidden]]"] + [f"{q(c)} = {q(v)}" for c, v in rule.items()]
