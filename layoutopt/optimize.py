@@ -7,8 +7,9 @@ For a draw of the parameters the best layout maximises::
 over the allowed layouts ``x`` (the links are monotone, so the layout with the highest eta
 also has the highest click-through). Three methods:
 
-* ``"enumerate"``: exact, streams the space in chunks through a jitted kernel (every
-  layout's eta from :func:`layoutopt.model.logits`), keeping a running per-draw argmax.
+* ``"enumerate"``: exact, streams the space through the jitted leaf-block kernel (the terms
+  of :func:`layoutopt.model.logits`, summed as dense broadcasts per block of layouts that
+  share their leading components), keeping a running per-draw argmax.
   Cost grows with the size of the space; the method of choice up to ~10^7 layouts.
 * ``"exact"``: exact branch and bound over components with an admissible bound built from
   the pairwise tables, started from a hill-climbing incumbent. Returns a certificate
@@ -36,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from layoutopt.model import Params, logits, pair_list
+from layoutopt.model import Params, inv_link, logits, pair_list
 from layoutopt.space import LayoutSpace
 
 __all__ = ["Certificate", "argmax_codes", "argmax_layout", "hill_climb"]
@@ -140,43 +141,302 @@ def _chunk_size(num_draws: int, size: int, chunk_size, memory_budget, num_device
 
 
 # -------------------------------------------------------------------------- enumeration
-@functools.partial(jax.jit, static_argnames=("cardinalities", "chunk", "sharding"))
-def _enum_step(
-    state, params, start_digits, n_valid, wanted, active, *, cardinalities, chunk, sharding
+# The block kernel. In mixed-radix order (last component fastest) the space is a sequence
+# of *leaf blocks*: the leading P components (the prefix) are fixed and the trailing L
+# components (the leaf) run over their full product of Lf layouts. For a fixed prefix x_pre
+# and draw s,
+#
+#   eta_s(x_pre, y) = c_s(x_pre) + T_s[y] + sum_{j in leaf} U_s,j(x_pre)[y_j]
+#
+# with c = logits of the prefix model (intercept, prefix mains, prefix pairs), T = logits of
+# the leaf model (leaf mains and leaf pairs, zero intercept: one (S, Lf) table for the whole
+# space) and U_j = sum_{k in prefix} p_kj[x_k, :] (the cross pairs). The leaf level is then a
+# broadcast add of dense arrays: table look-ups are needed once per prefix, not per layout.
+# Every term is a term of model.logits; only the order of the float32 additions differs.
+
+#: Largest leaf block (product of the trailing components' cardinalities).
+_MAX_LEAF = 1024
+#: eta floats (S x prefixes x leaf) per step of the block scan on CPU: ~1 MiB stays in cache.
+_STEP_ELEMS = 2**18
+
+
+class _Plan(NamedTuple):
+    """Static split of the components into prefix and leaf (hashable: a jit static arg)."""
+
+    prefix: tuple[int, ...]  # cardinalities of the leading components
+    leaf: tuple[int, ...]  # cardinalities of the trailing components (at least one)
+
+    @property
+    def leaf_size(self) -> int:
+        return math.prod(self.leaf)
+
+    @property
+    def num_prefixes(self) -> int:
+        return math.prod(self.prefix)
+
+
+def _plan(cardinalities: tuple[int, ...], max_leaf: int | None = None) -> _Plan:
+    max_leaf = _MAX_LEAF if max_leaf is None else max_leaf
+    K = len(cardinalities)
+    L = 1
+    while L < K and math.prod(cardinalities[K - L - 1 :]) <= max_leaf:
+        L += 1
+    return _Plan(tuple(cardinalities[: K - L]), tuple(cardinalities[K - L :]))
+
+
+def _split_params(params: Params, P: int):
+    """(prefix Params, leaf Params with zero intercept, cross pairs [(k, j, table)])."""
+    K = len(params.main)
+    pre_pairs, leaf_pairs, cross = [], [], []
+    pairs = pair_list(K) if params.pair else []
+    for (k, j), t in zip(pairs, params.pair, strict=True):
+        if j < P:
+            pre_pairs.append(t)
+        elif k >= P:
+            leaf_pairs.append(t)
+        else:
+            cross.append((k, j, t))
+    pre = Params(params.intercept, tuple(params.main[:P]), tuple(pre_pairs))
+    leaf = Params(jnp.zeros_like(params.intercept), tuple(params.main[P:]), tuple(leaf_pairs))
+    return pre, leaf, cross
+
+
+def _leaf_codes(plan: _Plan) -> np.ndarray:
+    """All ``Lf`` leaf code tuples in mixed-radix order, ``(Lf, L)`` int32."""
+    return np.indices(plan.leaf, dtype=np.int32).reshape(len(plan.leaf), -1).T.copy()
+
+
+def _block_eta(params: Params, pre_codes, leaf_table, plan: _Plan):
+    """eta ``(S, Pc * Lf)`` of ``Pc`` whole leaf blocks with prefixes ``pre_codes`` (Pc, P)."""
+    P, L = len(plan.prefix), len(plan.leaf)
+    S, Pc = params.intercept.shape[0], pre_codes.shape[0]
+    pre, _, cross = _split_params(params, P)
+    c = jax.vmap(logits, in_axes=(0, None))(pre, pre_codes)  # (S, Pc)
+    eta = c.reshape((S, Pc) + (1,) * L) + leaf_table.reshape((S, 1) + plan.leaf)
+    for j in range(P, P + L):
+        u = None
+        for k, jj, t in cross:
+            if jj == j:
+                g = t[:, pre_codes[:, k], :]  # (S, Pc, n_j)
+                u = g if u is None else u + g
+        if u is not None:
+            shape = [S, Pc] + [1] * L
+            shape[2 + j - P] = plan.leaf[j - P]
+            eta = eta + u.reshape(shape)
+    return eta.reshape(S, Pc * plan.leaf_size)
+
+
+def _codes_eta(params: Params, codes, leaf_table, plan: _Plan):
+    """eta ``(S, n)`` of explicit layouts ``codes`` (n, K), summed as :func:`_block_eta` does.
+
+    The same float32 additions in the same order as the block kernel, so a layout's eta (and
+    its interval) is bit-identical whether it is scored in a grid or on its own.
+    """
+    P, L = len(plan.prefix), len(plan.leaf)
+    pre, _, cross = _split_params(params, P)
+    c = jax.vmap(logits, in_axes=(0, None))(pre, codes[:, :P])  # (S, n)
+    leaf_idx = jnp.zeros(codes.shape[0], jnp.int32)
+    for j in range(P, P + L):
+        leaf_idx = leaf_idx * plan.leaf[j - P] + codes[:, j]
+    eta = c + leaf_table[:, leaf_idx]
+    for j in range(P, P + L):
+        u = None
+        for k, jj, t in cross:
+            if jj == j:
+                g = t[:, codes[:, k], codes[:, j]]  # (S, n)
+                u = g if u is None else u + g
+        if u is not None:
+            eta = eta + u
+    return eta
+
+
+def _prefix_codes(start_digits, plan: _Plan, n: int):
+    if not plan.prefix:
+        return jnp.zeros((n, 0), jnp.int32)
+    return _chunk_codes(start_digits, plan.prefix, n)
+
+
+def _block_allowed(pre_codes, leaf_codes, wanted, active, plan: _Plan):
+    """``(Pc * Lf,)`` True where the layout (prefix, leaf) matches no forbidden rule."""
+    Pc, Lf = pre_codes.shape[0], leaf_codes.shape[0]
+    if wanted.shape[0] == 0:
+        return jnp.ones((Pc * Lf,), bool)
+    P = len(plan.prefix)
+    pre_hit = jnp.all((pre_codes[:, None, :] == wanted[:, :P]) | ~active[:, :P], axis=-1)
+    leaf_hit = jnp.all((leaf_codes[:, None, :] == wanted[:, P:]) | ~active[:, P:], axis=-1)
+    hit = jnp.any(pre_hit[:, None, :] & leaf_hit[None, :, :], axis=-1)  # (Pc, Lf)
+    return ~hit.reshape(-1)
+
+
+class _BlockCarry(NamedTuple):
+    best_eta: jax.Array  # (S,) running max eta per draw
+    best_codes: jax.Array  # (S, K) its layout
+    top_mean: jax.Array  # (k,) running top-k by posterior mean CTR (k = 0: none)
+    top_codes: jax.Array  # (k, K)
+
+
+def _block_init(S: int, K: int, k: int) -> _BlockCarry:
+    return _BlockCarry(
+        jnp.full((S,), -jnp.inf, jnp.float32),
+        jnp.zeros((S, K), jnp.int32),
+        jnp.full((k,), -jnp.inf, jnp.float32),
+        jnp.zeros((k, K), jnp.int32),
+    )
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=("plan", "steps", "per_step", "link", "outputs", "sharding"),
+)
+def _block_chunk(
+    carry,
+    params,
+    leaf_table,
+    leaf_codes,
+    start_digits,
+    n_valid,
+    wanted,
+    active,
+    *,
+    plan,
+    steps,
+    per_step,
+    link,
+    outputs,
+    sharding,
 ):
-    best_eta, best_codes = state
-    codes = _chunk_codes(start_digits, cardinalities, chunk)
-    if sharding is not None:
-        codes = jax.lax.with_sharding_constraint(codes, sharding)
-    ok = (jnp.arange(chunk) < n_valid) & _allowed(codes, wanted, active)
-    eta = jax.vmap(logits, in_axes=(0, None))(params, codes)  # (S, chunk)
-    eta = jnp.where(ok, eta, -jnp.inf)
-    j = jnp.argmax(eta, axis=1)
-    v = jnp.take_along_axis(eta, j[:, None], axis=1)[:, 0]
-    better = v > best_eta  # strict: earlier chunks (lower indices) win ties
-    return (jnp.where(better, v, best_eta), jnp.where(better[:, None], codes[j], best_codes))
+    """``steps`` scan steps of ``per_step`` prefixes each, from prefix digits ``start_digits``.
+
+    Keeps the per-draw running argmax (strict ``>`` across steps, lowest index within a
+    step: the lowest index wins exact ties) and, with ``link``, the per-layout posterior
+    mean CTR and the running top-k by it (``k = len(carry.top_mean)``; earlier layouts win
+    ties). ``outputs``: ``"none"``, ``"eta"`` (per step: mean and eta) or ``"order"`` (per
+    step: mean and the eta sorted along the draw axis).
+    """
+    Lf = plan.leaf_size
+    C = per_step * Lf
+    starts = _prefix_codes(start_digits, plan, steps * per_step)[::per_step]
+    offsets = jnp.arange(steps, dtype=jnp.int32) * per_step
+    k = carry.top_mean.shape[0]
+
+    def step(carry, xs):
+        sub_start, offset = xs
+        pre_codes = _prefix_codes(sub_start, plan, per_step)
+        if sharding is not None:
+            pre_codes = jax.lax.with_sharding_constraint(pre_codes, sharding)
+        valid = jnp.repeat(offset + jnp.arange(per_step) < n_valid, Lf)
+        ok = valid & _block_allowed(pre_codes, leaf_codes, wanted, active, plan)
+        eta = _block_eta(params, pre_codes, leaf_table, plan)
+        masked = jnp.where(ok, eta, -jnp.inf)
+
+        def codes_at(i):
+            return jnp.concatenate([pre_codes[i // Lf], leaf_codes[i % Lf]], axis=-1)
+
+        v = jnp.max(masked, axis=1)
+        first = jnp.min(jnp.where(masked == v[:, None], jnp.arange(C), C), axis=1)
+        better = v > carry.best_eta
+        carry = carry._replace(
+            best_eta=jnp.where(better, v, carry.best_eta),
+            best_codes=jnp.where(
+                better[:, None], codes_at(jnp.minimum(first, C - 1)), carry.best_codes
+            ),
+        )
+        if link is None:
+            return carry, None
+        mean = jnp.where(ok, jnp.mean(inv_link(eta, link), axis=0), -jnp.inf)
+        if k:
+            _, idx = jax.lax.top_k(mean, min(k, C))
+            cm = jnp.concatenate([carry.top_mean, mean[idx]])
+            _, sel = jax.lax.top_k(cm, k)
+            cc = jnp.concatenate([carry.top_codes, codes_at(idx)])
+            carry = carry._replace(top_mean=cm[sel], top_codes=cc[sel])
+        if outputs == "eta":
+            return carry, (mean, eta)
+        if outputs == "order":
+            return carry, (mean, jnp.sort(eta, axis=0))
+        return carry, None
+
+    return jax.lax.scan(step, carry, (starts, offsets))
+
+
+def _block_layout(S, plan: _Plan, chunk_size, memory_budget, num_devices, factor, platform):
+    """(prefixes per step, steps per call) of the block scan."""
+    Lf, Np = plan.leaf_size, plan.num_prefixes
+    if chunk_size is None:
+        chunk_size = max(Lf, memory_budget // (max(1, S) * 4 * factor))
+    chunk_size = int(chunk_size)
+    if chunk_size <= 0:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    target = chunk_size if platform != "cpu" else min(chunk_size, max(1, _STEP_ELEMS // S))
+    per_step = max(1, min(target // Lf, Np))
+    per_step = -(-per_step // num_devices) * num_devices
+    steps = max(1, min(chunk_size // (per_step * Lf), -(-Np // per_step)))
+    return per_step, steps
+
+
+def _leaf_table(params: Params, plan: _Plan, leaf_codes: np.ndarray):
+    _, leaf, _ = _split_params(params, len(plan.prefix))
+    return jax.vmap(logits, in_axes=(0, None))(leaf, jnp.asarray(leaf_codes))
+
+
+def _block_scan(
+    params, space, *, link, top, outputs, chunk_size, memory_budget, devices, factor, on_chunk
+):
+    """Stream the whole space through :func:`_block_chunk`; returns the final carry.
+
+    ``on_chunk(first_layout, n_layouts, out)`` receives each call's stacked outputs
+    (``out`` is None for ``outputs="none"``), covering ``n_layouts`` consecutive layouts.
+    """
+    sharding, ndev = _mesh_sharding(devices)
+    platform = (jax.devices() if devices is None else list(devices))[0].platform
+    S = int(params.intercept.shape[0])
+    K = space.num_components
+    plan = _plan(space.cardinalities)
+    Lf, Np = plan.leaf_size, plan.num_prefixes
+    per_step, steps = _block_layout(S, plan, chunk_size, memory_budget, ndev, factor, platform)
+    leaf_codes = _leaf_codes(plan)
+    leaf_table = _leaf_table(params, plan, leaf_codes)
+    wanted, active = space.forbidden_arrays()
+    carry = _block_init(S, K, 0 if top is None else int(top))
+    per_call = per_step * steps
+    for p0 in range(0, Np, per_call):
+        digits = np.asarray(space.codes_of(p0 * Lf)[: len(plan.prefix)], dtype=np.int32)
+        n_valid = min(per_call, Np - p0)
+        carry, out = _block_chunk(
+            carry,
+            params,
+            leaf_table,
+            leaf_codes,
+            digits,
+            np.int32(n_valid),
+            wanted,
+            active,
+            plan=plan,
+            steps=steps,
+            per_step=per_step,
+            link=link,
+            outputs=outputs,
+            sharding=sharding,
+        )
+        if on_chunk is not None:
+            on_chunk(p0 * Lf, n_valid * Lf, out)
+    return carry
 
 
 def _argmax_enumerate(params, space, chunk_size, memory_budget, devices):
-    sharding, ndev = _mesh_sharding(devices)
-    S = int(params.intercept.shape[0])
-    chunk = _chunk_size(S, space.size, chunk_size, memory_budget, ndev, factor=3)
-    wanted, active = space.forbidden_arrays()
-    state = (jnp.full((S,), -jnp.inf, jnp.float32), jnp.zeros((S, space.num_components), jnp.int32))
-    for start in range(0, space.size, chunk):
-        digits = np.asarray(space.codes_of(start), dtype=np.int32)
-        state = _enum_step(
-            state,
-            params,
-            digits,
-            np.int32(min(chunk, space.size - start)),
-            wanted,
-            active,
-            cardinalities=space.cardinalities,
-            chunk=chunk,
-            sharding=sharding,
-        )
-    return np.asarray(state[1]), np.asarray(state[0])
+    carry = _block_scan(
+        params,
+        space,
+        link=None,
+        top=None,
+        outputs="none",
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+        devices=devices,
+        factor=3,
+        on_chunk=None,
+    )
+    return np.asarray(carry.best_codes), np.asarray(carry.best_eta)
 
 
 # ------------------------------------------------------------------------ hill climbing

@@ -8,14 +8,23 @@ For S posterior draws and a layout x the scorer computes::
                          (linear interpolation between order statistics, as numpy's default)
     p_best(x) = (1/S) #{s : x = argmax over allowed layouts y of eta_s(y)}
 
-The space is streamed in chunks of consecutive mixed-radix indices through one fused, jitted
-kernel: the chunk's codes are generated on the device from the chunk's start digits, eta comes
-from :func:`layoutopt.model.logits` (K + K(K-1)/2 table look-ups per layout and draw, never a
-one-hot design matrix), forbidden layouts are masked in the kernel, and the reductions (mean,
-interval, per-draw running argmax, running top-k) happen in the kernel, so device memory is
-O(S x chunk) whatever the size of the space. With several devices the layout axis of each chunk
-is sharded over a 1-D mesh of all of them (``jax.sharding``); results do not depend on the
-number of devices.
+The space is streamed through a jitted *leaf-block* kernel (:func:`layoutopt.optimize.
+_block_chunk`): in mixed-radix order the space is a run of blocks in which the leading
+components are fixed and the trailing ones run over their full product, so a block's eta is a
+broadcast sum of dense tables (prefix part + leaf table + cross pairs), with table look-ups
+once per prefix, never a one-hot design matrix. Every term is a term of
+:func:`layoutopt.model.logits` (tested to agree to float32 rounding; only the order of the
+additions differs). Forbidden layouts are masked in the kernel. The kernel keeps the running
+reductions itself (per-draw running max/argmax for P(best), and the running top-k by posterior
+mean), scanning several blocks per call, so device memory is O(S x chunk) whatever the size of
+the space. With ``top=k`` no interval is computed for layouts not kept: the k kept layouts'
+intervals come from a second, tiny pass over their codes. With ``top=None`` each chunk's eta is
+sorted along the draw axis on the host (CPU) or on the device (accelerators). With several
+devices the prefix axis of each step is sharded over a 1-D mesh of all of them
+(``jax.sharding``); results do not depend on the number of devices.
+
+Ties: ``p_best`` credits, per draw, the allowed layout with the highest float32 eta as summed
+by the kernel; exactly equal values go to the lowest index.
 """
 
 from __future__ import annotations
@@ -34,16 +43,17 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from layoutopt.model import Params, inv_link, logits
+from layoutopt.model import inv_link
 from layoutopt.optimize import (
     AUTO_ENUMERATE_LIMIT,
     DEFAULT_MEMORY_BUDGET,
-    _allowed,
     _as_params,
+    _block_scan,
     _check_params,
-    _chunk_codes,
-    _chunk_size,
-    _mesh_sharding,
+    _codes_eta,
+    _leaf_codes,
+    _leaf_table,
+    _plan,
     argmax_codes,
     argmax_layout,
 )
@@ -74,146 +84,115 @@ def _quantile_positions(S: int, q: float) -> tuple[int, int, float]:
     return i, min(i + 1, S - 1), h - i
 
 
-def _order_stats(eta: jax.Array, ranks: tuple[int, ...], host_sort: bool) -> jax.Array:
-    """Order statistics ``ranks`` along the draw axis of ``eta`` (S, C): ``(len(ranks), C)``.
+def _ranks(S: int, level: float) -> tuple[int, int, int, int]:
+    lo_i, lo_j, _ = _quantile_positions(S, (1.0 - level) / 2.0)
+    hi_i, hi_j, _ = _quantile_positions(S, (1.0 + level) / 2.0)
+    return lo_i, lo_j, hi_i, hi_j
 
-    XLA:CPU sorts with a generic comparator loop, ~100x slower than numpy's vectorised
-    float sort, so on a single CPU device the sort runs on the host through a callback
-    (zero-copy there). Elsewhere (GPU, TPU, sharded) ``jnp.sort`` runs on the device. Both
-    give exact order statistics, so results agree bit for bit.
+
+def _host_order(eta: np.ndarray, ranks) -> np.ndarray:
+    """Order statistics ``ranks`` along axis 0 of eta ``(S, n)`` on the host: ``(4, n)``.
+
+    numpy's vectorised float sort of contiguous rows beats both XLA:CPU's comparator sort
+    (~100x) and ``np.partition`` with four kth (~10x, measured, benchmarks/README.md).
     """
-    if not host_sort:
-        return jnp.sort(eta, axis=0)[jnp.asarray(ranks)]
-    idx = np.asarray(ranks)
-
-    def host(e):
-        return np.sort(np.asarray(e).T, axis=1)[:, idx].T.copy()
-
-    shape = jax.ShapeDtypeStruct((len(ranks), eta.shape[1]), eta.dtype)
-    return jax.pure_callback(host, shape, eta)
+    rows = np.array(np.asarray(eta).T, order="C")  # a writable copy
+    rows.sort(axis=1)
+    return rows[:, list(ranks)].T
 
 
-def _interval_and_mean(eta, link: str, level: float, host_sort: bool):
-    """Per-layout posterior mean CTR and equal-tailed interval from eta (S, C)."""
-    S = eta.shape[0]
-    lo_i, lo_j, lo_w = _quantile_positions(S, (1.0 - level) / 2.0)
-    hi_i, hi_j, hi_w = _quantile_positions(S, (1.0 + level) / 2.0)
-    # inv_link is monotone: order statistics of CTR are inv_link of those of eta
-    o = inv_link(_order_stats(eta, (lo_i, lo_j, hi_i, hi_j), host_sort), link)
+def _interval(order: np.ndarray, S: int, link: str, level: float):
+    """Equal-tailed interval of CTR from the eta order statistics ``(4, n)`` of ``_ranks``.
+
+    The link is monotone, so the order statistics of CTR are inv_link of those of eta; only
+    these 4 numbers per layout are transformed (float64), then interpolated as numpy's
+    "linear" quantile method does.
+    """
+    *_, lo_w = _quantile_positions(S, (1.0 - level) / 2.0)
+    *_, hi_w = _quantile_positions(S, (1.0 + level) / 2.0)
+    o = np.asarray(order, np.float64)
+    if link == "logit":
+        o = 1.0 / (1.0 + np.exp(-o))
+    else:
+        from scipy.special import ndtr
+
+        o = ndtr(o)
     lower = o[0] + (o[1] - o[0]) * lo_w
     upper = o[2] + (o[3] - o[2]) * hi_w
-    mean = jnp.mean(inv_link(eta, link), axis=0)
-    return mean, lower, upper
+    return lower.astype(np.float32), upper.astype(np.float32)
 
 
-def _chunk_stats(params: Params, codes: jax.Array, link: str, level: float, host_sort: bool):
-    """eta (S, C) and per-layout (mean, lower, upper) CTR of a chunk of codes."""
-    eta = jax.vmap(logits, in_axes=(0, None))(params, codes)
-    return (eta, *_interval_and_mean(eta, link, level, host_sort))
+@functools.partial(jax.jit, static_argnames=("link", "plan"))
+def _eta_mean_of_codes(params, leaf_table, codes, *, link, plan):
+    eta = _codes_eta(params, codes, leaf_table, plan)
+    return eta, jnp.mean(inv_link(eta, link), axis=0)
 
 
-class _ScanState(NamedTuple):
-    best_eta: jax.Array  # (S,) running max eta per draw
-    best_codes: jax.Array  # (S, K) its layout
-    top_mean: jax.Array  # (k,) running top-k by mean (k = 0 without top)
-    top_lower: jax.Array
-    top_upper: jax.Array
-    top_codes: jax.Array  # (k, K)
+def _stats_chunked(params, space, codes, link, level, memory_budget=DEFAULT_MEMORY_BUDGET):
+    """``(eta, mean, lower, upper)`` of explicit layouts ``codes`` (n, K).
 
-
-# The chunk step is three jitted stages rather than one: fused into one XLA:CPU program,
-# the reductions over the draw axis (mean, interval) and over the layout axis (per-draw
-# argmax) of the same (S, C) array ran ~20x slower than as separate programs (measured on
-# jax 0.10, see benchmarks/README.md). eta is materialised once per chunk (S x C floats).
-@functools.partial(jax.jit, static_argnames=("cardinalities", "chunk", "sharding"))
-def _eta_stage(params, start_digits, n_valid, wanted, active, *, cardinalities, chunk, sharding):
-    codes = _chunk_codes(start_digits, cardinalities, chunk)
-    if sharding is not None:
-        codes = jax.lax.with_sharding_constraint(codes, sharding)
-    ok = (jnp.arange(chunk) < n_valid) & _allowed(codes, wanted, active)
-    eta = jax.vmap(logits, in_axes=(0, None))(params, codes)
-    return jnp.where(ok, eta, -jnp.inf), codes, ok
-
-
-@jax.jit
-def _argmax_stage(best_eta, best_codes, eta, codes):
-    j = jnp.argmax(eta, axis=1)
-    v = jnp.take_along_axis(eta, j[:, None], axis=1)[:, 0]
-    better = v > best_eta  # strict: the lowest index wins ties, whatever the chunking
-    return jnp.where(better, v, best_eta), jnp.where(better[:, None], codes[j], best_codes)
-
-
-@functools.partial(jax.jit, static_argnames=("link", "level", "top", "host_sort"))
-def _stats_stage(state, eta, codes, ok, *, link, level, top, host_sort):
-    mean, lower, upper = _interval_and_mean(eta, link, level, host_sort)
-    mean = jnp.where(ok, mean, -jnp.inf)
-    if top is None:
-        return state, (mean, lower, upper)
-    # running top-k by mean: the running rows come first, so earlier layouts win ties
-    _, idx = jax.lax.top_k(mean, min(top, mean.shape[0]))
-    cm = jnp.concatenate([state.top_mean, mean[idx]])
-    _, sel = jax.lax.top_k(cm, top)
-    new = state._replace(
-        top_mean=cm[sel],
-        top_lower=jnp.concatenate([state.top_lower, lower[idx]])[sel],
-        top_upper=jnp.concatenate([state.top_upper, upper[idx]])[sel],
-        top_codes=jnp.concatenate([state.top_codes, codes[idx]])[sel],
-    )
-    return new, None
-
-
-def _host_sort_ok(sharding, devices) -> bool:
-    if sharding is not None:
-        return False
-    dev = (jax.devices() if devices is None else list(devices))[0]
-    return dev.platform == "cpu"
+    eta is summed exactly as in the grid kernel (:func:`layoutopt.optimize._codes_eta`), so
+    these figures equal the grid's for the same layout.
+    """
+    S = int(params.intercept.shape[0])
+    n = len(codes)
+    plan = _plan(space.cardinalities)
+    leaf_table = _leaf_table(params, plan, _leaf_codes(plan))
+    chunk = max(1, min(n, memory_budget // (S * 4 * _KERNEL_FACTOR)))
+    # pad to a power of two so repeated calls reuse few compilations
+    chunk = 1 << (chunk - 1).bit_length()
+    ranks = _ranks(S, level)
+    outs = [[], [], [], []]
+    for s in range(0, n, chunk):
+        c = codes[s : s + chunk]
+        pad = np.zeros((chunk, codes.shape[1]), np.int32)
+        pad[: len(c)] = c
+        eta, mean = _eta_mean_of_codes(params, leaf_table, jnp.asarray(pad), link=link, plan=plan)
+        eta = np.asarray(eta)[:, : len(c)]
+        lower, upper = _interval(_host_order(eta, ranks), S, link, level)
+        for o, r in zip(outs, (eta, np.asarray(mean)[: len(c)], lower, upper), strict=True):
+            o.append(r)
+    return tuple(np.concatenate(o, axis=-1) for o in outs)
 
 
 def _scan_space(params, space, level, link, top, chunk_size, memory_budget, devices, on_chunk):
-    """Stream the whole space through the chunk stages; returns the final state."""
-    sharding, ndev = _mesh_sharding(devices)
-    host_sort = _host_sort_ok(sharding, devices)
+    """Stream the whole space through the block kernel; returns its final carry.
+
+    With ``on_chunk`` every layout's ``(mean, lower, upper)`` is computed and handed to
+    ``on_chunk(first_layout, n_layouts, (mean, lower, upper))`` for consecutive layouts
+    (forbidden rows carry mean -inf). Without it only the running reductions are kept
+    (per-draw argmax, top-k by mean): no interval is computed for layouts not kept.
+    """
     S = int(params.intercept.shape[0])
-    K = space.num_components
-    chunk = _chunk_size(S, space.size, chunk_size, memory_budget, ndev, factor=_KERNEL_FACTOR)
-    k = 0 if top is None else int(top)
-    state = _ScanState(
-        jnp.full((S,), -jnp.inf, jnp.float32),
-        jnp.zeros((S, K), jnp.int32),
-        jnp.full((k,), -jnp.inf, jnp.float32),
-        jnp.zeros((k,), jnp.float32),
-        jnp.zeros((k,), jnp.float32),
-        jnp.zeros((k, K), jnp.int32),
+    platform = (jax.devices() if devices is None else list(devices))[0].platform
+    ranks = _ranks(S, level)
+    if on_chunk is None:
+        outputs = "none"
+    elif platform == "cpu":
+        outputs = "eta"  # sorted on the host, see _host_order
+    else:
+        outputs = ("order", ranks)
+
+    def collect(first, n, out):
+        mean, e = out
+        mean = np.asarray(mean).reshape(-1)[:n]
+        e = np.asarray(e)  # (steps, S or 4, C)
+        e = np.moveaxis(e, 1, 0).reshape(e.shape[1], -1)[:, :n]
+        order = _host_order(e, ranks) if outputs == "eta" else e
+        on_chunk(first, n, (mean, *_interval(order, S, link, level)))
+
+    return _block_scan(
+        params,
+        space,
+        link=link,
+        top=top,
+        outputs=outputs,
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+        devices=devices,
+        factor=_KERNEL_FACTOR,
+        on_chunk=None if on_chunk is None else collect,
     )
-    wanted, active = space.forbidden_arrays()
-    for start in range(0, space.size, chunk):
-        n_valid = min(chunk, space.size - start)
-        digits = np.asarray(space.codes_of(start), dtype=np.int32)
-        eta, codes, ok = _eta_stage(
-            params,
-            digits,
-            np.int32(n_valid),
-            wanted,
-            active,
-            cardinalities=space.cardinalities,
-            chunk=chunk,
-            sharding=sharding,
-        )
-        best_eta, best_codes = _argmax_stage(state.best_eta, state.best_codes, eta, codes)
-        state = state._replace(best_eta=best_eta, best_codes=best_codes)
-        state, out = _stats_stage(
-            state,
-            eta,
-            codes,
-            ok,
-            link=link,
-            level=float(level),
-            top=None if top is None else k,
-            host_sort=host_sort,
-        )
-        if on_chunk is not None:
-            on_chunk(start, n_valid, out)
-    return state
 
 
 # ---------------------------------------------------------------------------- results
@@ -382,29 +361,36 @@ def score_grid(
         pieces.append((start, n_valid, out))
 
     state = _scan_space(
-        params, space, level, link, top, chunk_size, memory_budget, devices, collect
+        params,
+        space,
+        level,
+        link,
+        top,
+        chunk_size,
+        memory_budget,
+        devices,
+        collect if top is None else None,
     )
     best_codes = np.asarray(state.best_codes)
     lookup = _p_best_lookup(space, best_codes)
     if top is None:
         codes, mean, lower, upper = [], [], [], []
         for start, n_valid, (m, lo, hi) in pieces:
-            m = np.asarray(m)[:n_valid]
             keep = np.isfinite(m)
             c = space.codes_range(start, n_valid)
             codes.append(c[keep])
             mean.append(m[keep])
-            lower.append(np.asarray(lo)[:n_valid][keep])
-            upper.append(np.asarray(hi)[:n_valid][keep])
+            lower.append(lo[keep])
+            upper.append(hi[keep])
         codes = np.concatenate(codes)
         mean, lower, upper = (np.concatenate(a) for a in (mean, lower, upper))
     else:
+        # the interval only for the k kept layouts: their eta over all draws, exactly
         mean = np.asarray(state.top_mean)
         keep = np.isfinite(mean)
         codes = np.asarray(state.top_codes)[keep]
         mean = mean[keep]
-        lower = np.asarray(state.top_lower)[keep]
-        upper = np.asarray(state.top_upper)[keep]
+        _, _, lower, upper = _stats_chunked(params, space, codes, link, level)
         order = np.lexsort((_sortable_index(space, codes), -mean))
         codes, mean, lower, upper = codes[order], mean[order], lower[order], upper[order]
     p_best = np.array([lookup.get(i, 0.0) for i in _index_of(space, codes)], dtype=np.float64)
@@ -552,30 +538,6 @@ def _encode_frame(space: LayoutSpace, layouts) -> np.ndarray:
     return codes
 
 
-@functools.partial(jax.jit, static_argnames=("link", "level", "host_sort"))
-def _stats_of_codes(params, codes, *, link, level, host_sort):
-    return _chunk_stats(params, codes, link, level, host_sort)
-
-
-def _stats_chunked(params, codes, link, level, memory_budget=DEFAULT_MEMORY_BUDGET):
-    S = int(params.intercept.shape[0])
-    n = len(codes)
-    chunk = max(1, min(n, memory_budget // (S * 4 * _KERNEL_FACTOR)))
-    # pad to a power of two so repeated calls reuse few compilations
-    chunk = 1 << (chunk - 1).bit_length()
-    outs = [[], [], [], []]
-    for s in range(0, n, chunk):
-        c = codes[s : s + chunk]
-        pad = np.zeros((chunk, codes.shape[1]), np.int32)
-        pad[: len(c)] = c
-        res = _stats_of_codes(
-            params, jnp.asarray(pad), link=link, level=level, host_sort=_host_sort_ok(None, None)
-        )
-        for o, r in zip(outs, res, strict=True):
-            o.append(np.asarray(r)[..., : len(c)])
-    return tuple(np.concatenate(o, axis=-1) for o in outs)
-
-
 def score_layouts(
     posterior: Posterior,
     space: LayoutSpace | None,
@@ -614,7 +576,7 @@ def score_layouts(
     lookup = _p_best_lookup(space, np.asarray(best_codes))
     df = space.frame(codes)
     if len(codes):
-        _, mean, lower, upper = _stats_chunked(params, codes, link, level)
+        _, mean, lower, upper = _stats_chunked(params, space, codes, link, level)
     else:
         mean = lower = upper = np.zeros(0)
     df["mean"] = np.asarray(mean, np.float64)
@@ -703,10 +665,10 @@ def best_layout(
     uniq, counts = np.unique(best_codes, axis=0, return_counts=True)
     cands = [x_mean] + list(uniq[np.argsort(-counts, kind="stable")][:num_candidates])
     cands = np.unique(np.asarray(cands, np.int32), axis=0)
-    _, mean, _, _ = _stats_chunked(params, cands, link, level)
+    _, mean, _, _ = _stats_chunked(params, space, cands, link, level)
     x = cands[int(np.argmax(mean))]
     x = _coordinate_ascent(params, space, x, link, level)
-    _, mean, lower, upper = _stats_chunked(params, x[None], link, level)
+    _, mean, lower, upper = _stats_chunked(params, space, x[None], link, level)
     index = _index_of(space, x[None])[0]
     return BestLayout(
         space.decode(x),
@@ -722,7 +684,7 @@ def best_layout(
 def _coordinate_ascent(params, space, x, link, level, max_sweeps: int = 50) -> np.ndarray:
     """Single-component moves that raise the posterior mean CTR, until none does."""
     x = np.array(x, np.int32)
-    _, cur, _, _ = _stats_chunked(params, x[None], link, level)
+    _, cur, _, _ = _stats_chunked(params, space, x[None], link, level)
     cur = float(cur[0])
     for _ in range(max_sweeps):
         moved = False
@@ -730,7 +692,7 @@ def _coordinate_ascent(params, space, x, link, level, max_sweeps: int = 50) -> n
             cand = np.tile(x, (n, 1))
             cand[:, k] = np.arange(n)
             ok = space.allowed_mask(cand)
-            _, m, _, _ = _stats_chunked(params, cand, link, level)
+            _, m, _, _ = _stats_chunked(params, space, cand, link, level)
             m = np.where(ok, m, -np.inf)
             v = int(np.argmax(m))
             if m[v] > cur:
