@@ -14,9 +14,9 @@ layouts), fit the model, and compare how good the shipped layout truly is:
 It also reports the calibration of the 90% credible intervals: the share of *untested*
 allowed layouts whose true CTR lies inside ``[lower, upper]`` from :func:`score_grid`.
 
-Writes ``extrapolation.md``, ``extrapolation.csv`` (summary), ``extrapolation_worlds.csv``
-(one row per world, impressions level and method) and ``extrapolation.png`` into
-``--out-dir``.
+Writes ``<name>.md``, ``<name>.csv`` (summary), ``<name>_worlds.csv`` (one row per world,
+impressions level and method) and ``<name>.png`` into ``--out-dir`` (``--name`` defaults to
+``extrapolation``).
 
 Usage::
 
@@ -63,12 +63,13 @@ def _parse(argv):
         "--impressions", default="2000,5000", help="impressions per tested layout (list)"
     )
     p.add_argument("--base-rate", type=float, default=0.04, help="CTR at zero effects")
-    p.add_argument("--main-scale", type=float, default=0.3, help="sd of true main effects")
-    p.add_argument("--pair-scale", type=float, default=0.15, help="sd of true interactions")
+    p.add_argument("--main-scale", type=float, default=0.2, help="sd of true main effects")
+    p.add_argument("--pair-scale", type=float, default=0.1, help="sd of true interactions")
     p.add_argument("--num-samples", type=int, default=1000, help="posterior draws per fit")
     p.add_argument("--seed", type=int, default=0, help="first world seed")
     p.add_argument("--space", choices=sorted(SPACES), default="demo", help="layout space")
     p.add_argument("--out-dir", default=str(Path(__file__).parent), help="output directory")
+    p.add_argument("--name", default="extrapolation", help="stem of the output files")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
     return p.parse_args(argv)
 
@@ -210,9 +211,9 @@ def main(argv=None) -> int:
                   f"({time.perf_counter() - t0:.0f}s)", flush=True)
     elapsed = time.perf_counter() - t0
     worlds = pd.DataFrame(rows)
-    worlds.to_csv(out / "extrapolation_worlds.csv", index=False, float_format="%.6g")
+    worlds.to_csv(out / f"{args.name}_worlds.csv", index=False, float_format="%.6g")
     table = summarise(worlds)
-    table.to_csv(out / "extrapolation.csv", index=False, float_format="%.6g")
+    table.to_csv(out / f"{args.name}.csv", index=False, float_format="%.6g")
     md = [
         f"# Extrapolation from a pairwise design: {args.worlds} worlds, "
         f"{args.space} space",
@@ -227,9 +228,9 @@ def main(argv=None) -> int:
     ]
     if not worlds[worlds.method.isin(["pairwise", "additive"])].converged.all():
         md.append("Some Laplace fits reported non-convergence (see extrapolation_worlds.csv).\n")
-    (out / "extrapolation.md").write_text("\n".join(md))
+    (out / f"{args.name}.md").write_text("\n".join(md))
     if not args.no_plot:
-        plot(worlds, out / "extrapolation.png")
+        plot(worlds, out / f"{args.name}.png")
     print("\n".join(md))
     return 0
 

@@ -58,11 +58,16 @@ def _parse(argv):
     p.add_argument("--batch-size", type=int, default=1_000, help="impressions per round")
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods")
     p.add_argument("--k", type=int, default=16, help="layouts per proposal")
-    p.add_argument("--num-samples", type=int, default=1000, help="posterior draws per fit")
+    p.add_argument("--num-samples", type=int, default=500, help="posterior draws per fit")
     p.add_argument("--seed", type=int, default=0, help="first world seed")
+    p.add_argument("--fit-tol", type=float, default=None,
+                   help="Laplace convergence tolerance (default: fit's own)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes")
     p.add_argument("--cache", default=None, help="directory caching finished campaigns")
     p.add_argument("--out-dir", default=str(Path(__file__).parent), help="output directory")
+    p.add_argument("--reverse", action="store_true",
+                   help="play worlds from the last one down (a second process sharing --cache "
+                        "with a forward one splits the work)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
     return p.parse_args(argv)
 
@@ -84,6 +89,7 @@ def _campaign(task):
         seed=10_000 + world_seed,
         k=args.k,
         num_samples=args.num_samples,
+        fit_options=None if args.fit_tol is None else {"tol": args.fit_tol},
         **METHODS[method],
     )
     frame = res.to_pandas()
@@ -188,6 +194,8 @@ def main(argv=None) -> int:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tasks = [(args.seed + w, m, args) for w in range(args.worlds) for m in methods]
+    if args.reverse:
+        tasks = tasks[::-1]
     t0 = time.perf_counter()
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:

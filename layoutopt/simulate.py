@@ -520,6 +520,7 @@ def run_campaign(
     allocation: str = "multinomial",
     progress: bool = False,
     initial_size: int | None = None,
+    fit_options: dict[str, Any] | None = None,
     callback: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> CampaignResult:
     """Play a multivariate test against a synthetic world and record regret per round.
@@ -576,6 +577,8 @@ def run_campaign(
             ``"pairwise"`` (topped up to this size if given), and for ``"random"`` the
             product of the two largest cardinalities (the smallest possible pairwise
             covering size), capped at the number of allowed layouts.
+        fit_options: extra keyword options for ``fit`` (e.g. ``{"tol": 1e-2}`` for the
+            Laplace fit), the same every round.
         callback: called as ``callback(round, record)`` after every round, where ``record``
             holds that round's entries of the result (``impressions``, ``local_regret``,
             ``simple_regret``, ``pick_index``, ``num_tested``, ...) and ``posterior`` (None
@@ -705,6 +708,7 @@ def run_campaign(
                     seed=int(rng.integers(2**31)),
                     num_samples=num_samples,
                     prior=prior,
+                    **(fit_options or {}),
                 )
             for w in caught:
                 if not issubclass(w.category, FitWarning):

@@ -21,7 +21,7 @@ def _load(name: str):
 def test_hill2017_smoke(tmp_path):
     mod = _load("hill2017")
     argv = ["--worlds", "1", "--budget", "2000", "--batch-size", "1000", "--num-samples", "100",
-            "--k", "4", "--out-dir", str(tmp_path)]
+            "--k", "4", "--fit-tol", "1e-2", "--out-dir", str(tmp_path)]
     assert mod.main(argv) == 0
     for name in ("hill2017.md", "hill2017.csv", "hill2017_rounds.csv", "hill2017.png"):
         assert (tmp_path / name).stat().st_size > 0
