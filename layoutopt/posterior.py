@@ -7,13 +7,13 @@ import itertools
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
 import jax
 import numpy as np
 
+from layoutopt._io import atomic_path
 from layoutopt.model import Params, PriorConfig
 from layoutopt.space import LayoutSpace
 
@@ -80,21 +80,12 @@ class Posterior:
             >>> post.save("posterior.nc")  # doctest: +SKIP
             >>> import arviz; arviz.from_netcdf("posterior.nc")  # doctest: +SKIP
         """
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".layoutopt-", suffix=".nc.tmp")
-        os.close(fd)
-        try:
-            root, posterior, constant = self._to_datasets()
+        root, posterior, constant = self._to_datasets()
+        with atomic_path(path) as tmp:
             root.to_netcdf(tmp, mode="w", engine="h5netcdf")
             for name, ds in (("posterior", posterior), ("constant_data", constant)):
                 encoding = {v: {"_FillValue": None} for v in ds.data_vars}
                 ds.to_netcdf(tmp, mode="a", group=name, engine="h5netcdf", encoding=encoding)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Posterior:

@@ -32,6 +32,10 @@ def test_round_trip_is_exact(tiny_fits, tmp_path, method):
     post.save(path)
     assert_same(post, Posterior.load(path))
     assert os.listdir(tmp_path) == ["post.nc"]
+    # An ordinary file for the user's umask (a mkstemp temp file would stay 0600).
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_round_trip_additive_model_and_odd_names(tmp_path):
