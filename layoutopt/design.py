@@ -42,7 +42,10 @@ _MAX_RESTARTS = 32
 
 
 class UncoverablePairsWarning(UserWarning):
-    """Some variant pairs cannot appear in any allowed layout, so no design covers them.
+    """Forbidden rules together make some variant pairs impossible, so no design covers them.
+
+    Pairs that a single rule forbids by itself (a rule on one of the two variants, or on
+    exactly the two) are intended and do not warn; they are listed all the same.
 
     The design is still returned (it covers every pair that can be covered); the offending
     pairs are listed in ``design.attrs["uncoverable_pairs"]``.
@@ -86,7 +89,8 @@ def initial_design(
             factorial larger than ``max_full``.
 
     Warns:
-        UncoverablePairsWarning: when forbidden rules make some variant pairs impossible; the
+        UncoverablePairsWarning: when forbidden rules together make variant pairs impossible
+            that no single rule names (pairs a rule names directly are listed silently); the
             design covers all the others.
 
     Examples:
@@ -149,10 +153,20 @@ def initial_design(
         {space.components[j]: space.variants[j][a], space.components[c]: space.variants[c][v]}
         for j, a, c, v in uncoverable
     ]
-    if labels:
-        shown = "; ".join(str(p) for p in labels[:5]) + (" ..." if len(labels) > 5 else "")
+    # A pair that one rule forbids by itself (a rule on that variant, or on exactly those two
+    # variants) is what the user asked for; only pairs that a combination of rules makes
+    # impossible are news worth a warning. All of them are listed in attrs.
+    surprising = [
+        lab
+        for lab, (j, a, c, v) in zip(labels, uncoverable, strict=True)
+        if not any(set(rule) <= {(j, a), (c, v)} for rule in space.forbidden)
+    ]
+    if surprising:
+        shown = "; ".join(str(p) for p in surprising[:5])
+        shown += " ..." if len(surprising) > 5 else ""
         warnings.warn(
-            f"{len(labels)} variant pair(s) appear in no allowed layout and cannot be covered "
+            f"{len(surprising)} variant pair(s) appear in no allowed layout, though no single "
+            f"forbidden rule names them, and cannot be covered "
             f"(see design.attrs['uncoverable_pairs']): {shown}",
             UncoverablePairsWarning,
             stacklevel=2,
