@@ -64,7 +64,7 @@ FIT_SETTINGS = {
     "laplace": {"num_samples": 2000},
     "nuts": {"num_samples": 400, "num_chains": 2, "num_warmup": 200,
              "target_accept_prob": 0.95},
-    "svi": {"num_samples": 2000, "num_steps": 2000, "guide": "full"},
+    "svi": {"num_samples": 2000, "num_steps": 2000},
 }
 
 

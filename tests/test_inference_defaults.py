@@ -1,4 +1,4 @@
-"""Laplace empirical-Bayes scales: pooled (default) vs per-group, and their calibration."""
+"""Defaults of fit(): pooled Laplace scales (and their calibration), the SVI guide choice."""
 
 from __future__ import annotations
 
@@ -74,3 +74,8 @@ def test_pooled_scales_calibrate_better_than_per_group():
     assert np.mean(pooled) >= 0.77
     assert np.mean(per_group) <= 0.72
     assert np.mean(pooled) - np.mean(per_group) >= 0.1
+
+
+def test_svi_default_guide_is_full_rank_for_small_models(tiny_fits):
+    # The shared fixture fits SVI with the default guide ("auto").
+    assert tiny_fits("svi").diagnostics["guide"] == "full"
