@@ -156,8 +156,9 @@ def _chunk_size(num_draws: int, size: int, chunk_size, memory_budget, num_device
 
 #: Largest leaf block (product of the trailing components' cardinalities).
 _MAX_LEAF = 1024
-#: eta floats (S x prefixes x leaf) per step of the block scan on CPU: ~1 MiB stays in cache.
-_STEP_ELEMS = 2**18
+#: eta floats (S x prefixes x leaf) per scan step on CPU: in practice one leaf block per step
+#: (fastest measured on the 2-core machine, benchmarks/README.md).
+_STEP_ELEMS = 2**16
 
 
 class _Plan(NamedTuple):
@@ -286,7 +287,7 @@ def _block_init(S: int, K: int, k: int) -> _BlockCarry:
 
 @functools.partial(
     jax.jit,
-    static_argnames=("plan", "steps", "per_step", "link", "outputs", "sharding"),
+    static_argnames=("plan", "steps", "per_step", "link", "outputs", "sharding", "materialize"),
 )
 def _block_chunk(
     carry,
@@ -304,21 +305,27 @@ def _block_chunk(
     link,
     outputs,
     sharding,
+    materialize=False,
 ):
     """``steps`` scan steps of ``per_step`` prefixes each, from prefix digits ``start_digits``.
 
     Keeps the per-draw running argmax (strict ``>`` across steps, lowest index within a
     step: the lowest index wins exact ties) and, with ``link``, the per-layout posterior
     mean CTR and the running top-k by it (``k = len(carry.top_mean)``; earlier layouts win
-    ties). ``outputs``: ``"none"``, ``"eta"`` (per step: mean and eta) or ``"order"`` (per
-    step: mean and the eta sorted along the draw axis).
+    ties). ``outputs``: ``"none"``, ``"eta"`` (per step: mean ``(C,)`` and eta transposed,
+    ``(C, S)``) or ``("order", ranks)`` (per step: mean and the order statistics ``ranks`` of
+    eta along the draw axis, ``(len(ranks), C)``).
     """
     Lf = plan.leaf_size
     C = per_step * Lf
-    starts = _prefix_codes(start_digits, plan, steps * per_step)[::per_step]
+    all_pre = _prefix_codes(start_digits, plan, steps * per_step)
+    starts = all_pre[::per_step]
     offsets = jnp.arange(steps, dtype=jnp.int32) * per_step
     k = carry.top_mean.shape[0]
+    leaf_codes = jnp.asarray(leaf_codes)
 
+    # No lax.cond and no top_k inside the scan: on XLA:CPU every conditional is a host
+    # synchronisation point, which under load cost more than the arithmetic (measured).
     def step(carry, xs):
         sub_start, offset = xs
         pre_codes = _prefix_codes(sub_start, plan, per_step)
@@ -327,36 +334,41 @@ def _block_chunk(
         valid = jnp.repeat(offset + jnp.arange(per_step) < n_valid, Lf)
         ok = valid & _block_allowed(pre_codes, leaf_codes, wanted, active, plan)
         eta = _block_eta(params, pre_codes, leaf_table, plan)
-        masked = jnp.where(ok, eta, -jnp.inf)
-
-        def codes_at(i):
-            return jnp.concatenate([pre_codes[i // Lf], leaf_codes[i % Lf]], axis=-1)
-
-        v = jnp.max(masked, axis=1)
-        first = jnp.min(jnp.where(masked == v[:, None], jnp.arange(C), C), axis=1)
+        if materialize:
+            # XLA:CPU: reductions over a materialised eta run ~2x faster than over the
+            # fused broadcast expression (measured, benchmarks/README.md)
+            eta = jax.lax.optimization_barrier(eta)
+        v = jnp.max(jnp.where(ok, eta, -jnp.inf), axis=1)
+        # the lowest index attaining the max; strict > across steps: lowest index wins ties
+        first = jnp.min(jnp.where(ok & (eta == v[:, None]), jnp.arange(C), C), axis=1)
+        first = jnp.minimum(first, C - 1)
+        at = jnp.concatenate([pre_codes[first // Lf], leaf_codes[first % Lf]], axis=-1)
         better = v > carry.best_eta
         carry = carry._replace(
             best_eta=jnp.where(better, v, carry.best_eta),
-            best_codes=jnp.where(
-                better[:, None], codes_at(jnp.minimum(first, C - 1)), carry.best_codes
-            ),
+            best_codes=jnp.where(better[:, None], at, carry.best_codes),
         )
         if link is None:
             return carry, None
         mean = jnp.where(ok, jnp.mean(inv_link(eta, link), axis=0), -jnp.inf)
-        if k:
-            _, idx = jax.lax.top_k(mean, min(k, C))
-            cm = jnp.concatenate([carry.top_mean, mean[idx]])
-            _, sel = jax.lax.top_k(cm, k)
-            cc = jnp.concatenate([carry.top_codes, codes_at(idx)])
-            carry = carry._replace(top_mean=cm[sel], top_codes=cc[sel])
-        if outputs == "eta":
-            return carry, (mean, eta)
-        if outputs == "order":
-            return carry, (mean, jnp.sort(eta, axis=0))
-        return carry, None
+        if outputs == "eta":  # layout-major, for row-wise sorts on the host
+            return carry, (mean, eta.T)
+        if outputs != "none":  # ("order", ranks): sorted on the device
+            return carry, (mean, jnp.sort(eta, axis=0)[jnp.asarray(outputs[1])])
+        return carry, (mean,)
 
-    return jax.lax.scan(step, carry, (starts, offsets))
+    carry, out = jax.lax.scan(step, carry, (starts, offsets))
+    if k:
+        # running top-k by mean over the whole call; the running rows come first, so
+        # earlier layouts win ties
+        mean = out[0].reshape(-1)
+        _, idx = jax.lax.top_k(mean, min(k, mean.shape[0]))
+        cm = jnp.concatenate([carry.top_mean, mean[idx]])
+        _, sel = jax.lax.top_k(cm, k)
+        codes = jnp.concatenate([all_pre[idx // Lf], leaf_codes[idx % Lf]], axis=-1)
+        cc = jnp.concatenate([carry.top_codes, codes])
+        carry = carry._replace(top_mean=cm[sel], top_codes=cc[sel])
+    return carry, (None if outputs == "none" else out)
 
 
 def _block_layout(S, plan: _Plan, chunk_size, memory_budget, num_devices, factor, platform):
@@ -417,6 +429,7 @@ def _block_scan(
             link=link,
             outputs=outputs,
             sharding=sharding,
+            materialize=platform == "cpu",
         )
         if on_chunk is not None:
             on_chunk(p0 * Lf, n_valid * Lf, out)

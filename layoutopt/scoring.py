@@ -90,13 +90,13 @@ def _ranks(S: int, level: float) -> tuple[int, int, int, int]:
     return lo_i, lo_j, hi_i, hi_j
 
 
-def _host_order(eta: np.ndarray, ranks) -> np.ndarray:
-    """Order statistics ``ranks`` along axis 0 of eta ``(S, n)`` on the host: ``(4, n)``.
+def _host_order(rows: np.ndarray, ranks) -> np.ndarray:
+    """Order statistics ``ranks`` of each row of a writable ``(n, S)`` eta array: ``(4, n)``.
 
-    numpy's vectorised float sort of contiguous rows beats both XLA:CPU's comparator sort
-    (~100x) and ``np.partition`` with four kth (~10x, measured, benchmarks/README.md).
+    Sorts the rows in place: numpy's vectorised float sort of contiguous rows beats both
+    XLA:CPU's comparator sort (~100x) and ``np.partition`` with four kth (~10x; measured,
+    benchmarks/README.md).
     """
-    rows = np.array(np.asarray(eta).T, order="C")  # a writable copy
     rows.sort(axis=1)
     return rows[:, list(ranks)].T
 
@@ -149,7 +149,7 @@ def _stats_chunked(params, space, codes, link, level, memory_budget=DEFAULT_MEMO
         pad[: len(c)] = c
         eta, mean = _eta_mean_of_codes(params, leaf_table, jnp.asarray(pad), link=link, plan=plan)
         eta = np.asarray(eta)[:, : len(c)]
-        lower, upper = _interval(_host_order(eta, ranks), S, link, level)
+        lower, upper = _interval(_host_order(np.array(eta.T), ranks), S, link, level)
         for o, r in zip(outs, (eta, np.asarray(mean)[: len(c)], lower, upper), strict=True):
             o.append(r)
     return tuple(np.concatenate(o, axis=-1) for o in outs)
@@ -176,9 +176,11 @@ def _scan_space(params, space, level, link, top, chunk_size, memory_budget, devi
     def collect(first, n, out):
         mean, e = out
         mean = np.asarray(mean).reshape(-1)[:n]
-        e = np.asarray(e)  # (steps, S or 4, C)
-        e = np.moveaxis(e, 1, 0).reshape(e.shape[1], -1)[:, :n]
-        order = _host_order(e, ranks) if outputs == "eta" else e
+        if outputs == "eta":  # (steps, C, S): one copy to a writable (n, S), sorted in place
+            order = _host_order(np.array(np.asarray(e).reshape(-1, S)[:n]), ranks)
+        else:  # (steps, 4, C)
+            e = np.asarray(e)
+            order = np.moveaxis(e, 1, 0).reshape(e.shape[1], -1)[:, :n]
         on_chunk(first, n, (mean, *_interval(order, S, link, level)))
 
     return _block_scan(
