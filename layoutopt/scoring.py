@@ -211,6 +211,22 @@ def _p_best_lookup(space: LayoutSpace, best_codes: np.ndarray):
     return {i: c / S for i, c in counts.items()}
 
 
+def _p_best_of(space: LayoutSpace, codes: np.ndarray, lookup: dict) -> np.ndarray:
+    """``p_best`` of each row of ``codes`` from :func:`_p_best_lookup` (vectorised)."""
+    if space.size > 2**63 - 1:
+        return np.array([lookup.get(i, 0.0) for i in _index_of(space, codes)], np.float64)
+    out = np.zeros(len(codes), np.float64)
+    if not lookup or not len(codes):
+        return out
+    keys = np.array(sorted(lookup), np.int64)
+    vals = np.array([lookup[i] for i in sorted(lookup)], np.float64)
+    idx = space.indices(codes)
+    pos = np.minimum(np.searchsorted(keys, idx), len(keys) - 1)
+    hit = keys[pos] == idx
+    out[hit] = vals[pos[hit]]
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class GridScores:
     """Scores of (some of) the allowed layouts of a space.
@@ -395,7 +411,7 @@ def score_grid(
         _, _, lower, upper = _stats_chunked(params, space, codes, link, level)
         order = np.lexsort((_sortable_index(space, codes), -mean))
         codes, mean, lower, upper = codes[order], mean[order], lower[order], upper[order]
-    p_best = np.array([lookup.get(i, 0.0) for i in _index_of(space, codes)], dtype=np.float64)
+    p_best = _p_best_of(space, codes, lookup)
     return GridScores(
         space=space,
         codes=codes,
@@ -584,7 +600,7 @@ def score_layouts(
     df["mean"] = np.asarray(mean, np.float64)
     df["lower"] = np.asarray(lower, np.float64)
     df["upper"] = np.asarray(upper, np.float64)
-    df["p_best"] = np.array([lookup.get(i, 0.0) for i in _index_of(space, codes)], np.float64)
+    df["p_best"] = _p_best_of(space, codes, lookup)
     return df
 
 
