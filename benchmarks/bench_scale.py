@@ -1,19 +1,29 @@
 """Time and peak RSS of score_grid(top=10) as the space grows; each size in a fresh process.
 
-Usage: python benchmarks/bench_scale.py [--sizes 5,6,7] [--draws 64] [--no-record]
-(sizes are log10 of the number of layouts; 8 = 10^8 takes long on 2 cores.)
+Usage: python benchmarks/bench_scale.py [--sizes 5,6,7,8] [--draws 64] [--no-record]
+    [--baseline-rev REV] [--baseline-max 6]
+(sizes are log10 of the number of layouts.) With --baseline-rev the library as of git revision
+REV (e.g. the commit before the leaf-block kernel) is timed in the same run, in the same way,
+for sizes up to --baseline-max.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, "benchmarks")
+if len(sys.argv) > 3:
+    sys.path.insert(0, sys.argv[3])  # an exported older revision of layoutopt
+import layoutopt
+assert len(sys.argv) <= 3 or layoutopt.__file__.startswith(sys.argv[3]), layoutopt.__file__
 from _common import posterior
 from layoutopt.scoring import score_grid
 e, S = int(sys.argv[1]), int(sys.argv[2])
@@ -26,27 +36,54 @@ print(json.dumps({"time": t, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).
 """
 
 
+def _child(e, draws, src=None):
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(e), str(draws)] + ([src] if src else []),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="5,6,7")
     ap.add_argument("--draws", type=int, default=64)
+    ap.add_argument("--baseline-rev", default=None)
+    ap.add_argument("--baseline-max", type=int, default=6)
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args(argv)
-    rows = ["| layouts | draws | time (s) | evals/s | peak RSS (MiB) |", "|---|---|---|---|---|"]
+    src = None
+    if args.baseline_rev:
+        src = tempfile.mkdtemp(prefix="layoutopt-baseline-")
+        archive = subprocess.run(
+            ["git", "archive", args.baseline_rev, "layoutopt"], capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", src], input=archive, check=True)
+        # modules not tracked at REV (e.g. the package __init__) come from the working tree
+        here = Path(__file__).resolve().parents[1] / "layoutopt"
+        for f in here.glob("*.py"):
+            if not (Path(src) / "layoutopt" / f.name).exists():
+                shutil.copy(f, Path(src) / "layoutopt" / f.name)
+    rows = [
+        "| layouts | draws | time (s) | evals/s | peak RSS (MiB) | baseline "
+        f"{args.baseline_rev or '-'}: time (s) | speed-up |",
+        "|---|---|---|---|---|---|---|",
+    ]
     base = None
     for e in (int(x) for x in args.sizes.split(",")):
-        out = subprocess.run(
-            [sys.executable, "-c", CHILD, str(e), str(args.draws)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        r = json.loads(out.stdout.strip().splitlines()[-1])
+        r = _child(e, args.draws)
         base = base or r["rss_mb"]
+        old, ratio = "-", "-"
+        if src and e <= args.baseline_max:
+            b = _child(e, args.draws, src)
+            assert abs(b["best"] - r["best"]) < 1e-6, (b, r)
+            old, ratio = f"{b['time']:.1f}", f"{b['time'] / r['time']:.1f}x"
         rows.append(
-            f"| 10^{e} | {args.draws} | {r['time']:.1f} | "
+            f"| 10^{e} | {args.draws} | {r['time']:.2f} | "
             f"{10**e * args.draws / r['time'] / 1e6:.1f} M | {r['rss_mb']:.0f} "
-            f"({r['rss_mb'] / base:.2f}x of smallest) |"
+            f"({r['rss_mb'] / base:.2f}x of smallest) | {old} | {ratio} |"
         )
     table = "\n".join(rows) + "\n\nOne fresh process per size (RSS includes JAX itself)."
     if args.no_record:
