@@ -73,6 +73,8 @@ __all__ = [
 MAX_FULL_GRID = 10_000_000
 #: Floats per (draw, layout) the scoring kernel keeps alive at once (eta, ctr, sorted ctr, ...).
 _KERNEL_FACTOR = 6
+#: Platforms whose per-layout order statistics are sorted on the host (numpy), not on device.
+_HOST_SORT_PLATFORMS = ("cpu",)
 _STAT_COLUMNS = ("mean", "lower", "upper", "p_best")
 
 
@@ -168,7 +170,7 @@ def _scan_space(params, space, level, link, top, chunk_size, memory_budget, devi
     ranks = _ranks(S, level)
     if on_chunk is None:
         outputs = "none"
-    elif platform == "cpu":
+    elif platform in _HOST_SORT_PLATFORMS:
         outputs = "eta"  # sorted on the host, see _host_order
     else:
         outputs = ("order", ranks)

@@ -324,3 +324,17 @@ def test_small_leaf_blocks_and_scan_steps_match_oracle(
         np.testing.assert_allclose(got[col], want[col], rtol=0, atol=ATOL, err_msg=col)
     best = argmax_codes(post.params, post.space, method="enumerate", chunk_size=chunk_size)
     np.testing.assert_array_equal(best, score_grid(post, top=1).best_codes)
+
+
+def test_device_sort_path_matches_oracle(monkeypatch):
+    """The accelerator path (order statistics sorted in the kernel) gives the same grid."""
+    import layoutopt.scoring as scoring
+
+    monkeypatch.setattr(scoring, "_HOST_SORT_PLATFORMS", ())
+    post = make_posterior(seed=9)
+    got = by_index(score_grid(post, chunk_size=16).to_pandas())
+    want = by_index(oracle(post))
+    np.testing.assert_array_equal(got["index"], want["index"])
+    np.testing.assert_array_equal(got["p_best"], want["p_best"])
+    for col in ("mean", "lower", "upper"):
+        np.testing.assert_allclose(got[col], want[col], rtol=0, atol=ATOL, err_msg=col)
