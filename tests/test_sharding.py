@@ -21,6 +21,8 @@ SCRIPT = textwrap.dedent(
     from layoutopt.space import LayoutSpace
 
     assert len(jax.devices()) == 4, jax.devices()
+    import layoutopt.optimize as opt
+    opt._MAX_LEAF = 18  # leaf blocks of 6 x 3 layouts: 20 prefixes to shard over the devices
     card = (5, 4, 6, 3)
     space = LayoutSpace({f"c{k}": [f"v{i}" for i in range(n)] for k, n in enumerate(card)},
                         forbidden=[{"c0": "v1", "c2": "v3"}])
