@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from layoutopt._io import atomic_path
 from layoutopt.model import inv_link
 from layoutopt.optimize import (
     AUTO_ENUMERATE_LIMIT,
@@ -295,16 +294,8 @@ class GridScores:
 
 
 def _atomic_write(path, write) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _resolve(posterior: Posterior, space: LayoutSpace | None):
