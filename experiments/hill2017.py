@@ -15,7 +15,10 @@ and ``hill2017.png`` (local regret vs impressions).
 
 Usage::
 
-    python experiments/hill2017.py --worlds 20 --jobs 2
+    python experiments/hill2017.py --worlds 20 --jobs 2 --cache /tmp/hill_cache --fit-tol 1e-2
+    # optional second process splitting the work from the other end:
+    python experiments/hill2017.py --worlds 20 --jobs 1 --cache /tmp/hill_cache --fit-tol 1e-2 \
+        --reverse --no-plot --out-dir /tmp/hill_part2
 
 References:
     Hill, Nassif, Liu, Iyer and Vishwanathan, "An Efficient Bandit Algorithm for Realtime
