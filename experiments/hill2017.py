@@ -15,10 +15,13 @@ and ``hill2017.png`` (local regret vs impressions).
 
 Usage::
 
-    python experiments/hill2017.py --worlds 20 --jobs 2 --cache /tmp/hill_cache --fit-tol 1e-2
+    python experiments/hill2017.py --worlds 20 --jobs 2 --cache /tmp/hill_cache
     # optional second process splitting the work from the other end:
-    python experiments/hill2017.py --worlds 20 --jobs 1 --cache /tmp/hill_cache --fit-tol 1e-2 \
-        --reverse --no-plot --out-dir /tmp/hill_part2
+    python experiments/hill2017.py --worlds 20 --jobs 1 --cache /tmp/hill_cache --reverse \
+        --no-plot --out-dir /tmp/hill_part2
+
+``--fit-tol 1e-2`` (10x looser than fit's default) saves ~30% of the time per round but
+raised the pairwise local regret at 60k from 0.0060 to 0.0075 in our runs: keep the default.
 
 References:
     Hill, Nassif, Liu, Iyer and Vishwanathan, "An Efficient Bandit Algorithm for Realtime
