@@ -87,13 +87,8 @@ class Observations:
                 f"{source}: row {bad[0]}: clicks ({clicks[bad[0]]}) exceed impressions "
                 f"({impressions[bad[0]]})"
             )
-        allowed = space.allowed_mask(codes)
-        if not allowed.all():
-            r = int(np.flatnonzero(~allowed)[0])
-            raise ValueError(
-                f"{source}: row {r}: layout {space.decode(codes[r])} is forbidden by rule "
-                f"{space.violated_rule(codes[r])}"
-            )
+        # Arrays number rows from 0, like the other messages here; tables from 1.
+        _check_allowed(codes, space, source, first_row=0)
         uniq, inverse = np.unique(codes, axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)
         imp = np.bincount(inverse, weights=impressions, minlength=len(uniq)).astype(np.int64)
@@ -362,12 +357,14 @@ def _label_codes(df, by_name: dict, space: LayoutSpace, source: str) -> np.ndarr
     return codes
 
 
-def _check_allowed(codes: np.ndarray, space: LayoutSpace, source: str) -> None:
+def _check_allowed(
+    codes: np.ndarray, space: LayoutSpace, source: str, first_row: int = 1
+) -> None:
     allowed = space.allowed_mask(codes)
     if not allowed.all():
         r = int(np.flatnonzero(~allowed)[0])
         raise ValueError(
-            f"{source}: row {r + 1}: layout {space.decode(codes[r])} is forbidden by rule "
+            f"{source}: row {r + first_row}: layout {space.decode(codes[r])} is forbidden by rule "
             f"{space.violated_rule(codes[r])}"
         )
 

@@ -240,6 +240,15 @@ def test_from_codes_sums_repeats():
     np.testing.assert_array_equal(obs.clicks, [2, 0])
 
 
+def test_from_codes_names_a_forbidden_row_zero_based():
+    h3 = SPACE.variants[0].index("h3")
+    img2 = SPACE.variants[SPACE.components.index("image")].index("2")
+    row = [0, 0, 0]
+    row[0], row[SPACE.components.index("image")] = h3, img2
+    with pytest.raises(ValueError, match=r"codes: row 1: layout .* is forbidden by rule"):
+        Observations.from_codes(SPACE, [[0, 0, 0], row], [10, 10], [1, 1], source="codes")
+
+
 def test_read_layout_codes_ignores_other_columns(tmp_path):
     path = tmp_path / "proposal.csv"
     df = good_frame().assign(index=0, weight=0.25, note="x")
