@@ -6,6 +6,7 @@ import datetime
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 import jax
@@ -64,3 +65,12 @@ def record(title: str, command: str, table: str) -> None:
     with open(README, "a") as fh:
         fh.write(block)
     print(block)
+
+
+def publish(name: str, table: str, record_it: bool) -> None:
+    """Print ``table``, or append it to README.md under ``name`` with the command that ran."""
+    if record_it:
+        command = f"python benchmarks/{name}.py " + " ".join(sys.argv[1:])
+        record(name, command.rstrip(), table)
+    else:
+        print(table)

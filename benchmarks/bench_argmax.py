@@ -56,12 +56,9 @@ def main(argv=None):
         "in the same run. Exhaustive enumeration of 10^10 layouts is out of reach "
         "(~10^10 x 55 look-ups per draw)."
     )
-    if args.no_record:
-        print(table)
-    else:
-        from _common import record
+    from _common import publish
 
-        record("bench_argmax", "python benchmarks/bench_argmax.py " + " ".join(sys.argv[1:]), table)
+    publish("bench_argmax", table, record_it=not args.no_record)
     return 0
 
 

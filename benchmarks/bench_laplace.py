@@ -8,7 +8,7 @@ same ``numpyro_model`` (MAP of every latent by Adam, then a Gaussian at the mode
 SVI loop compiled once and re-run. Agreement: max over all layouts of
 ``|posterior mean eta - baseline's| / layoutopt posterior sd``.
 
-Run: ``python benchmarks/bench_laplace.py [--repeats 5] [--record]``
+Run: ``python benchmarks/bench_laplace.py [--repeats 5] [--no-record]``
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from layoutopt.model import effect_sizes, logits, numpyro_model, unflatten_effec
 from layoutopt.simulate import SyntheticWorld
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-from _common import machine, make_space, record  # noqa: E402
+from _common import make_space, publish  # noqa: E402
 
 SPACES = {
     "demo-sized 6x5x6x2x3": ((6, 5, 6, 2, 3), 48),
@@ -102,7 +102,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5, help="warm calls after the first")
     ap.add_argument("--steps", type=int, default=3000, help="Adam steps of the baseline")
-    ap.add_argument("--record", action="store_true", help="append the table to README.md")
+    ap.add_argument("--no-record", action="store_true", help="print only; README untouched")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
     rows = []
@@ -135,9 +135,7 @@ def main(argv=None) -> int:
         f"Warm = median of {args.repeats} calls after the first; baseline: NumPyro "
         f"AutoLaplaceApproximation, {args.steps} Adam steps (lr 0.02) in one compiled scan."
     )
-    print(f"Machine: {machine()}\n\n{table}")
-    if args.record:
-        record("bench_laplace", "python benchmarks/bench_laplace.py --record", table)
+    publish("bench_laplace", table, record_it=not args.no_record)
     return 0
 
 

@@ -86,12 +86,9 @@ def main(argv=None):
             f"({r['rss_mb'] / base:.2f}x of smallest) | {old} | {ratio} |"
         )
     table = "\n".join(rows) + "\n\nOne fresh process per size (RSS includes JAX itself)."
-    if args.no_record:
-        print(table)
-    else:
-        from _common import record
+    from _common import publish
 
-        record("bench_scale", "python benchmarks/bench_scale.py " + " ".join(sys.argv[1:]), table)
+    publish("bench_scale", table, record_it=not args.no_record)
     return 0
 
 

@@ -12,7 +12,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _common import posterior, record
+from _common import posterior, publish
 
 from layoutopt.model import pair_list
 from layoutopt.scoring import score_grid
@@ -138,14 +138,7 @@ def main(argv=None):
     table_md = "\n".join(rows) + (
         f"\n\n{N:,} layouts x {S} draws, medians of {args.repeats} runs after one warm-up."
     )
-    if args.no_record:
-        print(table_md)
-    else:
-        record(
-            "bench_scoring",
-            "python benchmarks/bench_scoring.py " + " ".join(sys.argv[1:]),
-            table_md,
-        )
+    publish("bench_scoring", table_md, record_it=not args.no_record)
     return 0
 
 
