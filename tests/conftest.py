@@ -23,6 +23,21 @@ def make_truth(cardinalities, seed, base_rate=0.05, main_sd=0.3, pair_sd=0.15) -
     )
 
 
+def random_draws(card, S, seed, base, main_scale=0.5, pair_scale=0.2) -> Params:
+    """S random parameter draws (leading draw axis) with intercepts around ``base``."""
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(seed)
+    return Params(
+        jnp.asarray(rng.normal(base, 0.3, S), jnp.float32),
+        tuple(jnp.asarray(rng.normal(0, main_scale, (S, n)), jnp.float32) for n in card),
+        tuple(
+            jnp.asarray(rng.normal(0, pair_scale, (S, card[k], card[j])), jnp.float32)
+            for k, j in pair_list(len(card))
+        ),
+    )
+
+
 def simulate_observations(space, truth, codes, impressions, seed, link="logit") -> Observations:
     """Binomial clicks at the true CTR of each layout in ``codes``."""
     rng = np.random.default_rng(seed)

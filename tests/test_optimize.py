@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import random_draws
 
-from layoutopt.model import Params, pair_list
+from layoutopt.model import pair_list
 from layoutopt.optimize import argmax_codes, argmax_layout, hill_climb
 from layoutopt.space import LayoutSpace
 
 
 def random_params(card, S, seed, main_scale=0.5, pair_scale=0.2):
-    rng = np.random.default_rng(seed)
-    return Params(
-        jnp.asarray(rng.normal(-3.0, 0.3, S), jnp.float32),
-        tuple(jnp.asarray(rng.normal(0, main_scale, (S, n)), jnp.float32) for n in card),
-        tuple(
-            jnp.asarray(rng.normal(0, pair_scale, (S, card[k], card[j])), jnp.float32)
-            for k, j in pair_list(len(card))
-        ),
-    )
+    return random_draws(card, S, seed, base=-3.0, main_scale=main_scale, pair_scale=pair_scale)
 
 
 def make_space(card, forbidden=()):

@@ -10,9 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import random_draws
 from scipy.special import expit, ndtr
 
-from layoutopt.model import Params, PriorConfig, pair_list
+from layoutopt.model import PriorConfig, pair_list
 from layoutopt.optimize import argmax_codes
 from layoutopt.posterior import Posterior
 from layoutopt.scoring import (
@@ -29,15 +30,7 @@ RULES = [{"c0": "v1", "c2": "v3"}, {"c1": "v0", "c3": "v1"}]
 
 
 def random_params(card, S, seed, main_scale=0.5, pair_scale=0.2):
-    rng = np.random.default_rng(seed)
-    return Params(
-        jnp.asarray(rng.normal(-2.5, 0.3, S), jnp.float32),
-        tuple(jnp.asarray(rng.normal(0, main_scale, (S, n)), jnp.float32) for n in card),
-        tuple(
-            jnp.asarray(rng.normal(0, pair_scale, (S, card[k], card[j])), jnp.float32)
-            for k, j in pair_list(len(card))
-        ),
-    )
+    return random_draws(card, S, seed, base=-2.5, main_scale=main_scale, pair_scale=pair_scale)
 
 
 def make_space(card, forbidden=None):
