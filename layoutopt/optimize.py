@@ -129,17 +129,6 @@ def _mesh_sharding(devices):
     return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("layouts")), len(devices)
 
 
-def _chunk_size(num_draws: int, size: int, chunk_size, memory_budget, num_devices, factor):
-    if chunk_size is None:
-        per_layout = max(1, num_draws) * 4 * factor
-        chunk_size = max(1024, memory_budget // per_layout)
-    chunk_size = int(min(chunk_size, size))
-    if chunk_size <= 0:
-        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-    # the layout axis is split evenly over the devices
-    return -(-chunk_size // num_devices) * num_devices
-
-
 # -------------------------------------------------------------------------- enumeration
 # The block kernel. In mixed-radix order (last component fastest) the space is a sequence
 # of *leaf blocks*: the leading P components (the prefix) are fixed and the trailing L
