@@ -57,8 +57,10 @@ def _baseline(space, obs, prior, steps):
     from numpyro.optim import optax_to_numpyro
 
     args = dict(
-        layouts=np.asarray(obs.codes), impressions=np.asarray(obs.impressions, np.float32),
-        clicks=np.asarray(obs.clicks, np.float32), cardinalities=space.cardinalities,
+        layouts=np.asarray(obs.codes),
+        impressions=np.asarray(obs.impressions, np.float32),
+        clicks=np.asarray(obs.clicks, np.float32),
+        cardinalities=space.cardinalities,
         prior=prior,
     )
     guide = AutoLaplaceApproximation(numpyro_model)

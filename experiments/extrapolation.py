@@ -86,7 +86,10 @@ def run_world(seed: int, impressions: int, args) -> list[dict]:
 
     space = LayoutSpace(*SPACES[args.space])
     world = SyntheticWorld.random(
-        space, seed, base_rate=args.base_rate, main_scale=args.main_scale,
+        space,
+        seed,
+        base_rate=args.base_rate,
+        main_scale=args.main_scale,
         pair_scale=args.pair_scale,
     )
     best = world.best()
@@ -105,13 +108,24 @@ def run_world(seed: int, impressions: int, args) -> list[dict]:
 
     def record(method, index, coverage=np.nan, width=np.nan, converged=True):
         ctr = float(world.ctr_of_index([index])[0])
-        rows.append({
-            "world": seed, "impressions": impressions, "tested": len(codes), "method": method,
-            "pick_index": int(index), "pick_ctr": ctr, "best_ctr": best.ctr,
-            "ratio": ctr / best.ctr, "regret": best.ctr - ctr,
-            "found_best": int(index) == best.index, "untested": int(index) not in set(tested),
-            "coverage90": coverage, "width90": width, "converged": converged,
-        })
+        rows.append(
+            {
+                "world": seed,
+                "impressions": impressions,
+                "tested": len(codes),
+                "method": method,
+                "pick_index": int(index),
+                "pick_ctr": ctr,
+                "best_ctr": best.ctr,
+                "ratio": ctr / best.ctr,
+                "regret": best.ctr - ctr,
+                "found_best": int(index) == best.index,
+                "untested": int(index) not in set(tested),
+                "coverage90": coverage,
+                "width90": width,
+                "converged": converged,
+            }
+        )
 
     for model in ("pairwise", "additive"):
         # The default prior (base rate at the pooled observed CTR), with or without pairs.
@@ -126,8 +140,13 @@ def run_world(seed: int, impressions: int, args) -> list[dict]:
         untested = ~np.isin(space.indices(grid.codes), tested)
         truth = world.ctr_of_index(space.indices(grid.codes))
         inside = (grid.lower <= truth) & (truth <= grid.upper)
-        record(model, pick.index, float(inside[untested].mean()),
-               float(np.mean((grid.upper - grid.lower)[untested])), converged)
+        record(
+            model,
+            pick.index,
+            float(inside[untested].mean()),
+            float(np.mean((grid.upper - grid.lower)[untested])),
+            converged,
+        )
     record("best tested", tested[int(np.argmax(clicks / n))])
     record("oracle tested", tested[int(np.argmax(true_tested))])
     return rows
@@ -138,8 +157,7 @@ def summarise(worlds: pd.DataFrame) -> pd.DataFrame:
     out = []
     for (imp, method), g in worlds.groupby(["impressions", "method"], sort=False):
         n = len(g)
-        row = {"impressions": imp, "method": method, "worlds": n,
-               "tested": g.tested.mean()}
+        row = {"impressions": imp, "method": method, "worlds": n, "tested": g.tested.mean()}
         for col in ("ratio", "regret"):
             row[col] = g[col].mean()
             row[col + "_se"] = g[col].std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
@@ -182,8 +200,10 @@ def plot(worlds: pd.DataFrame, path: Path) -> None:
         g = worlds[worlds.impressions == imp]
         data = [g[g.method == m].ratio.to_numpy() for m in METHODS]
         ax.boxplot(data, tick_labels=list(METHODS))
-        ax.set(title=f"{imp:,} impressions per tested layout",
-               ylabel="true CTR of pick / true best CTR")
+        ax.set(
+            title=f"{imp:,} impressions per tested layout",
+            ylabel="true CTR of pick / true best CTR",
+        )
         ax.grid(alpha=0.3)
     fig.suptitle(f"Extrapolation from the pairwise design, {worlds.world.nunique()} worlds")
     fig.tight_layout()
@@ -197,8 +217,10 @@ def main(argv=None) -> int:
     try:
         levels = [int(x) for x in args.impressions.split(",") if x.strip()]
     except ValueError:
-        print(f"--impressions must be a comma-separated list of integers, got "
-              f"{args.impressions!r}", file=sys.stderr)
+        print(
+            f"--impressions must be a comma-separated list of integers, got {args.impressions!r}",
+            file=sys.stderr,
+        )
         return 2
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -207,16 +229,17 @@ def main(argv=None) -> int:
     for imp in levels:
         for w in range(args.worlds):
             rows += run_world(args.seed + w, imp, args)
-            print(f"impressions {imp} world {args.seed + w} done "
-                  f"({time.perf_counter() - t0:.0f}s)", flush=True)
+            print(
+                f"impressions {imp} world {args.seed + w} done ({time.perf_counter() - t0:.0f}s)",
+                flush=True,
+            )
     elapsed = time.perf_counter() - t0
     worlds = pd.DataFrame(rows)
     worlds.to_csv(out / f"{args.name}_worlds.csv", index=False, float_format="%.6g")
     table = summarise(worlds)
     table.to_csv(out / f"{args.name}.csv", index=False, float_format="%.6g")
     md = [
-        f"# Extrapolation from a pairwise design: {args.worlds} worlds, "
-        f"{args.space} space",
+        f"# Extrapolation from a pairwise design: {args.worlds} worlds, {args.space} space",
         "",
         f"Command: `python experiments/extrapolation.py {' '.join(argv or sys.argv[1:])}` "
         f"(wall time {elapsed / 60:.1f} min, {os.cpu_count()} CPUs). Worlds: logit link, "

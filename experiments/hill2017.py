@@ -66,14 +66,21 @@ def _parse(argv):
     p.add_argument("--k", type=int, default=16, help="layouts per proposal")
     p.add_argument("--num-samples", type=int, default=500, help="posterior draws per fit")
     p.add_argument("--seed", type=int, default=0, help="first world seed")
-    p.add_argument("--fit-tol", type=float, default=None,
-                   help="Laplace convergence tolerance (default: fit's own)")
+    p.add_argument(
+        "--fit-tol",
+        type=float,
+        default=None,
+        help="Laplace convergence tolerance (default: fit's own)",
+    )
     p.add_argument("--jobs", type=int, default=1, help="worker processes")
     p.add_argument("--cache", default=None, help="directory caching finished campaigns")
     p.add_argument("--out-dir", default=str(Path(__file__).parent), help="output directory")
-    p.add_argument("--reverse", action="store_true",
-                   help="play worlds from the last one down (a second process sharing --cache "
-                        "with a forward one splits the work)")
+    p.add_argument(
+        "--reverse",
+        action="store_true",
+        help="play worlds from the last one down (a second process sharing --cache "
+        "with a forward one splits the work)",
+    )
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
     return p.parse_args(argv)
 
@@ -135,9 +142,10 @@ def to_markdown(table: pd.DataFrame) -> str:
     methods = list(dict.fromkeys(table.method))
     lines = []
     for col, title in (("local_regret", "Local regret"), ("simple_regret", "Simple regret")):
-        lines.append(f"**{title}** (mean +- standard error over worlds"
-                     + ("; paper's value read off its plot in brackets)" if col == "local_regret"
-                        else ")"))
+        lines.append(
+            f"**{title}** (mean +- standard error over worlds"
+            + ("; paper's value read off its plot in brackets)" if col == "local_regret" else ")")
+        )
         lines.append("")
         lines.append("| impressions | " + " | ".join(methods) + " |")
         lines.append("|---:|" + "---:|" * len(methods))
@@ -175,8 +183,14 @@ def plot(rounds: pd.DataFrame, path: Path) -> None:
             ax.fill_between(s.index, s["mean"] - se, s["mean"] + se, color=color, alpha=0.2)
         paper = PAPER.get(method, {})
         if paper:
-            axes[0].scatter(list(paper), list(paper.values()), color=color, marker="x", s=60,
-                            label=f"{method} (paper)")
+            axes[0].scatter(
+                list(paper),
+                list(paper.values()),
+                color=color,
+                marker="x",
+                s=60,
+                label=f"{method} (paper)",
+            )
     axes[0].set(xlabel="impressions", ylabel="local regret", title="Local regret per batch")
     axes[1].set(xlabel="impressions", ylabel="simple regret", title="Simple regret of the pick")
     for ax in axes:
@@ -223,8 +237,7 @@ def main(argv=None) -> int:
         f"(wall time {elapsed / 60:.1f} min, {os.cpu_count()} CPUs).",
         "",
         to_markdown(table),
-        "Mean seconds per round: "
-        + ", ".join(f"{m} {s:.3f}" for m, s in per_round.items()),
+        "Mean seconds per round: " + ", ".join(f"{m} {s:.3f}" for m, s in per_round.items()),
         "",
     ]
     (out / "hill2017.md").write_text("\n".join(md))

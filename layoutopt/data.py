@@ -357,9 +357,7 @@ def _label_codes(df, by_name: dict, space: LayoutSpace, source: str) -> np.ndarr
     return codes
 
 
-def _check_allowed(
-    codes: np.ndarray, space: LayoutSpace, source: str, first_row: int = 1
-) -> None:
+def _check_allowed(codes: np.ndarray, space: LayoutSpace, source: str, first_row: int = 1) -> None:
     allowed = space.allowed_mask(codes)
     if not allowed.all():
         r = int(np.flatnonzero(~allowed)[0])

@@ -179,16 +179,17 @@ def fit(
     if not isinstance(space, LayoutSpace):
         raise ValueError(f"space must be a LayoutSpace, got {type(space).__name__}")
     if not isinstance(observations, Observations):
-        raise ValueError(
-            f"observations must be an Observations, got {type(observations).__name__}"
-        )
+        raise ValueError(f"observations must be an Observations, got {type(observations).__name__}")
     if observations.space != space:
         raise ValueError(
             f"observations belong to a different space ({observations.space!r}) than the "
             f"one being fitted ({space!r}); build them with Observations.from_codes(space, ...)"
         )
-    for name, value, low in (("num_samples", num_samples, 1), ("num_chains", num_chains, 1),
-                             ("num_warmup", num_warmup, 0)):
+    for name, value, low in (
+        ("num_samples", num_samples, 1),
+        ("num_chains", num_chains, 1),
+        ("num_warmup", num_warmup, 0),
+    ):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     if prior is None:
@@ -198,10 +199,18 @@ def fit(
     if method == "laplace":
         return _fit_laplace(space, observations, prior, int(seed), int(num_samples), **kwargs)
     if method == "nuts":
-        return _fit_nuts(space, observations, prior, int(seed), int(num_samples),
-                         int(num_chains), int(num_warmup), progress, **kwargs)
-    return _fit_svi(space, observations, prior, int(seed), int(num_samples), progress,
-                    **kwargs)
+        return _fit_nuts(
+            space,
+            observations,
+            prior,
+            int(seed),
+            int(num_samples),
+            int(num_chains),
+            int(num_warmup),
+            progress,
+            **kwargs,
+        )
+    return _fit_svi(space, observations, prior, int(seed), int(num_samples), progress, **kwargs)
 
 
 def _check_options(method: str, kwargs: dict, valid: tuple[str, ...]) -> None:
@@ -219,8 +228,7 @@ def _num_hypers(space: LayoutSpace, pairwise: bool) -> tuple[int, int]:
 
 def _params_from_flat(intercept, main, pair, cardinalities) -> Params:
     # Contiguous host copies: slices of one big array would keep it alive and complicate I/O.
-    p = unflatten_effects(np.asarray(intercept), np.asarray(main), np.asarray(pair),
-                          cardinalities)
+    p = unflatten_effects(np.asarray(intercept), np.asarray(main), np.asarray(pair), cardinalities)
     return jax.tree.map(lambda a: np.ascontiguousarray(a, dtype=np.float32), p)
 
 
@@ -365,8 +373,10 @@ def _laplace_kernel(
         grad = jnp.zeros(P, theta.dtype).at[design].add(d1[:, None]) - prec * (theta - prior_mean)
         # X^T W X from the observed layouts' one-hot rows without building X: each row
         # touches only 1 + K + K(K-1)/2 columns.
-        hess = jnp.zeros((P, P), theta.dtype).at[design[:, :, None], design[:, None, :]].add(
-            w[:, None, None]
+        hess = (
+            jnp.zeros((P, P), theta.dtype)
+            .at[design[:, :, None], design[:, None, :]]
+            .add(w[:, None, None])
         )
         hess = hess + jnp.diag(prec)
         # Jacobi scaling: parameter blocks differ in precision by orders of magnitude
@@ -406,8 +416,7 @@ def _laplace_kernel(
         # Phase 1 polishes the mode at the final scales so that it matches the returned
         # curvature; phase 2 only records the curvature at that mode.
         theta = jnp.where(state.phase < 2, state.theta + delta, state.theta)
-        log_var = jnp.where(searching, hyper_update(theta, state.log_var, chol, d),
-                            state.log_var)
+        log_var = jnp.where(searching, hyper_update(theta, state.log_var, chol, d), state.log_var)
         # Scales are compared in sd units of their hyperprior: along the flat ridges of the
         # evidence (an effect a pair table can absorb, a scale sinking to its floor) the
         # fixed point creeps, and sd changes below tol * S no longer move predictions.
@@ -443,8 +452,14 @@ def _laplace_kernel(
         prec=jnp.ones(P, dtype),
     )
     state = jax.lax.while_loop(lambda s: s.phase < 3, body, init)
-    theta, eta, grad, chol, d, prec = (state.theta, state.eta, state.grad, state.chol,
-                                       state.d, state.prec)
+    theta, eta, grad, chol, d, prec = (
+        state.theta,
+        state.eta,
+        state.grad,
+        state.chol,
+        state.d,
+        state.prec,
+    )
     # log p(y | scales) ~ l(mode) + log N(mode; prior) + P/2 log 2pi - 1/2 log det H
     loglik = jnp.sum(log_likelihood(eta, impressions, clicks, link))
     log_prior_quad = -0.5 * jnp.sum(prec * (theta - prior_mean) ** 2)
@@ -453,8 +468,9 @@ def _laplace_kernel(
     log_hyper = jnp.sum(
         0.5 * jnp.log(2.0 / jnp.pi) - jnp.log(hyper_scale) - 0.5 * (scales / hyper_scale) ** 2
     )
-    log_evidence = (loglik + log_prior_quad + 0.5 * jnp.sum(jnp.log(prec))
-                    - 0.5 * log_det_h + log_hyper)
+    log_evidence = (
+        loglik + log_prior_quad + 0.5 * jnp.sum(jnp.log(prec)) - 0.5 * log_det_h + log_hyper
+    )
     return {
         "mode": theta,
         "chol": chol,
@@ -525,12 +541,14 @@ def _fit_laplace(space, observations, prior, seed, num_samples, **kwargs) -> Pos
             jnp.asarray(max_iter),
             structure=_Structure(card, prior.pairwise, prior.link),
         )
-        draws = _gaussian_draws(jax.random.PRNGKey(seed), out["mode"], out["chol"], out["d"],
-                                num_samples=num_samples)
+        draws = _gaussian_draws(
+            jax.random.PRNGKey(seed), out["mode"], out["chol"], out["d"], num_samples=num_samples
+        )
         out, draws = jax.device_get((out, draws))
     num_main = sum(card)
-    params = _params_from_flat(draws[:, 0], draws[:, 1 : 1 + num_main],
-                               draws[:, 1 + num_main :], card)
+    params = _params_from_flat(
+        draws[:, 0], draws[:, 1 : 1 + num_main], draws[:, 1 + num_main :], card
+    )
     scales = np.asarray(out["scales"], np.float32)
     if scales_mode == "pooled":
         # Same shapes as per-group scales (and as NUTS/SVI), the pooled value repeated.
@@ -552,8 +570,16 @@ def _fit_laplace(space, observations, prior, seed, num_samples, **kwargs) -> Pos
             FitWarning,
             stacklevel=3,
         )
-    return Posterior(space, prior, params, "laplace", 1, hyper, diagnostics,
-                     np.array(observations.codes, np.int32))
+    return Posterior(
+        space,
+        prior,
+        params,
+        "laplace",
+        1,
+        hyper,
+        diagnostics,
+        np.array(observations.codes, np.int32),
+    )
 
 
 # --------------------------------------------------------------------------------- NUTS
@@ -579,12 +605,14 @@ def _posterior_from_sites(space, prior, samples, method, num_chains, diagnostics
             S, num_pairs
         ),
     }
-    return Posterior(space, prior, params, method, num_chains, hyper, diagnostics,
-                     np.array(obs.codes, np.int32))
+    return Posterior(
+        space, prior, params, method, num_chains, hyper, diagnostics, np.array(obs.codes, np.int32)
+    )
 
 
-def _fit_nuts(space, observations, prior, seed, num_samples, num_chains, num_warmup, progress,
-              **kwargs) -> Posterior:
+def _fit_nuts(
+    space, observations, prior, seed, num_samples, num_chains, num_warmup, progress, **kwargs
+) -> Posterior:
     from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
     from numpyro.infer import MCMC, NUTS
 
@@ -605,8 +633,11 @@ def _fit_nuts(space, observations, prior, seed, num_samples, num_chains, num_war
         chain_method=kwargs.get("chain_method", "sequential"),
         progress_bar=progress,
     )
-    mcmc.run(jax.random.PRNGKey(seed), extra_fields=("diverging",),
-             **_model_args(observations, space, prior))
+    mcmc.run(
+        jax.random.PRNGKey(seed),
+        extra_fields=("diverging",),
+        **_model_args(observations, space, prior),
+    )
     by_chain = jax.device_get(mcmc.get_samples(group_by_chain=True))
     divergences = int(np.sum(jax.device_get(mcmc.get_extra_fields()["diverging"])))
     effects = [by_chain["intercept"][..., None], by_chain["main"]]
@@ -636,8 +667,7 @@ def _fit_nuts(space, observations, prior, seed, num_samples, num_chains, num_war
             stacklevel=3,
         )
     flat = {k: np.asarray(v).reshape((-1,) + np.shape(v)[2:]) for k, v in by_chain.items()}
-    return _posterior_from_sites(space, prior, flat, "nuts", num_chains, diagnostics,
-                                 observations)
+    return _posterior_from_sites(space, prior, flat, "nuts", num_chains, diagnostics, observations)
 
 
 _GUIDES = ("lowrank", "full", "diag")
@@ -654,13 +684,10 @@ def _fit_svi(space, observations, prior, seed, num_samples, progress, **kwargs) 
     )
     from numpyro.optim import optax_to_numpyro
 
-    _check_options("svi", kwargs,
-                   ("guide", "num_steps", "learning_rate", "rank", "num_particles"))
+    _check_options("svi", kwargs, ("guide", "num_steps", "learning_rate", "rank", "num_particles"))
     guide_name = kwargs.get("guide", "auto")
     if guide_name not in _GUIDES + ("auto",):
-        raise ValueError(
-            f"unknown guide {guide_name!r}; valid guides: {list(_GUIDES + ('auto',))}"
-        )
+        raise ValueError(f"unknown guide {guide_name!r}; valid guides: {list(_GUIDES + ('auto',))}")
     if guide_name == "auto":
         # A full-rank Gaussian captures the strong posterior correlations between b0, main
         # and pair effects (the one-hot design is collinear); the low-rank guide missed them
@@ -687,24 +714,42 @@ def _fit_svi(space, observations, prior, seed, num_samples, progress, **kwargs) 
     # end, which is what makes the final guide's mean usable.
     schedule = optax.cosine_decay_schedule(lr, num_steps, alpha=0.01)
     optim = optax_to_numpyro(optax.chain(optax.clip_by_global_norm(100.0), optax.adam(schedule)))
-    svi = SVI(numpyro_model, guide, optim,
-              Trace_ELBO(num_particles=int(kwargs.get("num_particles", 1))))
+    svi = SVI(
+        numpyro_model, guide, optim, Trace_ELBO(num_particles=int(kwargs.get("num_particles", 1)))
+    )
     model_args = _model_args(observations, space, prior)
     key_fit, key_draw = jax.random.split(jax.random.PRNGKey(seed))
-    result = svi.run(key_fit, num_steps, progress_bar=progress, stable_update=True,
-                     **model_args)
+    result = svi.run(key_fit, num_steps, progress_bar=progress, stable_update=True, **model_args)
     losses = np.asarray(jax.device_get(result.losses))
     tail = losses[-max(1, num_steps // 20) :]
     sites = ["intercept", "main", "sigma_main"]
     if prior.pairwise:
         sites += ["pair", "tau_pair"]
-    predictive = Predictive(numpyro_model, guide=guide, params=result.params,
-                            num_samples=num_samples, return_sites=sites)
+    predictive = Predictive(
+        numpyro_model,
+        guide=guide,
+        params=result.params,
+        num_samples=num_samples,
+        return_sites=sites,
+    )
     draws = jax.device_get(predictive(key_draw, **model_args))
-    diagnostics = {"final_loss": float(np.nanmean(tail)), "num_steps": num_steps,
-                   "guide": guide_name}
+    diagnostics = {
+        "final_loss": float(np.nanmean(tail)),
+        "num_steps": num_steps,
+        "guide": guide_name,
+    }
     if not np.isfinite(diagnostics["final_loss"]):
-        warnings.warn("SVI loss is not finite at the end of the run; lower learning_rate",
-                      FitWarning, stacklevel=3)
-    return _posterior_from_sites(space, prior, {k: np.asarray(v) for k, v in draws.items()},
-                                 "svi", 1, diagnostics, observations)
+        warnings.warn(
+            "SVI loss is not finite at the end of the run; lower learning_rate",
+            FitWarning,
+            stacklevel=3,
+        )
+    return _posterior_from_sites(
+        space,
+        prior,
+        {k: np.asarray(v) for k, v in draws.items()},
+        "svi",
+        1,
+        diagnostics,
+        observations,
+    )

@@ -139,8 +139,9 @@ class Posterior:
             raise ValueError(
                 f"{path}: not a readable layoutopt posterior ({type(err).__name__}: {err})"
             ) from None
-        return cls(space, prior, params, str(attrs["method"]), num_chains, hyper, diagnostics,
-                   codes)
+        return cls(
+            space, prior, params, str(attrs["method"]), num_chains, hyper, diagnostics, codes
+        )
 
     def _to_datasets(self):
         import xarray as xr
@@ -177,8 +178,11 @@ class Posterior:
             elif key == "tau_pair":
                 hyper_dims = ("pair",)
                 coords["pair"] = np.array(
-                    [f"{space.components[k]} x {space.components[j]}" for k, j in pairs]
-                    [: value.shape[-1]], dtype=object)
+                    [f"{space.components[k]} x {space.components[j]}" for k, j in pairs][
+                        : value.shape[-1]
+                    ],
+                    dtype=object,
+                )
             else:
                 hyper_dims = tuple(f"{key}_dim_{i}" for i in range(value.ndim - 1))
             data[key] = (("chain", "draw") + hyper_dims, chains(value))
@@ -189,18 +193,19 @@ class Posterior:
         codes = np.asarray(self.observed_codes, dtype=np.int32)
         constant = xr.Dataset(
             {"observed_codes": (("observed_layout", "layout_component"), codes)},
-            coords={"layout_component": np.array(space.components, dtype=object)[
-                : codes.shape[1]]},
+            coords={"layout_component": np.array(space.components, dtype=object)[: codes.shape[1]]},
         )
-        root = xr.Dataset(attrs={
-            "layoutopt_format": _FORMAT,
-            "space": json.dumps(space.to_dict()),
-            "prior": json.dumps(dataclasses.asdict(self.prior)),
-            "method": self.method,
-            "num_chains": C,
-            "diagnostics": json.dumps(_plain(self.diagnostics)),
-            "variables": json.dumps(names),
-        })
+        root = xr.Dataset(
+            attrs={
+                "layoutopt_format": _FORMAT,
+                "space": json.dumps(space.to_dict()),
+                "prior": json.dumps(dataclasses.asdict(self.prior)),
+                "method": self.method,
+                "num_chains": C,
+                "diagnostics": json.dumps(_plain(self.diagnostics)),
+                "variables": json.dumps(names),
+            }
+        )
         return root, posterior, constant
 
 

@@ -616,8 +616,15 @@ def run_campaign(
     rec: dict[str, list] = {
         key: []
         for key in (
-            "impressions", "clicks", "local", "simple", "pick", "tested", "ntested",
-            "seconds", "converged",
+            "impressions",
+            "clicks",
+            "local",
+            "simple",
+            "pick",
+            "tested",
+            "ntested",
+            "seconds",
+            "converged",
         )
     }
     allowed = None
@@ -675,9 +682,7 @@ def run_campaign(
                 codes = _codes_of_frame(space, design)
             n = _allocate(np.ones(len(codes)), n_batch, "round", rng)
         else:
-            batch = propose(
-                posterior, space, k=k, strategy=strategy, seed=int(rng.integers(2**31))
-            )
+            batch = propose(posterior, space, k=k, strategy=strategy, seed=int(rng.integers(2**31)))
             codes = _codes_of_frame(space, batch)
             n = _allocate(np.asarray(batch["weight"]), n_batch, allocation, rng)
         # ----------------------------------------------------------------- serve

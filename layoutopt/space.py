@@ -199,9 +199,7 @@ class LayoutSpace:
         comps = ", ".join(
             f"{c}[{n}]" for c, n in zip(self.components, self.cardinalities, strict=True)
         )
-        return (
-            f"LayoutSpace({comps}; size={self.size}, forbidden rules={len(self.forbidden)})"
-        )
+        return f"LayoutSpace({comps}; size={self.size}, forbidden rules={len(self.forbidden)})"
 
     # ------------------------------------------------------------------- single layouts
     def encode(self, layout: Mapping[str, str]) -> tuple[int, ...]:

@@ -77,8 +77,7 @@ def tiny_obs(tiny_space, tiny_truth) -> Observations:
 # x 200 draws on the 30-parameter tiny model) so the whole comparison runs in seconds.
 FIT_SETTINGS = {
     "laplace": {"num_samples": 2000},
-    "nuts": {"num_samples": 400, "num_chains": 2, "num_warmup": 200,
-             "target_accept_prob": 0.95},
+    "nuts": {"num_samples": 400, "num_chains": 2, "num_warmup": 200, "target_accept_prob": 0.95},
     "svi": {"num_samples": 2000, "num_steps": 2000},
 }
 

@@ -20,8 +20,22 @@ def _load(name: str):
 
 def test_hill2017_smoke(tmp_path):
     mod = _load("hill2017")
-    argv = ["--worlds", "1", "--budget", "2000", "--batch-size", "1000", "--num-samples", "100",
-            "--k", "4", "--fit-tol", "1e-2", "--out-dir", str(tmp_path)]
+    argv = [
+        "--worlds",
+        "1",
+        "--budget",
+        "2000",
+        "--batch-size",
+        "1000",
+        "--num-samples",
+        "100",
+        "--k",
+        "4",
+        "--fit-tol",
+        "1e-2",
+        "--out-dir",
+        str(tmp_path),
+    ]
     assert mod.main(argv) == 0
     for name in ("hill2017.md", "hill2017.csv", "hill2017_rounds.csv", "hill2017.png"):
         assert (tmp_path / name).stat().st_size > 0
@@ -33,11 +47,25 @@ def test_hill2017_smoke(tmp_path):
 
 def test_extrapolation_smoke(tmp_path):
     mod = _load("extrapolation")
-    argv = ["--worlds", "2", "--impressions", "500", "--num-samples", "100", "--space", "tiny",
-            "--out-dir", str(tmp_path)]
+    argv = [
+        "--worlds",
+        "2",
+        "--impressions",
+        "500",
+        "--num-samples",
+        "100",
+        "--space",
+        "tiny",
+        "--out-dir",
+        str(tmp_path),
+    ]
     assert mod.main(argv) == 0
-    for name in ("extrapolation.md", "extrapolation.csv", "extrapolation_worlds.csv",
-                 "extrapolation.png"):
+    for name in (
+        "extrapolation.md",
+        "extrapolation.csv",
+        "extrapolation_worlds.csv",
+        "extrapolation.png",
+    ):
         assert (tmp_path / name).stat().st_size > 0
     table = pd.read_csv(tmp_path / "extrapolation.csv")
     assert set(table.method) == {"pairwise", "additive", "best tested", "oracle tested"}

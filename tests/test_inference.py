@@ -53,8 +53,9 @@ def test_observations_from_another_space(tiny_space, tiny_obs):
 def test_default_prior_centres_on_pooled_ctr(tiny_obs, tiny_space):
     pooled = tiny_obs.clicks.sum() / tiny_obs.impressions.sum()
     assert default_prior(tiny_obs).base_rate == pytest.approx(pooled)
-    no_clicks = Observations.from_codes(tiny_space, tiny_obs.codes, tiny_obs.impressions,
-                                        0 * tiny_obs.clicks)
+    no_clicks = Observations.from_codes(
+        tiny_space, tiny_obs.codes, tiny_obs.impressions, 0 * tiny_obs.clicks
+    )
     assert default_prior(no_clicks).base_rate == 1e-4
 
 
@@ -78,8 +79,9 @@ def test_laplace_hessian_matches_autodiff(tiny_space, tiny_obs):
     hess = np.zeros((P, P))
     np.add.at(hess, (design[:, :, None], design[:, None, :]), np.asarray(w)[:, None, None])
     # float32 autodiff of sums of ~1e3-sized terms: relative error ~1e-5.
-    np.testing.assert_allclose(-np.asarray(jax.jit(jax.hessian(loglik))(theta)), hess, rtol=1e-4,
-                               atol=1e-2)
+    np.testing.assert_allclose(
+        -np.asarray(jax.jit(jax.hessian(loglik))(theta)), hess, rtol=1e-4, atol=1e-2
+    )
 
 
 @pytest.mark.parametrize(
@@ -107,18 +109,19 @@ def test_laplace_recompiles_only_for_new_shapes(tiny_space, tiny_obs):
     fit(tiny_space, tiny_obs, num_samples=100, seed=0)
     before = inference._TRACE_COUNTS["laplace"]
     # Same shapes, other seed, counts, prior values and draw count: no retrace.
-    more = Observations.from_codes(tiny_space, tiny_obs.codes, 2 * tiny_obs.impressions,
-                                   2 * tiny_obs.clicks)
+    more = Observations.from_codes(
+        tiny_space, tiny_obs.codes, 2 * tiny_obs.impressions, 2 * tiny_obs.clicks
+    )
     fit(tiny_space, tiny_obs, num_samples=100, seed=5)
-    fit(tiny_space, more, num_samples=7, seed=1, prior=PriorConfig(base_rate=0.04),
-        max_iter=50)
+    fit(tiny_space, more, num_samples=7, seed=1, prior=PriorConfig(base_rate=0.04), max_iter=50)
     assert inference._TRACE_COUNTS["laplace"] == before
     # Rows are padded to a power of two: one more layout (14 -> 15) reuses the kernel too.
     seen = {tuple(c) for c in tiny_obs.codes}
     new = next(c for c in all_codes(tiny_space) if tuple(c) not in seen)
     extra = np.concatenate([tiny_obs.codes, new[None]])
-    grown = Observations.from_codes(tiny_space, extra, np.full(len(extra), 4000),
-                                    np.full(len(extra), 200))
+    grown = Observations.from_codes(
+        tiny_space, extra, np.full(len(extra), 4000), np.full(len(extra), 200)
+    )
     assert grown.num_layouts == 15
     fit(tiny_space, grown, num_samples=100)
     assert inference._TRACE_COUNTS["laplace"] == before
@@ -133,8 +136,9 @@ def test_laplace_nonconvergence_warns(tiny_space, tiny_obs):
 # ------------------------------------------------------------------------ recovery
 def test_laplace_recovers_known_world():
     """4 components, 72 layouts, 48 observed at 20k impressions; truth drawn from the prior."""
-    space = LayoutSpace({"a": ["0", "1", "2"], "b": ["0", "1", "2", "3"], "c": ["0", "1"],
-                         "d": ["0", "1", "2"]})
+    space = LayoutSpace(
+        {"a": ["0", "1", "2"], "b": ["0", "1", "2", "3"], "c": ["0", "1"], "d": ["0", "1", "2"]}
+    )
     truth = make_truth(space.cardinalities, seed=11)
     idx = np.sort(np.random.default_rng(12).choice(space.size, 48, replace=False))
     obs = simulate_observations(space, truth, space.codes(idx), 20000, seed=13)
@@ -220,10 +224,19 @@ def test_bad_nuts_run_warns_and_is_reproducible(tiny_space, tiny_obs):
     for _ in range(2):
         with pytest.warns(FitWarning, match="NUTS diagnostics look unhealthy"):
             # One chain: split-r_hat still flags it, and each chain costs a compile.
-            runs.append(fit(tiny_space, tiny_obs, method="nuts", seed=7, num_warmup=5,
-                            num_samples=40, num_chains=1, max_tree_depth=3))
+            runs.append(
+                fit(
+                    tiny_space,
+                    tiny_obs,
+                    method="nuts",
+                    seed=7,
+                    num_warmup=5,
+                    num_samples=40,
+                    num_chains=1,
+                    max_tree_depth=3,
+                )
+            )
     post = runs[0]
     assert post.diagnostics["max_r_hat"] > 1.05 or post.diagnostics["min_ess"] < 100
-    for a, b in zip(jax.tree.leaves(runs[0].params), jax.tree.leaves(runs[1].params),
-                    strict=True):
+    for a, b in zip(jax.tree.leaves(runs[0].params), jax.tree.leaves(runs[1].params), strict=True):
         np.testing.assert_array_equal(a, b)

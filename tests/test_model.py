@@ -30,8 +30,11 @@ def random_params(card, seed_, pairwise=True) -> Params:
     return Params(
         np.float32(rng.normal()),
         tuple(rng.normal(size=n).astype(np.float32) for n in card),
-        tuple(rng.normal(size=(card[k], card[j])).astype(np.float32)
-              for k, j in pair_list(len(card))) if pairwise else (),
+        tuple(
+            rng.normal(size=(card[k], card[j])).astype(np.float32) for k, j in pair_list(len(card))
+        )
+        if pairwise
+        else (),
     )
 
 

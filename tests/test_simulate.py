@@ -52,8 +52,11 @@ def test_best_matches_enumeration(seed):
     # Large effects so the forbidden rule often removes the unconstrained best.
     world = SyntheticWorld.random(SMALL, seed=seed, main_scale=1.0, pair_scale=1.0)
     codes = np.array(
-        [c for c in itertools.product(*(range(n) for n in SMALL.cardinalities))
-         if SMALL.is_allowed(c)]
+        [
+            c
+            for c in itertools.product(*(range(n) for n in SMALL.cardinalities))
+            if SMALL.is_allowed(c)
+        ]
     )
     ctr = _brute_ctr(world, codes)
     best = world.best()
@@ -96,8 +99,10 @@ def test_hill2017_preset_matches_paper_range():
         lo.append(table.min())
         hi.append(table.max())
         assert world.best().ctr == pytest.approx(table.max())
-    print(f"hill2017 preset over 40 worlds: mean min CTR {np.mean(lo):.3f}, "
-          f"mean max CTR {np.mean(hi):.3f}")
+    print(
+        f"hill2017 preset over 40 worlds: mean min CTR {np.mean(lo):.3f}, "
+        f"mean max CTR {np.mean(hi):.3f}"
+    )
     # The calibration (300 worlds) gives 0.046 / 0.240 with between-world sd ~0.008 / 0.025,
     # so the 40-world means have standard errors ~0.0013 / 0.004; the bands are > 3 se wide.
     assert 0.040 <= np.mean(lo) <= 0.052
@@ -115,7 +120,11 @@ def test_baseline_campaigns():
     np.testing.assert_allclose(uni.local_regret, world.best().ctr - mean_ctr, atol=2e-3)
     frame = uni.to_pandas()
     assert list(frame.columns[:5]) == [
-        "round", "impressions", "clicks", "local_regret", "simple_regret"
+        "round",
+        "impressions",
+        "clicks",
+        "local_regret",
+        "simple_regret",
     ]
     assert list(uni.summary((5_000, 10_000)).index) == [5_000, 10_000]
 
@@ -159,8 +168,12 @@ def test_model_campaign_learns_and_is_reproducible():
     world = _easy_world()
     ours = run_campaign(world, "thompson", seed=0, **EASY_KW)
     uni = run_campaign(world, "uniform", seed=0, **EASY_KW)
-    print("easy world local regret, ours:", ours.local_regret.round(4), "uniform mean:",
-          uni.local_regret.mean().round(4))
+    print(
+        "easy world local regret, ours:",
+        ours.local_regret.round(4),
+        "uniform mean:",
+        uni.local_regret.mean().round(4),
+    )
     # Round 0 serves the pairwise design (9 layouts), so its regret is close to uniform's;
     # after 16 rounds the posterior concentrates on the best of 27 well-separated layouts.
     # Observed: ours last 4 rounds ~0.00x vs uniform ~0.09; a factor-3 margin is safe.
@@ -206,7 +219,9 @@ def test_campaign_step_compiles_once():
         run_campaign(
             # Seed 0 keeps testing new layouts after round 2 (16 -> 19 tested layouts), which
             # is what makes "no compilation in later rounds" a real check.
-            _easy_world(), "thompson", seed=0,
+            _easy_world(),
+            "thompson",
+            seed=0,
             callback=lambda r, rec: per_round.append((compiles[0], rec["num_tested"])),
             **EASY_KW,
         )
