@@ -18,6 +18,7 @@ The public API is re-exported here by hand; everything else is private by defaul
 
 from layoutopt import simulate
 from layoutopt.data import Observations
+from layoutopt.delay import Exponential, Weibull
 from layoutopt.design import UncoverablePairsWarning, initial_design
 from layoutopt.inference import FitWarning, fit
 from layoutopt.model import Params, PriorConfig, inv_link, logits
@@ -38,6 +39,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BestLayout",
+    "Exponential",
     "FitWarning",
     "GridScores",
     "LayoutSpace",
@@ -46,6 +48,7 @@ __all__ = [
     "Posterior",
     "PriorConfig",
     "UncoverablePairsWarning",
+    "Weibull",
     "argmax_codes",
     "argmax_layout",
     "best_layout",

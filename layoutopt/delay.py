@@ -30,7 +30,17 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["DELAY_EDGES", "DELAYS", "Exponential", "Weibull", "check_delay", "log_bin_probs"]
+__all__ = [
+    "DELAY_EDGES",
+    "DELAYS",
+    "Exponential",
+    "Weibull",
+    "check_delay",
+    "delay_log_likelihood",
+    "estimate_delay",
+    "log_bin_probs",
+    "weibull_cdf",
+]
 
 # Delay histogram edges in hours: 0, then 1 minute to one year in 60 geometric steps (each
 # bin ~25% wider than the last), then infinity. Fine where delays are short, coarse where
@@ -119,8 +129,11 @@ class Exponential(Weibull):
 
 def weibull_cdf(hours, shape, scale):
     """Weibull distribution function, NumPy or JAX arrays alike (0 for ``hours <= 0``)."""
-    t = jnp.maximum(jnp.asarray(hours), 0.0)
-    return -jnp.expm1(-((t / scale) ** shape))
+    t = jnp.asarray(hours)
+    # where() on the input as well: 0 ** shape has a NaN derivative in shape.
+    positive = t > 0
+    z = (jnp.where(positive, t, 1.0) / scale) ** shape
+    return jnp.where(positive, -jnp.expm1(-z), 0.0)
 
 
 def log_bin_probs(edges, shape, scale):
@@ -131,9 +144,11 @@ def log_bin_probs(edges, shape, scale):
     """
     edges = jnp.asarray(edges)
     lo, hi = edges[:-1], edges[1:]
-    a = (lo / scale) ** shape
+    a = jnp.where(lo > 0, (jnp.where(lo > 0, lo, 1.0) / scale) ** shape, 0.0)
     finite = jnp.isfinite(hi)
-    b = (jnp.where(finite, hi, 1.0) / scale) ** shape
+    # The infinite edge takes a harmless stand-in (b = a + 1) so that the branch
+    # where() discards has no inf/NaN derivative.
+    b = jnp.where(finite, (jnp.where(finite, hi, 1.0) / scale) ** shape, a + 1.0)
     # Tiny floor: an empty bin between equal edges would be log 0 * 0 counts.
     tail = jnp.where(finite, jnp.log(jnp.maximum(-jnp.expm1(-(b - a)), 1e-300)), 0.0)
     return -a + tail
@@ -150,3 +165,75 @@ def check_delay(delay) -> Weibull | str | None:
     raise ValueError(
         f"delay must be None, 'auto', Exponential(rate) or Weibull(shape, scale); got {delay!r}"
     )
+
+
+def delay_log_likelihood(delay_counts, shape, scale):
+    """``sum_b h_b log(F(e_b+1) - F(e_b))``: the observed delays, interval-censored to bins."""
+    counts = jnp.asarray(delay_counts)
+    return jnp.sum(jnp.where(counts > 0, counts * log_bin_probs(DELAY_EDGES, shape, scale), 0.0))
+
+
+def estimate_delay(group, impressions, clicks, age, delay_counts) -> Weibull:
+    """Maximum-likelihood Weibull delay from cohorts and the delay histogram.
+
+    Maximises Chapelle's joint likelihood (module docstring) over the Weibull
+    ``(shape, scale)`` and one free click-through rate per ``group`` (a profile
+    likelihood: the CTRs are nuisance parameters, so the delay estimate does not depend on
+    the click model). Used by the Laplace fit, which then fits the click model with ``F``
+    fixed at this estimate.
+
+    Args:
+        group: ``(N,)`` int group of each row (e.g. its distinct layout).
+        impressions, clicks: ``(N,)`` counts (or power-prior weighted counts).
+        age: ``(N,)`` hours since serving.
+        delay_counts: histogram over :data:`DELAY_EDGES`.
+
+    Returns:
+        The :class:`Weibull` at the maximum (shape in [0.1, 10], scale in [1 min, 1 year]).
+
+    Raises:
+        ValueError: if no click delay was observed.
+
+    References:
+        Chapelle, *Modeling delayed feedback in display advertising* (KDD 2014).
+    """
+    import jax
+    from scipy.optimize import minimize
+
+    from layoutopt.model import log_likelihood
+
+    counts = np.asarray(delay_counts, np.float64)
+    if counts.sum() <= 0:
+        raise ValueError("delay='auto' needs observed click delays (delay_counts); none seen")
+    group = np.asarray(group)
+    num_groups = int(group.max()) + 1
+    n = np.asarray(impressions, np.float64)
+    c = np.asarray(clicks, np.float64)
+    centres = np.sqrt(np.maximum(DELAY_EDGES[:-1], 1e-3) * np.minimum(DELAY_EDGES[1:], 1e5))
+    median = float(centres[np.searchsorted(np.cumsum(counts), counts.sum() / 2)])
+    n_g = np.bincount(group, n, num_groups)
+    c_g = np.bincount(group, c, num_groups)
+    rate = np.clip((c_g + 0.5) / (n_g + 1.0), 1e-6, 0.5)
+    x0 = np.concatenate([[0.0, np.log(median)], np.log(rate / (1 - rate))])
+    total = max(n.sum(), 1.0)
+
+    with jax.enable_x64(True):
+        args = [jnp.asarray(a) for a in (group, n, c, np.asarray(age, np.float64), counts)]
+
+        @jax.jit
+        def loss(x, group, n, c, age, counts):
+            shape, scale = jnp.exp(x[0]), jnp.exp(x[1])
+            f = jnp.clip(weibull_cdf(age, shape, scale), 1e-12, 1.0)
+            ll = log_likelihood(x[2:][group], n, c, "logit", f) - c * jnp.log(f)
+            return -(ll.sum() + delay_log_likelihood(counts, shape, scale)) / total
+
+        value_grad = jax.value_and_grad(loss)
+
+        def fun(x):
+            v, g = value_grad(jnp.asarray(x), *args)
+            return float(v), np.asarray(g, np.float64)
+
+        bounds = [(np.log(0.1), np.log(10.0)), (np.log(1 / 60), np.log(24 * 365.0))]
+        bounds += [(-20.0, 20.0)] * num_groups
+        res = minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=bounds)
+    return Weibull(float(np.exp(res.x[0])), float(np.exp(res.x[1])))

@@ -30,6 +30,7 @@ import numpy as np
 from jax.scipy.linalg import cho_solve, solve_triangular
 
 from layoutopt.data import Observations
+from layoutopt.delay import Weibull, check_delay, estimate_delay
 from layoutopt.model import (
     Params,
     PriorConfig,
@@ -98,6 +99,8 @@ def fit(
     num_chains: int = 4,
     num_warmup: int = 500,
     progress: bool = False,
+    delay: Weibull | str | None = None,
+    half_life: float | None = None,
     **kwargs: Any,
 ) -> Posterior:
     """Fit the additive + pairwise click-through model and return posterior draws.
@@ -120,6 +123,22 @@ def fit(
         num_chains: NUTS chains (ignored by the other methods).
         num_warmup: NUTS warm-up steps per chain (ignored by the other methods).
         progress: show NumPyro's progress bar (NUTS, SVI).
+        delay: click-delay model for observations with an ``age`` column (hours since
+            served): ``None`` (every click is in), a :class:`~layoutopt.delay.Weibull` or
+            :class:`~layoutopt.delay.Exponential` with given parameters, or ``"auto"``: a
+            Weibull learned from the observed delays of matured clicks
+            (``observations.delay_counts``, see ``Observations.from_events``) jointly with
+            right-censored young cohorts. A cohort's likelihood is
+            ``Binomial(n, inv_link(eta) * F(age))``. NUTS and SVI sample the Weibull
+            (``delay_shape``, ``delay_scale``) with the effects; Laplace first estimates it
+            by maximum likelihood with a free CTR per observed layout
+            (:func:`~layoutopt.delay.estimate_delay`), then fits with ``F`` fixed there.
+        half_life: discount older evidence: a row ``a`` rounds (or, without a ``round``
+            column, ``a`` hours of ``age``) older than the newest data enters the
+            likelihood raised to the power ``w = 0.5 ** (a / half_life)`` -- a power prior,
+            ``p(theta | data) ~ p(theta) prod_i L_i(theta) ** w_i``, equivalent to
+            impressions and clicks scaled by ``w``. Intervals widen accordingly, since old
+            data count for less. ``None`` weighs all data equally.
         **kwargs: method options.
 
             laplace: ``max_iter`` (500), ``tol`` (1e-3: stop when the Newton step and
@@ -158,7 +177,9 @@ def fit(
 
     Raises:
         ValueError: for an unknown method, observations from another space, non-positive
-            ``num_samples`` / ``num_chains``, negative ``num_warmup`` or an unknown option.
+            ``num_samples`` / ``num_chains``, negative ``num_warmup``, an unknown option, a
+            ``delay`` without an ``age`` column (or ``"auto"`` without delay counts), or a
+            ``half_life`` that is not a positive number or without ``round``/``age``.
 
     Warns:
         FitWarning: when NUTS has ``max_r_hat > 1.05``, ``min_ess < 100`` or divergences,
@@ -192,12 +213,15 @@ def fit(
     ):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    time = _time_setup(observations, check_delay(delay), half_life)
     if prior is None:
         prior = default_prior(observations)
     elif not isinstance(prior, PriorConfig):
         raise ValueError(f"prior must be a PriorConfig or None, got {type(prior).__name__}")
     if method == "laplace":
-        return _fit_laplace(space, observations, prior, int(seed), int(num_samples), **kwargs)
+        return _fit_laplace(
+            space, observations, prior, int(seed), int(num_samples), time=time, **kwargs
+        )
     if method == "nuts":
         return _fit_nuts(
             space,
@@ -208,9 +232,91 @@ def fit(
             int(num_chains),
             int(num_warmup),
             progress,
+            time=time,
             **kwargs,
         )
-    return _fit_svi(space, observations, prior, int(seed), int(num_samples), progress, **kwargs)
+    return _fit_svi(
+        space, observations, prior, int(seed), int(num_samples), progress, time=time, **kwargs
+    )
+
+
+class _Time(NamedTuple):
+    """Delay and drift inputs of a fit: weighted counts, ages and the delay model."""
+
+    impressions: np.ndarray
+    clicks: np.ndarray
+    age: np.ndarray | None
+    delay: Weibull | str | None
+    delay_counts: np.ndarray | None
+    half_life: float | None
+
+
+def _time_setup(observations: Observations, delay, half_life) -> _Time | None:
+    """Validate ``delay``/``half_life`` against the data; None when neither is used."""
+    if delay is None and half_life is None:
+        return None
+    obs = observations
+    if delay is not None and obs.age is None:
+        raise ValueError(
+            "delay needs observations with an 'age' column (hours since served); "
+            "aggregate an event log with Observations.from_events or add 'age'"
+        )
+    if delay == "auto" and (obs.delay_counts is None or obs.delay_counts.sum() == 0):
+        raise ValueError(
+            "delay='auto' learns the delay from observed click delays, but these "
+            "observations carry none; use Observations.from_events, or give the delay, "
+            "e.g. delay=Exponential(rate=0.1)"
+        )
+    weight = np.ones(obs.num_rows)
+    if half_life is not None:
+        if (
+            isinstance(half_life, bool)
+            or not isinstance(half_life, int | float | np.number)
+            or not (np.isfinite(half_life) and half_life > 0)
+        ):
+            raise ValueError(f"half_life must be a positive number, got {half_life!r}")
+        if obs.round is not None:
+            older = obs.round.max() - obs.round
+        elif obs.age is not None:
+            older = obs.age - obs.age.min()
+        else:
+            raise ValueError(
+                "half_life needs observations with a 'round' column (or 'age' in hours)"
+            )
+        weight = 0.5 ** (older / float(half_life))
+    return _Time(
+        obs.impressions * weight,
+        obs.clicks * weight,
+        obs.age,
+        delay,
+        obs.delay_counts,
+        None if half_life is None else float(half_life),
+    )
+
+
+def _resolve_delay(observations: Observations, time: _Time | None) -> Weibull | None:
+    """The delay a Laplace fit holds fixed: the given one or the ML estimate for "auto"."""
+    if time is None or time.delay is None:
+        return None
+    if time.delay != "auto":
+        return time.delay
+    _, group = np.unique(observations.codes, axis=0, return_inverse=True)
+    return estimate_delay(
+        group.reshape(-1), time.impressions, time.clicks, time.age, time.delay_counts
+    )
+
+
+def _time_outputs(time: _Time | None, delay: Weibull | None, num_samples: int):
+    """Hyper draws and diagnostics recording the delay and half-life a fit used."""
+    if time is None:
+        return {}, {}
+    diagnostics = {"half_life": time.half_life, "delay": repr(time.delay)}
+    hyper = {}
+    if delay is not None:
+        diagnostics["delay"] = repr(delay) + (" (estimated)" if time.delay == "auto" else "")
+        for name, value in zip(("delay_shape", "delay_scale"), delay.weibull, strict=True):
+            hyper[name] = np.full(num_samples, value, np.float32)
+    return hyper, diagnostics
 
 
 def _check_options(method: str, kwargs: dict, valid: tuple[str, ...]) -> None:
@@ -318,14 +424,17 @@ def _pad_rows(n: int) -> int:
     return max(8, 1 << (n - 1).bit_length())
 
 
-def _loglik_eta_derivatives(eta, impressions, clicks, link):
+def _loglik_eta_derivatives(eta, impressions, clicks, link, exposure=None):
     """Per-row gradient and negative second derivative of the log-likelihood in eta."""
+    exact = exposure is None
+    if exact:
+        exposure = jnp.ones_like(eta)
 
-    def row(e, n, y):
-        return log_likelihood(e, n, y, link)
+    def row(e, n, y, f):
+        return log_likelihood(e, n, y, link, None if exact else f)
 
-    d1 = jax.vmap(jax.grad(row))(eta, impressions, clicks)
-    d2 = jax.vmap(jax.grad(jax.grad(row)))(eta, impressions, clicks)
+    d1 = jax.vmap(jax.grad(row))(eta, impressions, clicks, exposure)
+    d2 = jax.vmap(jax.grad(jax.grad(row)))(eta, impressions, clicks, exposure)
     # Both links give a log-concave likelihood, so -d2 >= 0 up to rounding; clipping keeps
     # rounding noise from making H indefinite. For the logit link this is the Fisher weight
     # n mu (1 - mu); for probit it is the observed information (exact Newton).
@@ -346,6 +455,7 @@ def _laplace_kernel(
     scale_floor,
     tol,
     max_iter,
+    exposure=None,
     *,
     structure: _Structure,
 ):
@@ -368,7 +478,7 @@ def _laplace_kernel(
 
     def newton_system(theta, log_var):
         eta = logits(unflat(theta), codes)
-        d1, w = _loglik_eta_derivatives(eta, impressions, clicks, link)
+        d1, w = _loglik_eta_derivatives(eta, impressions, clicks, link, exposure)
         prec = precision(log_var)
         grad = jnp.zeros(P, theta.dtype).at[design].add(d1[:, None]) - prec * (theta - prior_mean)
         # X^T W X from the observed layouts' one-hot rows without building X: each row
@@ -461,7 +571,7 @@ def _laplace_kernel(
         state.prec,
     )
     # log p(y | scales) ~ l(mode) + log N(mode; prior) + P/2 log 2pi - 1/2 log det H
-    loglik = jnp.sum(log_likelihood(eta, impressions, clicks, link))
+    loglik = jnp.sum(log_likelihood(eta, impressions, clicks, link, exposure))
     log_prior_quad = -0.5 * jnp.sum(prec * (theta - prior_mean) ** 2)
     log_det_h = 2.0 * jnp.sum(jnp.log(jnp.diag(chol))) + 2.0 * jnp.sum(jnp.log(d))
     scales = jnp.exp(0.5 * state.log_var)
@@ -492,7 +602,7 @@ def _gaussian_draws(key, mode, chol, d, *, num_samples: int):
     return mode + solve_triangular(chol.T, z.T, lower=False).T / d
 
 
-def _fit_laplace(space, observations, prior, seed, num_samples, **kwargs) -> Posterior:
+def _fit_laplace(space, observations, prior, seed, num_samples, time=None, **kwargs) -> Posterior:
     _check_options("laplace", kwargs, ("max_iter", "tol", "scale_floor", "scales"))
     scales_mode = kwargs.get("scales", "pooled")
     if scales_mode not in LAPLACE_SCALES:
@@ -509,14 +619,19 @@ def _fit_laplace(space, observations, prior, seed, num_samples, **kwargs) -> Pos
         )
     card = space.cardinalities
     K, num_pairs = _num_hypers(space, prior.pairwise)
-    n = observations.num_layouts
+    n = observations.num_rows
     rows = _pad_rows(n)
     codes = np.zeros((rows, K), np.int32)
     codes[:n] = observations.codes
     impressions = np.zeros(rows)
-    impressions[:n] = observations.impressions
+    impressions[:n] = observations.impressions if time is None else time.impressions
     clicks = np.zeros(rows)
-    clicks[:n] = observations.clicks
+    clicks[:n] = observations.clicks if time is None else time.clicks
+    delay = _resolve_delay(observations, time)
+    exposure = None
+    if delay is not None:
+        exposure = np.ones(rows)
+        exposure[:n] = np.asarray(delay.cdf(time.age))
     group, group_size, group_kind = _groups(card, prior.pairwise, scales_mode)
     hyper_scale = np.where(group_kind == 0, prior.main_scale, prior.pair_scale)
     # The one-hot design is collinear by construction (b0, a component's main effects and
@@ -539,6 +654,7 @@ def _fit_laplace(space, observations, prior, seed, num_samples, **kwargs) -> Pos
             f64(scale_floor),
             f64(tol),
             jnp.asarray(max_iter),
+            None if exposure is None else f64(exposure),
             structure=_Structure(card, prior.pairwise, prior.link),
         )
         draws = _gaussian_draws(
@@ -563,6 +679,9 @@ def _fit_laplace(space, observations, prior, seed, num_samples, **kwargs) -> Pos
         "log_evidence": float(out["log_evidence"]),
         "newton_decrement": float(out["newton_decrement"]),
     }
+    time_hyper, time_diagnostics = _time_outputs(time, delay, num_samples)
+    hyper.update(time_hyper)
+    diagnostics.update(time_diagnostics)
     if not diagnostics["converged"]:
         warnings.warn(
             f"Laplace fit did not converge in {max_iter} iterations; raise max_iter, or "
@@ -583,14 +702,25 @@ def _fit_laplace(space, observations, prior, seed, num_samples, **kwargs) -> Pos
 
 
 # --------------------------------------------------------------------------------- NUTS
-def _model_args(observations: Observations, space: LayoutSpace, prior: PriorConfig) -> dict:
-    return {
+def _model_args(
+    observations: Observations, space: LayoutSpace, prior: PriorConfig, time: _Time | None = None
+) -> dict:
+    args = {
         "layouts": jnp.asarray(observations.codes),
         "impressions": jnp.asarray(observations.impressions, jnp.float32),
         "clicks": jnp.asarray(observations.clicks, jnp.float32),
         "cardinalities": space.cardinalities,
         "prior": prior,
     }
+    if time is not None:
+        args["impressions"] = jnp.asarray(time.impressions, jnp.float32)
+        args["clicks"] = jnp.asarray(time.clicks, jnp.float32)
+        if time.delay is not None:
+            args["age"] = jnp.asarray(time.age, jnp.float32)
+            args["delay"] = time.delay
+            if time.delay == "auto":
+                args["delay_counts"] = jnp.asarray(time.delay_counts, jnp.float32)
+    return args
 
 
 def _posterior_from_sites(space, prior, samples, method, num_chains, diagnostics, obs):
@@ -605,13 +735,25 @@ def _posterior_from_sites(space, prior, samples, method, num_chains, diagnostics
             S, num_pairs
         ),
     }
+    for name in ("delay_shape", "delay_scale"):
+        if name in samples:
+            hyper[name] = np.asarray(samples[name], np.float32).reshape(S)
     return Posterior(
         space, prior, params, method, num_chains, hyper, diagnostics, np.array(obs.codes, np.int32)
     )
 
 
 def _fit_nuts(
-    space, observations, prior, seed, num_samples, num_chains, num_warmup, progress, **kwargs
+    space,
+    observations,
+    prior,
+    seed,
+    num_samples,
+    num_chains,
+    num_warmup,
+    progress,
+    time=None,
+    **kwargs,
 ) -> Posterior:
     from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
     from numpyro.infer import MCMC, NUTS
@@ -636,7 +778,7 @@ def _fit_nuts(
     mcmc.run(
         jax.random.PRNGKey(seed),
         extra_fields=("diverging",),
-        **_model_args(observations, space, prior),
+        **_model_args(observations, space, prior, time),
     )
     by_chain = jax.device_get(mcmc.get_samples(group_by_chain=True))
     divergences = int(np.sum(jax.device_get(mcmc.get_extra_fields()["diverging"])))
@@ -667,6 +809,7 @@ def _fit_nuts(
             stacklevel=3,
         )
     flat = {k: np.asarray(v).reshape((-1,) + np.shape(v)[2:]) for k, v in by_chain.items()}
+    diagnostics.update(_time_outputs(time, _resolve_fixed(time), 0)[1])
     return _posterior_from_sites(space, prior, flat, "nuts", num_chains, diagnostics, observations)
 
 
@@ -674,7 +817,14 @@ _GUIDES = ("lowrank", "full", "diag")
 _FULL_GUIDE_MAX_DIM = 2000
 
 
-def _fit_svi(space, observations, prior, seed, num_samples, progress, **kwargs) -> Posterior:
+def _resolve_fixed(time: _Time | None) -> Weibull | None:
+    """The given (not learned) delay, for the diagnostics of NUTS and SVI fits."""
+    return time.delay if time is not None and isinstance(time.delay, Weibull) else None
+
+
+def _fit_svi(
+    space, observations, prior, seed, num_samples, progress, time=None, **kwargs
+) -> Posterior:
     import optax
     from numpyro.infer import SVI, Predictive, Trace_ELBO, init_to_median
     from numpyro.infer.autoguide import (
@@ -717,7 +867,7 @@ def _fit_svi(space, observations, prior, seed, num_samples, progress, **kwargs) 
     svi = SVI(
         numpyro_model, guide, optim, Trace_ELBO(num_particles=int(kwargs.get("num_particles", 1)))
     )
-    model_args = _model_args(observations, space, prior)
+    model_args = _model_args(observations, space, prior, time)
     key_fit, key_draw = jax.random.split(jax.random.PRNGKey(seed))
     result = svi.run(key_fit, num_steps, progress_bar=progress, stable_update=True, **model_args)
     losses = np.asarray(jax.device_get(result.losses))
@@ -725,6 +875,8 @@ def _fit_svi(space, observations, prior, seed, num_samples, progress, **kwargs) 
     sites = ["intercept", "main", "sigma_main"]
     if prior.pairwise:
         sites += ["pair", "tau_pair"]
+    if time is not None and time.delay == "auto":
+        sites += ["delay_shape", "delay_scale"]
     predictive = Predictive(
         numpyro_model,
         guide=guide,
@@ -738,6 +890,7 @@ def _fit_svi(space, observations, prior, seed, num_samples, progress, **kwargs) 
         "num_steps": num_steps,
         "guide": guide_name,
     }
+    diagnostics.update(_time_outputs(time, _resolve_fixed(time), 0)[1])
     if not np.isfinite(diagnostics["final_loss"]):
         warnings.warn(
             "SVI loss is not finite at the end of the run; lower learning_rate",

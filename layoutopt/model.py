@@ -140,15 +140,31 @@ def inv_link(eta: jax.Array, link: str = "logit") -> jax.Array:
 
 
 def log_likelihood(
-    eta: jax.Array, impressions: jax.Array, clicks: jax.Array, link: str = "logit"
+    eta: jax.Array,
+    impressions: jax.Array,
+    clicks: jax.Array,
+    link: str = "logit",
+    exposure: jax.Array | None = None,
 ) -> jax.Array:
-    """Binomial log-likelihood per row, without the constant log binomial coefficient."""
+    """Binomial log-likelihood per row, without the constant log binomial coefficient.
+
+    With ``exposure`` ``F`` (the share of eventual clicks already observable, see
+    :mod:`layoutopt.delay`) the success probability is ``inv_link(eta) * F``.
+    """
     if link == "logit":
         log_p, log_q = jax.nn.log_sigmoid(eta), jax.nn.log_sigmoid(-eta)
     elif link == "probit":
         log_p, log_q = log_ndtr(eta), log_ndtr(-eta)
     else:
         raise ValueError(f"link must be one of {LINKS}, got {link!r}")
+    if exposure is not None:
+        # log(1 - p F) = log((1 - p) + p (1 - F)), accurate for p or F near 1; F is kept
+        # off 0 (a cohort served this instant) and off 1 in the log1p, where the first
+        # branch applies exactly.
+        f = jnp.clip(exposure, 1e-12, 1.0)
+        below = jnp.minimum(f, 1.0 - 1e-6)
+        log_q = jnp.where(f >= 1.0, log_q, jnp.logaddexp(log_q, log_p + jnp.log1p(-below)))
+        log_p = log_p + jnp.log(f)
     return clicks * log_p + (impressions - clicks) * log_q
 
 
@@ -214,6 +230,9 @@ def numpyro_model(
     clicks: jax.Array | None,
     cardinalities: tuple[int, ...],
     prior: PriorConfig = PriorConfig(),
+    age: jax.Array | None = None,
+    delay=None,
+    delay_counts: jax.Array | None = None,
 ) -> None:
     """NumPyro model of aggregated click data (one row per distinct tested layout).
 
@@ -229,6 +248,12 @@ def numpyro_model(
             (then a ``clicks`` site is sampled instead of the factor).
         cardinalities: ``(n_1, ..., n_K)``.
         prior: prior settings.
+        age: ``(N,)`` hours since serving, for a delay model; None for none.
+        delay: a :class:`layoutopt.delay.Weibull` (fixed ``F``) or ``"auto"``: Weibull
+            ``delay_shape`` ~ LogNormal(0, 0.5) and ``delay_scale`` ~ LogNormal(log 12 h, 2)
+            sample sites, learned jointly from the binomial cohorts and ``delay_counts``
+            (see :func:`layoutopt.delay.delay_log_likelihood`).
+        delay_counts: histogram of observed delays over ``DELAY_EDGES`` (``"auto"``).
     """
     import numpyro
     import numpyro.distributions as dist
@@ -249,7 +274,25 @@ def numpyro_model(
         pair = jnp.zeros((0,))
     params = unflatten_effects(b0, main, pair, cardinalities)
     eta = logits(params, layouts)
+    exposure = None if delay is None else _delay_exposure(age, delay, delay_counts)
     if clicks is None:
-        numpyro.sample("clicks", dist.Binomial(impressions, probs=inv_link(eta, prior.link)))
+        probs = inv_link(eta, prior.link) * (1.0 if exposure is None else exposure)
+        numpyro.sample("clicks", dist.Binomial(impressions, probs=probs))
     else:
-        numpyro.factor("loglik", log_likelihood(eta, impressions, clicks, prior.link).sum())
+        loglik = log_likelihood(eta, impressions, clicks, prior.link, exposure)
+        numpyro.factor("loglik", loglik.sum())
+
+
+def _delay_exposure(age, delay, delay_counts):
+    """``F(age)`` inside the NumPyro model; samples the Weibull for ``delay="auto"``."""
+    import numpyro
+    import numpyro.distributions as dist
+
+    from layoutopt.delay import delay_log_likelihood, weibull_cdf
+
+    if delay != "auto":
+        return delay.cdf(age)
+    shape = numpyro.sample("delay_shape", dist.LogNormal(0.0, 0.5))
+    scale = numpyro.sample("delay_scale", dist.LogNormal(jnp.log(12.0), 2.0))
+    numpyro.factor("delay_loglik", delay_log_likelihood(delay_counts, shape, scale))
+    return weibull_cdf(age, shape, scale)
