@@ -27,8 +27,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+
+from layoutopt.model import log_likelihood
 
 __all__ = [
     "DELAY_EDGES",
@@ -129,11 +132,14 @@ class Exponential(Weibull):
 
 def weibull_cdf(hours, shape, scale):
     """Weibull distribution function, NumPy or JAX arrays alike (0 for ``hours <= 0``)."""
-    t = jnp.asarray(hours)
+    # NumPy on host inputs: eager jnp ops would compile once per new array shape.
+    host = all(isinstance(a, np.ndarray | float | int | np.number) for a in (hours, shape, scale))
+    xp = np if host else jnp
+    t = xp.asarray(hours, dtype=float) if host else jnp.asarray(hours)
     # where() on the input as well: 0 ** shape has a NaN derivative in shape.
     positive = t > 0
-    z = (jnp.where(positive, t, 1.0) / scale) ** shape
-    return jnp.where(positive, -jnp.expm1(-z), 0.0)
+    z = (xp.where(positive, t, 1.0) / scale) ** shape
+    return xp.where(positive, -xp.expm1(-z), 0.0)
 
 
 def log_bin_probs(edges, shape, scale):
@@ -197,10 +203,7 @@ def estimate_delay(group, impressions, clicks, age, delay_counts) -> Weibull:
     References:
         Chapelle, *Modeling delayed feedback in display advertising* (KDD 2014).
     """
-    import jax
     from scipy.optimize import minimize
-
-    from layoutopt.model import log_likelihood
 
     counts = np.asarray(delay_counts, np.float64)
     if counts.sum() <= 0:
@@ -214,26 +217,77 @@ def estimate_delay(group, impressions, clicks, age, delay_counts) -> Weibull:
     n_g = np.bincount(group, n, num_groups)
     c_g = np.bincount(group, c, num_groups)
     rate = np.clip((c_g + 0.5) / (n_g + 1.0), 1e-6, 0.5)
-    x0 = np.concatenate([[0.0, np.log(median)], np.log(rate / (1 - rate))])
-    total = max(n.sum(), 1.0)
-
+    # Rows and groups padded to powers of two (empty rows, unused groups) so that a
+    # campaign's growing data reuse a few compiled losses.
+    rows, groups = _pow2(len(n)), _pow2(num_groups)
+    logit0 = np.zeros(groups)
+    logit0[:num_groups] = np.log(rate / (1 - rate))
+    args = [
+        _padded(group, rows, 0),
+        _padded(n, rows, 0.0),
+        _padded(c, rows, 0.0),
+        _padded(np.asarray(age, np.float64), rows, 1.0),
+        counts,
+        max(n.sum(), 1.0),
+        logit0,
+    ]
     with jax.enable_x64(True):
-        args = [jnp.asarray(a) for a in (group, n, c, np.asarray(age, np.float64), counts)]
-
-        @jax.jit
-        def loss(x, group, n, c, age, counts):
-            shape, scale = jnp.exp(x[0]), jnp.exp(x[1])
-            f = jnp.clip(weibull_cdf(age, shape, scale), 1e-12, 1.0)
-            ll = log_likelihood(x[2:][group], n, c, "logit", f) - c * jnp.log(f)
-            return -(ll.sum() + delay_log_likelihood(counts, shape, scale)) / total
-
-        value_grad = jax.value_and_grad(loss)
+        args = [jnp.asarray(a) for a in args]
 
         def fun(x):
-            v, g = value_grad(jnp.asarray(x), *args)
+            v, g = _delay_loss_grad(jnp.asarray(x), *args)
             return float(v), np.asarray(g, np.float64)
 
         bounds = [(np.log(0.1), np.log(10.0)), (np.log(1 / 60), np.log(24 * 365.0))]
-        bounds += [(-20.0, 20.0)] * num_groups
-        res = minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=bounds)
+        res = minimize(fun, [0.0, np.log(median)], jac=True, method="L-BFGS-B", bounds=bounds)
     return Weibull(float(np.exp(res.x[0])), float(np.exp(res.x[1])))
+
+
+def _pow2(n: int) -> int:
+    return max(8, 1 << (max(n, 1) - 1).bit_length())
+
+
+def _padded(a: np.ndarray, size: int, fill) -> np.ndarray:
+    out = np.full(size, fill, dtype=np.asarray(a).dtype)
+    out[: len(a)] = a
+    return out
+
+
+def _delay_loss(x, group, n, c, age, counts, total, logit0):
+    """Profile negative joint log-likelihood per impression at ``x = [log k, log s]``.
+
+    The per-group CTRs are maximised out by Newton steps at fixed ``F`` (the groups are
+    independent given ``F``); by the envelope theorem the gradient in ``x`` is the partial
+    derivative at those maximisers, so they are held fixed with ``stop_gradient``.
+    """
+    shape, scale = jnp.exp(x[0]), jnp.exp(x[1])
+    f = jnp.clip(weibull_cdf(age, shape, scale), 1e-12, 1.0)
+    groups = logit0.shape[0]
+
+    def rows_ll(eta, f):
+        return log_likelihood(eta[group], n, c, "logit", f) - c * jnp.log(f)
+
+    def newton(eta, _):
+        g = jax.grad(lambda e: rows_ll(e, f).sum())(eta)
+        # Separable in the groups, so the Hessian is diagonal; the curvature floor keeps
+        # a group without data where it is.
+        w = jax.ops.segment_sum(_row_curvature(eta[group], n, c, f), group, groups)
+        step = jnp.clip(g / jnp.maximum(w, 1e-9), -2.0, 2.0)
+        return eta + step, None
+
+    eta, _ = jax.lax.scan(newton, jax.lax.stop_gradient(logit0), None, length=30)
+    eta = jax.lax.stop_gradient(eta)
+    ll = rows_ll(eta, f).sum() + delay_log_likelihood(counts, shape, scale)
+    return -ll / total
+
+
+def _row_curvature(eta, n, c, f):
+    """Per-row negative second derivative of the cohort log-likelihood in eta."""
+
+    def one(e, n, c, f):
+        return log_likelihood(e, n, c, "logit", f)
+
+    return jnp.maximum(-jax.vmap(jax.grad(jax.grad(one)))(eta, n, c, f), 0.0)
+
+
+_delay_loss_grad = jax.jit(jax.value_and_grad(_delay_loss))

@@ -274,7 +274,7 @@ def numpyro_model(
         pair = jnp.zeros((0,))
     params = unflatten_effects(b0, main, pair, cardinalities)
     eta = logits(params, layouts)
-    exposure = None if delay is None else _delay_exposure(age, delay, delay_counts)
+    exposure = None if delay is None else _delay_exposure(age, delay, delay_counts, clicks)
     if clicks is None:
         probs = inv_link(eta, prior.link) * (1.0 if exposure is None else exposure)
         numpyro.sample("clicks", dist.Binomial(impressions, probs=probs))
@@ -283,8 +283,13 @@ def numpyro_model(
         numpyro.factor("loglik", loglik.sum())
 
 
-def _delay_exposure(age, delay, delay_counts):
-    """``F(age)`` inside the NumPyro model; samples the Weibull for ``delay="auto"``."""
+def _delay_exposure(age, delay, delay_counts, clicks):
+    """``F(age)`` inside the NumPyro model; samples the Weibull for ``delay="auto"``.
+
+    For ``"auto"`` the joint likelihood of :mod:`layoutopt.delay` is the binomial cohort
+    term plus the binned delays minus ``sum clicks * log F(age)`` (the observed clicks'
+    delays are already in the histogram, so their ``F(age)`` must not count twice).
+    """
     import numpyro
     import numpyro.distributions as dist
 
@@ -294,5 +299,7 @@ def _delay_exposure(age, delay, delay_counts):
         return delay.cdf(age)
     shape = numpyro.sample("delay_shape", dist.LogNormal(0.0, 0.5))
     scale = numpyro.sample("delay_scale", dist.LogNormal(jnp.log(12.0), 2.0))
-    numpyro.factor("delay_loglik", delay_log_likelihood(delay_counts, shape, scale))
-    return weibull_cdf(age, shape, scale)
+    f = weibull_cdf(age, shape, scale)
+    observed = 0.0 if clicks is None else jnp.sum(clicks * jnp.log(jnp.clip(f, 1e-12, 1.0)))
+    numpyro.factor("delay_loglik", delay_log_likelihood(delay_counts, shape, scale) - observed)
+    return f
