@@ -29,7 +29,7 @@ from layoutopt.delay import DELAY_EDGES, Weibull
 from layoutopt.simulate import SyntheticWorld
 from layoutopt.space import LayoutSpace
 
-__all__ = ["TimeWorld", "TimeCampaignResult", "run_time_campaign", "served_clicks"]
+__all__ = ["TimeWorld", "TimeCampaignResult", "event_log", "run_time_campaign", "served_clicks"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,6 +95,55 @@ def served_clicks(
     served = round * world.hours_per_round
     delay = np.zeros(len(row)) if world.delay is None else world.delay.sample(rng, len(row))
     return row, served + delay
+
+
+def event_log(
+    world: TimeWorld,
+    codes,
+    served_hours,
+    now_hours: float,
+    rng: np.random.Generator,
+    start="2026-01-01T00:00",
+):
+    """An impression-level event log, as :meth:`Observations.from_events` reads it.
+
+    Args:
+        world: the :class:`TimeWorld`; CTRs are those of the round each impression falls
+            in (``served_hours // hours_per_round``).
+        codes: ``(n, K)`` layout of every impression.
+        served_hours: ``(n,)`` hours after ``start`` at which each was served.
+        now_hours: extraction time in hours after ``start``; clicks arriving later are
+            not in the log yet (``clicked_at`` null).
+        rng: NumPy generator.
+        start: timestamp of hour 0.
+
+    Returns:
+        A pandas DataFrame: one label column per component, ``served_at``, ``clicked_at``.
+    """
+    import pandas as pd
+
+    codes = np.asarray(codes)
+    served_hours = np.asarray(served_hours, np.float64)
+    rounds = np.floor(served_hours / world.hours_per_round).astype(np.int64)
+    p = np.empty(len(codes))
+    for r in np.unique(rounds):
+        at = rounds == r
+        p[at] = world.at(int(r)).ctr(codes[at])
+    will = rng.random(len(codes)) < p
+    delay = np.zeros(len(codes)) if world.delay is None else world.delay.sample(rng, len(codes))
+    click_hours = served_hours + delay
+    seen = will & (click_hours <= now_hours)
+    t0 = pd.Timestamp(start)
+    frame = {
+        comp: pd.Categorical.from_codes(codes[:, k], categories=list(labels))
+        for k, (comp, labels) in enumerate(
+            zip(world.space.components, world.space.variants, strict=True)
+        )
+    }
+    frame["served_at"] = t0 + pd.to_timedelta(served_hours, unit="h")
+    clicked = t0 + pd.to_timedelta(np.where(seen, click_hours, 0.0), unit="h")
+    frame["clicked_at"] = pd.Series(clicked).where(seen)
+    return pd.DataFrame(frame)
 
 
 @dataclass(frozen=True)
