@@ -146,8 +146,10 @@ class Observations:
         ``impressions`` and ``clicks``. Rows for the same layout are summed. Labels are
         compared as strings, so a variant ``"1"`` matches ``1`` in an integer column. Columns
         named ``index`` and ``weight`` (written by ``design``/``propose``) are ignored, so a
-        proposal file with counts filled in can be read back; any other column is an error.
-        The input table is never modified.
+        proposal file with counts filled in can be read back. Optional columns ``age``
+        (hours since the row's impressions were served, for ``fit(delay=...)``) and
+        ``round`` (for ``fit(half_life=...)``) make rows per (layout, age, round); any other
+        column is an error. The input table is never modified.
 
         Rows are numbered from 1 in table order, not counting the header (so row N of a CSV
         file is on line N + 1), whatever the frame's index.

@@ -110,3 +110,33 @@ def test_time_columns_round_trip_and_validate(space, tmp_path):
     df.loc[1, "age"] = -1
     with pytest.raises(ValueError, match=r"row 2, column 'age': -1(.0)? is not valid"):
         lo.Observations.from_frame(df, space)
+
+
+def test_time_world_switches_at_the_change_round(space):
+    from layoutopt.simulate import SyntheticWorld
+    from layoutopt.timesim import TimeWorld, served_clicks
+
+    a = SyntheticWorld.random(space, seed=0)
+    b = SyntheticWorld.random(space, seed=1)
+    world = TimeWorld(a, lo.Exponential(0.5), hours_per_round=2.0, change_round=3, after=b)
+    assert world.at(2) is a and world.at(3) is b
+    row, hour = served_clicks(world, _codes(space), np.full(4, 5000), 4, np.random.default_rng(0))
+    assert hour.min() >= 8.0  # round 4 is served at hour 4 * 2
+    # Mean delay 2 h; ~1,000 clicks: sd of the mean ~0.06 h.
+    assert np.mean(hour - 8.0) == pytest.approx(2.0, abs=0.25)
+    with pytest.raises(ValueError, match="change_round and after go together"):
+        TimeWorld(a, change_round=3)
+    with pytest.raises(ValueError, match="hours_per_round must be > 0"):
+        TimeWorld(a, hours_per_round=0.0)
+
+
+def test_time_campaign_records_every_round(space):
+    from layoutopt.simulate import SyntheticWorld
+    from layoutopt.timesim import TimeWorld, run_time_campaign
+
+    world = TimeWorld(SyntheticWorld.random(space, seed=0, base_rate=0.1), lo.Exponential(0.2))
+    res = run_time_campaign(
+        world, budget=2000, batch_size=1000, seed=0, delay="auto", half_life=2.0, k=2
+    )
+    assert res.simple_regret.shape == (2,) and res.interval_width.shape == (2,)
+    assert np.all(res.simple_regret >= 0) and np.all(res.interval_width > 0)
