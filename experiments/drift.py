@@ -1,6 +1,7 @@
 """Drift: regret after a change of taste, with and without ``half_life``.
 
-A world changes to a second, independent world at round ``--change``; Thompson sampling
+At round ``--change`` every effect of the world flips sign (the old best becomes one of the
+worst); Thompson sampling
 (``run_time_campaign``, no click delay) refits every round with ``half_life=None`` or a
 half-life in rounds. We report the simple regret averaged over the rounds after the change
 and the width of the pick's 90% interval before the change (the price of forgetting).
@@ -25,7 +26,11 @@ def one(seed: int, rounds: int, change: int, half_life) -> dict:
         {"headline": ["h1", "h2", "h3", "h4"], "image": ["a", "b", "c"], "reviews": ["x", "y"]}
     )
     before = SyntheticWorld.random(space, seed=200 + seed, base_rate=0.05, main_scale=0.4)
-    after = SyntheticWorld.random(space, seed=300 + seed, base_rate=0.05, main_scale=0.4)
+    # A reversal of taste: every effect flips sign, so the old best is now among the worst
+    # and the pooled (pre + post) data point nowhere in particular.
+    p = before.params
+    flipped = lo.Params(p.intercept, tuple(-m for m in p.main), tuple(-t for t in p.pair))
+    after = SyntheticWorld(space, flipped, before.link)
     world = TimeWorld(before, change_round=change, after=after)
     res = run_time_campaign(world, budget=rounds * 1000, batch_size=1000, seed=seed,
                             half_life=half_life)  # fmt: skip

@@ -181,7 +181,14 @@ def _open_batches(source, batch_size):
 
         def batches(columns):
             try:
-                yield from dataset.to_batches(columns=columns, batch_size=batch_size)
+                # Little read-ahead: pyarrow's default (16 batches) buffers ahead of a
+                # slower consumer and made peak memory grow with the log.
+                yield from dataset.to_batches(
+                    columns=columns,
+                    batch_size=batch_size,
+                    batch_readahead=1,
+                    fragment_readahead=1,
+                )
             except pa.ArrowInvalid as err:
                 raise ValueError(f"{path}: unreadable {fmt} data ({err})") from None
 

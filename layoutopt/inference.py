@@ -138,7 +138,8 @@ def fit(
             likelihood raised to the power ``w = 0.5 ** (a / half_life)`` -- a power prior,
             ``p(theta | data) ~ p(theta) prod_i L_i(theta) ** w_i``, equivalent to
             impressions and clicks scaled by ``w``. Intervals widen accordingly, since old
-            data count for less. ``None`` weighs all data equally.
+            data count for less. ``None`` weighs all data equally. The delay histogram of
+            ``delay="auto"`` is not discounted (the delay is assumed not to drift).
         **kwargs: method options.
 
             laplace: ``max_iter`` (500), ``tol`` (1e-3: stop when the Newton step and
