@@ -175,6 +175,9 @@ def fit(
         - nuts: ``max_r_hat``, ``min_ess`` (over intercept and effects),
           ``num_divergences``.
         - svi: ``final_loss`` (mean ELBO loss over the last 5% of steps).
+        - with ``delay`` or ``half_life``: ``delay`` (the delay used, "(estimated)" for a
+          Laplace ``"auto"``) and ``half_life``; ``hyper`` gains ``delay_shape`` and
+          ``delay_scale`` ``(S,)`` (draws for NUTS/SVI ``"auto"``, constants for Laplace).
 
     Raises:
         ValueError: for an unknown method, observations from another space, non-positive
