@@ -166,30 +166,35 @@ def aggregate_events(
 def _open_batches(source, batch_size):
     """``(batches(columns) -> iterator of RecordBatch, column names)`` for any source."""
     import pyarrow as pa
-    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
 
     if isinstance(source, str | Path):
         path = Path(source)
         if not path.exists():
             raise ValueError(f"{path}: no such file or directory")
-        fmt = "csv" if path.suffix.lower() == ".csv" else "parquet"
+        files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+        if not files:
+            raise ValueError(f"{path}: no .parquet files in this directory")
+        is_csv = path.is_file() and path.suffix.lower() == ".csv"
+        fmt = "csv" if is_csv else "parquet"
         try:
-            dataset = ds.dataset(str(path), format=fmt)
-            names = list(dataset.schema.names)
+            names = (
+                _csv_names(path) if is_csv else list(pq.ParquetFile(files[0]).schema_arrow.names)
+            )
         except (pa.ArrowInvalid, OSError) as err:
             raise ValueError(f"{path}: not a readable {fmt} event log ({err})") from None
 
         def batches(columns):
+            # One row group / CSV block at a time: pyarrow.dataset's scanner reads a whole
+            # file ahead of a slower consumer, which made peak memory grow with the log.
             try:
-                # Little read-ahead: pyarrow's default (16 batches) buffers ahead of a
-                # slower consumer and made peak memory grow with the log.
-                yield from dataset.to_batches(
-                    columns=columns,
-                    batch_size=batch_size,
-                    batch_readahead=1,
-                    fragment_readahead=1,
-                )
-            except pa.ArrowInvalid as err:
+                if is_csv:
+                    yield from _csv_reader(path, columns, batch_size)
+                    return
+                for file in files:
+                    reader = pq.ParquetFile(file)
+                    yield from reader.iter_batches(batch_size=batch_size, columns=columns)
+            except (pa.ArrowInvalid, OSError) as err:
                 raise ValueError(f"{path}: unreadable {fmt} data ({err})") from None
 
         return batches, names
@@ -209,6 +214,23 @@ def _open_batches(source, batch_size):
         return table.select(columns).to_batches(max_chunksize=batch_size)
 
     return from_table, [str(c) for c in table.column_names]
+
+
+def _csv_names(path: Path) -> list[str]:
+    import pyarrow.csv as pcsv
+
+    with pcsv.open_csv(path) as reader:
+        return list(reader.schema.names)
+
+
+def _csv_reader(path: Path, columns, batch_size: int):
+    import pyarrow.csv as pcsv
+
+    # ~100 bytes a row: blocks of about batch_size rows.
+    read = pcsv.ReadOptions(block_size=max(1 << 16, min(batch_size * 100, 1 << 30)))
+    convert = pcsv.ConvertOptions(include_columns=columns)
+    with pcsv.open_csv(path, read_options=read, convert_options=convert) as reader:
+        yield from reader
 
 
 def _fail(where, r: int, column: str, what: str) -> None:
