@@ -6,13 +6,13 @@ import os
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import random_draws
 from scipy.special import expit, ndtr
 
+from layoutopt.grid import GridOptions
 from layoutopt.model import PriorConfig, pair_list
 from layoutopt.optimize import argmax_codes
 from layoutopt.posterior import Posterior
@@ -260,72 +260,32 @@ def test_full_grid_refused_on_huge_space():
         score_grid(post)
 
 
-# --------------------------------------------------------------- block kernel vs logits
-@pytest.mark.parametrize("card, max_leaf", [(CARD, 10), (CARD, 1024), ((3, 4, 2, 5, 3), 6)])
-@pytest.mark.parametrize("pairwise", [True, False])
-def test_block_kernel_eta_agrees_with_logits(card, max_leaf, pairwise):
-    """The leaf-block kernel sums exactly the terms of model.logits (in another order)."""
-    from layoutopt.model import logits
-    from layoutopt.optimize import (
-        _block_eta,
-        _codes_eta,
-        _leaf_codes,
-        _leaf_table,
-        _plan,
-        _prefix_codes,
-    )
-
-    params = random_params(card, 7, 13)
-    if not pairwise:
-        params = params._replace(pair=())
-    plan = _plan(card, max_leaf)
-    assert plan.prefix + plan.leaf == card
-    space = make_space(card)
-    codes = space.codes_range(0, space.size)
-    want = np.asarray(jax.vmap(logits, in_axes=(0, None))(params, jnp.asarray(codes)))
-    leaf_table = _leaf_table(params, plan, _leaf_codes(plan))
-    start = jnp.zeros(len(plan.prefix), jnp.int32)
-    pre = jax.jit(_prefix_codes, static_argnums=(1, 2))(start, plan, plan.num_prefixes)
-    got = np.asarray(jax.jit(_block_eta, static_argnums=3)(params, pre, leaf_table, plan))
-    # float32 sums of the same terms in another order: a few ulp of |eta| ~ 3
-    np.testing.assert_allclose(got, want, rtol=0, atol=2e-6)
-    # explicit-codes path: bit-identical to the block kernel
-    np.testing.assert_array_equal(
-        np.asarray(jax.jit(_codes_eta, static_argnums=3)(params, codes, leaf_table, plan)), got
-    )
-
-
 @pytest.mark.parametrize(
     "max_leaf, step_elems, chunk_size, top", [(10, 80, None, None), (2, 40, 9, 6)]
 )
-def test_small_leaf_blocks_and_scan_steps_match_oracle(
-    monkeypatch, max_leaf, step_elems, chunk_size, top
-):
+def test_small_leaf_blocks_and_scan_steps_match_oracle(max_leaf, step_elems, chunk_size, top):
     """Many prefixes per call, several scan steps, a partial last call: same as brute force."""
-    import layoutopt.optimize as opt
-
-    monkeypatch.setattr(opt, "_MAX_LEAF", max_leaf)
-    monkeypatch.setattr(opt, "_STEP_ELEMS", step_elems)
+    opts = GridOptions(max_leaf=max_leaf, step_elems=step_elems)
     post = make_posterior(seed=8)
     want = oracle(post).sort_values(["mean", "index"], ascending=[False, True])
-    got = score_grid(post, top=top, chunk_size=chunk_size).to_pandas()
+    got = score_grid(post, top=top, chunk_size=chunk_size, grid_options=opts).to_pandas()
     want = want.head(len(got)).reset_index(drop=True)
     assert len(got) == (post.space.num_allowed if top is None else top)
     np.testing.assert_array_equal(got["index"], want["index"])
     np.testing.assert_array_equal(got["p_best"], want["p_best"])
     for col in ("mean", "lower", "upper"):
         np.testing.assert_allclose(got[col], want[col], rtol=0, atol=ATOL, err_msg=col)
-    best = argmax_codes(post.params, post.space, method="enumerate", chunk_size=chunk_size)
+    best = argmax_codes(
+        post.params, post.space, method="enumerate", chunk_size=chunk_size, grid_options=opts
+    )
     np.testing.assert_array_equal(best, score_grid(post, top=1).best_codes)
 
 
-def test_device_sort_path_matches_oracle(monkeypatch):
+def test_device_sort_path_matches_oracle():
     """The accelerator path (order statistics sorted in the kernel) gives the same grid."""
-    import layoutopt.scoring as scoring
-
-    monkeypatch.setattr(scoring, "_HOST_SORT_PLATFORMS", ())
     post = make_posterior(seed=9)
-    got = by_index(score_grid(post, chunk_size=16).to_pandas())
+    opts = GridOptions(host_sort_platforms=())
+    got = by_index(score_grid(post, chunk_size=16, grid_options=opts).to_pandas())
     want = by_index(oracle(post))
     np.testing.assert_array_equal(got["index"], want["index"])
     np.testing.assert_array_equal(got["p_best"], want["p_best"])
