@@ -16,7 +16,7 @@ test next::
 The public API is re-exported here by hand; everything else is private by default.
 """
 
-from layoutopt import simulate
+from layoutopt import driver, grid, policies, simulate
 from layoutopt.data import Observations
 from layoutopt.design import UncoverablePairsWarning, initial_design
 from layoutopt.inference import FitWarning, fit
@@ -58,4 +58,7 @@ __all__ = [
     "score_grid_to_parquet",
     "score_layouts",
     "simulate",
+    "policies",
+    "driver",
+    "grid",
 ]

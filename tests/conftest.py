@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from layoutopt.data import Observations
+from layoutopt.inference import NutsOptions, SviOptions
 from layoutopt.model import Params, inv_link, logits, pair_list
 from layoutopt.space import LayoutSpace
 
@@ -77,8 +78,13 @@ def tiny_obs(tiny_space, tiny_truth) -> Observations:
 # x 200 draws on the 30-parameter tiny model) so the whole comparison runs in seconds.
 FIT_SETTINGS = {
     "laplace": {"num_samples": 2000},
-    "nuts": {"num_samples": 400, "num_chains": 2, "num_warmup": 200, "target_accept_prob": 0.95},
-    "svi": {"num_samples": 2000, "num_steps": 2000},
+    "nuts": {
+        "num_samples": 400,
+        "num_chains": 2,
+        "num_warmup": 200,
+        "options": NutsOptions(target_accept_prob=0.95),
+    },
+    "svi": {"num_samples": 2000, "options": SviOptions(num_steps=2000)},
 }
 
 

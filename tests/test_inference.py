@@ -10,7 +10,7 @@ from conftest import FIT_SETTINGS, make_truth, simulate_observations
 
 from layoutopt import inference
 from layoutopt.data import Observations
-from layoutopt.inference import FitWarning, default_prior, fit
+from layoutopt.inference import FitWarning, LaplaceOptions, SviOptions, default_prior, fit
 from layoutopt.model import PriorConfig, inv_link, log_likelihood, logits
 from layoutopt.space import LayoutSpace
 
@@ -35,13 +35,28 @@ def all_codes(space) -> np.ndarray:
         ({"num_chains": 0}, "num_chains must be an integer >= 1"),
         ({"num_warmup": -1}, "num_warmup must be an integer >= 0"),
         ({"prior": {"base_rate": 0.1}}, "prior must be a PriorConfig"),
-        ({"max_iters": 3}, r"unknown option\(s\) \['max_iters'\] for method 'laplace'"),
-        ({"method": "svi", "guide": "flow"}, "unknown guide 'flow'"),
+        (
+            {"options": SviOptions()},
+            r"method 'laplace' takes options=LaplaceOptions\(...\), got SviOptions",
+        ),
     ],
 )
 def test_bad_inputs(tiny_space, tiny_obs, kwargs, match):
     with pytest.raises(ValueError, match=match):
         fit(tiny_space, tiny_obs, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: SviOptions(guide="flow"), "unknown guide 'flow'"),
+        (lambda: SviOptions(num_steps=0), "num_steps must be >= 1"),
+        (lambda: LaplaceOptions(tol=0.0), "tol > 0"),
+    ],
+)
+def test_bad_options(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
 
 
 def test_observations_from_another_space(tiny_space, tiny_obs):
@@ -113,7 +128,14 @@ def test_laplace_recompiles_only_for_new_shapes(tiny_space, tiny_obs):
         tiny_space, tiny_obs.codes, 2 * tiny_obs.impressions, 2 * tiny_obs.clicks
     )
     fit(tiny_space, tiny_obs, num_samples=100, seed=5)
-    fit(tiny_space, more, num_samples=7, seed=1, prior=PriorConfig(base_rate=0.04), max_iter=50)
+    fit(
+        tiny_space,
+        more,
+        num_samples=7,
+        seed=1,
+        prior=PriorConfig(base_rate=0.04),
+        options=LaplaceOptions(max_iter=50),
+    )
     assert inference._TRACE_COUNTS["laplace"] == before
     # Rows are padded to a power of two: one more layout (14 -> 15) reuses the kernel too.
     seen = {tuple(c) for c in tiny_obs.codes}
@@ -129,7 +151,7 @@ def test_laplace_recompiles_only_for_new_shapes(tiny_space, tiny_obs):
 
 def test_laplace_nonconvergence_warns(tiny_space, tiny_obs):
     with pytest.warns(FitWarning, match="did not converge in 1 iterations"):
-        post = fit(tiny_space, tiny_obs, max_iter=1, num_samples=10)
+        post = fit(tiny_space, tiny_obs, options=LaplaceOptions(max_iter=1), num_samples=10)
     assert not post.diagnostics["converged"]
 
 
