@@ -21,7 +21,7 @@ from layoutopt.data import Observations
 from layoutopt.design import UncoverablePairsWarning, initial_design
 from layoutopt.inference import FitWarning, fit
 from layoutopt.model import Params, PriorConfig, inv_link, logits
-from layoutopt.optimize import argmax_codes, argmax_layout
+from layoutopt.optimize import argmax_codes, argmax_layout, certified_argmax
 from layoutopt.posterior import Posterior
 from layoutopt.propose import propose
 from layoutopt.scoring import (
@@ -48,6 +48,7 @@ __all__ = [
     "UncoverablePairsWarning",
     "argmax_codes",
     "argmax_layout",
+    "certified_argmax",
     "best_layout",
     "fit",
     "initial_design",

@@ -41,7 +41,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from layoutopt import policies
-from layoutopt._io import atomic_path, check_output_path
+from layoutopt._io import atomic_path, check_output_path, one_line
 from layoutopt.data import Observations, read_layout_codes
 from layoutopt.design import DESIGN_KINDS, initial_design
 from layoutopt.inference import METHODS
@@ -133,7 +133,7 @@ def _load_posterior(path: Path):
         raise
     except Exception as err:  # h5netcdf / xarray raise many types for a foreign file
         raise ValueError(
-            f"{path}: not a readable posterior file ({type(err).__name__}: {_one_line(err)})"
+            f"{path}: not a readable posterior file ({type(err).__name__}: {one_line(err)})"
         ) from None
 
 
@@ -301,6 +301,7 @@ def score(
     level: Annotated[
         float, typer.Option("--level", min=0.0, max=1.0, help="Credible-interval mass.")
     ] = 0.9,
+    seed: SeedOpt = 0,
 ) -> None:
     """Score every layout: posterior mean CTR, credible interval, probability of being best.
 
@@ -324,7 +325,7 @@ def score(
     with _status(f"scoring {n_allowed:,} layouts"):
         grid = score_grid(post, top=keep, level=level)
         if stream:
-            rows = score_grid_to_parquet(post, output, level=level)
+            rows = score_grid_to_parquet(post, output, level=level, seed=seed)
     frame = grid.to_pandas()
     if output is not None:
         if not stream:
@@ -345,11 +346,12 @@ def best(
     level: Annotated[
         float, typer.Option("--level", min=0.0, max=1.0, help="Credible-interval mass.")
     ] = 0.9,
+    seed: SeedOpt = 0,
 ) -> None:
     """The layout most likely to have the highest click-through rate."""
 
     post = _load_posterior(posterior)
-    record = _best_record(best_layout(post, level=level))
+    record = _best_record(best_layout(post, level=level, seed=seed))
     if as_json:
         sys.stdout.write(json.dumps(record, indent=2) + "\n")
         return
@@ -657,12 +659,8 @@ for _command in (demo, design, fit, score, best, propose, simulate):
 _CLICK_EXCEPTION = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
-def _one_line(message: object) -> str:
-    return " ".join(str(message).split())
-
-
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    sys.stderr.write(f"warning: {_one_line(message)}\n")
+    sys.stderr.write(f"warning: {one_line(message)}\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -687,17 +685,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             rv = command.main(args=args, prog_name="layoutopt", standalone_mode=False)
         except _CLICK_EXCEPTION as err:
-            message = _one_line(err.format_message())
+            message = one_line(err.format_message())
             if message:  # empty when the help was shown for a bare `layoutopt`
                 ctx = getattr(err, "ctx", None)
                 hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
                 sys.stderr.write(f"error: {message}{hint}\n")
             return int(getattr(err, "exit_code", EXIT_USAGE)) or EXIT_USAGE
         except (ValueError, FileNotFoundError) as err:
-            sys.stderr.write(f"error: {_one_line(err)}\n")
+            sys.stderr.write(f"error: {one_line(err)}\n")
             return EXIT_USAGE
         except OSError as err:
-            sys.stderr.write(f"error: {_one_line(err)}\n")
+            sys.stderr.write(f"error: {one_line(err)}\n")
             return EXIT_FAILURE
         except KeyboardInterrupt:
             sys.stderr.write("error: interrupted\n")
@@ -706,7 +704,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if os.environ.get("LAYOUTOPT_DEBUG"):
                 raise
             sys.stderr.write(
-                f"error: internal error ({type(err).__name__}: {_one_line(err)}); "
+                f"error: internal error ({type(err).__name__}: {one_line(err)}); "
                 "rerun with LAYOUTOPT_DEBUG=1 for the traceback\n"
             )
             return EXIT_FAILURE

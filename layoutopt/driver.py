@@ -23,7 +23,8 @@ import jax
 import numpy as np
 
 from layoutopt.data import Observations
-from layoutopt.policies import Allocation, Policy, PolicyInfo, seed_of
+from layoutopt.policies import Allocation, Policy, PolicyInfo
+from layoutopt.seeds import seed_of
 from layoutopt.space import LayoutSpace
 
 __all__ = ["RoundInfo", "run", "split_batch"]

@@ -51,7 +51,7 @@ from layoutopt.grid import (
 from layoutopt.model import Params, logits, pair_list
 from layoutopt.space import LayoutSpace
 
-__all__ = ["Certificate", "argmax_codes", "argmax_layout", "hill_climb"]
+__all__ = ["Certificate", "argmax_codes", "argmax_layout", "certified_argmax", "hill_climb"]
 
 METHODS = ("auto", "enumerate", "exact", "hill")
 #: Spaces up to this many layouts are enumerated by ``method="auto"``.
@@ -381,7 +381,7 @@ def _eta64(t: _Tables, x: np.ndarray) -> float:
 
 def _argmax_exact(params, space, seed, num_restarts, max_nodes):
     S = int(params.intercept.shape[0])
-    x0, _ = hill_climb(params, space, seed=0 if seed is None else seed, num_restarts=num_restarts)
+    x0, _ = hill_climb(params, space, seed=seed, num_restarts=num_restarts)
     host = jax.tree.map(np.asarray, params)
     out = np.empty((S, space.num_components), np.int32)
     certs = []
@@ -393,7 +393,7 @@ def _argmax_exact(params, space, seed, num_restarts, max_nodes):
 
 
 # ---------------------------------------------------------------------------- public API
-def argmax_codes(
+def certified_argmax(
     params: Params,
     space: LayoutSpace,
     method: str = "auto",
@@ -404,10 +404,9 @@ def argmax_codes(
     num_restarts: int = 16,
     max_nodes: int = 1_000_000,
     devices=None,
-    return_certificates: bool = False,
     grid_options: GridOptions = DEFAULT_GRID,
-):
-    """Per-draw best allowed layout: ``argmax_x eta_s(x)`` for every draw s.
+) -> tuple[np.ndarray, list[Certificate]]:
+    """Per-draw best allowed layout with a certificate each: ``argmax_x eta_s(x)`` per draw s.
 
     Args:
         params: :class:`~layoutopt.model.Params` with a leading draw axis S.
@@ -416,22 +415,24 @@ def argmax_codes(
             bound with a certificate), ``"hill"`` (hill climbing with random restarts; a local
             optimum) or ``"auto"`` (``"enumerate"`` up to ``AUTO_ENUMERATE_LIMIT`` layouts,
             ``"exact"`` beyond).
-        seed: seed of the random restarts; required by ``"hill"`` (``"exact"`` uses it for
-            its incumbent and falls back to 0).
+        seed: seed of the random restarts; required by ``"hill"`` and ``"exact"`` (the
+            restarts of its hill-climbing incumbent; the optimum it certifies does not depend
+            on it), unused by ``"enumerate"``.
         chunk_size: layouts per enumeration chunk; by default sized to ``memory_budget``.
         memory_budget: bytes one enumeration chunk may use (about ``S * chunk * 12``).
         num_restarts: restarts per draw for ``"hill"`` (and the incumbent of ``"exact"``).
         max_nodes: node limit per draw of ``"exact"``; when reached, the best layout found is
             returned and its certificate reports the remaining gap.
         devices: devices to shard enumeration chunks over (default: all visible devices).
-        return_certificates: also return one :class:`Certificate` per draw.
         grid_options: tunables of the enumeration (:class:`layoutopt.grid.GridOptions`).
 
     Returns:
-        ``(S, K)`` int32 variant codes (and a list of S certificates when asked).
+        ``(codes, certificates)``: ``(S, K)`` int32 variant codes and one
+        :class:`Certificate` per draw.
 
     Raises:
-        ValueError: for an unknown method, a missing seed for ``"hill"``, or params that do
+        ValueError: for an unknown method, a missing seed for ``"hill"`` / ``"exact"``, or
+            params that do
             not fit the space.
     """
     if method not in METHODS:
@@ -452,14 +453,22 @@ def argmax_codes(
         )
         codes, eta = np.asarray(state.best_codes), np.asarray(state.best_eta)
         certs = [Certificate(float(e), 0.0, 0, True) for e in eta]
+    elif seed is None:
+        raise ValueError(
+            f"method={method!r} starts from random hill-climbing restarts: pass an explicit seed"
+        )
     elif method == "hill":
-        if seed is None:
-            raise ValueError("method='hill' is random: pass an explicit seed")
         codes, eta = hill_climb(params, space, seed, num_restarts=num_restarts)
         certs = [Certificate(math.inf, math.inf, 0, False) for _ in eta]
     else:
         codes, certs = _argmax_exact(params, space, seed, num_restarts, max_nodes)
-    return (codes, certs) if return_certificates else codes
+    return codes, certs
+
+
+def argmax_codes(params: Params, space: LayoutSpace, method: str = "auto", seed=None, **kwargs):
+    """Per-draw best allowed layout, ``(S, K)`` int32 codes: :func:`certified_argmax` without
+    the certificates (same arguments)."""
+    return certified_argmax(params, space, method, seed, **kwargs)[0]
 
 
 def argmax_layout(
@@ -472,16 +481,14 @@ def argmax_layout(
         space: the layout space.
         method: as in :func:`argmax_codes` (default ``"exact"``).
         seed: as in :func:`argmax_codes`.
-        **kwargs: passed on to :func:`argmax_codes`.
+        **kwargs: passed on to :func:`certified_argmax`.
 
     Returns:
         ``(codes, eta, certificate)``: ``(K,)`` int32 codes, their eta (float, from
         :func:`~layoutopt.model.logits`) and a :class:`Certificate`.
     """
     batched = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32)[None], params)
-    codes, certs = argmax_codes(
-        batched, space, method=method, seed=seed, return_certificates=True, **kwargs
-    )
+    codes, certs = certified_argmax(batched, space, method=method, seed=seed, **kwargs)
     one = jax.tree.map(lambda a: a[0], batched)
     eta = float(logits(one, jnp.asarray(codes[0])))
     return codes[0], eta, certs[0]

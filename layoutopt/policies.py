@@ -42,6 +42,7 @@ from layoutopt.model import PriorConfig
 from layoutopt.posterior import Posterior
 from layoutopt.propose import propose
 from layoutopt.scoring import best_layout
+from layoutopt.seeds import seed_of
 from layoutopt.space import LayoutSpace
 
 __all__ = [
@@ -50,7 +51,6 @@ __all__ = [
     "PolicyInfo",
     "greedy",
     "independent",
-    "seed_of",
     "thompson",
     "top_two",
     "ucb",
@@ -120,11 +120,6 @@ class Policy(NamedTuple):
     init: Callable[[LayoutSpace, jax.Array], Any]
     step: Callable[[Any, Observations | None, jax.Array], tuple[Any, Allocation, PolicyInfo]]
     name: str
-
-
-def seed_of(key: jax.Array) -> int:
-    """A 31-bit integer seed drawn from a JAX PRNG key (for numpy and the seeded API)."""
-    return int(jax.random.randint(key, (), 0, 2**31 - 1))
 
 
 def _no_info(pick: int = -1, mean: float = math.nan) -> PolicyInfo:

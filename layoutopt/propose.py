@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from layoutopt.posterior import Posterior
+from layoutopt.seeds import split_seed
 from layoutopt.space import LayoutSpace
 
 __all__ = ["propose", "STRATEGIES"]
@@ -35,7 +36,7 @@ def propose(
     space: LayoutSpace | None = None,
     k: int = 8,
     strategy: str = "thompson",
-    seed: int = 0,
+    seed: int | None = None,
     exclude=None,
     num_draws: int | None = None,
     *,
@@ -110,6 +111,8 @@ def propose(
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; valid strategies: {list(STRATEGIES)}")
+    if seed is None:
+        raise ValueError("propose is random (draw subsample, restarts, ties): pass seed=")
     if not isinstance(posterior, Posterior):
         raise ValueError(f"posterior must be a Posterior, got {type(posterior).__name__}")
     if space is None:
@@ -126,17 +129,19 @@ def propose(
         raise ValueError(f"beta must lie in (0, 1), got {beta}")
     if not 0.5 < quantile < 1.0:
         raise ValueError(f"quantile must lie in (0.5, 1), got {quantile}")
-    rng = np.random.default_rng(seed)
+    # one seed per use: the draw subsample and tie order, and the optimiser's restarts
+    seed_rng, seed_argmax = split_seed(seed, 2)
+    rng = np.random.default_rng(seed_rng)
     params = _subsample(posterior, num_draws, rng)
     excluded = _exclude_codes(space, exclude)
     target = _without(space, excluded)
 
     if strategy in ("thompson", "top_two"):
-        codes, prob = _p_best(params, target, method, seed)
+        codes, prob = _p_best(params, target, method, seed_argmax)
         if strategy == "top_two":
             prob = _top_two(prob, beta)
             if len(codes) == 1 and target.num_allowed > 1:
-                runner, q = _p_best(params, _without(target, codes), method, seed)
+                runner, q = _p_best(params, _without(target, codes), method, seed_argmax)
                 codes = np.concatenate([codes, runner], axis=0)
                 prob = np.concatenate([[beta], (1.0 - beta) * q])
         return _batch(space, codes, prob, k, rng)

@@ -44,10 +44,12 @@ import pandas as pd
 
 from layoutopt import grid as engine
 from layoutopt._io import atomic_path
+from layoutopt.data import layout_codes
 from layoutopt.grid import DEFAULT_GRID, DEFAULT_MEMORY_BUDGET, GridOptions
 from layoutopt.model import inv_link
 from layoutopt.optimize import AUTO_ENUMERATE_LIMIT, argmax_codes, argmax_layout
 from layoutopt.posterior import Posterior
+from layoutopt.seeds import split_seed
 from layoutopt.space import LayoutSpace
 
 __all__ = [
@@ -213,8 +215,7 @@ def _scan_space(
 # ---------------------------------------------------------------------------- results
 def _index_of(space: LayoutSpace, codes: np.ndarray) -> list[int]:
     """Exact Python-int indices of a code array (any space size)."""
-    strides = space.strides
-    return [sum(int(x) * s for x, s in zip(row, strides, strict=True)) for row in codes]
+    return [space.index_of_codes(row) for row in codes]
 
 
 def _p_best_lookup(space: LayoutSpace, best_codes: np.ndarray):
@@ -452,6 +453,7 @@ def score_grid_to_parquet(
     *,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     argmax_method: str = "auto",
+    seed: int | None = None,
 ) -> int:
     """Stream the scores of every allowed layout to a Parquet file, in index order.
 
@@ -469,6 +471,8 @@ def score_grid_to_parquet(
         devices: devices to shard over (default: all visible).
         memory_budget: bytes of device memory one chunk may use.
         argmax_method: method of the per-draw argmax pass (see ``argmax_codes``).
+        seed: seed of that pass's random restarts (needed when it is ``"exact"`` or
+            ``"hill"``, as ``"auto"`` is for spaces above ``AUTO_ENUMERATE_LIMIT``).
 
     Returns:
         The number of rows written (the allowed layouts).
@@ -481,7 +485,7 @@ def score_grid_to_parquet(
     if space.size > 2**63 - 1:
         raise ValueError("spaces beyond 2^63 layouts cannot be written with int64 indices")
     best = argmax_codes(
-        params, space, method=argmax_method, seed=0, chunk_size=chunk_size, devices=devices
+        params, space, method=argmax_method, seed=seed, chunk_size=chunk_size, devices=devices
     )
     lookup = _p_best_lookup(space, best)
     best_idx = np.array(sorted(lookup), dtype=np.int64)
@@ -538,31 +542,7 @@ def _encode_frame(space: LayoutSpace, layouts) -> np.ndarray:
             df = pd.DataFrame(list(layouts) if not isinstance(layouts, dict) else layouts)
         except Exception as err:  # noqa: BLE001 - re-raised as a clear ValueError
             raise ValueError(f"layouts must be a DataFrame or list of dicts: {err}") from None
-    missing = [c for c in space.components if c not in df.columns]
-    if missing:
-        raise ValueError(
-            f"layouts lack component column(s) {missing}; expected {list(space.components)}"
-        )
-    codes = np.empty((len(df), space.num_components), dtype=np.int32)
-    for k, comp in enumerate(space.components):
-        labels = df[comp].astype(str).to_numpy()
-        found = pd.Index(list(space.variants[k])).get_indexer(labels)
-        bad = found < 0
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise ValueError(
-                f"column {comp!r}, row {row}: unknown variant {labels[row]!r}; "
-                f"valid variants: {list(space.variants[k])}"
-            )
-        codes[:, k] = found
-    allowed = space.allowed_mask(codes)
-    if not allowed.all():
-        row = int(np.flatnonzero(~allowed)[0])
-        raise ValueError(
-            f"layout in row {row} ({space.decode(codes[row])}) is forbidden by rule "
-            f"{space.violated_rule(codes[row])}"
-        )
-    return codes
+    return layout_codes(df, space, source="layouts")
 
 
 def score_layouts(
@@ -573,6 +553,7 @@ def score_layouts(
     *,
     best_codes: np.ndarray | None = None,
     argmax_method: str = "auto",
+    seed: int | None = None,
 ) -> pd.DataFrame:
     """Score given layouts: the same columns as :meth:`GridScores.to_pandas`.
 
@@ -585,6 +566,8 @@ def score_layouts(
         best_codes: optional ``(S, K)`` per-draw argmax layouts already computed (e.g.
             ``GridScores.best_codes``); otherwise computed with ``argmax_method``.
         argmax_method: method of the per-draw argmax over the whole space for ``p_best``.
+        seed: seed of that argmax's random restarts (needed when it is ``"exact"`` or
+            ``"hill"``, as ``"auto"`` is for spaces above ``AUTO_ENUMERATE_LIMIT``).
 
     Returns:
         DataFrame in the input's row order with ``index``, the component labels, ``mean``,
@@ -599,7 +582,7 @@ def score_layouts(
     level = _check_level(level)
     codes = _encode_frame(space, layouts)
     if best_codes is None:
-        best_codes = argmax_codes(params, space, method=argmax_method, seed=0)
+        best_codes = argmax_codes(params, space, method=argmax_method, seed=seed)
     lookup = _p_best_lookup(space, np.asarray(best_codes))
     df = space.frame(codes)
     if len(codes):
@@ -644,6 +627,7 @@ def best_layout(
     enumerate_limit: int = AUTO_ENUMERATE_LIMIT,
     num_candidates: int = 8,
     devices=None,
+    seed: int | None = None,
 ) -> BestLayout:
     """The allowed layout with the highest posterior mean CTR.
 
@@ -667,6 +651,8 @@ def best_layout(
         enumerate_limit: largest space size scored exhaustively.
         num_candidates: distinct per-draw argmaxes kept as candidates (the most frequent).
         devices: devices to shard enumeration over (default: all visible).
+        seed: seed of the candidate search's random restarts; needed only for spaces above
+            ``enumerate_limit`` (the enumeration is exact and not random).
 
     Returns:
         :class:`BestLayout`.
@@ -685,10 +671,16 @@ def best_layout(
             float(grid.p_best[0]),
             True,
         )
-    best_codes = argmax_codes(params, space, method="exact", seed=0)
+    if seed is None:
+        raise ValueError(
+            f"the space has {space.size} layouts, more than enumerate_limit={enumerate_limit}: "
+            "best_layout searches per-draw argmaxes from random restarts; pass seed="
+        )
+    seed_draws, seed_mean = split_seed(seed, 2)
+    best_codes = argmax_codes(params, space, method="exact", seed=seed_draws)
     lookup = _p_best_lookup(space, best_codes)
     mean_params = jax.tree.map(lambda a: jnp.mean(a, axis=0), params)
-    x_mean, _, _ = argmax_layout(mean_params, space, method="exact", seed=0)
+    x_mean, _, _ = argmax_layout(mean_params, space, method="exact", seed=seed_mean)
     uniq, counts = np.unique(best_codes, axis=0, return_counts=True)
     cands = [x_mean] + list(uniq[np.argsort(-counts, kind="stable")][:num_candidates])
     cands = np.unique(np.asarray(cands, np.int32), axis=0)

@@ -18,6 +18,7 @@ import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -67,6 +68,7 @@ class LayoutSpace:
     variants: tuple[tuple[str, ...], ...]
     forbidden: tuple[tuple[tuple[int, int], ...], ...] = ()
     _lookup: tuple[dict[str, int], ...] = field(default=(), repr=False, compare=False)
+    _num_allowed: int = field(default=0, repr=False, compare=False)
 
     def __init__(
         self,
@@ -131,6 +133,8 @@ class LayoutSpace:
                 entries.append((k, lookup[k][str(label)]))
             rules.append(tuple(sorted(entries)))
         object.__setattr__(self, "forbidden", tuple(dict.fromkeys(rules)))
+        # derived once: inclusion-exclusion is exponential in the number of rules
+        object.__setattr__(self, "_num_allowed", self.size - self._count_union(0, {}, 0))
         if self.num_allowed == 0:
             raise ValueError("the forbidden rules forbid every layout in the space")
 
@@ -146,6 +150,11 @@ class LayoutSpace:
         return tuple(len(v) for v in self.variants)
 
     @property
+    def label_codes(self) -> tuple[Mapping[str, int], ...]:
+        """Per component, the read-only mapping ``{variant label: code}``."""
+        return tuple(MappingProxyType(m) for m in self._lookup)
+
+    @property
     def size(self) -> int:
         """Number of layouts in the full product (the range of the index), forbidden included."""
         return math.prod(self.cardinalities)
@@ -153,7 +162,7 @@ class LayoutSpace:
     @property
     def num_allowed(self) -> int:
         """Exact number of allowed layouts (inclusion-exclusion over the forbidden rules)."""
-        return self.size - self._count_union(0, {}, 0)
+        return self._num_allowed
 
     def _count_union(self, start: int, fixed: dict[int, int], depth: int) -> int:
         # Inclusion-exclusion over rule subsets, pruning inconsistent intersections early.
@@ -255,7 +264,14 @@ class LayoutSpace:
         rule = self.violated_rule(codes)
         if rule is not None:
             raise ValueError(f"layout {dict(layout)} is forbidden by rule {rule}")
-        return sum(x * s for x, s in zip(codes, self.strides, strict=True))
+        return self.index_of_codes(codes)
+
+    def index_of_codes(self, codes: Sequence[int]) -> int:
+        """Mixed-radix index of one code tuple, an exact Python int for any space size.
+
+        The vectorised int64 form for spaces below 2^63 layouts is :meth:`indices`.
+        """
+        return sum(int(x) * s for x, s in zip(codes, self.strides, strict=True))
 
     def codes_of(self, i: int) -> tuple[int, ...]:
         """Variant codes of index ``i`` (no allowed-check)."""

@@ -8,7 +8,7 @@ import pytest
 from conftest import random_draws
 
 from layoutopt.model import pair_list
-from layoutopt.optimize import argmax_codes, argmax_layout, hill_climb
+from layoutopt.optimize import argmax_codes, argmax_layout, certified_argmax, hill_climb
 from layoutopt.space import LayoutSpace
 
 
@@ -68,7 +68,7 @@ def test_exact_and_enumerate_match_brute_force(card, rules, ms, ps, seed):
     want_eta = eta.max(axis=1)
     enum = argmax_codes(params, space, method="enumerate", chunk_size=4099)
     np.testing.assert_array_equal(enum, want)
-    exact, certs = argmax_codes(params, space, method="exact", return_certificates=True)
+    exact, certs = certified_argmax(params, space, method="exact", seed=0)
     assert space.allowed_mask(exact).all()
     # float32 eta: B&B works in float64, so near-ties (< 1e-5) may resolve differently
     np.testing.assert_allclose(eta_of(params, exact), want_eta, atol=1e-5)
@@ -102,7 +102,7 @@ def test_auto_uses_enumeration_on_small_spaces_and_exact_on_large():
     card = (10,) * 7  # 10^7 > AUTO_ENUMERATE_LIMIT: branch and bound
     big = make_space(card)
     params = random_params(card, 2, 1)
-    x, certs = argmax_codes(params, big, return_certificates=True)
+    x, certs = certified_argmax(params, big, seed=0)
     assert all(c.nodes > 0 and c.optimal for c in certs)
 
 
@@ -110,7 +110,7 @@ def test_node_limit_reports_a_gap():
     card = (10,) * 7
     space = make_space(card)
     params = random_params(card, 2, 7, 0.1, 0.3)  # weak mains, strong pairs: hard
-    _, cert = argmax_codes(params, space, "exact", max_nodes=3, return_certificates=True)
+    _, cert = certified_argmax(params, space, "exact", seed=0, max_nodes=3)
     for c in cert:
         assert c.nodes <= 4
         assert c.gap >= 0
@@ -121,7 +121,7 @@ def test_argmax_layout_unbatched():
     card = (4, 3, 5)
     space = make_space(card, [{"c0": "v1"}])
     params = jax.tree.map(lambda a: a[0], random_params(card, 1, 3))
-    codes, eta, cert = argmax_layout(params, space)
+    codes, eta, cert = argmax_layout(params, space, seed=0)
     batched = jax.tree.map(lambda a: a[None], params)
     _, all_eta = brute_force(batched, space)
     assert eta == pytest.approx(all_eta.max(), abs=1e-5)

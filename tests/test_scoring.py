@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 
 import jax
 import numpy as np
@@ -152,14 +151,17 @@ def test_score_layouts_matches_grid_rows_and_keeps_order():
 @pytest.mark.parametrize(
     "rows, match",
     [
-        ([{"c0": "v0", "c1": "nope", "c2": "v0", "c3": "v0"}], r"column 'c1', row 0.*'nope'"),
-        ([{"c0": "v0", "c1": "v1", "c2": "v0"}], r"lack component column\(s\) \['c3'\]"),
+        (
+            [{"c0": "v0", "c1": "nope", "c2": "v0", "c3": "v0"}],
+            r"layouts: row 1, column 'c1': unknown variant 'nope'",
+        ),
+        ([{"c0": "v0", "c1": "v1", "c2": "v0"}], r"missing column\(s\) \['c3'\]"),
         (
             [
                 {"c0": "v0", "c1": "v1", "c2": "v0", "c3": "v0"},
                 {"c0": "v1", "c1": "v1", "c2": "v3", "c3": "v0"},
             ],
-            r"row 1 .* forbidden",
+            r"layouts: row 2: layout .* is forbidden",
         ),
     ],
 )
@@ -219,12 +221,9 @@ def test_huge_space_best_layout_agrees_with_exact_optimiser():
     space = make_space(card, [{"c0": "v0", "c1": "v0"}])
     params = random_params(card, 8, 11, main_scale=0.4, pair_scale=0.1)
     post = Posterior(space, PriorConfig(), params, "laplace")
-    t0 = time.perf_counter()
-    best = best_layout(post)
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 60  # seconds; typically a few on a loaded 2-core machine
+    best = best_layout(post, seed=0)
     assert not best.exact and space.is_allowed(space.encode(best.layout))
-    per_draw = argmax_codes(params, space, method="exact")
+    per_draw = argmax_codes(params, space, method="exact", seed=0)  # exact: any seed
     idx = space.indices(per_draw)
     assert best.p_best == np.mean(idx == best.index)
     # no single-component move raises the posterior mean CTR (coordinate-wise optimal)
