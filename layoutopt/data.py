@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from layoutopt._io import one_line
 from layoutopt.space import LayoutSpace
@@ -135,7 +136,6 @@ class Observations:
             >>> obs.num_layouts, int(obs.impressions[0]), int(obs.clicks[0])
             (1, 150, 7)
         """
-        import pandas as pd
 
         if not isinstance(df, pd.DataFrame):
             raise ValueError(f"{source}: expected a pandas DataFrame, got {type(df).__name__}")
@@ -207,7 +207,6 @@ class Observations:
 
         :meth:`from_frame` reads it back to equal observations.
         """
-        import pandas as pd
 
         data: dict[str, Any] = {
             comp: pd.Categorical.from_codes(self.codes[:, k], categories=list(labels))
@@ -317,8 +316,6 @@ def layout_codes(df, space: LayoutSpace, source: str = "layouts") -> np.ndarray:
 
 
 def _read_csv(path: str | Path, space: LayoutSpace):
-    import pandas as pd
-
     path = Path(path)
     try:
         with warnings.catch_warnings():
@@ -343,8 +340,6 @@ def _read_csv(path: str | Path, space: LayoutSpace):
 
 
 def _read_parquet(path: str | Path):
-    import pandas as pd
-
     path = Path(path)
     if not path.exists():
         raise ValueError(f"{path}: no such file")
@@ -400,7 +395,6 @@ def _missing_mask(column) -> np.ndarray:
 
 def _parse_counts(column, name: str, source: str) -> np.ndarray:
     """A count column as int64, rejecting missing, non-numeric, non-integer or negative."""
-    import pandas as pd
 
     missing = _missing_mask(column)
     if pd.api.types.is_bool_dtype(column.dtype):

@@ -28,9 +28,19 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from jax.scipy.linalg import cho_solve, solve_triangular
+from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
+from numpyro.infer import MCMC, NUTS, SVI, Predictive, Trace_ELBO, init_to_median
+from numpyro.infer.autoguide import (
+    AutoLowRankMultivariateNormal,
+    AutoMultivariateNormal,
+    AutoNormal,
+)
+from numpyro.optim import optax_to_numpyro
 
 from layoutopt.data import Observations
+from layoutopt.grid import pow2_at_least
 from layoutopt.model import (
     Params,
     PriorConfig,
@@ -64,7 +74,7 @@ _MIN_ESS = 100.0
 
 # How often a fit traced the Laplace kernel; tests use it to check that repeated fits of
 # the same problem shape reuse the compiled function.
-_TRACE_COUNTS = {"laplace": 0}
+TRACE_COUNTS = {"laplace": 0}
 
 
 class FitWarning(UserWarning):
@@ -339,7 +349,7 @@ class _Structure(NamedTuple):
     link: str
 
 
-def _design_indices(codes: np.ndarray, cardinalities: tuple[int, ...], pairwise: bool):
+def design_indices(codes: np.ndarray, cardinalities: tuple[int, ...], pairwise: bool):
     """Column of each active one-hot entry per layout, ``(N, 1 + K + K(K-1)/2)`` int32.
 
     The column order is that of ``[b0, flatten_effects(params)]``, so the Hessian built
@@ -384,10 +394,10 @@ def _groups(
 def _pad_rows(n: int) -> int:
     # Round the row count up to a power of two so that a loop that adds a few layouts per
     # round reuses the compiled kernel instead of recompiling at every new N.
-    return max(8, 1 << (n - 1).bit_length())
+    return pow2_at_least(n, minimum=8)
 
 
-def _loglik_eta_derivatives(eta, impressions, clicks, link):
+def loglik_eta_derivatives(eta, impressions, clicks, link):
     """Per-row gradient and negative second derivative of the log-likelihood in eta."""
 
     def row(e, n, y):
@@ -420,7 +430,7 @@ def _laplace_kernel(
 ):
     # Only the structure (cardinalities, link, pairwise) and array shapes are static, so a
     # loop of fits over growing data, other priors or other draw counts reuses one compile.
-    _TRACE_COUNTS["laplace"] += 1
+    TRACE_COUNTS["laplace"] += 1
     card, link = structure.cardinalities, structure.link
     P = group.shape[0]
     G = group_size.shape[0]
@@ -437,7 +447,7 @@ def _laplace_kernel(
 
     def newton_system(theta, log_var):
         eta = logits(unflat(theta), codes)
-        d1, w = _loglik_eta_derivatives(eta, impressions, clicks, link)
+        d1, w = loglik_eta_derivatives(eta, impressions, clicks, link)
         prec = precision(log_var)
         grad = jnp.zeros(P, theta.dtype).at[design].add(d1[:, None]) - prec * (theta - prior_mean)
         # X^T W X from the observed layouts' one-hot rows without building X: each row
@@ -506,31 +516,63 @@ def _laplace_kernel(
             prec=prec,
         )
 
-    # Start at the prior mode with each scale at its hyperprior's scale.
-    dtype = prior_mean.dtype
-    init = LaplaceState(
+    init = _laplace_init(prior_mean, hyper_scale, codes.shape[0])
+    state = jax.lax.while_loop(lambda s: s.phase < 3, body, init)
+    return _laplace_result(state, impressions, clicks, link, prior_mean, hyper_scale, tol)
+
+
+def _laplace_init(prior_mean, hyper_scale, num_rows: int) -> LaplaceState:
+    """Start at the prior mode with each scale at its hyperprior's scale (traced)."""
+    dtype, P = prior_mean.dtype, prior_mean.shape[0]
+    return LaplaceState(
         theta=prior_mean,
         log_var=2.0 * jnp.log(hyper_scale),
         iteration=jnp.asarray(0),
         step=jnp.asarray(jnp.inf, dtype),
         phase=jnp.asarray(0),
-        eta=jnp.zeros(codes.shape[0], dtype),
+        eta=jnp.zeros(num_rows, dtype),
         grad=jnp.zeros(P, dtype),
         chol=jnp.eye(P, dtype=dtype),
         d=jnp.ones(P, dtype),
         prec=jnp.ones(P, dtype),
     )
-    state = jax.lax.while_loop(lambda s: s.phase < 3, body, init)
-    theta, eta, grad, chol, d, prec = (
-        state.theta,
-        state.eta,
-        state.grad,
-        state.chol,
-        state.d,
-        state.prec,
-    )
+
+
+class LaplaceResult(NamedTuple):
+    """What the Laplace kernel returns.
+
+    Attributes:
+        mode: ``(P,)`` flat posterior mode ``[b0, main effects, pair effects]``.
+        chol: ``(P, P)`` lower Cholesky factor L of the Jacobi-scaled Hessian at the mode;
+            the Hessian is ``H = D L L' D`` with ``D = diag(d)``.
+        d: ``(P,)`` the Jacobi scaling.
+        scales: ``(G,)`` empirical-Bayes hyper-scales (one per scale group).
+        iterations: Newton / fixed-point iterations of the search.
+        converged: whether the last step was below ``tol``.
+        log_evidence: Laplace approximation of ``log p(clicks | scales)`` (without the
+            binomial coefficients) plus the hyperprior log density.
+        newton_decrement: ``sqrt(g' H^-1 g)`` at the returned mode: scale-free, unlike
+            ``|g|``, which float32 rounding inflates for effects pinned near zero by a huge
+            prior precision.
+    """
+
+    mode: jax.Array
+    chol: jax.Array
+    d: jax.Array
+    scales: jax.Array
+    iterations: jax.Array
+    converged: jax.Array
+    log_evidence: jax.Array
+    newton_decrement: jax.Array
+
+
+def _laplace_result(
+    state: LaplaceState, impressions, clicks, link, prior_mean, hyper_scale, tol
+) -> LaplaceResult:
+    """The evidence and the summary of the final Laplace state (traced)."""
+    theta, chol, d, prec = state.theta, state.chol, state.d, state.prec
     # log p(y | scales) ~ l(mode) + log N(mode; prior) + P/2 log 2pi - 1/2 log det H
-    loglik = jnp.sum(log_likelihood(eta, impressions, clicks, link))
+    loglik = jnp.sum(log_likelihood(state.eta, impressions, clicks, link))
     log_prior_quad = -0.5 * jnp.sum(prec * (theta - prior_mean) ** 2)
     log_det_h = 2.0 * jnp.sum(jnp.log(jnp.diag(chol))) + 2.0 * jnp.sum(jnp.log(d))
     scales = jnp.exp(0.5 * state.log_var)
@@ -540,18 +582,16 @@ def _laplace_kernel(
     log_evidence = (
         loglik + log_prior_quad + 0.5 * jnp.sum(jnp.log(prec)) - 0.5 * log_det_h + log_hyper
     )
-    return {
-        "mode": theta,
-        "chol": chol,
-        "d": d,
-        "scales": scales,
-        "iterations": state.iteration,
-        "converged": state.step <= tol,
-        "log_evidence": log_evidence,
-        # Newton decrement sqrt(g' H^-1 g): scale-free, unlike |g| which float32 rounding
-        # inflates for effects pinned near zero by a huge prior precision.
-        "newton_decrement": jnp.sqrt(jnp.sum(solve_triangular(chol, grad / d, lower=True) ** 2)),
-    }
+    return LaplaceResult(
+        mode=theta,
+        chol=chol,
+        d=d,
+        scales=scales,
+        iterations=state.iteration,
+        converged=state.step <= tol,
+        log_evidence=log_evidence,
+        newton_decrement=jnp.sqrt(jnp.sum(solve_triangular(chol, state.grad / d, lower=True) ** 2)),
+    )
 
 
 @partial(jax.jit, static_argnames=("num_samples",))
@@ -589,7 +629,7 @@ def _fit_laplace(
         f64 = partial(jnp.asarray, dtype=jnp.float64)
         out = _laplace_kernel(
             jnp.asarray(codes),
-            jnp.asarray(_design_indices(codes, card, prior.pairwise)),
+            jnp.asarray(design_indices(codes, card, prior.pairwise)),
             f64(impressions),
             f64(clicks),
             jnp.asarray(group),
@@ -603,14 +643,14 @@ def _fit_laplace(
             structure=_Structure(card, prior.pairwise, prior.link),
         )
         draws = _gaussian_draws(
-            jax.random.PRNGKey(seed), out["mode"], out["chol"], out["d"], num_samples=num_samples
+            jax.random.PRNGKey(seed), out.mode, out.chol, out.d, num_samples=num_samples
         )
         out, draws = jax.device_get((out, draws))
     num_main = sum(card)
     params = _params_from_flat(
         draws[:, 0], draws[:, 1 : 1 + num_main], draws[:, 1 + num_main :], card
     )
-    scales = np.asarray(out["scales"], np.float32)
+    scales = np.asarray(out.scales, np.float32)
     if scales_mode == "pooled":
         # Same shapes as per-group scales (and as NUTS/SVI), the pooled value repeated.
         scales = np.concatenate([np.repeat(scales[:1], K), np.repeat(scales[1:], num_pairs)])
@@ -619,10 +659,10 @@ def _fit_laplace(
         "tau_pair": np.repeat(scales[None, K:], num_samples, axis=0),
     }
     diagnostics = {
-        "converged": bool(out["converged"]),
-        "iterations": int(out["iterations"]),
-        "log_evidence": float(out["log_evidence"]),
-        "newton_decrement": float(out["newton_decrement"]),
+        "converged": bool(out.converged),
+        "iterations": int(out.iterations),
+        "log_evidence": float(out.log_evidence),
+        "newton_decrement": float(out.newton_decrement),
     }
     if not diagnostics["converged"]:
         warnings.warn(
@@ -632,14 +672,14 @@ def _fit_laplace(
             stacklevel=3,
         )
     return Posterior(
-        space,
-        prior,
-        params,
-        "laplace",
-        1,
-        hyper,
-        diagnostics,
-        np.array(observations.codes, np.int32),
+        space=space,
+        prior=prior,
+        params=params,
+        method="laplace",
+        num_chains=1,
+        hyper=hyper,
+        diagnostics=diagnostics,
+        observed_codes=np.array(observations.codes, np.int32),
     )
 
 
@@ -667,15 +707,20 @@ def _posterior_from_sites(space, prior, samples, method, num_chains, diagnostics
         ),
     }
     return Posterior(
-        space, prior, params, method, num_chains, hyper, diagnostics, np.array(obs.codes, np.int32)
+        space=space,
+        prior=prior,
+        params=params,
+        method=method,
+        num_chains=num_chains,
+        hyper=hyper,
+        diagnostics=diagnostics,
+        observed_codes=np.array(obs.codes, np.int32),
     )
 
 
 def _fit_nuts(
     space, observations, prior, seed, num_samples, num_chains, num_warmup, progress, options
 ) -> Posterior:
-    from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
-    from numpyro.infer import MCMC, NUTS
 
     per_chain = math.ceil(num_samples / num_chains)
     kernel = NUTS(
@@ -735,15 +780,6 @@ _FULL_GUIDE_MAX_DIM = 2000
 
 
 def _fit_svi(space, observations, prior, seed, num_samples, progress, options) -> Posterior:
-    import optax
-    from numpyro.infer import SVI, Predictive, Trace_ELBO, init_to_median
-    from numpyro.infer.autoguide import (
-        AutoLowRankMultivariateNormal,
-        AutoMultivariateNormal,
-        AutoNormal,
-    )
-    from numpyro.optim import optax_to_numpyro
-
     guide_name = options.guide
     if guide_name == "auto":
         # A full-rank Gaussian captures the strong posterior correlations between b0, main

@@ -15,12 +15,16 @@ optimiser and the grid scorer), so proposals, scores and the fit can never disag
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 
+import jax
 import numpy as np
 import pandas as pd
 
+from layoutopt.optimize import argmax_codes
 from layoutopt.posterior import Posterior
+from layoutopt.scoring import score_grid
 from layoutopt.seeds import split_seed
 from layoutopt.space import LayoutSpace
 
@@ -152,8 +156,6 @@ def propose(
 
 # --------------------------------------------------------------------------------- helpers
 def _subsample(posterior: Posterior, num_draws, rng: np.random.Generator):
-    import jax
-
     S = posterior.num_draws
     if num_draws is None:
         return posterior.params
@@ -241,7 +243,6 @@ def _without(space: LayoutSpace, codes: np.ndarray) -> LayoutSpace:
 
 def _p_best(params, space: LayoutSpace, method: str, seed: int):
     """Distinct per-draw argmax codes and the share of draws each wins (exact given draws)."""
-    from layoutopt.optimize import argmax_codes
 
     best = np.asarray(argmax_codes(params, space, method=method, seed=seed))
     codes, counts = np.unique(best, axis=0, return_counts=True)
@@ -259,9 +260,6 @@ def _top_two(p: np.ndarray, beta: float) -> np.ndarray:
 def _top_scores(posterior, params, space, excluded, k, strategy, quantile):
     """Codes of the k allowed, non-excluded layouts of highest posterior mean CTR (greedy) or
     highest upper ``quantile`` of CTR (ucb), best first, ties towards the lower index."""
-    import dataclasses
-
-    from layoutopt.scoring import score_grid
 
     post = dataclasses.replace(posterior, params=params)
     excluded = np.asarray(excluded).reshape(-1, space.num_components)

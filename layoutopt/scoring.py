@@ -41,6 +41,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from scipy.special import ndtr
 
 from layoutopt import grid as engine
 from layoutopt._io import atomic_path
@@ -106,8 +109,6 @@ def _interval(order: np.ndarray, S: int, link: str, level: float):
     if link == "logit":
         o = 1.0 / (1.0 + np.exp(-o))
     else:
-        from scipy.special import ndtr
-
         o = ndtr(o)
     lower = o[0] + (o[1] - o[0]) * lo_w
     upper = o[2] + (o[3] - o[2]) * hi_w
@@ -477,8 +478,6 @@ def score_grid_to_parquet(
     Returns:
         The number of rows written (the allowed layouts).
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     space, params, link = _resolve(posterior, space)
     level = _check_level(level)

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 
 from layoutopt import driver
 from layoutopt.driver import RoundInfo
@@ -103,7 +104,6 @@ class SyntheticWorld:
     space: LayoutSpace
     params: Params
     link: str = "logit"
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
         if self.link not in LINKS:
@@ -250,27 +250,30 @@ class SyntheticWorld:
         out = _ctr_kernel(self.params, jnp.asarray(padded), self.link)
         return np.asarray(out, dtype=np.float64)[:n]
 
+    @functools.cached_property
     def _table(self) -> np.ndarray:
-        """True CTR of every layout by index (NaN where forbidden); small spaces only."""
-        if "table" not in self._cache:
-            if self.space.size > _ENUMERATE_LIMIT:
-                raise ValueError(
-                    f"space of {self.space.size} layouts is too large for a CTR table "
-                    f"(limit {_ENUMERATE_LIMIT})"
-                )
-            chunks = []
-            for _, codes in self.space.iter_chunks(65536, allowed_only=False):
-                c = self.ctr(codes)
-                c[~self.space.allowed_mask(codes)] = np.nan
-                chunks.append(c)
-            self._cache["table"] = np.concatenate(chunks)
-        return self._cache["table"]
+        """True CTR of every layout by index (NaN where forbidden); small spaces only.
+
+        Derived once from the immutable parameters (``cached_property`` stores it in the
+        instance dict; the dataclass fields stay frozen).
+        """
+        if self.space.size > _ENUMERATE_LIMIT:
+            raise ValueError(
+                f"space of {self.space.size} layouts is too large for a CTR table "
+                f"(limit {_ENUMERATE_LIMIT})"
+            )
+        chunks = []
+        for _, codes in self.space.iter_chunks(65536, allowed_only=False):
+            c = self.ctr(codes)
+            c[~self.space.allowed_mask(codes)] = np.nan
+            chunks.append(c)
+        return np.concatenate(chunks)
 
     def ctr_of_index(self, indices) -> np.ndarray:
         """True CTR of layouts given by mixed-radix indices (table look-up when small)."""
         idx = np.asarray(indices, dtype=np.int64)
         if self.space.size <= _ENUMERATE_LIMIT:
-            return self._table()[idx]
+            return self._table[idx]
         return self.ctr(self.space.codes(idx))
 
     def best(self) -> WorldBest:
@@ -282,22 +285,23 @@ class SyntheticWorld:
         Returns:
             :class:`WorldBest` with codes, index, ctr and layout.
         """
-        if "best" not in self._cache:
-            if self.space.size <= _ENUMERATE_LIMIT:
-                table = self._table()
-                i = int(np.nanargmax(table))
-                codes = self.space.codes_of(i)
-            else:
-                batched = jax.tree.map(lambda a: a[None], self.params)
-                # the optimum is certified; the seed only places the incumbent's restarts
-                found = argmax_codes(batched, self.space, method="exact", seed=0)[0]
-                codes = tuple(int(c) for c in found)
-                i = self.space.index_of_codes(codes)
-            codes_arr = np.asarray(codes, dtype=np.int32)
-            self._cache["best"] = WorldBest(
-                codes_arr, i, float(self.ctr(codes_arr[None])[0]), self.space.decode(codes_arr)
-            )
-        return self._cache["best"]
+        return self._best
+
+    @functools.cached_property
+    def _best(self) -> WorldBest:
+        if self.space.size <= _ENUMERATE_LIMIT:
+            i = int(np.nanargmax(self._table))
+            codes = self.space.codes_of(i)
+        else:
+            batched = jax.tree.map(lambda a: a[None], self.params)
+            # the optimum is certified; the seed only places the incumbent's restarts
+            found = argmax_codes(batched, self.space, method="exact", seed=0)[0]
+            codes = tuple(int(c) for c in found)
+            i = self.space.index_of_codes(codes)
+        codes_arr = np.asarray(codes, dtype=np.int32)
+        return WorldBest(
+            codes_arr, i, float(self.ctr(codes_arr[None])[0]), self.space.decode(codes_arr)
+        )
 
     def serve(self, codes, impressions, seed=None, rng: np.random.Generator | None = None):
         """Serve impressions and draw clicks ``~ Binomial(impressions, ctr)``.
@@ -384,7 +388,6 @@ class CampaignResult:
 
     def to_pandas(self):
         """One row per round, one column per :class:`CampaignRecord` field."""
-        import pandas as pd
 
         return pd.DataFrame(self.rounds)
 
@@ -395,7 +398,6 @@ class CampaignResult:
             DataFrame indexed by checkpoint with ``local_regret``, ``simple_regret`` and
             ``cumulative_regret`` (mean regret per impression served so far).
         """
-        import pandas as pd
 
         imp = self.impressions
         per_round = np.diff(np.concatenate([[0], imp]))

@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 __all__ = ["LayoutSpace"]
 
@@ -391,7 +392,6 @@ class LayoutSpace:
 
     def frame(self, codes: np.ndarray):
         """A pandas DataFrame of layouts: ``index`` plus one label column per component."""
-        import pandas as pd
 
         codes = np.asarray(codes)
         data: dict[str, Any] = {}

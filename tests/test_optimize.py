@@ -5,9 +5,8 @@ from __future__ import annotations
 import jax
 import numpy as np
 import pytest
-from conftest import random_draws
+from conftest import numpy_eta, random_draws
 
-from layoutopt.model import pair_list
 from layoutopt.optimize import argmax_codes, argmax_layout, certified_argmax, hill_climb
 from layoutopt.space import LayoutSpace
 
@@ -19,17 +18,6 @@ def random_params(card, S, seed, main_scale=0.5, pair_scale=0.2):
 def make_space(card, forbidden=()):
     comps = {f"c{k}": [f"v{i}" for i in range(n)] for k, n in enumerate(card)}
     return LayoutSpace(comps, forbidden=[dict(r) for r in forbidden] or None)
-
-
-def numpy_eta(params, codes):
-    """Oracle eta in float64 numpy, independent of the JAX code: ``(S, N)``."""
-    p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
-    eta = np.repeat(p.intercept[:, None], len(codes), axis=1)
-    for k, m in enumerate(p.main):
-        eta += m[:, codes[:, k]]
-    for (k, j), t in zip(pair_list(len(p.main)), p.pair, strict=True):
-        eta += t[:, codes[:, k], codes[:, j]]
-    return eta
 
 
 def brute_force(params, space):

@@ -11,6 +11,7 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import numpy_eta
 
 from layoutopt.model import Params, PriorConfig, pair_list
 from layoutopt.posterior import Posterior
@@ -41,13 +42,7 @@ def brute_eta(post):
     """``(S, N)`` eta over every allowed layout (float64 numpy, independent of the library)."""
     space = post.space
     codes = np.concatenate([c for _, c in space.iter_chunks()], axis=0)
-    p = jax.tree.map(lambda a: np.asarray(a, np.float64), post.params)
-    eta = p.intercept[:, None] + np.zeros((1, len(codes)))
-    for k, m in enumerate(p.main):
-        eta += m[:, codes[:, k]]
-    for (k, m), t in zip(pair_list(space.num_components), p.pair, strict=True):
-        eta += t[:, codes[:, k], codes[:, m]]
-    return codes, eta
+    return codes, numpy_eta(post.params, codes)
 
 
 def brute_p_best(post, excluded=()):
@@ -147,7 +142,8 @@ def test_top_two_with_a_unanimous_posterior_uses_runner_up():
     S = 10
     main = np.tile([2.0, 0.0, -1.0], (S, 1)).astype(np.float32)
     main[:3, 2] = 1.0  # runner-up is v2 in 3 of 10 draws, v1 in 7
-    post = Posterior(space, PriorConfig(), Params(np.zeros(S, np.float32), (main,), ()), "laplace")
+    params = Params(np.zeros(S, np.float32), (main,), ())
+    post = Posterior(space=space, prior=PriorConfig(), params=params, method="laplace")
     assert (
         len(propose(post, seed=0, k=3, strategy="thompson")) == 1
     )  # documented: fewer than k rows

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import os
 
-import jax
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import random_draws
+from conftest import numpy_eta, random_draws
 from scipy.special import expit, ndtr
 
 from layoutopt.grid import GridOptions
-from layoutopt.model import PriorConfig, pair_list
+from layoutopt.model import PriorConfig
 from layoutopt.optimize import argmax_codes
 from layoutopt.posterior import Posterior
 from layoutopt.scoring import (
@@ -39,7 +38,8 @@ def make_space(card, forbidden=None):
 
 def make_posterior(card=CARD, rules=RULES, seed=0, link="logit", draws=S):
     space = make_space(card, rules)
-    return Posterior(space, PriorConfig(link=link), random_params(card, draws, seed), "laplace")
+    params = random_params(card, draws, seed)
+    return Posterior(space=space, prior=PriorConfig(link=link), params=params, method="laplace")
 
 
 def oracle(post, level=0.9):
@@ -47,12 +47,7 @@ def oracle(post, level=0.9):
     space = post.space
     codes = space.codes_range(0, space.size)
     codes = codes[space.allowed_mask(codes)]
-    p = jax.tree.map(lambda a: np.asarray(a, np.float64), post.params)
-    eta = np.repeat(p.intercept[:, None], len(codes), axis=1)
-    for k, m in enumerate(p.main):
-        eta += m[:, codes[:, k]]
-    for (k, j), t in zip(pair_list(len(p.main)), p.pair, strict=True):
-        eta += t[:, codes[:, k], codes[:, j]]
+    eta = numpy_eta(post.params, codes)
     ctr = expit(eta) if post.prior.link == "logit" else ndtr(eta)
     best = np.argmax(eta, axis=1)
     return pd.DataFrame(
@@ -220,7 +215,7 @@ def test_huge_space_best_layout_agrees_with_exact_optimiser():
     card = (10,) * 10  # 10^10 layouts
     space = make_space(card, [{"c0": "v0", "c1": "v0"}])
     params = random_params(card, 8, 11, main_scale=0.4, pair_scale=0.1)
-    post = Posterior(space, PriorConfig(), params, "laplace")
+    post = Posterior(space=space, prior=PriorConfig(), params=params, method="laplace")
     best = best_layout(post, seed=0)
     assert not best.exact and space.is_allowed(space.encode(best.layout))
     per_draw = argmax_codes(params, space, method="exact", seed=0)  # exact: any seed
@@ -254,7 +249,12 @@ def test_score_grid_errors(kwargs, match):
 
 def test_full_grid_refused_on_huge_space():
     card = (10,) * 8
-    post = Posterior(make_space(card), PriorConfig(), random_params(card, 2, 0), "laplace")
+    post = Posterior(
+        space=make_space(card),
+        prior=PriorConfig(),
+        params=random_params(card, 2, 0),
+        method="laplace",
+    )
     with pytest.raises(ValueError, match="pass top=k.*score_grid_to_parquet"):
         score_grid(post)
 

@@ -35,7 +35,7 @@ SCRIPT = textwrap.dedent(
         tuple(jnp.asarray(rng.normal(0, 0.2, (S, card[k], card[j])), jnp.float32)
               for k, j in pair_list(len(card))),
     )
-    post = Posterior(space, PriorConfig(), params, "laplace")
+    post = Posterior(space=space, prior=PriorConfig(), params=params, method="laplace")
     out = {}
     for name, devs in (("one", jax.devices()[:1]), ("four", jax.devices())):
         kw = dict(chunk_size=50, devices=devs, grid_options=opts)

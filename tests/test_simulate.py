@@ -6,10 +6,11 @@ import itertools
 
 import numpy as np
 import pytest
+from conftest import numpy_eta
 from scipy.special import expit, ndtr
 
 from layoutopt import policies
-from layoutopt.model import Params, pair_list
+from layoutopt.model import Params
 from layoutopt.simulate import CampaignRecord, SyntheticWorld, run_campaign
 from layoutopt.space import LayoutSpace
 
@@ -20,18 +21,9 @@ SMALL = LayoutSpace(
 
 
 def _brute_ctr(world: SyntheticWorld, codes: np.ndarray) -> np.ndarray:
-    """Oracle: the model equation term by term in float64 Python loops."""
-    p = world.params
-    K = len(p.main)
-    out = []
-    for x in codes:
-        eta = float(p.intercept)
-        for k in range(K):
-            eta += float(p.main[k][x[k]])
-        for (k, j), t in zip(pair_list(K), p.pair, strict=False):
-            eta += float(t[x[k], x[j]])
-        out.append(expit(eta) if world.link == "logit" else ndtr(eta))
-    return np.asarray(out)
+    """Oracle: the shared float64 eta oracle through the world's link."""
+    eta = numpy_eta(world.params, codes)
+    return expit(eta) if world.link == "logit" else ndtr(eta)
 
 
 @pytest.mark.parametrize("link", ["logit", "probit"])
