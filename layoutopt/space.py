@@ -70,6 +70,8 @@ class LayoutSpace:
     forbidden: tuple[tuple[tuple[int, int], ...], ...] = ()
     _lookup: tuple[dict[str, int], ...] = field(default=(), repr=False, compare=False)
     _num_allowed: int = field(default=0, repr=False, compare=False)
+    _cardinalities: tuple[int, ...] = field(default=(), repr=False, compare=False)
+    _strides: tuple[int, ...] = field(default=(), repr=False, compare=False)
 
     def __init__(
         self,
@@ -110,6 +112,11 @@ class LayoutSpace:
         object.__setattr__(self, "components", tuple(names))
         object.__setattr__(self, "variants", tuple(variants))
         object.__setattr__(self, "_lookup", lookup)
+        # derived fields, computed once (the space is immutable)
+        card = tuple(len(v) for v in variants)
+        strides = [math.prod(card[k + 1 :]) for k in range(len(card))]
+        object.__setattr__(self, "_cardinalities", card)
+        object.__setattr__(self, "_strides", tuple(strides))
 
         rules: list[tuple[tuple[int, int], ...]] = []
         for r, rule in enumerate(forbidden or ()):
@@ -148,7 +155,7 @@ class LayoutSpace:
     @property
     def cardinalities(self) -> tuple[int, ...]:
         """Number of variants of each component, ``(n_1, ..., n_K)``."""
-        return tuple(len(v) for v in self.variants)
+        return self._cardinalities
 
     @property
     def label_codes(self) -> tuple[Mapping[str, int], ...]:
@@ -186,12 +193,7 @@ class LayoutSpace:
     @property
     def strides(self) -> tuple[int, ...]:
         """Mixed-radix place values: ``index = sum_k x_k * strides[k]`` (Python ints)."""
-        out = []
-        s = 1
-        for n in reversed(self.cardinalities):
-            out.append(s)
-            s *= n
-        return tuple(reversed(out))
+        return self._strides
 
     def __hash__(self) -> int:
         return hash((self.components, self.variants, self.forbidden))
