@@ -175,7 +175,7 @@ def run_time_campaign(
     half_life: float | None = None,
     k: int = 8,
     num_samples: int = 500,
-    fit_options: dict[str, Any] | None = None,
+    options: Any = None,
 ) -> TimeCampaignResult:
     """Thompson sampling against a :class:`TimeWorld`, refitting with delay and drift.
 
@@ -194,7 +194,7 @@ def run_time_campaign(
         half_life: ``fit``'s half-life in rounds (None: no forgetting).
         k: layouts per proposal.
         num_samples: posterior draws per fit.
-        fit_options: extra keyword options for ``fit``.
+        options: ``fit``'s method options (e.g. ``LaplaceOptions(tol=1e-2)``).
 
     Returns:
         :class:`TimeCampaignResult`.
@@ -247,7 +247,7 @@ def run_time_campaign(
                 num_samples=num_samples,
                 delay=delay,
                 half_life=half_life,
-                **(fit_options or {}),
+                options=options,
             )
         best = best_layout(posterior, space)
         picks.append(int(best.index))
