@@ -511,9 +511,7 @@ class Campaign:
             self.fit(method, seed=fit_seed)
             note = f"fitted {method} first ({reason})"
         fit_id = self.store.fits(self._id)[-1]["id"]
-        frame = propose_layouts(
-            self.posterior(fit_id), k=k, strategy=strategy, seed=propose_seed
-        )
+        frame = propose_layouts(self.posterior(fit_id), k=k, strategy=strategy, seed=propose_seed)
         round_ = self.store.add_proposal(
             self._id,
             {
@@ -597,7 +595,9 @@ class Campaign:
         out = []
         for p in self.store.proposals(self._id):
             for row in p["rows"]:
-                out.append({"round": p["round"], "strategy": p["strategy"], "seed": p["seed"]} | row)
+                out.append(
+                    {"round": p["round"], "strategy": p["strategy"], "seed": p["seed"]} | row
+                )
         return pd.DataFrame(out)
 
     def report(self, path: str | Path) -> Path:

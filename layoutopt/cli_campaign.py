@@ -206,8 +206,16 @@ def status(db: DbOpt, name: NameOpt = None) -> None:
         table.add_column(col, justify="left" if col in ("proposed", "ingested") else "right")
     table.add_column("P(best)", justify="right")
     for r in hist.to_dict("records"):
-        prop = r["strategy"] if r["k"] != r["k"] or r["k"] is None else f"{r['strategy']}, k={r['k']:.0f}"
-        pick = "" if r["pick_index"] is None or r["pick_index"] != r["pick_index"] else str(int(r["pick_index"]))
+        prop = (
+            r["strategy"]
+            if r["k"] != r["k"] or r["k"] is None
+            else f"{r['strategy']}, k={r['k']:.0f}"
+        )
+        pick = (
+            ""
+            if r["pick_index"] is None or r["pick_index"] != r["pick_index"]
+            else str(int(r["pick_index"]))
+        )
         interval = f"{_pct(r['mean'])} [{_pct(r['lower'])}, {_pct(r['upper'])}]" if pick else ""
         table.add_row(
             str(r["round"]),

@@ -274,12 +274,13 @@ def render_html(
         The HTML document.
     """
     space = post.space
+    sizes = zip(space.components, space.cardinalities, strict=True)
     table, plot = top_layouts(post, level=level)
     parts = [
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
         f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
         f"<p>{space.num_components} components ("
-        + ", ".join(f"{html.escape(c)} {n}" for c, n in zip(space.components, space.cardinalities))
+        + ", ".join(f"{html.escape(c)} {n}" for c, n in sizes)
         + f"), {space.num_allowed:,} allowed layouts; {post.method} fit, {post.num_draws} draws"
         + f"; intervals are equal-tailed {level:.0%} credible intervals.</p>",
     ]

@@ -570,7 +570,9 @@ class Store:
         """Every proposal, oldest first, with its rows decoded."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(PROPOSALS).where(PROPOSALS.c.campaign_id == cid).order_by(PROPOSALS.c.round)
+                sa.select(PROPOSALS)
+                .where(PROPOSALS.c.campaign_id == cid)
+                .order_by(PROPOSALS.c.round)
             ).all()
         return [dict(r._asdict(), rows=json.loads(r.rows)) for r in rows]
 
