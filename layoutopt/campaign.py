@@ -165,11 +165,13 @@ def read_chunks(path: str | Path, chunk_rows: int = CHUNK_ROWS):
         )
 
 
-def _read_observations(path: Path, space: LayoutSpace) -> tuple[Observations, int]:
+def _read_observations(
+    path: Path, space: LayoutSpace, chunk_rows: int
+) -> tuple[Observations, int]:
     """Validate and aggregate a file chunk by chunk; row numbers in errors count from the
     file's first data row."""
     parts, offset = [], 0
-    for chunk in read_chunks(path):
+    for chunk in read_chunks(path, chunk_rows):
         if offset and len(chunk) == 0:
             break
         chunk.index = range(len(chunk))
@@ -286,6 +288,11 @@ class Campaign:
         return f"Campaign({self.name!r} in {self.store.target})"
 
     @property
+    def campaign_id(self) -> int:
+        """The campaign's id in the store (what :class:`~layoutopt.store.Store` methods take)."""
+        return self._id
+
+    @property
     def rounds(self) -> int:
         """Number of proposals recorded so far (the current round's number)."""
         return len(self.store.proposals(self._id))
@@ -323,7 +330,9 @@ class Campaign:
         return self.store.add_space(self._id, space.to_dict(), current["version"])
 
     # ------------------------------------------------------------------ data
-    def ingest(self, data: str | Path | pd.DataFrame) -> IngestResult:
+    def ingest(
+        self, data: str | Path | pd.DataFrame, *, chunk_rows: int = CHUNK_ROWS
+    ) -> IngestResult:
         """Add a results file (CSV/Parquet) or DataFrame: all-or-nothing and idempotent.
 
         Every row is validated first (:meth:`Observations.from_frame`: a bad row anywhere
@@ -334,6 +343,8 @@ class Campaign:
         Args:
             data: a ``.csv``/``.parquet`` path, or a DataFrame with the columns of
                 :meth:`Observations.from_frame`.
+            chunk_rows: rows of a file read and validated at a time (memory does not grow
+                with the file beyond the aggregated layouts).
 
         Returns:
             :class:`IngestResult`.
@@ -349,7 +360,7 @@ class Campaign:
         else:
             path = Path(data)
             source = str(path)
-            obs, rows = _read_observations(path, space)
+            obs, rows = _read_observations(path, space, chunk_rows)
             digest = _hash_file(path)
         batch = {
             "content_hash": digest,
