@@ -165,9 +165,7 @@ def read_chunks(path: str | Path, chunk_rows: int = CHUNK_ROWS):
         )
 
 
-def _read_observations(
-    path: Path, space: LayoutSpace, chunk_rows: int
-) -> tuple[Observations, int]:
+def _read_observations(path: Path, space: LayoutSpace, chunk_rows: int) -> tuple[Observations, int]:
     """Validate and aggregate a file chunk by chunk; row numbers in errors count from the
     file's first data row."""
     parts, offset = [], 0
