@@ -52,7 +52,7 @@ SCHEMA_VERSION = 2
 
 _WRITE = "layoutopt_write"  # execution option marking a write transaction
 
-#: Seconds a SQLite writer waits for another writer's lock before giving up.
+#: Default seconds a SQLite writer waits for another writer's lock before giving up.
 BUSY_TIMEOUT_S = 60.0
 
 _meta = sa.MetaData()
@@ -142,7 +142,7 @@ PROPOSALS = sa.Table(
 )
 
 
-class StoreBusyError(RuntimeError):
+class StoreBusyError(OSError):
     """Another process held the store's write lock for longer than the busy timeout."""
 
 
@@ -174,17 +174,15 @@ def engine_url(target: str | Path) -> str:
     return "sqlite:///" + str(Path(text))
 
 
-def _sqlite_engine(url: str) -> sa.Engine:
-    engine = sa.create_engine(
-        url, connect_args={"timeout": BUSY_TIMEOUT_S, "isolation_level": None}
-    )
+def _sqlite_engine(url: str, busy_timeout: float) -> sa.Engine:
+    engine = sa.create_engine(url, connect_args={"timeout": busy_timeout, "isolation_level": None})
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn, _record):
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
-        cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
@@ -198,8 +196,12 @@ def _sqlite_engine(url: str) -> sa.Engine:
     return engine
 
 
-def connect(target: str | Path) -> sa.Engine:
+def connect(target: str | Path, busy_timeout: float = BUSY_TIMEOUT_S) -> sa.Engine:
     """A SQLAlchemy engine for ``target`` (see :func:`engine_url`), configured for the store.
+
+    Args:
+        target: a SQLite file path or a PostgreSQL URL.
+        busy_timeout: seconds a SQLite writer waits for another writer's lock.
 
     Raises:
         ValueError: for an unsupported URL, a missing directory, or a missing driver.
@@ -209,7 +211,7 @@ def connect(target: str | Path) -> sa.Engine:
         path = Path(str(target))
         if not path.parent.is_dir():
             raise ValueError(f"{path}: directory {str(path.parent)!r} does not exist")
-        return _sqlite_engine(url)
+        return _sqlite_engine(url, busy_timeout)
     try:
         return sa.create_engine(url, pool_pre_ping=True)
     except ModuleNotFoundError:
@@ -234,28 +236,51 @@ class Store:
         engine: the SQLAlchemy engine.
     """
 
-    def __init__(self, target: str | Path, *, create: bool) -> None:
+    def __init__(
+        self, target: str | Path, *, create: bool, busy_timeout: float = BUSY_TIMEOUT_S
+    ) -> None:
         """Open (``create=False``: must exist) or create-or-open a store.
+
+        Args:
+            target: a SQLite file path or a PostgreSQL URL.
+            create: create the store (and its tables) when missing.
+            busy_timeout: seconds a SQLite writer waits for another writer's lock.
 
         Raises:
             ValueError: if the store does not exist (``create=False``), is not a layoutopt
                 store, or was written by a newer layoutopt (naming its version).
         """
-        self.target = str(target)
         url = engine_url(target)
+        # shown in messages: never a password
+        self.target = (
+            str(target)
+            if url.startswith("sqlite")
+            else sa.engine.make_url(url).render_as_string(hide_password=True)
+        )
+        self.busy_timeout = float(busy_timeout)
         if url.startswith("sqlite") and not create:
             path = Path(self.target)
             if not path.is_file():
                 raise ValueError(f"{path}: no such campaign store (create it with `campaign init`)")
-        self.engine = connect(target)
+        self.engine = connect(target, busy_timeout)
         try:
             self._prepare(create)
+        except sa.exc.OperationalError as err:
+            self.engine.dispose()
+            first = str(err.orig).strip().splitlines()[0] if err.orig else str(err)
+            raise ValueError(f"{self.target}: cannot open the store ({first})") from None
         except Exception:
             self.engine.dispose()
             raise
 
     # ------------------------------------------------------------------ schema
     def _prepare(self, create: bool) -> None:
+        # The common case, a current store, needs no write lock.
+        with self.engine.connect() as conn:
+            if META.name in sa.inspect(conn).get_table_names():
+                q = sa.select(META.c.value).where(META.c.key == "schema_version")
+                if conn.execute(q).scalar() == str(SCHEMA_VERSION):
+                    return
         with self.transaction() as conn:
             if conn.dialect.name == "postgresql":
                 # serialise schema creation/migration between processes
@@ -322,7 +347,7 @@ class Store:
             if _is_busy(err):
                 raise StoreBusyError(
                     f"{self.target}: store is busy (another process held its write lock for "
-                    f"over {BUSY_TIMEOUT_S:.0f}s); try again"
+                    f"over {self.busy_timeout:g}s); try again"
                 ) from None
             raise
 

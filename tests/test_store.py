@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from layoutopt.campaign import Campaign
 from layoutopt.space import LayoutSpace
-from layoutopt.store import SCHEMA_VERSION, Store, engine_url
+from layoutopt.store import SCHEMA_VERSION, Store, StoreBusyError, engine_url
 
 SMALL = LayoutSpace({"a": ["a1", "a2", "a3"], "b": ["b1", "b2"], "c": ["c1", "c2", "c3"]})
 # 10^6 layouts: a results file can hold ~10^5 distinct ones, so an ingest writes many rows
@@ -168,6 +168,29 @@ def test_newer_schema_is_refused_older_is_migrated(tmp_path):
         assert camp.store.prior(camp.campaign_id) == '{"kind": "meta"}'
 
 
+def test_a_held_write_lock_gives_a_clear_busy_error(tmp_path):
+    db = tmp_path / "c.db"
+    Campaign.create(db, SMALL).close()
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    store = Store(db, create=False, busy_timeout=0.2)
+    try:
+        with pytest.raises(StoreBusyError, match=r"store is busy .* over 0.2s\); try again"):
+            store.add_space(1, SMALL.to_dict(), expected_version=1)
+        other.execute("ROLLBACK")
+        assert store.add_space(1, SMALL.to_dict(), expected_version=1) == 2
+    finally:
+        other.close()
+        store.close()
+
+
+def test_unreachable_postgres_is_one_clear_error():
+    with pytest.raises(
+        ValueError, match=r"postgres:\*\*\*@127\.0\.0\.1:1/x: cannot open the store"
+    ):
+        Campaign.open("postgresql://postgres:secret@127.0.0.1:1/x")
+
+
 _INGEST = """
 import sys
 from layoutopt.campaign import Campaign
@@ -192,11 +215,13 @@ def test_two_concurrent_ingests_both_land(store_target, tmp_path):
         files.append(tmp_path / f"part{i}.csv")
         results(LARGE, 20_000, seed=10 + i).to_csv(files[-1], index=False)
     Campaign.create(store_target, LARGE).close()
-    procs = [_ingest_process(store_target, f) for f in files]
+    # a third process races with the first one on the same file: stored once
+    procs = [_ingest_process(store_target, f) for f in files + files[:1]]
     outs = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, outs, strict=True):
+    for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
-        assert "20,000 rows" in out
+    said = sorted("nothing added" in out for out, _ in outs)
+    assert said == [False, False, True]
     with Campaign.open(store_target) as camp:
         assert sorted(Path(b["source"]).name for b in camp.store.batches(camp.campaign_id)) == [
             "part0.csv",
