@@ -260,7 +260,11 @@ def _diagnostics(post: Posterior) -> str:
 
 
 def render_html(
-    post: Posterior, title: str, history: pd.DataFrame | None = None, level: float = 0.9
+    post: Posterior,
+    title: str,
+    history: pd.DataFrame | None = None,
+    level: float = 0.9,
+    note: str | None = None,
 ) -> str:
     """The report as one HTML string (figures embedded).
 
@@ -269,6 +273,7 @@ def render_html(
         title: the page title.
         history: a campaign's :meth:`~layoutopt.campaign.Campaign.history`, or None.
         level: credible level of every interval.
+        note: a line shown under the title (e.g. that data arrived since the fit).
 
     Returns:
         The HTML document.
@@ -284,6 +289,8 @@ def render_html(
         + f"), {space.num_allowed:,} allowed layouts; {post.method} fit, {post.num_draws} draws"
         + f"; intervals are equal-tailed {level:.0%} credible intervals.</p>",
     ]
+    if note:
+        parts.append(f'<p class="note">Note: {html.escape(note)}.</p>')
     if history is not None:
         parts += ["<h2>Campaign history</h2>", history_plot(history), _history_table(history)]
     parts += [
@@ -329,4 +336,6 @@ def campaign_report(campaign, path: str | Path, level: float = 0.9) -> Path:
     check_output_path(path, (".html", ".htm"))
     post = campaign.posterior()
     title = f"Campaign {campaign.name!r}"
-    return _write(path, render_html(post, title, campaign.history(), level=level))
+    stale = campaign.stale()
+    note = f"{stale}; the figures show the latest fit" if stale else None
+    return _write(path, render_html(post, title, campaign.history(), level=level, note=note))
