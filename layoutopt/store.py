@@ -220,6 +220,11 @@ def connect(target: str | Path, busy_timeout: float = BUSY_TIMEOUT_S) -> sa.Engi
         ) from None
 
 
+def _lock_campaign(conn: sa.Connection, cid: int) -> None:
+    """Serialise writers of one campaign (PostgreSQL row lock; SQLite holds the whole file)."""
+    conn.execute(sa.select(CAMPAIGNS.c.id).where(CAMPAIGNS.c.id == cid).with_for_update())
+
+
 def _is_busy(err: Exception) -> bool:
     return "database is locked" in str(err) or "database is busy" in str(err)
 
@@ -439,6 +444,7 @@ class Store:
             ValueError: if another process recorded a version in between.
         """
         with self.transaction() as conn:
+            _lock_campaign(conn, cid)
             latest = conn.execute(
                 sa.select(sa.func.max(SPACE_VERSIONS.c.version)).where(
                     SPACE_VERSIONS.c.campaign_id == cid
@@ -477,6 +483,7 @@ class Store:
         """
         try:
             with self.transaction() as conn:
+                _lock_campaign(conn, cid)
                 earlier = conn.execute(
                     sa.select(BATCHES.c.id).where(
                         BATCHES.c.campaign_id == cid,
@@ -580,6 +587,7 @@ class Store:
         """Record a proposal as the next round (``fit_id, seed, strategy, k, rows``); return
         the round number (1 for the first proposal)."""
         with self.transaction() as conn:
+            _lock_campaign(conn, cid)
             count = conn.execute(
                 sa.select(sa.func.count()).where(PROPOSALS.c.campaign_id == cid)
             ).scalar_one()
