@@ -4,13 +4,14 @@ can be replayed. Usage: python docs/serve_synthetic.py LAYOUTS.csv IMPRESSIONS S
 """
 
 import sys
+from pathlib import Path
 
 import numpy as np
 
 import layoutopt as lo
 from layoutopt.data import read_layout_codes
 
-space = lo.LayoutSpace.from_toml("layoutopt/examples/demo_space.toml")
+space = lo.LayoutSpace.from_toml(Path(lo.__file__).parent / "examples" / "demo_space.toml")
 world = lo.simulate.SyntheticWorld.random(
     space, seed=2024, base_rate=0.04, main_scale=0.25, pair_scale=0.1
 )
