@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -142,10 +143,8 @@ def read_chunks(path: str | Path, chunk_rows: int = CHUNK_ROWS):
         except pd.errors.EmptyDataError:
             raise ValueError(f"{path}: empty file; expected a CSV header") from None
         with reader:
-            try:
-                yield from reader
-            except pd.errors.ParserError as err:
-                raise ValueError(f"{path}: not a readable CSV file ({err})") from None
+            while (chunk := _next_chunk(reader, path)) is not None:
+                yield chunk
     elif suffix in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
@@ -163,6 +162,23 @@ def read_chunks(path: str | Path, chunk_rows: int = CHUNK_ROWS):
         raise ValueError(
             f"{path}: unknown table format {suffix or '(no suffix)'!r}; use .csv or .parquet"
         )
+
+
+def _next_chunk(reader, path: Path) -> pd.DataFrame | None:
+    """The next chunk of a CSV reader, or None at the end; malformed rows are errors."""
+    try:
+        with warnings.catch_warnings():
+            # a row with more fields than the header would silently lose data
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return reader.get_chunk()
+    except StopIteration:
+        return None
+    except (pd.errors.ParserError, pd.errors.ParserWarning) as err:
+        raise ValueError(f"{path}: not a readable CSV file ({_one_line(err)})") from None
+
+
+def _one_line(err: Exception) -> str:
+    return " ".join(str(err).split())
 
 
 def _read_observations(path: Path, space: LayoutSpace, chunk_rows: int) -> tuple[Observations, int]:

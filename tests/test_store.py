@@ -266,3 +266,12 @@ def test_kill_9_mid_ingest_leaves_a_consistent_store(tmp_path):
         result = camp.ingest(file)
         assert result.added == (after["batches"] == 0) and result.rows == 150_000
         assert int(camp.observations().impressions.sum()) == int(frame["impressions"].sum())
+
+
+def test_a_row_with_extra_fields_is_refused(tmp_path):
+    file = tmp_path / "extra.csv"
+    file.write_text("a,b,c,impressions,clicks\na1,b1,c1,10,1\na2,b1,c1,10,1,99\n")
+    with Campaign.create(tmp_path / "c.db", SMALL) as camp:
+        with pytest.raises(ValueError, match=r"extra\.csv: not a readable CSV file .*line 3"):
+            camp.ingest(file)
+        assert camp.store.batches(camp.campaign_id) == []
