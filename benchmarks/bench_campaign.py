@@ -146,7 +146,7 @@ def bench_rounds(rounds: int, every: int, tmp: Path) -> str:
     return (
         f"{rounds}-round campaign on the demo space (k=8, 2,000 impressions per layout, "
         f"laplace, 1,000 draws; {n} layouts tested at the end); timed every {every} rounds "
-        f"round ({len(t_camp)} rounds), medians.\n\n"
+        f"({len(t_camp)} rounds), medians.\n\n"
         "| what | median wall s per round | median CPU s per round |\n|---|---:|---:|\n"
         f"| bare `lo.fit` + `lo.propose` on the same data | {mb:.2f} | {cb:.2f} |\n"
         "| `Campaign.propose` (refit + the pick's `best_layout`, store reads and writes) | "
