@@ -232,37 +232,66 @@ def test_two_concurrent_ingests_both_land(store_target, tmp_path):
     assert int(obs.impressions.sum()) == total
 
 
-def test_kill_9_mid_ingest_leaves_a_consistent_store(tmp_path):
-    db = tmp_path / "c.db"
+def _sqlite_writing(db: Path):
+    """True once the write-ahead log has grown by 1 MB: a transaction is being written."""
+    wal = Path(f"{db}-wal")
+    size0 = wal.stat().st_size if wal.exists() else 0
+    return lambda: (wal.stat().st_size if wal.exists() else 0) > size0 + 1_000_000
+
+
+def _postgres_writing(url: str):
+    """True once a backend is inside a transaction inserting observation rows."""
+    engine = sa.create_engine(engine_url(url))
+
+    def check() -> bool:
+        with engine.connect() as conn:
+            q = sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE xact_start IS NOT NULL "
+                "AND query ILIKE 'INSERT INTO observations%'"
+            )
+            return conn.execute(q).scalar_one() > 0
+
+    check.dispose = engine.dispose
+    return check
+
+
+def test_kill_9_mid_ingest_leaves_a_consistent_store(store_target, tmp_path):
     file = tmp_path / "big.csv"
     frame = results(LARGE, 150_000, seed=20)
     frame.to_csv(file, index=False)
-    Campaign.create(db, LARGE).close()
-    wal = Path(f"{db}-wal")
-    proc = _ingest_process(str(db), file)
+    Campaign.create(store_target, LARGE).close()
+    sqlite = "://" not in store_target
+    writing = _sqlite_writing(Path(store_target)) if sqlite else _postgres_writing(store_target)
+    proc = _ingest_process(store_target, file)
     assert proc.stdout.readline().strip() == "ingesting"
-    size0 = wal.stat().st_size if wal.exists() else 0
-    # kill while the transaction is being written: the write-ahead log grows
+    # kill while the batch's transaction is being written
     deadline = time.monotonic() + 300
-    while (wal.stat().st_size if wal.exists() else 0) < size0 + 1_000_000:
+    while not writing():
         assert proc.poll() is None, "the ingest finished before it could be killed"
         assert time.monotonic() < deadline
         time.sleep(0.005)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL
-    con = sqlite3.connect(db)
-    assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    con.close()
+    if sqlite:
+        con = sqlite3.connect(store_target)
+        assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        con.close()
+    else:
+        # the server notices the dead client and rolls its transaction back
+        while writing():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        writing.dispose()
     # all or nothing: no batch, or one batch with every one of its observation rows
-    after = counts(str(db))
+    after = counts(store_target)
     if after["batches"]:
-        with Campaign.open(db) as camp:
+        with Campaign.open(store_target) as camp:
             (batch,) = camp.store.batches(camp.campaign_id)
         assert after["observations"] == batch["layouts"]
     else:
         assert after["observations"] == 0
-    with Campaign.open(db) as camp:  # opens, and the same file ingests in full
+    with Campaign.open(store_target) as camp:  # opens, and the same file ingests in full
         result = camp.ingest(file)
         assert result.added == (after["batches"] == 0) and result.rows == 150_000
         assert int(camp.observations().impressions.sum()) == int(frame["impressions"].sum())
