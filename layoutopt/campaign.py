@@ -368,14 +368,19 @@ class Campaign:
         """
         space, version = self.space, self.space_version
         if isinstance(data, pd.DataFrame):
-            source = "frame"
-            obs = Observations.from_frame(data, space, source=source)
-            rows, digest = len(data), _hash_frame(data)
+            source, digest = "frame", _hash_frame(data)
         else:
             path = Path(data)
-            source = str(path)
+            if not path.is_file():
+                raise ValueError(f"{path}: no such file")
+            source, digest = str(path), _hash_file(path)
+        earlier = self._batch(digest)
+        if earlier is not None:  # seen before: no need to read it again
+            return _ingest_result(source, earlier, False)
+        if isinstance(data, pd.DataFrame):
+            obs, rows = Observations.from_frame(data, space, source=source), len(data)
+        else:
             obs, rows = _read_observations(path, space, chunk_rows)
-            digest = _hash_file(path)
         batch = {
             "content_hash": digest,
             "source": source,
@@ -396,23 +401,13 @@ class Campaign:
             }
             for c, i, k in zip(obs.codes.tolist(), obs.impressions, obs.clicks, strict=True)
         ]
-        batch_id, added = self.store.add_batch(self._id, batch, stored)
-        if not added:
-            earlier = next(b for b in self.store.batches(self._id) if b["id"] == batch_id)
-            batch = {k: earlier[k] for k in ("rows", "layouts", "impressions", "clicks", "round")}
-            return IngestResult(source, False, batch_id, content_hash=digest, **batch)
-        round_ = next(b["round"] for b in self.store.batches(self._id) if b["id"] == batch_id)
-        return IngestResult(
-            source,
-            True,
-            batch_id,
-            round_,
-            int(rows),
-            obs.num_layouts,
-            batch["impressions"],
-            batch["clicks"],
-            digest,
-        )
+        # add_batch checks the hash again inside its transaction (another process may have
+        # stored the same content meanwhile)
+        _, added = self.store.add_batch(self._id, batch, stored)
+        return _ingest_result(source, self._batch(digest), added)
+
+    def _batch(self, digest: str) -> dict[str, Any] | None:
+        return next((b for b in self.store.batches(self._id) if b["content_hash"] == digest), None)
 
     def observations(self) -> Observations:
         """Everything ingested so far, aggregated to one row per layout on the current space.
@@ -630,6 +625,18 @@ class Campaign:
         from layoutopt.report import campaign_report
 
         return campaign_report(self, path)
+
+
+def _ingest_result(source: str, batch: dict[str, Any], added: bool) -> IngestResult:
+    keys = ("rows", "layouts", "impressions", "clicks")
+    return IngestResult(
+        source,
+        added,
+        int(batch["id"]),
+        int(batch["round"]),
+        *(int(batch[k]) for k in keys),
+        batch["content_hash"],
+    )
 
 
 def _jsonable(obj: Any) -> Any:
