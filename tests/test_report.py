@@ -9,6 +9,7 @@ import shutil
 import subprocess
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from layoutopt.campaign import Campaign
@@ -113,3 +114,12 @@ def test_report_renders_in_headless_chromium(campaign_report_file, tmp_path):
     assert ink > 0.03, f"only {ink:.1%} of the screenshot is not white"
     colours = np.unique((pixels * 15).round().reshape(-1, 3), axis=0)
     assert len(colours) > 20
+
+
+def test_campaign_report_says_when_data_arrived_since_the_fit(campaign_report_file, tiny_space):
+    assert "Note:" not in campaign_report_file.read_text()
+    with Campaign.open(campaign_report_file.parent / "c.db") as camp:
+        row = dict(zip(tiny_space.components, ("h1", "cat photo", "none"), strict=True))
+        camp.ingest(pd.DataFrame([row | {"impressions": 10, "clicks": 1}]))
+        text = camp.report(campaign_report_file.parent / "later.html").read_text()
+    assert "Note: 1 batch(es) ingested since the last fit; the figures show the latest fit." in text
