@@ -33,6 +33,7 @@ import pandas as pd
 from _common import publish
 
 import layoutopt as lo
+from layoutopt.seeds import split_seed
 
 DEMO = Path(lo.__file__).parent / "examples" / "demo_space.toml"
 
@@ -41,6 +42,7 @@ import resource, sys, time
 t0 = time.perf_counter()
 from layoutopt.campaign import Campaign
 import layoutopt as lo
+from layoutopt.seeds import split_seed
 space = lo.LayoutSpace.from_toml(sys.argv[3])
 t1 = time.perf_counter()
 r1 = resource.getrusage(resource.RUSAGE_SELF)
@@ -125,7 +127,9 @@ def bench_rounds(rounds: int, every: int, tmp: Path) -> str:
         if measured:
             # same data and seeds as the campaign's refit; the first call warms the JIT
             # caches for this data size, so neither timed call below pays compilation
-            fit_seed, propose_seed = (int(x) for x in np.random.SeedSequence(r).generate_state(2))
+            # the seeds Campaign.propose derives: (fit, propose), and the fit's own split
+            fit_seed, propose_seed = split_seed(r, 2)
+            fit_seed = split_seed(fit_seed, 2)[0]
             data = camp.observations()
             bare_propose(space, data, fit_seed, propose_seed)
         t0, c0 = time.perf_counter(), time.process_time()

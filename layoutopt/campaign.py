@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from layoutopt._io import one_line
 from layoutopt.data import Observations
 from layoutopt.inference import METHODS
 from layoutopt.inference import fit as fit_model
@@ -29,6 +30,7 @@ from layoutopt.posterior import Posterior
 from layoutopt.propose import STRATEGIES
 from layoutopt.propose import propose as propose_layouts
 from layoutopt.scoring import BestLayout, best_layout
+from layoutopt.seeds import split_seed
 from layoutopt.space import LayoutSpace
 from layoutopt.store import Store
 
@@ -174,11 +176,7 @@ def _next_chunk(reader, path: Path) -> pd.DataFrame | None:
     except StopIteration:
         return None
     except (pd.errors.ParserError, pd.errors.ParserWarning) as err:
-        raise ValueError(f"{path}: not a readable CSV file ({_one_line(err)})") from None
-
-
-def _one_line(err: Exception) -> str:
-    return " ".join(str(err).split())
+        raise ValueError(f"{path}: not a readable CSV file ({one_line(err)})") from None
 
 
 def _read_observations(path: Path, space: LayoutSpace, chunk_rows: int) -> tuple[Observations, int]:
@@ -218,12 +216,6 @@ def _check_extension(old: LayoutSpace, new: LayoutSpace) -> None:
                 f"variants {list(before)} must keep their positions (stored data refer to "
                 "them by position); append new variants at the end"
             )
-
-
-def _seeds(seed: int) -> tuple[int, int]:
-    """Two independent seeds from one (fit first, then propose), never the same seed twice."""
-    a, b = np.random.SeedSequence(int(seed)).generate_state(2)
-    return int(a), int(b)
 
 
 class Campaign:
@@ -433,7 +425,8 @@ class Campaign:
 
         Args:
             method: ``"laplace"``, ``"nuts"`` or ``"svi"``.
-            seed: seed of the fit.
+            seed: seed of the fit; split (:func:`layoutopt.seeds.split_seed`) into one seed
+                for the fit and one for the pick's candidate search (huge spaces only).
             num_samples: posterior draws.
 
         Returns:
@@ -447,8 +440,9 @@ class Campaign:
         last = self.store.last_batch_id(self._id)
         version = self.space_version
         obs = self.observations()
-        post = fit_model(obs.space, obs, method=method, seed=int(seed), num_samples=num_samples)
-        pick = best_layout(post)
+        fit_seed, pick_seed = split_seed(seed, 2)
+        post = fit_model(obs.space, obs, method=method, seed=fit_seed, num_samples=num_samples)
+        pick = best_layout(post, seed=pick_seed)
         with tempfile.TemporaryDirectory() as tmp:
             file = Path(tmp) / "posterior.nc"
             post.save(file)
@@ -508,7 +502,8 @@ class Campaign:
 
         When data arrived (or the space changed) since the last fit, the campaign is fitted
         first with ``method`` and the returned :class:`Proposal` says so in ``refit``. The
-        seed is split into two independent seeds, one for that fit and one for the proposal.
+        seed is split (:func:`layoutopt.seeds.split_seed`) into one seed for that fit and one
+        for the proposal.
 
         Args:
             k: most layouts to propose.
@@ -524,7 +519,7 @@ class Campaign:
         """
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; use one of {list(STRATEGIES)}")
-        fit_seed, propose_seed = _seeds(seed)
+        fit_seed, propose_seed = split_seed(seed, 2)
         reason = self.stale()
         note = None
         if reason is not None:
