@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import itertools
 import json
 import os
@@ -80,12 +81,42 @@ class Posterior:
             >>> post.save("posterior.nc")  # doctest: +SKIP
             >>> import arviz; arviz.from_netcdf("posterior.nc")  # doctest: +SKIP
         """
+        self.check_finite()
         root, posterior, constant = self._to_datasets()
-        with atomic_path(path) as tmp:
-            root.to_netcdf(tmp, mode="w", engine="h5netcdf")
-            for name, ds in (("posterior", posterior), ("constant_data", constant)):
-                encoding = {v: {"_FillValue": None} for v in ds.data_vars}
-                ds.to_netcdf(tmp, mode="a", group=name, engine="h5netcdf", encoding=encoding)
+        # Built in memory first: HDF5 reacts to a full disk or a size limit with a cascade
+        # of errors (or a crash); a plain write of the finished bytes fails with one OSError,
+        # which atomic_path turns into a message naming the target.
+        buffer = io.BytesIO()
+        root.to_netcdf(buffer, mode="w", engine="h5netcdf")
+        for name, ds in (("posterior", posterior), ("constant_data", constant)):
+            encoding = {v: {"_FillValue": None} for v in ds.data_vars}
+            ds.to_netcdf(buffer, mode="a", group=name, engine="h5netcdf", encoding=encoding)
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            fh.write(buffer.getbuffer())
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def check_finite(self) -> None:
+        """Refuse a posterior with NaN or infinite draws.
+
+        Scores, picks and proposals computed from such draws are meaningless (a NaN mean is
+        dropped from a ranking, a NaN draw never wins), so every consumer calls this first.
+
+        Raises:
+            ValueError: naming the first non-finite parameter and how many draws it spoils.
+        """
+        names = ["intercept"] + [f"main[{c}]" for c in self.space.components]
+        names += [f"pair[{a} x {b}]" for a, b in itertools.combinations(self.space.components, 2)]
+        leaves = [self.params.intercept, *self.params.main, *self.params.pair]
+        for name, leaf in zip(names, leaves, strict=False):
+            a = np.asarray(leaf)
+            bad = ~np.isfinite(a.reshape(a.shape[0], -1)).all(axis=1) if a.ndim else ~np.isfinite(a)
+            if np.any(bad):
+                raise ValueError(
+                    f"the posterior ({self.method} fit) has non-finite values of {name} in "
+                    f"{int(np.sum(bad))} of {self.num_draws} draws; it cannot be used: refit "
+                    "(check the counts and prior scales, or use another method)"
+                )
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Posterior:
@@ -107,6 +138,8 @@ class Posterior:
         import xarray as xr
 
         path = os.fspath(path)
+        if os.path.isdir(path):
+            raise ValueError(f"{path}: is a directory; give a posterior .nc file written by fit")
         if not os.path.isfile(path):
             raise ValueError(f"{path}: no such posterior file")
         try:
@@ -215,6 +248,7 @@ _FORMAT = "layoutopt.posterior/1"
 def _safe_names(components) -> list[str]:
     """Unique NetCDF-safe identifiers for component names (labels stay in coordinates)."""
     reserved = {"chain", "draw", "component", "pair", "observed_layout", "layout_component"}
+    reserved |= {"intercept", "sigma_main", "tau_pair", "observed_codes"}
     out: list[str] = []
     for k, name in enumerate(components):
         safe = re.sub(r"[^0-9A-Za-z_]", "_", name)
