@@ -30,6 +30,7 @@ import numpy as np
 from jax.scipy.linalg import cho_solve, solve_triangular
 
 from layoutopt.data import Observations
+from layoutopt.limits import check_fit_size, check_seed
 from layoutopt.model import (
     Params,
     PriorConfig,
@@ -158,7 +159,10 @@ def fit(
 
     Raises:
         ValueError: for an unknown method, observations from another space, non-positive
-            ``num_samples`` / ``num_chains``, negative ``num_warmup`` or an unknown option.
+            ``num_samples`` / ``num_chains``, negative ``num_warmup``, an unknown option, a
+            seed outside ``[0, 2**32 - 1]``, a model too large for the method (see
+            :func:`layoutopt.limits.check_fit_size`; nothing is started), or a fit whose
+            draws are not finite.
 
     Warns:
         FitWarning: when NUTS has ``max_r_hat > 1.05``, ``min_ess < 100`` or divergences,
@@ -196,10 +200,20 @@ def fit(
         prior = default_prior(observations)
     elif not isinstance(prior, PriorConfig):
         raise ValueError(f"prior must be a PriorConfig or None, got {type(prior).__name__}")
+    seed = check_seed(seed)
+    check_fit_size(
+        space.cardinalities,
+        observations.num_layouts,
+        method,
+        int(num_samples),
+        prior.pairwise,
+        guide=kwargs.get("guide", "auto"),
+    )
     if method == "laplace":
-        return _fit_laplace(space, observations, prior, int(seed), int(num_samples), **kwargs)
+        post = _fit_laplace(space, observations, prior, int(seed), int(num_samples), **kwargs)
+        return _checked(post)
     if method == "nuts":
-        return _fit_nuts(
+        post = _fit_nuts(
             space,
             observations,
             prior,
@@ -210,7 +224,18 @@ def fit(
             progress,
             **kwargs,
         )
-    return _fit_svi(space, observations, prior, int(seed), int(num_samples), progress, **kwargs)
+        return _checked(post)
+    post = _fit_svi(space, observations, prior, int(seed), int(num_samples), progress, **kwargs)
+    return _checked(post)
+
+
+def _checked(post: Posterior) -> Posterior:
+    """Refuse a fit whose draws are not finite: it must never be written or used."""
+    try:
+        post.check_finite()
+    except ValueError as err:
+        raise ValueError(f"fit failed: {err}") from None
+    return post
 
 
 def _check_options(method: str, kwargs: dict, valid: tuple[str, ...]) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from layoutopt.limits import check_argmax_work, check_grid_work, check_seed
 from layoutopt.posterior import Posterior
 from layoutopt.space import LayoutSpace
 
@@ -126,6 +127,8 @@ def propose(
         raise ValueError(f"beta must lie in (0, 1), got {beta}")
     if not 0.5 < quantile < 1.0:
         raise ValueError(f"quantile must lie in (0.5, 1), got {quantile}")
+    seed = check_seed(seed)
+    posterior.check_finite()
     rng = np.random.default_rng(seed)
     params = _subsample(posterior, num_draws, rng)
     excluded = _exclude_codes(space, exclude)
@@ -238,6 +241,7 @@ def _p_best(params, space: LayoutSpace, method: str, seed: int):
     """Distinct per-draw argmax codes and the share of draws each wins (exact given draws)."""
     from layoutopt.optimize import argmax_codes
 
+    check_argmax_work(params, space, method, "Thompson sampling")
     best = np.asarray(argmax_codes(params, space, method=method, seed=seed))
     codes, counts = np.unique(best, axis=0, return_counts=True)
     return codes.astype(np.int32), counts / best.shape[0]
@@ -263,6 +267,12 @@ def _top_scores(posterior, params, space, excluded, k, strategy, quantile):
     excluded = excluded[space.allowed_mask(excluded)] if len(excluded) else excluded
     drop = {tuple(int(x) for x in row) for row in excluded}
     if strategy == "greedy":
+        check_grid_work(
+            space.num_allowed,
+            params.intercept.shape[0],
+            'strategy="greedy"',
+            'use strategy="thompson" or "top_two", which search with the exact optimiser',
+        )
         # a running top-k on the device; the extra rows make room for excluded layouts
         grid = score_grid(post, space, top=k + len(drop))
         codes, key = grid.codes, grid.mean

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from layoutopt._io import atomic_path
+from layoutopt.limits import check_argmax_work, check_grid_work
 from layoutopt.model import inv_link
 from layoutopt.optimize import (
     AUTO_ENUMERATE_LIMIT,
@@ -307,6 +308,7 @@ def _resolve(posterior: Posterior, space: LayoutSpace | None):
             f"space {space!r} differs from the space the posterior was fitted on "
             f"{posterior.space!r}"
         )
+    posterior.check_finite()
     params = _as_params(posterior.params)
     _check_params(params, space)
     return space, params, posterior.prior.link
@@ -359,6 +361,11 @@ def score_grid(
     if top is not None:
         if int(top) != top or top <= 0:
             raise ValueError(f"top must be a positive integer or None, got {top!r}")
+        if top > MAX_FULL_GRID:
+            raise ValueError(
+                f"top={top} is more rows than MAX_FULL_GRID={MAX_FULL_GRID} to hold in "
+                "memory; pass a smaller top, or stream every row with score_grid_to_parquet()"
+            )
         top = int(min(top, space.num_allowed))
     elif space.num_allowed > MAX_FULL_GRID:
         raise ValueError(
@@ -366,6 +373,12 @@ def score_grid(
             f"{MAX_FULL_GRID} rows to hold in memory; pass top=k to keep the k best, or stream "
             "every row to disk with score_grid_to_parquet()"
         )
+    check_grid_work(
+        space.num_allowed,
+        params.intercept.shape[0],
+        "scoring",
+        "use best_layout() (`layoutopt best`), which searches with the optimiser",
+    )
     pieces: list = []
 
     def collect(start, n_valid, out):
@@ -464,6 +477,8 @@ def score_grid_to_parquet(
     level = _check_level(level)
     if space.size > 2**63 - 1:
         raise ValueError("spaces beyond 2^63 layouts cannot be written with int64 indices")
+    check_grid_work(space.num_allowed, params.intercept.shape[0], "scoring", "pass top=k")
+    check_argmax_work(params, space, argmax_method, "P(best)")
     best = argmax_codes(
         params, space, method=argmax_method, seed=0, chunk_size=chunk_size, devices=devices
     )
@@ -583,6 +598,7 @@ def score_layouts(
     level = _check_level(level)
     codes = _encode_frame(space, layouts)
     if best_codes is None:
+        check_argmax_work(params, space, argmax_method, "P(best)")
         best_codes = argmax_codes(params, space, method=argmax_method, seed=0)
     lookup = _p_best_lookup(space, np.asarray(best_codes))
     df = space.frame(codes)
@@ -669,6 +685,9 @@ def best_layout(
             float(grid.p_best[0]),
             True,
         )
+    check_argmax_work(
+        params, space, "exact", "best_layout", "propose with method='hill' is approximate"
+    )
     best_codes = argmax_codes(params, space, method="exact", seed=0)
     lookup = _p_best_lookup(space, best_codes)
     mean_params = jax.tree.map(lambda a: jnp.mean(a, axis=0), params)

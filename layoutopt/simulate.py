@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from layoutopt.data import Observations
+from layoutopt.limits import check_seed
 from layoutopt.model import LINKS, Params, PriorConfig, inv_link, logits, pair_list
 from layoutopt.space import LayoutSpace
 
@@ -184,7 +185,7 @@ class SyntheticWorld:
             raise ValueError(f"base_rate must lie in (0, 1), got {base_rate}")
         if main_scale < 0 or pair_scale < 0:
             raise ValueError("main_scale and pair_scale must be non-negative")
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_seed(seed))
         card = space.cardinalities
         intercept = PriorConfig(base_rate=base_rate, link=link).intercept_loc
         main = tuple(rng.normal(0.0, main_scale, n) for n in card)
@@ -607,7 +608,7 @@ def run_campaign(
         raise ValueError(f"k must be positive, got {k}")
 
     space = world.space
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     best_ctr = world.best().ctr
     num_rounds = math.ceil(budget / batch_size)
     uses_model = strategy in MODEL_STRATEGIES
