@@ -30,13 +30,13 @@ def check_output_path(path: str | Path, suffixes: tuple[str, ...] | None = None)
             is an existing directory.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory; give a file name")
     if suffixes is not None and path.suffix.lower() not in suffixes:
         raise ValueError(
             f"{path}: unsupported output format {path.suffix or '(no suffix)'!r}; "
             f"use one of {list(suffixes)}"
         )
-    if path.is_dir():
-        raise ValueError(f"{path}: is a directory; give a file name")
     parent = path.parent
     for above in (parent, *parent.parents):
         if above.exists() and not above.is_dir():

@@ -46,7 +46,7 @@ from layoutopt.data import Observations, read_layout_codes
 from layoutopt.design import DESIGN_KINDS, UncoverablePairsWarning, initial_design
 from layoutopt.inference import METHODS, default_prior
 from layoutopt.inference import fit as fit_model
-from layoutopt.limits import SEED_MAX
+from layoutopt.limits import SEED_MAX, check_seed
 from layoutopt.posterior import Posterior
 from layoutopt.propose import STRATEGIES
 from layoutopt.propose import propose as propose_layouts
@@ -205,12 +205,21 @@ SpaceOpt = Annotated[
 PosteriorOpt = Annotated[
     Path, typer.Option("--posterior", "-p", help="Posterior NetCDF file written by `fit`.")
 ]
+
+
+def _seed_option(value: int) -> int:
+    # The library's rule and message, so the CLI and the API cannot drift apart.
+    try:
+        return check_seed(value, "--seed")
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+
+
 SeedOpt = Annotated[
     int,
     typer.Option(
         "--seed",
-        min=0,
-        max=SEED_MAX,
+        callback=_seed_option,
         help=f"Random seed in [0, {SEED_MAX}] (same seed, same result).",
     ),
 ]

@@ -422,7 +422,7 @@ def _plain(value: Any) -> Any:
 def _missing_mask(column) -> np.ndarray:
     """True where a cell is missing: NaN/None/NA, or text that is empty after stripping."""
     missing = column.isna().to_numpy()
-    if column.dtype == object or str(column.dtype).startswith("string"):
+    if column.dtype == object or str(column.dtype).startswith(("string", "str")):
         text = column.astype(str).str.strip().to_numpy()
         missing = missing | (text == "")
     return missing

@@ -361,12 +361,12 @@ def score_grid(
     if top is not None:
         if int(top) != top or top <= 0:
             raise ValueError(f"top must be a positive integer or None, got {top!r}")
+        top = int(min(top, space.num_allowed))
         if top > MAX_FULL_GRID:
             raise ValueError(
                 f"top={top} is more rows than MAX_FULL_GRID={MAX_FULL_GRID} to hold in "
                 "memory; pass a smaller top, or stream every row with score_grid_to_parquet()"
             )
-        top = int(min(top, space.num_allowed))
     elif space.num_allowed > MAX_FULL_GRID:
         raise ValueError(
             f"the space has {space.num_allowed} allowed layouts, more than MAX_FULL_GRID="
