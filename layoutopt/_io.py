@@ -104,6 +104,4 @@ def _remove(tmp: Path) -> None:
 
 
 def _reason(err: OSError) -> str:
-    if err.strerror:
-        return err.strerror + ("; the file system is read-only" if err.errno == 30 else "")
-    return " ".join(str(err).split())
+    return err.strerror or " ".join(str(err).split())

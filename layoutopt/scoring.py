@@ -686,7 +686,11 @@ def best_layout(
             True,
         )
     check_argmax_work(
-        params, space, "exact", "best_layout", "propose with method='hill' is approximate"
+        params,
+        space,
+        "exact",
+        "best_layout",
+        "propose(..., method='hill') gives an approximate answer",
     )
     best_codes = argmax_codes(params, space, method="exact", seed=0)
     lookup = _p_best_lookup(space, best_codes)
