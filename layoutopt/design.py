@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from layoutopt.limits import check_seed
+from layoutopt.limits import check_design_pairs, check_seed
 from layoutopt.space import LayoutSpace
 
 __all__ = ["initial_design", "UncoverablePairsWarning", "DESIGN_KINDS"]
@@ -145,6 +145,7 @@ def initial_design(
         codes = _random_distinct(space, size, rng, taken=np.zeros((0, space.num_components)))
         return _frame(space, codes, kind="random")
 
+    check_design_pairs(space.cardinalities)
     codes, uncoverable, bound = _covering_array(space, rng)
     covering_size = codes.shape[0]
     if size is not None:

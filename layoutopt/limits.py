@@ -28,12 +28,14 @@ __all__ = [
     "SVI_FULL_MAX_PARAMS",
     "MAX_GRID_WORK",
     "MAX_NODES_PER_DRAW",
+    "MAX_DESIGN_PAIRS",
     "FitSize",
     "check_seed",
     "fit_size",
     "check_fit_size",
     "check_grid_work",
     "check_argmax_work",
+    "check_design_pairs",
 ]
 
 #: Largest accepted seed; seeds are integers in ``[0, SEED_MAX]`` everywhere.
@@ -54,6 +56,9 @@ MAX_GRID_WORK = 10**12
 #: Branch-and-bound nodes one draw may need for the exact per-draw argmax to be attempted
 #: (about a second; a thousand draws then take minutes at most).
 MAX_NODES_PER_DRAW = 50_000
+#: Variant pairs a pairwise covering array may have to cover (60 components x 15 variants,
+#: ~400,000 pairs, take seconds; 100 x 20, ~2,000,000, ran for minutes without finishing).
+MAX_DESIGN_PAIRS = 1_000_000
 
 
 def check_seed(seed, name: str = "seed") -> int:
@@ -279,4 +284,27 @@ def check_argmax_work(
             f"{MAX_NODES_PER_DRAW:,} branch-and-bound nodes (the model is too large for "
             f"exact search); {instead}, or fit fewer components or variants, or the "
             "additive model"
+        )
+
+
+def check_design_pairs(cardinalities, max_pairs: int = MAX_DESIGN_PAIRS) -> None:
+    """Refuse a pairwise covering array over more than ``max_pairs`` variant pairs.
+
+    Args:
+        cardinalities: variants per component.
+        max_pairs: largest ``sum_{k<l} n_k n_l`` accepted.
+
+    Raises:
+        ValueError: naming the pair count and what would work.
+    """
+    card = [int(n) for n in cardinalities]
+    total, pairs = sum(card), 0
+    for n in card:
+        total -= n
+        pairs += n * total
+    if pairs > max_pairs:
+        raise ValueError(
+            f"a pairwise design must cover {pairs:,} variant pairs, more than the "
+            f"{max_pairs:,} it can build in reasonable time; use kind='random' with a size "
+            "(e.g. a few hundred layouts)"
         )

@@ -125,6 +125,7 @@ def ws(tmp_path_factory) -> Path:
     (d / "huge.toml").write_text(huge_toml())
     (d / "huge.csv").write_text(huge_csv())
     (d / "mid.toml").write_text(huge_toml(15, 8))
+    (d / "h100.toml").write_text(huge_toml(100, 20))
     (d / "mid.csv").write_text(huge_csv(15, 8))
     # 10^20 layouts: far beyond enumeration and exact search, and (20 components rather
     # than 40) quick enough to save in the fixture.
@@ -378,6 +379,12 @@ CLI_CASES = [
     ("score-level", ["score", "-p", "{d}/p.nc", "--level", "1.5"], 2, ["--level"]),
     ("propose-k-zero", ["propose", "-p", "{d}/p.nc", "--k", "0"], 2, ["--k"]),
     ("propose-strategy", ["propose", "-p", "{d}/p.nc", "--strategy", "bogus"], 2, ["--strategy"]),
+    (
+        "design-pairwise-too-many-pairs",
+        ["design", "-s", "{d}/h100.toml"],
+        2,
+        ["1,980,000 variant pairs", "kind='random'"],
+    ),
     (
         "design-size-huge",
         ["design", "-s", "{d}/huge.toml", "--size", str(10**12), "--kind", "random"],
