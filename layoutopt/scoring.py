@@ -349,8 +349,9 @@ def score_grid(
         :class:`GridScores`; ``p_best`` is always relative to the whole space.
 
     Raises:
-        ValueError: for a mismatched space, a bad level or top, or ``top=None`` on a space
-            too large to hold in memory.
+        ValueError: for a mismatched space, a bad level or top, ``top=None`` on a space
+            too large to hold in memory, a non-finite posterior, or an enumeration of more
+            than ``limits.MAX_GRID_WORK`` draw-layouts (refused before it starts).
 
     Examples:
         >>> grid = score_grid(post, top=10)               # doctest: +SKIP
