@@ -96,8 +96,10 @@ def propose(
     Raises:
         ValueError: for an unknown strategy (the message lists the valid ones), ``k < 1``, a
             ``space`` that is not the posterior's, a bad ``num_draws``, ``beta`` or
-            ``quantile``, malformed ``exclude`` entries (unknown component, label or index), or
-            an ``exclude`` that leaves no allowed layout.
+            ``quantile``, malformed ``exclude`` entries (unknown component, label or index),
+            an ``exclude`` that leaves no allowed layout, a seed outside ``[0, 2**32 - 1]``,
+            a non-finite posterior, or work beyond the limits of ``layoutopt.limits``
+            (greedy enumeration, exact per-draw argmax), refused before it starts.
 
     Examples:
         >>> batch = propose(post, k=8, strategy="thompson", seed=1)  # doctest: +SKIP
