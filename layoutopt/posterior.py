@@ -75,7 +75,10 @@ class Posterior:
             path: destination file (conventionally ``*.nc``).
 
         Raises:
-            OSError: if the file cannot be written.
+            ValueError: if a draw is not finite (see :meth:`check_finite`); nothing is
+                written.
+            OSError: if the file cannot be written (the message names ``path``; an earlier
+                file there is left as it was and no temporary file remains).
 
         Examples:
             >>> post.save("posterior.nc")  # doctest: +SKIP
