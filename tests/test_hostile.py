@@ -744,5 +744,5 @@ def test_read_only_directory(ws, tmp_path):
     results = json.loads(results_text.strip().splitlines()[-1])
     for case_id, argv in cases:
         code, err = results[case_id]
-        assert_error(code, err, 2, [argv[-1], "read-only"])
+        assert_error(code, err, 2, [argv[-1], "Read-only file system"])
     assert listing.split() == ["keep.txt", "old"]  # nothing left behind, old file intact
