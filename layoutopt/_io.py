@@ -105,3 +105,8 @@ def _remove(tmp: Path) -> None:
 
 def _reason(err: OSError) -> str:
     return err.strerror or " ".join(str(err).split())
+
+
+def one_line(message: object) -> str:
+    """A message on one line: runs of whitespace (newlines included) become one space."""
+    return " ".join(str(message).split())

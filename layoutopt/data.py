@@ -8,13 +8,16 @@ and says what would be valid.
 
 from __future__ import annotations
 
+import csv
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from layoutopt._io import one_line
 from layoutopt.limits import MAX_COUNT
 from layoutopt.space import LayoutSpace
 
@@ -135,7 +138,6 @@ class Observations:
             >>> obs.num_layouts, int(obs.impressions[0]), int(obs.clicks[0])
             (1, 150, 7)
         """
-        import pandas as pd
 
         if not isinstance(df, pd.DataFrame):
             raise ValueError(f"{source}: expected a pandas DataFrame, got {type(df).__name__}")
@@ -207,7 +209,6 @@ class Observations:
 
         :meth:`from_frame` reads it back to equal observations.
         """
-        import pandas as pd
 
         data: dict[str, Any] = {
             comp: pd.Categorical.from_codes(self.codes[:, k], categories=list(labels))
@@ -282,8 +283,28 @@ def read_layout_codes(path: str | Path, space: LayoutSpace) -> np.ndarray:
     Raises:
         ValueError: naming the file, the column, the row and the value.
     """
-    df = read_table(path, space)
-    source = str(path)
+    return layout_codes(read_table(path, space), space, source=str(path))
+
+
+def layout_codes(df, space: LayoutSpace, source: str = "layouts") -> np.ndarray:
+    """Variant codes of a table with one label column per component (others ignored).
+
+    The one labels -> codes conversion of the package: every missing or unknown label and
+    every forbidden layout is rejected with a message naming ``source``, the 1-based row,
+    the column, the value and the valid variants.
+
+    Args:
+        df: a :class:`pandas.DataFrame`.
+        space: the layout space.
+        source: name used at the start of error messages (a file path when read from one).
+
+    Returns:
+        ``(N, K)`` int32 codes, in row order.
+
+    Raises:
+        ValueError: for a missing component column, a missing or unknown label, or a
+            forbidden layout.
+    """
     columns = [str(c) for c in df.columns]
     missing = [c for c in space.components if c not in columns]
     if missing:
@@ -297,8 +318,6 @@ def read_layout_codes(path: str | Path, space: LayoutSpace) -> np.ndarray:
 
 
 def _read_csv(path: str | Path, space: LayoutSpace):
-    import pandas as pd
-
     path = Path(path)
     _check_input_file(path)
     try:
@@ -320,7 +339,7 @@ def _read_csv(path: str | Path, space: LayoutSpace):
             f"{path}: not a readable CSV file (a row has more fields than the header)"
         ) from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
-        raise ValueError(f"{path}: not a readable CSV file ({_one_line(err)})") from None
+        raise ValueError(f"{path}: not a readable CSV file ({one_line(err)})") from None
     _check_csv_header(path)
     return frame
 
@@ -336,8 +355,6 @@ def _check_input_file(path: Path) -> None:
 def _check_csv_header(path: Path) -> None:
     """Refuse repeated header names (pandas would rename the second ``clicks`` to
     ``clicks.1`` and report an unknown column)."""
-    import csv
-
     with open(path, newline="", encoding="utf-8", errors="replace") as fh:
         header = next(csv.reader(fh), [])
     names = list(header)
@@ -349,14 +366,12 @@ def _check_csv_header(path: Path) -> None:
 
 
 def _read_parquet(path: str | Path):
-    import pandas as pd
-
     path = Path(path)
     _check_input_file(path)
     try:
         return pd.read_parquet(path)
     except Exception as err:  # pyarrow raises a zoo of types for a malformed file
-        raise ValueError(f"{path}: not a readable Parquet file ({_one_line(err)})") from None
+        raise ValueError(f"{path}: not a readable Parquet file ({one_line(err)})") from None
 
 
 def _exact_sums(inverse: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
@@ -380,17 +395,13 @@ def _check_totals(space: LayoutSpace, codes: np.ndarray, impressions: np.ndarray
         )
 
 
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split())
-
-
 def _label_codes(df, by_name: dict, space: LayoutSpace, source: str) -> np.ndarray:
     """``(N, K)`` codes of the label columns; rejects missing or unknown labels."""
     codes = np.empty((len(df), space.num_components), dtype=np.int32)
     for k, comp in enumerate(space.components):
         column = df[by_name[comp]]
         missing = _missing_mask(column)
-        mapped = column.astype(str).map(space._lookup[k]).to_numpy(dtype=float)
+        mapped = column.astype(str).map(space.label_codes[k]).to_numpy(dtype=float)
         bad = np.flatnonzero(missing | np.isnan(mapped))
         if bad.size:
             r = int(bad[0])
@@ -430,7 +441,6 @@ def _missing_mask(column) -> np.ndarray:
 
 def _parse_counts(column, name: str, source: str) -> np.ndarray:
     """A count column as int64, rejecting missing, non-numeric, non-integer or negative."""
-    import pandas as pd
 
     missing = _missing_mask(column)
     if pd.api.types.is_bool_dtype(column.dtype):

@@ -241,7 +241,12 @@ def _big(n: int) -> str:
 
 
 def check_argmax_work(
-    params, space, method: str, what: str, instead: str = "use method='hill' (approximate)"
+    params,
+    space,
+    method: str,
+    seed: int | None,
+    what: str,
+    instead: str = "use method='hill' (approximate)",
 ) -> None:
     """Refuse a per-draw argmax that would take hours, before it starts.
 
@@ -255,6 +260,8 @@ def check_argmax_work(
         space: the layout space.
         method: the argmax method that will be used (as in
             :func:`layoutopt.optimize.argmax_codes`).
+        seed: the seed the argmax will use (the restarts of the probe's incumbent); the
+            probe is skipped when it is None (the argmax itself then refuses).
         what: what is being done, for the message.
         instead: what would work, for the message.
 
@@ -263,7 +270,7 @@ def check_argmax_work(
     """
     import jax
 
-    from layoutopt.optimize import AUTO_ENUMERATE_LIMIT, argmax_codes
+    from layoutopt.optimize import AUTO_ENUMERATE_LIMIT, certified_argmax
 
     num_draws = int(np.shape(params.intercept)[0])
     if method == "hill":
@@ -273,9 +280,11 @@ def check_argmax_work(
             space.num_allowed, num_draws, what, "use the exact optimiser (method='exact')"
         )
         return
+    if seed is None:
+        return
     first = jax.tree.map(lambda a: np.asarray(a)[:1], params)
-    _, certs = argmax_codes(
-        first, space, method="exact", seed=0, max_nodes=MAX_NODES_PER_DRAW, return_certificates=True
+    _, certs = certified_argmax(
+        first, space, method="exact", seed=seed, max_nodes=MAX_NODES_PER_DRAW
     )
     if not certs[0].optimal:
         raise ValueError(

@@ -11,8 +11,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import h5py
 import jax
 import numpy as np
+import xarray as xr
 
 from layoutopt._io import atomic_path
 from layoutopt.model import Params, PriorConfig
@@ -21,7 +23,7 @@ from layoutopt.space import LayoutSpace
 __all__ = ["Posterior"]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, kw_only=True)
 class Posterior:
     """Posterior draws of the additive + pairwise model.
 
@@ -138,8 +140,6 @@ class Posterior:
         Examples:
             >>> post = Posterior.load("posterior.nc")  # doctest: +SKIP
         """
-        import h5py
-
         path = os.fspath(path)
         if os.path.isdir(path):
             raise ValueError(f"{path}: is a directory; give a posterior .nc file written by fit")
@@ -178,12 +178,17 @@ class Posterior:
                 f"{path}: not a readable layoutopt posterior ({type(err).__name__}: {err})"
             ) from None
         return cls(
-            space, prior, params, str(attrs["method"]), num_chains, hyper, diagnostics, codes
+            space=space,
+            prior=prior,
+            params=params,
+            method=str(attrs["method"]),
+            num_chains=num_chains,
+            hyper=hyper,
+            diagnostics=diagnostics,
+            observed_codes=codes,
         )
 
     def _to_datasets(self):
-        import xarray as xr
-
         space, C = self.space, int(self.num_chains)
         S = self.num_draws
         if S % C:

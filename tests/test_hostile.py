@@ -100,7 +100,7 @@ def random_posterior(space: LayoutSpace, draws: int, seed: int) -> Posterior:
             for k, j in pair_list(len(card))
         ),
     )
-    return Posterior(space, PriorConfig(), params, "laplace")
+    return Posterior(space=space, prior=PriorConfig(), params=params, method="laplace")
 
 
 @pytest.fixture(scope="module")
