@@ -639,12 +639,12 @@ def test_fit_size_api_refuses_before_allocating(ws):
         import resource
         resource.setrlimit(resource.RLIMIT_AS, ({MEMORY_LIMIT}, {MEMORY_LIMIT}))
         from layoutopt.data import Observations
-        from layoutopt.inference import fit
+        from layoutopt.inference import SviOptions, fit
         from layoutopt.space import LayoutSpace
         space = LayoutSpace.from_toml("mid.toml")
         obs = Observations.from_csv("mid.csv", space)
         try:
-            fit(space, obs, method="svi", seed=0, guide="full")
+            fit(space, obs, method="svi", seed=0, options=SviOptions(guide="full"))
         except ValueError as err:
             print(err)
         """
