@@ -26,6 +26,7 @@ from layoutopt._io import one_line
 from layoutopt.data import Observations
 from layoutopt.inference import METHODS
 from layoutopt.inference import fit as fit_model
+from layoutopt.limits import check_seed
 from layoutopt.posterior import Posterior
 from layoutopt.propose import STRATEGIES
 from layoutopt.propose import propose as propose_layouts
@@ -440,7 +441,7 @@ class Campaign:
         last = self.store.last_batch_id(self._id)
         version = self.space_version
         obs = self.observations()
-        fit_seed, pick_seed = split_seed(seed, 2)
+        fit_seed, pick_seed = split_seed(check_seed(seed), 2)
         post = fit_model(obs.space, obs, method=method, seed=fit_seed, num_samples=num_samples)
         pick = best_layout(post, seed=pick_seed)
         with tempfile.TemporaryDirectory() as tmp:
@@ -519,7 +520,7 @@ class Campaign:
         """
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; use one of {list(STRATEGIES)}")
-        fit_seed, propose_seed = split_seed(seed, 2)
+        fit_seed, propose_seed = split_seed(check_seed(seed), 2)
         reason = self.stale()
         note = None
         if reason is not None:

@@ -132,6 +132,8 @@ def test_propose_and_best_need_data_and_a_fit(tmp_path):
             camp.propose(k=3, seed=0)
         with pytest.raises(ValueError, match=r"not fitted yet"):
             camp.best()
+        with pytest.raises(ValueError, match=r"seed must be an integer in \[0, "):
+            camp.propose(k=3, seed=-1)
         with pytest.raises(ValueError, match=r"unknown strategy 'best'"):
             camp.propose(k=3, strategy="best", seed=0)
 
