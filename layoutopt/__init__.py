@@ -23,6 +23,7 @@ from layoutopt.inference import FitWarning, fit
 from layoutopt.model import Params, PriorConfig, inv_link, logits
 from layoutopt.optimize import argmax_codes, argmax_layout
 from layoutopt.posterior import Posterior
+from layoutopt.priors import MetaPrior
 from layoutopt.propose import propose
 from layoutopt.scoring import (
     BestLayout,
@@ -41,6 +42,7 @@ __all__ = [
     "FitWarning",
     "GridScores",
     "LayoutSpace",
+    "MetaPrior",
     "Observations",
     "Params",
     "Posterior",

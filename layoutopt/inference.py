@@ -107,6 +107,13 @@ def fit(
     ``eta(x) = b0 + sum_k m_k[x_k] + sum_{k<l} p_kl[x_k, x_l]``,
     ``clicks ~ Binomial(impressions, inv_link(eta))``.
 
+    When the space declares variant attributes, ``m_k[v] = a_k(v) . beta_k + e_k[v]`` with
+    ``beta ~ N(0, attribute_scale^2)`` (or the meta-prior's groups) and the residuals
+    ``e_k`` under the hierarchical prior above; ``params.main`` holds the composed ``m_k``
+    and ``hyper["beta"]`` the coefficient draws ``(S, B)``, named as in
+    :func:`layoutopt.priors.attribute_design`. Without attributes the model and its
+    numbers are exactly those of the model without them.
+
     Args:
         space: the layout space.
         observations: aggregated click data on ``space``.
@@ -118,7 +125,10 @@ def fit(
             ``ceil(num_samples / num_chains)`` draws per chain, so S may round up to a
             multiple of ``num_chains``.
         prior: prior settings; ``None`` means :func:`default_prior` (``PriorConfig()``
-            with ``base_rate`` at the pooled observed CTR, clipped to ``[1e-4, 0.5]``).
+            with ``base_rate`` at the pooled observed CTR, clipped to ``[1e-4, 0.5]``). A
+            :class:`~layoutopt.MetaPrior` (learned from past campaigns) fixes every
+            parameter's prior at its group's mean and variance instead; the Laplace fit
+            then learns no scales (``scales`` is ignored).
         num_chains: NUTS chains (ignored by the other methods).
         num_warmup: NUTS warm-up steps per chain (ignored by the other methods).
         progress: show NumPyro's progress bar (NUTS, SVI).
