@@ -196,9 +196,11 @@ class MetaPrior:
         method-of-moments empirical-Bayes estimates are::
 
             mu_g  = mean(x)
-            tau_g^2 = max(mean((x - mu_g)^2) - mean(v), min_variance)
+            tau_g^2 = max(mean((x - mu_g)^2) + mean(v), min_variance)
 
-        (the spread of the estimates minus the part that is posterior noise). The prior
+        by the law of total variance, ``Var(theta) = Var(E[theta | y]) + E[Var(theta |
+        y)]``: posterior means are shrunk, so their spread alone understates the spread
+        of the effects, and the posterior variances restore the rest. The prior
         variance used is widened by the estimation error of both, so a meta-prior learned
         from few campaigns is not overconfident::
 
@@ -255,7 +257,7 @@ class MetaPrior:
                 continue
             mu = float(x.mean())
             noise = float(v.mean())
-            tau2 = max(float(np.mean((x - mu) ** 2)) - noise, min_variance)
+            tau2 = max(float(np.mean((x - mu) ** 2)) + noise, min_variance)
             se_mu2 = (tau2 + noise) / n
             se_tau2 = math.sqrt(2.0 / (n - 1)) * (tau2 + noise)
             groups[name] = (mu, tau2 + se_mu2 + se_tau2)

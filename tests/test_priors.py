@@ -169,7 +169,7 @@ def _eb(x, v):
     """The documented estimator, written out independently."""
     n = len(x)
     mu = np.mean(x)
-    tau2 = max(np.mean((x - mu) ** 2) - np.mean(v), 1e-4)
+    tau2 = max(np.mean((x - mu) ** 2) + np.mean(v), 1e-4)
     return mu, tau2 + (tau2 + np.mean(v)) / n + math.sqrt(2 / (n - 1)) * (tau2 + np.mean(v))
 
 
