@@ -276,6 +276,43 @@ def summarise(worlds: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out).fillna("")
 
 
+PAIRED = [
+    ("new variants, before data", "abs_rel_error", "attributes", "no attributes"),
+    ("new variants, before data", "abs_rel_error", "attributes + meta-prior", "attributes"),
+    ("new variants, rounds after", "local_regret", "attributes + meta-prior", "attributes"),
+]
+
+
+def paired(worlds: pd.DataFrame) -> pd.DataFrame:
+    """Per-world differences ``a - b`` of a metric (same worlds), mean ± se."""
+    thin = [s for s in worlds.study.unique() if s.startswith("thin")]
+    checks = PAIRED + [
+        (t, m, "meta-prior", "default prior")
+        for t in thin
+        for m in ("pick_over_best", "coverage90")
+    ]
+    out = []
+    for study, metric, a, b in checks:
+        g = worlds[worlds.study == study].pivot(index="world", columns="method", values=metric)
+        if a not in g or b not in g:
+            continue
+        d = (g[a] - g[b]).dropna()
+        se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+        lower_is_better = metric in ("abs_rel_error", "local_regret")
+        better = int((d < 0).sum() if lower_is_better else (d > 0).sum())
+        worse = int((d > 0).sum() if lower_is_better else (d < 0).sum())
+        out.append(
+            {
+                "study": study,
+                "metric": metric,
+                "difference": f"{a} - {b}",
+                "mean ± se": f"{d.mean():+.3f} ± {se:.3f}",
+                "worlds better / worse / of": f"{better} / {worse} / {len(d)}",
+            }
+        )
+    return pd.DataFrame(out)
+
+
 def _markdown(table: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(False)]
@@ -331,16 +368,24 @@ def main(argv=None) -> int:
     worlds.to_csv(out / "cold_start.csv", index=False, float_format="%.6g")
     table = summarise(worlds)
     cmd = " ".join(argv if argv is not None else sys.argv[1:])
+    timing = f"wall time {elapsed / 60:.1f} min, {os.cpu_count()} CPUs"
+    if args.merge:
+        timing = "merging the per-world rows of runs made with the same settings"
     md = [
         f"# Cold start: {args.worlds} worlds",
         "",
-        f"Command: `python experiments/cold_start.py {cmd}` (wall time "
-        f"{elapsed / 60:.1f} min, {os.cpu_count()} CPUs). Meta-prior from {args.past} past "
+        f"Command: `python experiments/cold_start.py {cmd}` ({timing}). "
+        f"Meta-prior from {args.past} past "
         f"campaigns per world; {args.impressions} impressions per design layout before the "
         f"change, then {args.rounds} Thompson rounds of {args.k} x {args.batch}; thin "
         f"traffic {args.thin} per design layout. Laplace fits. Mean ± se over worlds.",
         "",
         _markdown(table),
+        "",
+        "Paired differences over the same worlds (better: lower error/regret, higher "
+        "pick/coverage):",
+        "",
+        _markdown(paired(worlds)),
         "",
     ]
     (out / "cold_start.md").write_text("\n".join(md))
