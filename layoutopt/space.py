@@ -204,17 +204,15 @@ class LayoutSpace:
         return tuple(reversed(out))
 
     def __hash__(self) -> int:
-        return hash((self.components, self.variants, self.forbidden, self.attributes))
+        return hash(self._key())
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LayoutSpace):
             return NotImplemented
-        return (self.components, self.variants, self.forbidden, self.attributes) == (
-            other.components,
-            other.variants,
-            other.forbidden,
-            other.attributes,
-        )
+        return self._key() == other._key()
+
+    def _key(self) -> tuple:
+        return (self.components, self.variants, self.forbidden, self.retired, self.attributes)
 
     def __repr__(self) -> str:
         comps = ", ".join(

@@ -188,6 +188,9 @@ def test_round_trip_dict_json_toml(space, tmp_path):
     path.write_text(changed.to_toml())
     assert LayoutSpace.from_toml(path) == changed
     assert changed != space
+    # A retired variant is not the same space as a user rule forbidding that variant.
+    rule = LayoutSpace({"a": ["x", "y"]}, forbidden=[{"a": "x"}])
+    assert rule != LayoutSpace({"a": ["x", "y"]}, retired={"a": ["x"]})
     assert changed.to_dict()["forbidden"] == [{"headline": "h2", "image": "b"}]
 
 
