@@ -27,6 +27,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro
+import numpyro.distributions as dist
 from jax.scipy.special import log_ndtr, ndtr
 
 # PriorConfig lives in priors.py with the meta-priors; re-exported here for old imports.
@@ -192,8 +194,6 @@ def numpyro_model(
         cardinalities: ``(n_1, ..., n_K)``.
         prior: prior settings.
     """
-    import numpyro
-    import numpyro.distributions as dist
 
     K = len(cardinalities)
     sizes_m, sizes_p = effect_sizes(cardinalities, prior.pairwise)
@@ -214,9 +214,6 @@ def numpyro_model(
 
 
 def _likelihood(eta, impressions, clicks, link: str) -> None:
-    import numpyro
-    import numpyro.distributions as dist
-
     if clicks is None:
         numpyro.sample("clicks", dist.Binomial(impressions, probs=inv_link(eta, link)))
     else:
@@ -247,9 +244,6 @@ def numpyro_model_spec(
         attributes: ``(sum n_k, B)`` block-diagonal attribute design
             (:func:`layoutopt.priors.attribute_design`).
     """
-    import numpyro
-    import numpyro.distributions as dist
-
     sizes_m, sizes_p = effect_sizes(cardinalities, prior.pairwise)
     b0 = numpyro.sample("intercept", dist.Normal(spec.intercept_loc, spec.intercept_scale))
 

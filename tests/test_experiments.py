@@ -6,7 +6,6 @@ import importlib.util
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 
@@ -87,8 +86,3 @@ def test_cold_start_smoke(tmp_path):
     assert mod.main(["--merge", str(tmp_path / "cold_start.csv"), "--out-dir", str(merged)]) == 0
     assert "1 worlds" in (merged / "cold_start.md").read_text()
     assert mod.main(["--past", "1", "--out-dir", str(tmp_path)]) == 2
-
-
-@pytest.mark.parametrize("name", ["hill2017", "extrapolation", "cold_start"])
-def test_experiment_has_main(name):
-    assert callable(_load(name).main)

@@ -19,6 +19,7 @@ from layoutopt import (
     fit,
     propose,
 )
+from layoutopt.inference import NutsOptions, SviOptions
 from layoutopt.model import PriorConfig as ModelPriorConfig
 from layoutopt.priors import attribute_design
 
@@ -85,7 +86,7 @@ def attr_fits():
         num_samples=400,
         num_chains=2,
         num_warmup=300,
-        target_accept_prob=0.99,
+        options=NutsOptions(target_accept_prob=0.99),
     )
     return space, obs, lap, nuts
 
@@ -162,7 +163,9 @@ def _post(space, intercept, main, pair=()):
         tuple(np.asarray(m, np.float32) for m in main),
         tuple(np.asarray(p, np.float32) for p in pair),
     )
-    return Posterior(space, PriorConfig(pairwise=bool(pair)), params, "laplace")
+    return Posterior(
+        space=space, prior=PriorConfig(pairwise=bool(pair)), params=params, method="laplace"
+    )
 
 
 def _eb(x, v):
@@ -261,7 +264,7 @@ def test_fit_with_a_meta_prior_for_every_method(method, attr_fits):
     options = {
         "laplace": {"num_samples": 500},
         "nuts": {"num_samples": 200, "num_chains": 1, "num_warmup": 150},
-        "svi": {"num_samples": 200, "num_steps": 600, "guide": "diag"},
+        "svi": {"num_samples": 200, "options": SviOptions(num_steps=600, guide="diag")},
     }[method]
     post = fit(space, obs, method=method, prior=meta, seed=0, **options)
     # Fixed scales: sigma_main is the meta-prior's sd in every draw.
@@ -299,7 +302,9 @@ def test_meta_prior_learn_errors():
         MetaPrior.learn([])
     with pytest.raises(ValueError, match="2 sources for 1 posteriors"):
         MetaPrior.learn([post], sources=["a", "b"])
-    probit = Posterior(space, PriorConfig(link="probit"), post.params, "laplace")
+    probit = Posterior(
+        space=space, prior=PriorConfig(link="probit"), params=post.params, method="laplace"
+    )
     with pytest.raises(ValueError, match="different links"):
         MetaPrior.learn([post, probit])
     with pytest.raises(ValueError, match="prior must be a PriorConfig, a MetaPrior or None"):
