@@ -263,7 +263,7 @@ def test_fit_with_a_meta_prior_for_every_method(method, attr_fits):
     meta = MetaPrior.learn([lap, lap], sources=["a", "b"])
     options = {
         "laplace": {"num_samples": 500},
-        "nuts": {"num_samples": 200, "num_chains": 1, "num_warmup": 150},
+        "nuts": {"num_samples": 600, "num_chains": 2, "num_warmup": 200},
         "svi": {"num_samples": 200, "options": SviOptions(num_steps=600, guide="diag")},
     }[method]
     post = fit(space, obs, method=method, prior=meta, seed=0, **options)
