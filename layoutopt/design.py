@@ -29,6 +29,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from layoutopt.limits import check_design_pairs, check_seed
 from layoutopt.space import LayoutSpace
 
 __all__ = ["initial_design", "UncoverablePairsWarning", "DESIGN_KINDS"]
@@ -72,7 +73,8 @@ def initial_design(
             smallest covering size found. Not accepted for ``kind="full"``.
         kind: ``"pairwise"`` (strength-2 covering array), ``"random"`` (uniform distinct
             allowed layouts) or ``"full"`` (every allowed layout).
-        max_full: largest number of allowed layouts ``kind="full"`` will enumerate.
+        max_full: largest number of allowed layouts ``kind="full"`` will enumerate, and
+            the largest ``size``.
         cover: layouts already tested (a DataFrame with one label column per component,
             e.g. an earlier design, or an ``(N, K)`` code array of ``space``). Then the
             design is a *top-up*: only new allowed layouts, just enough (greedily) that the
@@ -94,7 +96,8 @@ def initial_design(
     Raises:
         ValueError: for an unknown ``kind``, a missing or non-positive ``size``, a ``size``
             above the number of allowed layouts or below the covering size, or a full
-            factorial larger than ``max_full``.
+            factorial or a ``size`` larger than ``max_full``, or a seed outside
+            ``[0, 2**32 - 1]``.
 
     Warns:
         UncoverablePairsWarning: when forbidden rules together make variant pairs impossible
@@ -125,7 +128,12 @@ def initial_design(
             raise ValueError(
                 f"size={size} exceeds the {space.num_allowed} allowed layouts of the space"
             )
-    rng = np.random.default_rng(seed)
+        if size > max_full:
+            raise ValueError(
+                f"size={size} is above max_full={max_full} layouts (a test of more layouts "
+                "than that cannot be served); ask for fewer"
+            )
+    rng = np.random.default_rng(check_seed(seed))
     if cover is not None:
         if kind != "pairwise" or size is not None:
             raise ValueError('cover= tops up a pairwise design: use kind="pairwise", no size')
@@ -149,6 +157,7 @@ def initial_design(
         codes = _random_distinct(space, size, rng, taken=np.zeros((0, space.num_components)))
         return _frame(space, codes, kind="random")
 
+    check_design_pairs(space.cardinalities)
     codes, uncoverable, bound = _covering_array(space, rng)
     covering_size = codes.shape[0]
     if size is not None:

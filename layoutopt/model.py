@@ -32,7 +32,7 @@ import numpyro.distributions as dist
 from jax.scipy.special import log_ndtr, ndtr
 
 # PriorConfig lives in priors.py with the meta-priors; re-exported here for old imports.
-from layoutopt.priors import PriorConfig, PriorSpec
+from layoutopt.priors import BASE_RATE_RANGE, SCALE_RANGE, PriorConfig, PriorSpec  # noqa: F401
 
 __all__ = [
     "Params",

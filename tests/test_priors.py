@@ -52,7 +52,7 @@ def attr_obs(space, seed, impressions=1000, free_effect=0.5):
 def test_prior_config_moved_but_old_import_works():
     assert ModelPriorConfig is PriorConfig
     assert PriorConfig().attribute_scale == 0.5
-    with pytest.raises(ValueError, match="attribute_scale must be positive"):
+    with pytest.raises(ValueError, match=r"attribute_scale must be a number in \[1e-06, 100\]"):
         PriorConfig(attribute_scale=0.0)
 
 
