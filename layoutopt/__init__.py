@@ -25,6 +25,7 @@ from layoutopt.inference import FitWarning, fit
 from layoutopt.model import Params, PriorConfig, inv_link, logits
 from layoutopt.optimize import argmax_codes, argmax_layout, certified_argmax
 from layoutopt.posterior import Posterior
+from layoutopt.priors import MetaPrior
 from layoutopt.propose import propose
 from layoutopt.scoring import (
     BestLayout,
@@ -45,6 +46,7 @@ __all__ = [
     "FitWarning",
     "GridScores",
     "LayoutSpace",
+    "MetaPrior",
     "Observations",
     "Params",
     "Posterior",

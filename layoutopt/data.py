@@ -323,6 +323,21 @@ class Observations:
         return pd.DataFrame(data)
 
     # ----------------------------------------------------------------------- summaries
+    def to_space(self, space: LayoutSpace) -> Observations:
+        """The same data on another space, matched by component name and variant label.
+
+        Use it after :meth:`LayoutSpace.with_variants` / ``without_variants``: existing
+        variants keep their labels, so old data line up with the new space (the codes
+        change only if components were reordered; indices change when a component grew).
+
+        Raises:
+            ValueError: when a component or an observed variant is not in ``space``.
+        """
+        codes = space.codes_from(self.space, self.codes)
+        return Observations.from_codes(
+            space, codes, self.impressions, self.clicks, source="observations"
+        )
+
     @property
     def num_layouts(self) -> int:
         """Number of distinct observed layouts."""
@@ -525,12 +540,13 @@ def _label_codes(df, by_name: dict, space: LayoutSpace, source: str) -> np.ndarr
 
 
 def _check_allowed(codes: np.ndarray, space: LayoutSpace, source: str, first_row: int = 1) -> None:
-    allowed = space.allowed_mask(codes)
+    # Data may hold retired variants: they were allowed when served and still inform the fit.
+    allowed = space.allowed_mask(codes, include_retired=False)
     if not allowed.all():
         r = int(np.flatnonzero(~allowed)[0])
         raise ValueError(
             f"{source}: row {r + first_row}: layout {space.decode(codes[r])} is forbidden by rule "
-            f"{space.violated_rule(codes[r])}"
+            f"{space.violated_rule(codes[r], include_retired=False)}"
         )
 
 

@@ -23,7 +23,7 @@ import math
 import warnings
 from dataclasses import dataclass
 from functools import partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -50,10 +50,12 @@ from layoutopt.model import (
     log_likelihood,
     logits,
     numpyro_model,
+    numpyro_model_spec,
     pair_list,
     unflatten_effects,
 )
 from layoutopt.posterior import Posterior
+from layoutopt.priors import MetaPrior, PriorSpec, attribute_design
 from layoutopt.space import LayoutSpace
 
 __all__ = [
@@ -196,7 +198,7 @@ def fit(
     method: str = "laplace",
     seed: int = 0,
     num_samples: int = 1000,
-    prior: PriorConfig | None = None,
+    prior: PriorConfig | MetaPrior | None = None,
     num_chains: int = 4,
     num_warmup: int = 500,
     progress: bool = False,
@@ -209,6 +211,13 @@ def fit(
     ``eta(x) = b0 + sum_k m_k[x_k] + sum_{k<l} p_kl[x_k, x_l]``,
     ``clicks ~ Binomial(impressions, inv_link(eta))``.
 
+    When the space declares variant attributes, ``m_k[v] = a_k(v) . beta_k + e_k[v]`` with
+    ``beta ~ N(0, attribute_scale^2)`` (or the meta-prior's groups) and the residuals
+    ``e_k`` under the hierarchical prior above; ``params.main`` holds the composed ``m_k``
+    and ``hyper["beta"]`` the coefficient draws ``(S, B)``, named as in
+    :func:`layoutopt.priors.attribute_design`. Without attributes the model and its
+    numbers are exactly those of the model without them.
+
     Args:
         space: the layout space.
         observations: aggregated click data on ``space``.
@@ -220,7 +229,10 @@ def fit(
             ``ceil(num_samples / num_chains)`` draws per chain, so S may round up to a
             multiple of ``num_chains``.
         prior: prior settings; ``None`` means :func:`default_prior` (``PriorConfig()``
-            with ``base_rate`` at the pooled observed CTR, clipped to ``[1e-4, 0.5]``).
+            with ``base_rate`` at the pooled observed CTR, clipped to ``[1e-4, 0.5]``). A
+            :class:`~layoutopt.MetaPrior` (learned from past campaigns) fixes every
+            parameter's prior at its group's mean and variance instead; the Laplace fit
+            then learns no scales (``scales`` is ignored).
         num_chains: NUTS chains (ignored by the other methods).
         num_warmup: NUTS warm-up steps per chain (ignored by the other methods).
         progress: show NumPyro's progress bar (NUTS, SVI).
@@ -301,10 +313,7 @@ def fit(
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     time = _time_setup(observations, check_delay(delay), half_life)
-    if prior is None:
-        prior = default_prior(observations)
-    elif not isinstance(prior, PriorConfig):
-        raise ValueError(f"prior must be a PriorConfig or None, got {type(prior).__name__}")
+    prior, spec = _resolve_prior(space, observations, prior)
     if options is None:
         options = OPTIONS[method]()
     elif not isinstance(options, OPTIONS[method]):
@@ -323,7 +332,7 @@ def fit(
     )
     if method == "laplace":
         post = _fit_laplace(
-            space, observations, prior, int(seed), int(num_samples), options, time=time
+            space, observations, prior, int(seed), int(num_samples), options, time=time, spec=spec
         )
         return _checked(post)
     if method == "nuts":
@@ -338,10 +347,19 @@ def fit(
             progress,
             options,
             time=time,
+            spec=spec,
         )
         return _checked(post)
     post = _fit_svi(
-        space, observations, prior, int(seed), int(num_samples), progress, options, time=time
+        space,
+        observations,
+        prior,
+        int(seed),
+        int(num_samples),
+        progress,
+        options,
+        time=time,
+        spec=spec,
     )
     return _checked(post)
 
@@ -434,6 +452,23 @@ def _time_outputs(time: _Time | None, delay: Weibull | None, num_samples: int):
     return hyper, diagnostics
 
 
+def _resolve_prior(space, observations, prior) -> tuple[PriorConfig, PriorSpec | None]:
+    """The recorded PriorConfig and, when attributes or a meta-prior need one, a PriorSpec.
+
+    ``None`` as the spec keeps the fit on the original code path (no attributes, default
+    prior), so its numbers are exactly those of the model without attributes.
+    """
+    if prior is None:
+        prior = default_prior(observations)
+    if isinstance(prior, MetaPrior):
+        return prior.config(), prior.spec(space)
+    if not isinstance(prior, PriorConfig):
+        raise ValueError(
+            f"prior must be a PriorConfig, a MetaPrior or None, got {type(prior).__name__}"
+        )
+    return prior, (prior.spec(space) if space.has_attributes else None)
+
+
 def _num_hypers(space: LayoutSpace, pairwise: bool) -> tuple[int, int]:
     K = space.num_components
     return K, (K * (K - 1) // 2 if pairwise else 0)
@@ -473,6 +508,24 @@ class LaplaceState(NamedTuple):
     chol: jax.Array
     d: jax.Array
     prec: jax.Array
+
+
+class _PriorArrays(NamedTuple):
+    """Per-parameter prior and design extras of the Laplace kernel (traced arrays).
+
+    Attributes:
+        prior_mean: ``(P,)`` prior mean of every flat parameter (the intercept's is ignored
+            in favour of ``intercept_loc``).
+        learn: ``(G,)`` bool, whether each hyper-scale group is learned by empirical Bayes.
+        design_values: ``(N, C)`` value of each active design column (1 for one-hot
+            columns, ``a_k(x_k)`` for attribute columns).
+        attributes: ``(sum n_k, B)`` block-diagonal attribute design.
+    """
+
+    prior_mean: jax.Array
+    learn: jax.Array
+    design_values: jax.Array
+    attributes: jax.Array
 
 
 class _Structure(NamedTuple):
@@ -562,6 +615,7 @@ def _laplace_kernel(
     scale_floor,
     tol,
     max_iter,
+    extra: _PriorArrays,
     exposure=None,
     *,
     structure: _Structure,
@@ -575,10 +629,15 @@ def _laplace_kernel(
     num_main = sum(card)
     is_b0 = group < 0
     gidx = jnp.maximum(group, 0)
-    prior_mean = jnp.where(is_b0, intercept_loc, 0.0)
+    # theta = [b0, e (residual main effects), pair cells, beta (attribute coefficients)];
+    # without attributes beta is empty, the design values are 1 and the means 0, so every
+    # number below is what it was before attributes existed.
+    end_pair = P - extra.attributes.shape[1]
+    prior_mean = jnp.where(is_b0, intercept_loc, extra.prior_mean)
 
     def unflat(theta):
-        return unflatten_effects(theta[0], theta[1 : 1 + num_main], theta[1 + num_main :], card)
+        main = theta[1 : 1 + num_main] + extra.attributes @ theta[end_pair:]
+        return unflatten_effects(theta[0], main, theta[1 + num_main : end_pair], card)
 
     def precision(log_var):
         return jnp.where(is_b0, intercept_scale**-2.0, jnp.exp(-log_var)[gidx])
@@ -587,13 +646,15 @@ def _laplace_kernel(
         eta = logits(unflat(theta), codes)
         d1, w = loglik_eta_derivatives(eta, impressions, clicks, link, exposure)
         prec = precision(log_var)
-        grad = jnp.zeros(P, theta.dtype).at[design].add(d1[:, None]) - prec * (theta - prior_mean)
+        values = extra.design_values
+        grad = jnp.zeros(P, theta.dtype).at[design].add(d1[:, None] * values)
+        grad = grad - prec * (theta - prior_mean)
         # X^T W X from the observed layouts' one-hot rows without building X: each row
         # touches only 1 + K + K(K-1)/2 columns.
         hess = (
             jnp.zeros((P, P), theta.dtype)
             .at[design[:, :, None], design[:, None, :]]
-            .add(w[:, None, None])
+            .add(w[:, None, None] * values[:, :, None] * values[:, None, :])
         )
         hess = hess + jnp.diag(prec)
         # Jacobi scaling: parameter blocks differ in precision by orders of magnitude
@@ -609,7 +670,8 @@ def _laplace_kernel(
         # diag(H^-1) = diag(Hs^-1) / d^2 with Hs^-1 = L^-T L^-1.
         linv = solve_triangular(chol, jnp.eye(P, dtype=chol.dtype), lower=True)
         var = jnp.sum(linv**2, axis=0) / d**2
-        sq = jnp.zeros(G, theta.dtype).at[gidx].add(jnp.where(is_b0, 0.0, theta**2))
+        dev = theta - prior_mean
+        sq = jnp.zeros(G, theta.dtype).at[gidx].add(jnp.where(is_b0, 0.0, dev**2))
         tr = jnp.zeros(G, theta.dtype).at[gidx].add(jnp.where(is_b0, 0.0, var))
         s_old = jnp.exp(log_var)
         # MacKay's fixed point with the HalfNormal(S) hyperprior on the sd: stationarity of
@@ -619,7 +681,9 @@ def _laplace_kernel(
         # s = (||m||^2 + tr Sigma) / n, reached in far fewer sweeps.
         gamma = jnp.clip(group_size - tr / s_old, 1e-6, group_size)
         s_new = sq / (gamma + s_old / hyper_scale**2)
-        return jnp.maximum(jnp.log(jnp.maximum(s_new, 1e-30)), min_log_var)
+        new = jnp.maximum(jnp.log(jnp.maximum(s_new, 1e-30)), min_log_var)
+        # Fixed groups (attribute coefficients, meta-prior scales) keep their prior sd.
+        return jnp.where(extra.learn, new, log_var)
 
     def body(state: LaplaceState) -> LaplaceState:
         # One traced copy of the Newton system serves all three phases (search, polish,
@@ -656,7 +720,9 @@ def _laplace_kernel(
 
     init = _laplace_init(prior_mean, hyper_scale, codes.shape[0])
     state = jax.lax.while_loop(lambda s: s.phase < 3, body, init)
-    return _laplace_result(state, impressions, clicks, link, prior_mean, hyper_scale, tol, exposure)
+    return _laplace_result(
+        state, impressions, clicks, link, prior_mean, hyper_scale, tol, extra.learn, exposure
+    )
 
 
 def _laplace_init(prior_mean, hyper_scale, num_rows: int) -> LaplaceState:
@@ -705,7 +771,15 @@ class LaplaceResult(NamedTuple):
 
 
 def _laplace_result(
-    state: LaplaceState, impressions, clicks, link, prior_mean, hyper_scale, tol, exposure=None
+    state: LaplaceState,
+    impressions,
+    clicks,
+    link,
+    prior_mean,
+    hyper_scale,
+    tol,
+    learn,
+    exposure=None,
 ) -> LaplaceResult:
     """The evidence and the summary of the final Laplace state (traced)."""
     theta, chol, d, prec = state.theta, state.chol, state.d, state.prec
@@ -715,7 +789,11 @@ def _laplace_result(
     log_det_h = 2.0 * jnp.sum(jnp.log(jnp.diag(chol))) + 2.0 * jnp.sum(jnp.log(d))
     scales = jnp.exp(0.5 * state.log_var)
     log_hyper = jnp.sum(
-        0.5 * jnp.log(2.0 / jnp.pi) - jnp.log(hyper_scale) - 0.5 * (scales / hyper_scale) ** 2
+        jnp.where(
+            learn,
+            0.5 * jnp.log(2.0 / jnp.pi) - jnp.log(hyper_scale) - 0.5 * (scales / hyper_scale) ** 2,
+            0.0,
+        )
     )
     log_evidence = (
         loglik + log_prior_quad + 0.5 * jnp.sum(jnp.log(prec)) - 0.5 * log_det_h + log_hyper
@@ -739,10 +817,62 @@ def _gaussian_draws(key, mode, chol, d, *, num_samples: int):
     return mode + solve_triangular(chol.T, z.T, lower=False).T / d
 
 
+def _prior_arrays(space, prior, spec, scales_mode, codes, design):
+    """The kernel's :class:`_PriorArrays` and the number of attribute coefficients B."""
+    G = len(_groups(space.cardinalities, prior.pairwise, scales_mode)[1])
+    ones = np.ones(design.shape, np.float64)
+    if spec is None:
+        P = 1 + sum(sum(s) for s in effect_sizes(space.cardinalities, prior.pairwise))
+        zeros = np.zeros((sum(space.cardinalities), 0))
+        return _PriorArrays(np.zeros(P), np.ones(G, bool), ones, zeros), 0
+    A, _ = attribute_design(space)
+    B = A.shape[1]
+    mean = np.concatenate([[0.0], spec.main_loc, spec.pair_loc, spec.beta_loc])
+    learn = np.concatenate([np.full(G, spec.learn_scales), np.zeros(B, bool)])
+    values = np.concatenate([ones, _beta_values(space, codes)], axis=1)
+    return _PriorArrays(mean, learn, values, A), B
+
+
+def _spec_hyper_scale(spec, scales_mode) -> np.ndarray:
+    if scales_mode == "pooled":
+        return np.concatenate([spec.main_scale[:1], spec.pair_scale[:1]])
+    return np.concatenate([spec.main_scale, spec.pair_scale])
+
+
+def _beta_groups(group, group_size, hyper_scale, spec):
+    """Append one fixed-scale group per attribute coefficient (after the effect groups)."""
+    B = len(spec.beta_loc)
+    G = len(group_size)
+    group = np.concatenate([group, G + np.arange(B)]).astype(np.int32)
+    sizes = np.concatenate([group_size, np.ones(B)])
+    return group, sizes, np.concatenate([hyper_scale, spec.beta_scale])
+
+
+def _beta_columns(space, codes, offset) -> np.ndarray:
+    """Design columns of the attribute coefficients: every row touches all B of them."""
+    B = sum(len(space.attribute_columns(k)) for k in range(space.num_components))
+    return np.broadcast_to(offset + np.arange(B, dtype=np.int32), (len(codes), B))
+
+
+def _beta_values(space, codes) -> np.ndarray:
+    """``a_k(x_k)`` of each row for every attribute coefficient, ``(N, B)``."""
+    cols = [space.attribute_matrix(k)[codes[:, k]] for k in range(space.num_components)]
+    return np.concatenate(cols, axis=1) if cols else np.zeros((len(codes), 0))
+
+
 def _fit_laplace(
-    space, observations, prior, seed, num_samples, options: LaplaceOptions, time=None
+    space,
+    observations,
+    prior,
+    seed,
+    num_samples,
+    options: LaplaceOptions,
+    time=None,
+    spec=None,
 ) -> Posterior:
     scales_mode = options.scales
+    if spec is not None and not spec.learn_scales:
+        scales_mode = "per_group"  # a meta-prior fixes one scale per component and pair
     max_iter = int(options.max_iter)
     tol = float(options.tol)
     scale_floor = float(options.scale_floor)
@@ -763,6 +893,12 @@ def _fit_laplace(
         exposure[:n] = np.asarray(delay.cdf(time.age))
     group, group_size, group_kind = _groups(card, prior.pairwise, scales_mode)
     hyper_scale = np.where(group_kind == 0, prior.main_scale, prior.pair_scale)
+    design = design_indices(codes, card, prior.pairwise)
+    extra, num_beta = _prior_arrays(space, prior, spec, scales_mode, codes, design)
+    if spec is not None:
+        hyper_scale = _spec_hyper_scale(spec, scales_mode)
+        group, group_size, hyper_scale = _beta_groups(group, group_size, hyper_scale, spec)
+        design = np.concatenate([design, _beta_columns(space, codes, len(group) - num_beta)], 1)
     # The one-hot design is collinear by construction (b0, a component's main effects and
     # every pair table containing it can trade a constant), so with large counts the
     # Hessian's condition number reaches 1e6-1e7 and float32 Cholesky breaks down. The
@@ -772,17 +908,18 @@ def _fit_laplace(
         f64 = partial(jnp.asarray, dtype=jnp.float64)
         out = _laplace_kernel(
             jnp.asarray(codes),
-            jnp.asarray(design_indices(codes, card, prior.pairwise)),
+            jnp.asarray(design),
             f64(impressions),
             f64(clicks),
             jnp.asarray(group),
             f64(group_size),
             f64(hyper_scale),
-            f64(prior.intercept_loc),
-            f64(prior.intercept_scale),
+            f64(prior.intercept_loc if spec is None else spec.intercept_loc),
+            f64(prior.intercept_scale if spec is None else spec.intercept_scale),
             f64(scale_floor),
             f64(tol),
             jnp.asarray(max_iter),
+            jax.tree.map(jnp.asarray, extra),
             None if exposure is None else f64(exposure),
             structure=_Structure(card, prior.pairwise, prior.link),
         )
@@ -791,10 +928,11 @@ def _fit_laplace(
         )
         out, draws = jax.device_get((out, draws))
     num_main = sum(card)
-    params = _params_from_flat(
-        draws[:, 0], draws[:, 1 : 1 + num_main], draws[:, 1 + num_main :], card
-    )
-    scales = np.asarray(out.scales, np.float32)
+    end_pair = draws.shape[1] - num_beta
+    beta = draws[:, end_pair:]
+    main = draws[:, 1 : 1 + num_main] + beta @ np.asarray(extra.attributes).T
+    params = _params_from_flat(draws[:, 0], main, draws[:, 1 + num_main : end_pair], card)
+    scales = np.asarray(out.scales, np.float32)[: len(out.scales) - num_beta]
     if scales_mode == "pooled":
         # Same shapes as per-group scales (and as NUTS/SVI), the pooled value repeated.
         scales = np.concatenate([np.repeat(scales[:1], K), np.repeat(scales[1:], num_pairs)])
@@ -802,6 +940,8 @@ def _fit_laplace(
         "sigma_main": np.repeat(scales[None, :K], num_samples, axis=0),
         "tau_pair": np.repeat(scales[None, K:], num_samples, axis=0),
     }
+    if num_beta:
+        hyper["beta"] = np.ascontiguousarray(beta, dtype=np.float32)
     diagnostics = {
         "converged": bool(out.converged),
         "iterations": int(out.iterations),
@@ -831,6 +971,15 @@ def _fit_laplace(
 
 
 # --------------------------------------------------------------------------------- NUTS
+def _model_and_args(observations, space, prior, spec, time=None) -> tuple[Any, dict]:
+    """The NumPyro model and its arguments: the original model unless a spec is needed."""
+    args = _model_args(observations, space, prior, time)
+    if spec is None:
+        return numpyro_model, args
+    A, _ = attribute_design(space)
+    return numpyro_model_spec, {**args, "spec": spec, "attributes": jnp.asarray(A, jnp.float32)}
+
+
 def _model_args(
     observations: Observations, space: LayoutSpace, prior: PriorConfig, time: _Time | None = None
 ) -> dict:
@@ -867,6 +1016,8 @@ def _posterior_from_sites(space, prior, samples, method, num_chains, diagnostics
     for name in ("delay_shape", "delay_scale"):
         if name in samples:
             hyper[name] = np.asarray(samples[name], np.float32).reshape(S)
+    if "beta" in samples:
+        hyper["beta"] = np.asarray(samples["beta"], np.float32).reshape(S, -1)
     return Posterior(
         space=space,
         prior=prior,
@@ -890,11 +1041,12 @@ def _fit_nuts(
     progress,
     options,
     time=None,
+    spec=None,
 ) -> Posterior:
-
     per_chain = math.ceil(num_samples / num_chains)
+    model, model_args = _model_and_args(observations, space, prior, spec, time)
     kernel = NUTS(
-        numpyro_model,
+        model,
         target_accept_prob=float(options.target_accept_prob),
         max_tree_depth=int(options.max_tree_depth),
         dense_mass=False,
@@ -911,7 +1063,7 @@ def _fit_nuts(
     mcmc.run(
         jax.random.PRNGKey(seed),
         extra_fields=("diverging",),
-        **_model_args(observations, space, prior, time),
+        **model_args,
     )
     by_chain = jax.device_get(mcmc.get_samples(group_by_chain=True))
     divergences = int(np.sum(jax.device_get(mcmc.get_extra_fields()["diverging"])))
@@ -956,7 +1108,7 @@ def _resolve_fixed(time: _Time | None) -> Weibull | None:
 
 
 def _fit_svi(
-    space, observations, prior, seed, num_samples, progress, options, time=None
+    space, observations, prior, seed, num_samples, progress, options, time=None, spec=None
 ) -> Posterior:
     guide_name = options.guide
     if guide_name == "auto":
@@ -965,26 +1117,27 @@ def _fit_svi(
         # by ~1 posterior sd on the demo model. Its P^2 covariance only binds for large P.
         sizes_m, sizes_p = effect_sizes(space.cardinalities, prior.pairwise)
         latent = 1 + 2 * space.num_components + len(sizes_p) + sum(sizes_m) + sum(sizes_p)
+        latent += 0 if spec is None else len(spec.beta_loc)
         guide_name = "full" if latent <= _FULL_GUIDE_MAX_DIM else "lowrank"
     num_steps = int(options.num_steps)
     lr = float(options.learning_rate)
     # init_to_median starts b0 at the prior's centre (the pooled CTR by default), rather
     # than uniformly in (-2, 2) on the link scale, far from typical CTRs of a few percent.
     init = init_to_median(num_samples=15)
+    model, model_args = _model_and_args(observations, space, prior, spec, time)
     if guide_name == "lowrank":
         rank = options.rank
         extra = {} if rank is None else {"rank": int(rank)}
-        guide = AutoLowRankMultivariateNormal(numpyro_model, init_loc_fn=init, **extra)
+        guide = AutoLowRankMultivariateNormal(model, init_loc_fn=init, **extra)
     elif guide_name == "full":
-        guide = AutoMultivariateNormal(numpyro_model, init_loc_fn=init)
+        guide = AutoMultivariateNormal(model, init_loc_fn=init)
     else:
-        guide = AutoNormal(numpyro_model, init_loc_fn=init)
+        guide = AutoNormal(model, init_loc_fn=init)
     # Decaying the step size averages out the gradient noise of the 1-particle ELBO at the
     # end, which is what makes the final guide's mean usable.
     schedule = optax.cosine_decay_schedule(lr, num_steps, alpha=0.01)
     optim = optax_to_numpyro(optax.chain(optax.clip_by_global_norm(100.0), optax.adam(schedule)))
-    svi = SVI(numpyro_model, guide, optim, Trace_ELBO(num_particles=int(options.num_particles)))
-    model_args = _model_args(observations, space, prior, time)
+    svi = SVI(model, guide, optim, Trace_ELBO(num_particles=int(options.num_particles)))
     key_fit, key_draw = jax.random.split(jax.random.PRNGKey(seed))
     result = svi.run(key_fit, num_steps, progress_bar=progress, stable_update=True, **model_args)
     losses = np.asarray(jax.device_get(result.losses))
@@ -994,8 +1147,10 @@ def _fit_svi(
         sites += ["pair", "tau_pair"]
     if time is not None and time.delay == "auto":
         sites += ["delay_shape", "delay_scale"]
+    if spec is not None and len(spec.beta_loc):
+        sites.append("beta")
     predictive = Predictive(
-        numpyro_model,
+        model,
         guide=guide,
         params=result.params,
         num_samples=num_samples,

@@ -22,7 +22,6 @@ grid scorer, the optimiser and the simulator all call it.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax
@@ -31,7 +30,9 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from jax.scipy.special import log_ndtr, ndtr
-from scipy.special import ndtri
+
+# PriorConfig lives in priors.py with the meta-priors; re-exported here for old imports.
+from layoutopt.priors import BASE_RATE_RANGE, SCALE_RANGE, PriorConfig, PriorSpec  # noqa: F401
 
 __all__ = [
     "Params",
@@ -44,21 +45,11 @@ __all__ = [
     "flatten_effects",
     "unflatten_effects",
     "numpyro_model",
+    "numpyro_model_spec",
     "zero_params",
 ]
 
 LINKS = ("logit", "probit")
-#: Supported prior scales (sd on the link scale); beyond them the fit loses precision
-#: (a scale of 1e12 lets eta reach CTRs of exactly 0 or 1, where the draws become NaN).
-SCALE_RANGE = (1e-6, 100.0)
-#: Supported prior base rates.
-BASE_RATE_RANGE = (1e-6, 1.0 - 1e-6)
-
-
-def _check_number(name: str, value, low: float, high: float) -> None:
-    ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
-    if not ok or not low <= float(value) <= high:
-        raise ValueError(f"{name} must be a number in [{low:g}, {high:g}], got {value!r}")
 
 
 class Params(NamedTuple):
@@ -74,44 +65,6 @@ class Params(NamedTuple):
     intercept: jax.Array
     main: tuple[jax.Array, ...]
     pair: tuple[jax.Array, ...]
-
-
-@dataclass(frozen=True)
-class PriorConfig:
-    """Prior and likelihood settings (frozen and hashable: static configuration).
-
-    Attributes:
-        base_rate: prior guess of a typical click-through rate; centres ``b0`` at
-            ``link(base_rate)``.
-        intercept_scale: prior sd of ``b0`` on the link scale.
-        main_scale: scale of the HalfNormal prior on each component's effect sd ``sigma_k``.
-        pair_scale: scale of the HalfNormal prior on each pair's interaction sd ``tau_kl``;
-            smaller than ``main_scale`` by default because interactions are rarer and weaker.
-        link: ``"logit"`` (default) or ``"probit"``.
-        pairwise: include the pairwise interaction terms; ``False`` gives the additive model.
-    """
-
-    base_rate: float = 0.05
-    intercept_scale: float = 1.5
-    main_scale: float = 1.0
-    pair_scale: float = 0.5
-    link: str = "logit"
-    pairwise: bool = True
-
-    def __post_init__(self):
-        _check_number("base_rate", self.base_rate, *BASE_RATE_RANGE)
-        for name in ("intercept_scale", "main_scale", "pair_scale"):
-            _check_number(name, getattr(self, name), *SCALE_RANGE)
-        if self.link not in LINKS:
-            raise ValueError(f"link must be one of {LINKS}, got {self.link!r}")
-
-    @property
-    def intercept_loc(self) -> float:
-        """Prior mean of ``b0``: the base rate on the link scale."""
-        if self.link == "logit":
-            return float(np.log(self.base_rate / (1.0 - self.base_rate)))
-
-        return float(ndtri(self.base_rate))
 
 
 def pair_list(num_components: int) -> list[tuple[int, int]]:
@@ -240,7 +193,7 @@ def numpyro_model(
     impressions: jax.Array,
     clicks: jax.Array | None,
     cardinalities: tuple[int, ...],
-    prior: PriorConfig = PriorConfig(),
+    prior: PriorConfig = PriorConfig(),  # noqa: B008 (frozen, hashable)
     age: jax.Array | None = None,
     delay=None,
     delay_counts: jax.Array | None = None,
@@ -282,14 +235,17 @@ def numpyro_model(
     else:
         pair = jnp.zeros((0,))
     params = unflatten_effects(b0, main, pair, cardinalities)
-    eta = logits(params, layouts)
+    _likelihood(logits(params, layouts), impressions, clicks, prior.link, age, delay, delay_counts)
+
+
+def _likelihood(eta, impressions, clicks, link: str, age=None, delay=None, delay_counts=None):
+    """Binomial cohorts, each click probability times ``F(age)`` when a delay is given."""
     exposure = None if delay is None else _delay_exposure(age, delay, delay_counts, clicks)
     if clicks is None:
-        probs = inv_link(eta, prior.link) * (1.0 if exposure is None else exposure)
+        probs = inv_link(eta, link) * (1.0 if exposure is None else exposure)
         numpyro.sample("clicks", dist.Binomial(impressions, probs=probs))
     else:
-        loglik = log_likelihood(eta, impressions, clicks, prior.link, exposure)
-        numpyro.factor("loglik", loglik.sum())
+        numpyro.factor("loglik", log_likelihood(eta, impressions, clicks, link, exposure).sum())
 
 
 def _delay_exposure(age, delay, delay_counts, clicks):
@@ -299,9 +255,6 @@ def _delay_exposure(age, delay, delay_counts, clicks):
     term plus the binned delays minus ``sum clicks * log F(age)`` (the observed clicks'
     delays are already in the histogram, so their ``F(age)`` must not count twice).
     """
-    import numpyro
-    import numpyro.distributions as dist
-
     from layoutopt.delay import delay_log_likelihood, weibull_cdf
 
     if delay != "auto":
@@ -312,3 +265,63 @@ def _delay_exposure(age, delay, delay_counts, clicks):
     observed = 0.0 if clicks is None else jnp.sum(clicks * jnp.log(jnp.clip(f, 1e-12, 1.0)))
     numpyro.factor("delay_loglik", delay_log_likelihood(delay_counts, shape, scale) - observed)
     return f
+
+
+def numpyro_model_spec(
+    layouts: jax.Array,
+    impressions: jax.Array,
+    clicks: jax.Array | None,
+    cardinalities: tuple[int, ...],
+    prior: PriorConfig,
+    spec: PriorSpec,
+    attributes: jax.Array,
+    age: jax.Array | None = None,
+    delay=None,
+    delay_counts: jax.Array | None = None,
+) -> None:
+    """:func:`numpyro_model` with per-block prior means/scales and variant attributes.
+
+    ``m_k[v] = a_k(v) . beta_k + e_k[v]`` with ``beta ~ N(spec.beta_loc, spec.beta_scale^2)``
+    and ``e_k = spec.main_loc + sigma_k z_k``; ``sigma_k ~ HalfNormal(spec.main_scale[k])``
+    when ``spec.learn_scales`` (the default prior), else ``sigma_k = spec.main_scale[k]``
+    (a meta-prior); likewise for the pair tables. Extra sample site ``beta`` (B,) when
+    ``attributes`` has columns; ``main`` holds the composed main effects.
+
+    Args:
+        layouts, impressions, clicks, cardinalities, prior: as in :func:`numpyro_model`
+            (``prior`` supplies ``link`` and ``pairwise``).
+        spec: the resolved prior (:meth:`PriorConfig.spec`, :meth:`MetaPrior.spec`).
+        attributes: ``(sum n_k, B)`` block-diagonal attribute design
+            (:func:`layoutopt.priors.attribute_design`).
+        age, delay, delay_counts: the delay model, as in :func:`numpyro_model`.
+    """
+    sizes_m, sizes_p = effect_sizes(cardinalities, prior.pairwise)
+    b0 = numpyro.sample("intercept", dist.Normal(spec.intercept_loc, spec.intercept_scale))
+
+    def scales(name, scale):
+        scale = jnp.asarray(scale, jnp.float32)
+        if spec.learn_scales:
+            return numpyro.sample(name, dist.HalfNormal(scale).to_event(1))
+        return numpyro.deterministic(name, scale)
+
+    sigma = scales("sigma_main", spec.main_scale)
+    z_m = numpyro.sample("z_main", dist.Normal(0.0, 1.0).expand([sum(sizes_m)]).to_event(1))
+    main = jnp.asarray(spec.main_loc, jnp.float32) + sigma[_segments(sizes_m)] * z_m
+    if attributes.shape[1]:
+        beta = numpyro.sample(
+            "beta",
+            dist.Normal(
+                jnp.asarray(spec.beta_loc, jnp.float32), jnp.asarray(spec.beta_scale, jnp.float32)
+            ).to_event(1),
+        )
+        main = main + attributes @ beta
+    main = numpyro.deterministic("main", main)
+    if prior.pairwise and sizes_p:
+        tau = scales("tau_pair", spec.pair_scale)
+        z_p = numpyro.sample("z_pair", dist.Normal(0.0, 1.0).expand([sum(sizes_p)]).to_event(1))
+        pair = jnp.asarray(spec.pair_loc, jnp.float32) + tau[_segments(sizes_p)] * z_p
+        pair = numpyro.deterministic("pair", pair)
+    else:
+        pair = jnp.zeros((0,))
+    params = unflatten_effects(b0, main, pair, cardinalities)
+    _likelihood(logits(params, layouts), impressions, clicks, prior.link, age, delay, delay_counts)
