@@ -381,12 +381,25 @@ def _leaf_table(params: Params, plan: _Plan, leaf_codes: np.ndarray):
 
 
 def _block_scan(
-    params, space, *, link, top, outputs, chunk_size, memory_budget, devices, factor, on_chunk
+    params,
+    space,
+    *,
+    link,
+    top,
+    outputs,
+    chunk_size,
+    memory_budget,
+    devices,
+    factor,
+    on_chunk,
+    prefixes=None,
 ):
     """Stream the whole space through :func:`_block_chunk`; returns the final carry.
 
     ``on_chunk(first_layout, n_layouts, out)`` receives each call's stacked outputs
     (``out`` is None for ``outputs="none"``), covering ``n_layouts`` consecutive layouts.
+    ``prefixes=(lo, hi)`` streams only the leaf blocks ``lo .. hi-1`` (a contiguous slice of
+    the index range: layouts ``lo * Lf`` to ``hi * Lf``, see :func:`_plan`).
     """
     sharding, ndev = _mesh_sharding(devices)
     platform = (jax.devices() if devices is None else list(devices))[0].platform
@@ -400,9 +413,10 @@ def _block_scan(
     wanted, active = space.forbidden_arrays()
     carry = _block_init(S, K, 0 if top is None else int(top))
     per_call = per_step * steps
-    for p0 in range(0, Np, per_call):
+    lo, hi = (0, Np) if prefixes is None else prefixes
+    for p0 in range(lo, hi, per_call):
         digits = np.asarray(space.codes_of(p0 * Lf)[: len(plan.prefix)], dtype=np.int32)
-        n_valid = min(per_call, Np - p0)
+        n_valid = min(per_call, hi - p0)
         carry, out = _block_chunk(
             carry,
             params,

@@ -156,7 +156,9 @@ def _stats_chunked(params, space, codes, link, level, memory_budget=DEFAULT_MEMO
     return tuple(np.concatenate(o, axis=-1) for o in outs)
 
 
-def _scan_space(params, space, level, link, top, chunk_size, memory_budget, devices, on_chunk):
+def _scan_space(
+    params, space, level, link, top, chunk_size, memory_budget, devices, on_chunk, prefixes=None
+):
     """Stream the whole space through the block kernel; returns its final carry.
 
     With ``on_chunk`` every layout's ``(mean, lower, upper)`` is computed and handed to
@@ -195,6 +197,7 @@ def _scan_space(params, space, level, link, top, chunk_size, memory_budget, devi
         devices=devices,
         factor=_KERNEL_FACTOR,
         on_chunk=None if on_chunk is None else collect,
+        prefixes=prefixes,
     )
 
 
@@ -436,6 +439,7 @@ def score_grid_to_parquet(
     *,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     argmax_method: str = "auto",
+    shard: tuple[int, int] | None = None,
 ) -> int:
     """Stream the scores of every allowed layout to a Parquet file, in index order.
 
@@ -453,29 +457,36 @@ def score_grid_to_parquet(
         devices: devices to shard over (default: all visible).
         memory_budget: bytes of device memory one chunk may use.
         argmax_method: method of the per-draw argmax pass (see ``argmax_codes``).
+        shard: ``(i, n)``: write only the i-th (0-based) of n contiguous slices of the index
+            range, in one pass, for batch schedulers that split a grid over machines. Its
+            ``p_best`` column is NaN; the slice's per-draw best layout and eta go into the
+            file's metadata, and :func:`layoutopt.shards.merge_shards` combines the n files
+            into the file an unsharded call writes (``p_best`` from the enumeration kernel;
+            ``argmax_method`` does not apply).
 
     Returns:
-        The number of rows written (the allowed layouts).
+        The number of rows written (the allowed layouts, of the slice with ``shard``).
     """
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     space, params, link = _resolve(posterior, space)
     level = _check_level(level)
     if space.size > 2**63 - 1:
         raise ValueError("spaces beyond 2^63 layouts cannot be written with int64 indices")
+    if shard is not None:
+        from layoutopt.shards import write_shard
+
+        return write_shard(
+            posterior, path, shard, level=level, chunk_size=chunk_size, devices=devices,
+            memory_budget=memory_budget,
+        )  # fmt: skip
     best = argmax_codes(
         params, space, method=argmax_method, seed=0, chunk_size=chunk_size, devices=devices
     )
     lookup = _p_best_lookup(space, best)
     best_idx = np.array(sorted(lookup), dtype=np.int64)
     best_p = np.array([lookup[i] for i in best_idx], dtype=np.float64)
-    schema = pa.schema(
-        [("index", pa.int64())]
-        + [(c, pa.dictionary(pa.int32(), pa.string())) for c in space.components]
-        + [(name, pa.float64()) for name in _STAT_COLUMNS]
-    )
-    dictionaries = [pa.array(list(v), pa.string()) for v in space.variants]
+    schema, to_table = _arrow_rows(space)
     rows = 0
 
     def write(tmp):
@@ -494,15 +505,7 @@ def score_grid_to_parquet(
                 pos = np.minimum(pos, max(len(best_idx) - 1, 0))
                 hit = best_idx[pos] == idx
                 p = np.where(hit, best_p[pos], 0.0)
-                cols = [pa.array(idx, pa.int64())]
-                for k in range(space.num_components):
-                    cols.append(
-                        pa.DictionaryArray.from_arrays(
-                            pa.array(codes[:, k], pa.int32()), dictionaries[k]
-                        )
-                    )
-                cols += [pa.array(a.astype(np.float64)) for a in (m[keep], lo[keep], hi[keep], p)]
-                writer.write_table(pa.Table.from_arrays(cols, schema=schema))
+                writer.write_table(to_table(idx, codes, (m[keep], lo[keep], hi[keep], p)))
                 rows += len(idx)
 
             _scan_space(
@@ -511,6 +514,29 @@ def score_grid_to_parquet(
 
     _atomic_write(path, write)
     return rows
+
+
+def _arrow_rows(space: LayoutSpace):
+    """``(schema, to_table)`` of the streamed grid files: ``to_table(idx, codes, stats)``."""
+    import pyarrow as pa
+
+    schema = pa.schema(
+        [("index", pa.int64())]
+        + [(c, pa.dictionary(pa.int32(), pa.string())) for c in space.components]
+        + [(name, pa.float64()) for name in _STAT_COLUMNS]
+    )
+    dictionaries = [pa.array(list(v), pa.string()) for v in space.variants]
+
+    def to_table(idx, codes, stats):
+        cols = [pa.array(idx, pa.int64())]
+        for k in range(space.num_components):
+            cols.append(
+                pa.DictionaryArray.from_arrays(pa.array(codes[:, k], pa.int32()), dictionaries[k])
+            )
+        cols += [pa.array(np.asarray(a, np.float64)) for a in stats]
+        return pa.Table.from_arrays(cols, schema=schema)
+
+    return schema, to_table
 
 
 def _encode_frame(space: LayoutSpace, layouts) -> np.ndarray:
