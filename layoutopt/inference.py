@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import cho_solve, solve_triangular
 
+from layoutopt import _laplace_lowrank
 from layoutopt.data import Observations
 from layoutopt.model import (
     Params,
@@ -133,7 +134,10 @@ def fit(
             through a handful of layouts), which made 90% intervals on untested layouts
             cover only ~70% of true CTRs in the extrapolation study; pooled scales are
             estimated from all effects at once and covered ~90% (see
-            ``experiments/README.md``).
+            ``experiments/README.md``), ``solver`` (``"auto"``: ``"lowrank"`` above
+            4,096 parameters when fewer layouts were observed, else ``"dense"``;
+            ``"lowrank"`` never forms the P x P Hessian: Woodbury over the observed
+            layouts, exact, O(N^3) instead of O(P^3); see ``layoutopt._laplace_lowrank``).
 
             nuts: ``target_accept_prob`` (0.9), ``max_tree_depth`` (10),
             ``chain_method`` (``"sequential"``; ``"vectorized"`` or ``"parallel"`` with
@@ -492,8 +496,23 @@ def _gaussian_draws(key, mode, chol, d, *, num_samples: int):
     return mode + solve_triangular(chol.T, z.T, lower=False).T / d
 
 
+LAPLACE_SOLVERS = ("auto", "dense", "lowrank")
+#: ``solver="auto"`` avoids the dense P x P Hessian above this many parameters (when there
+#: are fewer observed layouts than parameters): 4,096 doubles squared is 128 MiB.
+LOWRANK_MIN_PARAMS = 4096
+
+
+def _laplace_solver(solver, num_params: int, num_rows: int) -> str:
+    """``"dense"`` or ``"lowrank"`` (:mod:`layoutopt._laplace_lowrank`) for the option."""
+    if solver not in LAPLACE_SOLVERS:
+        raise ValueError(f"laplace option solver={solver!r} is not valid; valid: {LAPLACE_SOLVERS}")
+    if solver == "auto":
+        return "lowrank" if num_params > LOWRANK_MIN_PARAMS and num_rows < num_params else "dense"
+    return solver
+
+
 def _fit_laplace(space, observations, prior, seed, num_samples, **kwargs) -> Posterior:
-    _check_options("laplace", kwargs, ("max_iter", "tol", "scale_floor", "scales"))
+    _check_options("laplace", kwargs, ("max_iter", "tol", "scale_floor", "scales", "solver"))
     scales_mode = kwargs.get("scales", "pooled")
     if scales_mode not in LAPLACE_SCALES:
         raise ValueError(
@@ -519,6 +538,7 @@ def _fit_laplace(space, observations, prior, seed, num_samples, **kwargs) -> Pos
     clicks[:n] = observations.clicks
     group, group_size, group_kind = _groups(card, prior.pairwise, scales_mode)
     hyper_scale = np.where(group_kind == 0, prior.main_scale, prior.pair_scale)
+    solver = _laplace_solver(kwargs.get("solver", "auto"), len(group), rows)
     # The one-hot design is collinear by construction (b0, a component's main effects and
     # every pair table containing it can trade a constant), so with large counts the
     # Hessian's condition number reaches 1e6-1e7 and float32 Cholesky breaks down. The
@@ -526,7 +546,8 @@ def _fit_laplace(space, observations, prior, seed, num_samples, **kwargs) -> Pos
     # like the other methods'.
     with jax.enable_x64(True):
         f64 = partial(jnp.asarray, dtype=jnp.float64)
-        out = _laplace_kernel(
+        kernel = _laplace_kernel if solver == "dense" else _laplace_lowrank.lowrank_kernel
+        out = kernel(
             jnp.asarray(codes),
             jnp.asarray(_design_indices(codes, card, prior.pairwise)),
             f64(impressions),
@@ -541,9 +562,21 @@ def _fit_laplace(space, observations, prior, seed, num_samples, **kwargs) -> Pos
             jnp.asarray(max_iter),
             structure=_Structure(card, prior.pairwise, prior.link),
         )
-        draws = _gaussian_draws(
-            jax.random.PRNGKey(seed), out["mode"], out["chol"], out["d"], num_samples=num_samples
-        )
+        if solver == "dense":
+            draws = _gaussian_draws(
+                jax.random.PRNGKey(seed),
+                out["mode"],
+                out["chol"],
+                out["d"],
+                num_samples=num_samples,
+            )
+        else:
+            draws = _laplace_lowrank.lowrank_draws(
+                jax.random.PRNGKey(seed),
+                jnp.asarray(_design_indices(codes, card, prior.pairwise)),
+                *(out[k] for k in ("mode", "chol", "s", "prec")),
+                num_samples=num_samples,
+            )
         out, draws = jax.device_get((out, draws))
     num_main = sum(card)
     params = _params_from_flat(
