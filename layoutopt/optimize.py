@@ -14,7 +14,7 @@ also has the highest click-through). Three methods:
 * ``"exact"``: exact branch and bound over components with an admissible bound built from
   the pairwise tables, started from a hill-climbing incumbent. Returns a certificate
   (upper bound and gap); handles 10^10-10^12 layouts in milliseconds to seconds per draw for
-  realistic effect scales.
+  realistic effect scales. The search runs for all draws at once (:mod:`layoutopt._bnb`).
 * ``"hill"``: hill climbing with random restarts (Hill et al. 2017): from random allowed
   layouts, repeatedly move one component to its best variant given the others until no
   single-component move improves. Fast, a local optimum, no optimality guarantee.
