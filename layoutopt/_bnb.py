@@ -71,8 +71,8 @@ class _Batch(NamedTuple):
     bound: np.ndarray  # (B,) admissible bound of the node (+inf at the root)
 
     def take(self, sel) -> _Batch:
-        return _Batch(self.depth, self.draw[sel], self.x[sel], self.F[sel], self.A[sel],
-                      self.bound[sel])  # fmt: skip
+        """The nodes ``sel`` (a mask, indices or a slice) of the batch."""
+        return _Batch(self.depth, *(a[sel] for a in self[1:]))
 
 
 def prepare(params_host, cardinalities, forbidden) -> BatchTables:
@@ -335,7 +335,7 @@ def branch_and_bound(
             t.b0.copy(),
             t.main.copy(),
             np.full(S, np.inf),
-        )  # fmt: skip
+        )
     ]
     while stack:
         b = stack.pop()
