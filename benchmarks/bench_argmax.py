@@ -17,13 +17,8 @@ import time
 import numpy as np
 from _common import make_space, random_params
 
-from layoutopt.optimize import (
-    _argmax_exact,
-    _argmax_exact_loop,
-    _as_params,
-    argmax_codes,
-    hill_climb,
-)
+from layoutopt.grid import as_params
+from layoutopt.optimize import _argmax_exact, _argmax_exact_loop, certified_argmax, hill_climb
 
 
 def batched_vs_loop(e: int, draws: int, repeats: int) -> str:
@@ -37,7 +32,7 @@ def batched_vs_loop(e: int, draws: int, repeats: int) -> str:
     ]
     tb, tl = [], []
     for r in range(repeats):
-        params = _as_params(random_params(card, draws, r))
+        params = as_params(random_params(card, draws, r))
         hill_climb(params, space, seed=r)  # compile
         t = time.perf_counter()
         xb, cb = _argmax_exact(params, space, r, 16, 1_000_000)
@@ -95,7 +90,7 @@ def main(argv=None):
             xh, eh = hill_climb(params, space, seed=seed)
             hill_t.append((time.perf_counter() - t) / args.draws)
             t = time.perf_counter()
-            x, certs = argmax_codes(params, space, "exact", seed=seed, return_certificates=True)
+            x, certs = certified_argmax(params, space, "exact", seed=seed)
             per.append((time.perf_counter() - t) / args.draws)
             assert all(c.optimal for c in certs)
             nodes += [c.nodes for c in certs]

@@ -30,7 +30,7 @@ import numpy as np
 
 from layoutopt.data import Observations
 from layoutopt.design import initial_design
-from layoutopt.inference import default_prior, fit
+from layoutopt.inference import LaplaceOptions, default_prior, fit
 from layoutopt.model import effect_sizes, logits, numpyro_model, unflatten_effects
 from layoutopt.simulate import SyntheticWorld
 
@@ -126,7 +126,8 @@ def large(sizes, repeats: int, num_samples: int) -> str:
                 continue
 
             def run(solver=solver, space=space, obs=obs, prior=prior):
-                return fit(space, obs, seed=0, prior=prior, num_samples=num_samples, solver=solver)
+                opts = LaplaceOptions(solver=solver)
+                return fit(space, obs, seed=0, prior=prior, num_samples=num_samples, options=opts)
 
             first, _ = _time(lambda run=run: run().params, 1)
             warm, _ = _time(lambda run=run: run().params, repeats)

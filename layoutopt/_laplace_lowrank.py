@@ -63,6 +63,33 @@ class LowRankState(NamedTuple):
     prec: jax.Array
 
 
+class LowRankResult(NamedTuple):
+    """What :func:`lowrank_kernel` returns (the fields of ``inference.LaplaceResult``, with
+    the factor of ``B`` in place of the dense one).
+
+    Attributes:
+        mode: ``(P,)`` flat posterior mode.
+        chol: ``(N, N)`` lower Cholesky factor of ``B = I + S X Lam^-1 X' S`` at the mode.
+        s: ``(N,)`` square roots of the likelihood weights at the mode.
+        prec: ``(P,)`` prior precisions ``Lam``.
+        scales: ``(G,)`` empirical-Bayes hyper-scales.
+        iterations: iterations of the search.
+        converged: whether the last step was below ``tol``.
+        log_evidence: as ``inference.LaplaceResult.log_evidence`` (determinant lemma).
+        newton_decrement: ``sqrt(g' H^-1 g)`` at the returned mode.
+    """
+
+    mode: jax.Array
+    chol: jax.Array
+    s: jax.Array
+    prec: jax.Array
+    scales: jax.Array
+    iterations: jax.Array
+    converged: jax.Array
+    log_evidence: jax.Array
+    newton_decrement: jax.Array
+
+
 def _xt(design, y, P):
     """``X' y`` for ``y`` ``(..., N)``: scatter-add into the active columns."""
     vals = jnp.broadcast_to(y[..., :, None], y.shape + (design.shape[1],))
@@ -121,11 +148,9 @@ def lowrank_kernel(
 ):
     """The Laplace / empirical-Bayes iteration of ``inference._laplace_kernel``, by Woodbury.
 
-    Same arguments, loop, stopping rule and outputs (``mode``, ``scales``, ``iterations``,
-    ``converged``, ``log_evidence``, ``newton_decrement``), with ``chol`` (``N x N``), ``s``
-    and ``prec`` in place of the dense factor: what :func:`lowrank_draws` needs.
+    Same arguments, loop and stopping rule; returns a :class:`LowRankResult`.
     """
-    from layoutopt.inference import _loglik_eta_derivatives
+    from layoutopt.inference import loglik_eta_derivatives
 
     card, link = structure.cardinalities, structure.link
     P, G, N = group.shape[0], group_size.shape[0], codes.shape[0]
@@ -145,7 +170,7 @@ def lowrank_kernel(
 
     def system(theta, log_var):
         eta = logits(unflat(theta), codes)
-        d1, w = _loglik_eta_derivatives(eta, impressions, clicks, link)
+        d1, w = loglik_eta_derivatives(eta, impressions, clicks, link)
         prec = jnp.where(is_b0, intercept_scale**-2.0, jnp.exp(-log_var)[gidx])
         grad = _xt(design, d1, P) - prec * (theta - prior_mean)
         s = jnp.sqrt(w)
@@ -218,17 +243,17 @@ def lowrank_kernel(
         loglik + log_prior_quad + 0.5 * jnp.sum(jnp.log(st.prec)) - 0.5 * log_det_h + log_hyper
     )
     step = _solve(design, st.chol, st.s, st.prec, st.grad)
-    return {
-        "mode": st.theta,
-        "chol": st.chol,
-        "s": st.s,
-        "prec": st.prec,
-        "scales": scales,
-        "iterations": st.iteration,
-        "converged": st.step <= tol,
-        "log_evidence": log_evidence,
-        "newton_decrement": jnp.sqrt(jnp.maximum(jnp.dot(st.grad, step), 0.0)),
-    }
+    return LowRankResult(
+        mode=st.theta,
+        chol=st.chol,
+        s=st.s,
+        prec=st.prec,
+        scales=scales,
+        iterations=st.iteration,
+        converged=st.step <= tol,
+        log_evidence=log_evidence,
+        newton_decrement=jnp.sqrt(jnp.maximum(jnp.dot(st.grad, step), 0.0)),
+    )
 
 
 @partial(jax.jit, static_argnames=("num_samples", "batch"))

@@ -15,12 +15,17 @@ optimiser and the grid scorer), so proposals, scores and the fit can never disag
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 
+import jax
 import numpy as np
 import pandas as pd
 
+from layoutopt.optimize import argmax_codes
 from layoutopt.posterior import Posterior
+from layoutopt.scoring import score_grid
+from layoutopt.seeds import split_seed
 from layoutopt.space import LayoutSpace
 
 __all__ = ["propose", "STRATEGIES"]
@@ -35,7 +40,7 @@ def propose(
     space: LayoutSpace | None = None,
     k: int = 8,
     strategy: str = "thompson",
-    seed: int = 0,
+    seed: int | None = None,
     exclude=None,
     num_draws: int | None = None,
     *,
@@ -110,6 +115,8 @@ def propose(
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; valid strategies: {list(STRATEGIES)}")
+    if seed is None:
+        raise ValueError("propose is random (draw subsample, restarts, ties): pass seed=")
     if not isinstance(posterior, Posterior):
         raise ValueError(f"posterior must be a Posterior, got {type(posterior).__name__}")
     if space is None:
@@ -126,17 +133,19 @@ def propose(
         raise ValueError(f"beta must lie in (0, 1), got {beta}")
     if not 0.5 < quantile < 1.0:
         raise ValueError(f"quantile must lie in (0.5, 1), got {quantile}")
-    rng = np.random.default_rng(seed)
+    # one seed per use: the draw subsample and tie order, and the optimiser's restarts
+    seed_rng, seed_argmax = split_seed(seed, 2)
+    rng = np.random.default_rng(seed_rng)
     params = _subsample(posterior, num_draws, rng)
     excluded = _exclude_codes(space, exclude)
     target = _without(space, excluded)
 
     if strategy in ("thompson", "top_two"):
-        codes, prob = _p_best(params, target, method, seed)
+        codes, prob = _p_best(params, target, method, seed_argmax)
         if strategy == "top_two":
             prob = _top_two(prob, beta)
             if len(codes) == 1 and target.num_allowed > 1:
-                runner, q = _p_best(params, _without(target, codes), method, seed)
+                runner, q = _p_best(params, _without(target, codes), method, seed_argmax)
                 codes = np.concatenate([codes, runner], axis=0)
                 prob = np.concatenate([[beta], (1.0 - beta) * q])
         return _batch(space, codes, prob, k, rng)
@@ -147,8 +156,6 @@ def propose(
 
 # --------------------------------------------------------------------------------- helpers
 def _subsample(posterior: Posterior, num_draws, rng: np.random.Generator):
-    import jax
-
     S = posterior.num_draws
     if num_draws is None:
         return posterior.params
@@ -236,7 +243,6 @@ def _without(space: LayoutSpace, codes: np.ndarray) -> LayoutSpace:
 
 def _p_best(params, space: LayoutSpace, method: str, seed: int):
     """Distinct per-draw argmax codes and the share of draws each wins (exact given draws)."""
-    from layoutopt.optimize import argmax_codes
 
     best = np.asarray(argmax_codes(params, space, method=method, seed=seed))
     codes, counts = np.unique(best, axis=0, return_counts=True)
@@ -254,9 +260,6 @@ def _top_two(p: np.ndarray, beta: float) -> np.ndarray:
 def _top_scores(posterior, params, space, excluded, k, strategy, quantile):
     """Codes of the k allowed, non-excluded layouts of highest posterior mean CTR (greedy) or
     highest upper ``quantile`` of CTR (ucb), best first, ties towards the lower index."""
-    import dataclasses
-
-    from layoutopt.scoring import score_grid
 
     post = dataclasses.replace(posterior, params=params)
     excluded = np.asarray(excluded).reshape(-1, space.num_components)

@@ -1,7 +1,7 @@
 """Fan-out of full-grid scoring over machines: score slices of the index range, merge exactly.
 
 A grid too large for one machine is split into n contiguous slices of its index range
-(leaf-block aligned, see :func:`layoutopt.optimize._plan`); any batch scheduler (Slurm
+(leaf-block aligned, see :func:`layoutopt.grid.plan`); any batch scheduler (Slurm
 arrays, Kubernetes jobs, Ray tasks) runs one :func:`write_shard` per slice, and
 :func:`merge_shards` combines the n files. Each shard file holds its layouts' mean and
 interval (per-layout statistics need no other slice) and, in the Parquet file's key-value
@@ -26,10 +26,13 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from layoutopt._io import atomic_path
-from layoutopt.optimize import DEFAULT_MEMORY_BUDGET, _plan
+from layoutopt.grid import DEFAULT_MEMORY_BUDGET, plan
 from layoutopt.posterior import Posterior
+from layoutopt.scoring import _arrow_rows, _check_level, _resolve, _scan_space
 
 __all__ = ["merge_shards", "parse_shard", "write_shard"]
 
@@ -70,7 +73,7 @@ def check_shard(shard) -> tuple[int, int]:
 def shard_range(space, shard) -> tuple[int, int]:
     """Leaf blocks ``(lo, hi)`` of shard ``(i, n)``: the i-th of n near-equal slices."""
     i, n = check_shard(shard)
-    Np = _plan(space.cardinalities).num_prefixes
+    Np = plan(space.cardinalities).num_prefixes
     return i * Np // n, (i + 1) * Np // n
 
 
@@ -112,17 +115,13 @@ def write_shard(
     Returns:
         The number of rows written (the allowed layouts of the slice).
     """
-    import pyarrow.parquet as pq
-
-    from layoutopt.scoring import _arrow_rows, _check_level, _resolve, _scan_space
-
     space, params, link = _resolve(posterior, None)
     level = _check_level(level)
     i, n = check_shard(shard)
     if space.size > 2**63 - 1:
         raise ValueError("spaces beyond 2^63 layouts cannot be written with int64 indices")
     lo, hi = shard_range(space, (i, n))
-    Lf = _plan(space.cardinalities).leaf_size
+    Lf = plan(space.cardinalities).leaf_size
     schema, to_table = _arrow_rows(space)
     rows = 0
     state = None
@@ -141,7 +140,7 @@ def write_shard(
 
     with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
         if hi > lo:
-            state = _scan_space(
+            state, _ = _scan_space(
                 params, space, level, link, None, chunk_size, memory_budget, devices, on_chunk,
                 prefixes=(lo, hi),
             )  # fmt: skip
@@ -170,8 +169,6 @@ def write_shard(
 
 
 def _read_record(path: Path) -> dict:
-    import pyarrow.parquet as pq
-
     try:
         meta = pq.read_metadata(path).metadata or {}
     except FileNotFoundError:
@@ -230,9 +227,6 @@ def merge_shards(paths, output: str | Path, top: int | None = None) -> int:
         ValueError: for files that are not shards, shards of different runs, a shard given
             twice or missing, or a bad ``top``.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     paths = [Path(p) for p in paths]
     if not paths:
         raise ValueError("merge_shards needs at least one shard file")

@@ -8,7 +8,8 @@ import pytest
 from test_optimize import brute_force, eta_of, make_space, random_params
 
 from layoutopt import _bnb
-from layoutopt.optimize import _argmax_exact, _argmax_exact_loop, _as_params, argmax_codes
+from layoutopt.grid import as_params as _as_params
+from layoutopt.optimize import _argmax_exact, _argmax_exact_loop, certified_argmax
 
 RULES = ({"c0": "v1", "c2": "v3"}, {"c1": "v0"}, {"c3": "v1", "c4": "v0", "c0": "v2"})
 
@@ -63,9 +64,7 @@ def test_node_limit_bounds_the_optimum(max_nodes):
     params = random_params(card, 12, 7, 0.1, 0.3)  # weak mains, strong pairs: hard
     codes, eta = brute_force(_as_params(params), space)
     want = eta.max(axis=1)
-    x, certs = argmax_codes(
-        params, space, "exact", seed=0, max_nodes=max_nodes, return_certificates=True
-    )
+    x, certs = certified_argmax(params, space, "exact", seed=0, max_nodes=max_nodes)
     got = eta_of(params, x)
     for c, g, w in zip(certs, got, want, strict=True):
         assert 0 < c.nodes <= max_nodes

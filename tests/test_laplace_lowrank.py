@@ -9,7 +9,7 @@ import pytest
 from conftest import make_truth, simulate_observations
 
 from layoutopt import _laplace_lowrank as lr
-from layoutopt.inference import _design_indices, _laplace_solver, fit
+from layoutopt.inference import LaplaceOptions, design_indices, fit, laplace_solver
 from layoutopt.space import LayoutSpace
 
 CARD = (4, 3, 5, 3)
@@ -27,8 +27,12 @@ def data():
 @pytest.mark.parametrize("scales", ["per_group"])  # one scale per slot: the finest mapping
 def test_lowrank_fit_equals_dense(data, scales):
     space, obs = data
-    dense = fit(space, obs, "laplace", seed=0, num_samples=8, scales=scales, solver="dense")
-    low = fit(space, obs, "laplace", seed=0, num_samples=8, scales=scales, solver="lowrank")
+    dense = fit(
+        space, obs, seed=0, num_samples=8, options=LaplaceOptions(scales=scales, solver="dense")
+    )
+    low = fit(
+        space, obs, seed=0, num_samples=8, options=LaplaceOptions(scales=scales, solver="lowrank")
+    )
     # the same iteration in float64 with an exact inverse: equal up to rounding
     assert dense.diagnostics["iterations"] == low.diagnostics["iterations"]
     assert low.diagnostics["converged"]
@@ -44,7 +48,7 @@ def test_woodbury_solve_and_draws_match_the_dense_inverse(data):
     rows = 64
     codes = np.zeros((rows, len(CARD)), np.int32)
     codes[: obs.num_layouts] = obs.codes
-    design = _design_indices(codes, CARD, True)
+    design = design_indices(codes, CARD, True)
     rng = np.random.default_rng(3)
     P = int(design.max()) + 1
     w = np.zeros(rows)
@@ -79,9 +83,11 @@ def test_woodbury_solve_and_draws_match_the_dense_inverse(data):
 
 
 def test_solver_choice_and_option_check():
-    assert _laplace_solver("auto", 9649, 512) == "lowrank"
-    assert _laplace_solver("auto", 9649, 16384) == "dense"  # more rows than parameters
-    assert _laplace_solver("auto", 210, 64) == "dense"  # small: the dense Hessian is cheap
-    assert _laplace_solver("lowrank", 210, 1024) == "lowrank"
+    assert laplace_solver("auto", 9649, 512) == "lowrank"
+    assert laplace_solver("auto", 9649, 16384) == "dense"  # more rows than parameters
+    assert laplace_solver("auto", 210, 64) == "dense"  # small: the dense Hessian is cheap
+    assert laplace_solver("lowrank", 210, 1024) == "lowrank"
     with pytest.raises(ValueError, match="solver='cg' is not valid"):
-        _laplace_solver("cg", 10, 10)
+        laplace_solver("cg", 10, 10)
+    with pytest.raises(ValueError, match="solver='cg' is not valid"):
+        LaplaceOptions(solver="cg")

@@ -9,8 +9,8 @@ import pytest
 from conftest import random_draws
 
 from layoutopt.cli import main
+from layoutopt.grid import plan
 from layoutopt.model import Params, PriorConfig
-from layoutopt.optimize import _plan
 from layoutopt.posterior import Posterior
 from layoutopt.scoring import score_grid, score_grid_to_parquet
 from layoutopt.shards import merge_shards, parse_shard, shard_range
@@ -26,7 +26,7 @@ def make_posterior(params: Params) -> Posterior:
     space = LayoutSpace(
         {f"c{k}": [f"v{i}" for i in range(n)] for k, n in enumerate(CARD)}, forbidden=RULES
     )
-    return Posterior(space, PriorConfig(), params, "laplace")
+    return Posterior(space=space, prior=PriorConfig(), params=params, method="laplace")
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def sharded(post, tmp_path, n, **kw) -> pd.DataFrame:
 
 
 def test_shards_tile_the_index_range(post):
-    Np = _plan(post.space.cardinalities).num_prefixes
+    Np = plan(post.space.cardinalities).num_prefixes
     assert Np == 63
     for n in (1, 2, 5, 63, 100):
         ranges = [shard_range(post.space, (i, n)) for i in range(n)]
