@@ -42,6 +42,7 @@ from numpyro.optim import optax_to_numpyro
 from layoutopt import _laplace_lowrank
 from layoutopt.data import Observations
 from layoutopt.grid import pow2_at_least
+from layoutopt.limits import check_fit_size, check_seed
 from layoutopt.model import (
     Params,
     PriorConfig,
@@ -98,7 +99,9 @@ class LaplaceOptions:
             only ~70% of true CTRs in the extrapolation study; pooled scales covered ~90%
             (``experiments/README.md``).
         solver: ``"auto"`` (``"lowrank"`` above :data:`LOWRANK_MIN_PARAMS` parameters when
-            fewer layouts were observed than there are parameters, else ``"dense"``),
+            fewer layouts were observed than there are parameters, else ``"dense"``; fit
+            refuses Laplace above ``limits.LAPLACE_MAX_PARAMS`` unless ``"lowrank"`` is
+            asked for explicitly),
             ``"dense"`` (the P x P Hessian and its Cholesky factor) or ``"lowrank"``
             (Woodbury over the observed layouts, never forming the P x P Hessian: exact,
             O(N^3) instead of O(P^3); see ``layoutopt._laplace_lowrank``).
@@ -248,8 +251,10 @@ def fit(
 
     Raises:
         ValueError: for an unknown method, observations from another space, non-positive
-            ``num_samples`` / ``num_chains``, negative ``num_warmup`` or options of another
-            method's type.
+            ``num_samples`` / ``num_chains``, negative ``num_warmup``, options of another
+            method's type, a seed outside ``[0, 2**32 - 1]``, a model too large for the
+            method (see :func:`layoutopt.limits.check_fit_size`; nothing is started), or a
+            fit whose draws are not finite.
 
     Warns:
         FitWarning: when NUTS has ``max_r_hat > 1.05``, ``min_ess < 100`` or divergences,
@@ -294,10 +299,20 @@ def fit(
             f"method {method!r} takes options={OPTIONS[method].__name__}(...), got "
             f"{type(options).__name__}"
         )
+    seed = check_seed(seed)
+    check_fit_size(
+        space.cardinalities,
+        observations.num_layouts,
+        _size_method(method, options, space, observations, prior),
+        int(num_samples),
+        prior.pairwise,
+        guide=getattr(options, "guide", "auto"),
+    )
     if method == "laplace":
-        return _fit_laplace(space, observations, prior, int(seed), int(num_samples), options)
+        post = _fit_laplace(space, observations, prior, int(seed), int(num_samples), options)
+        return _checked(post)
     if method == "nuts":
-        return _fit_nuts(
+        post = _fit_nuts(
             space,
             observations,
             prior,
@@ -308,7 +323,18 @@ def fit(
             progress,
             options,
         )
-    return _fit_svi(space, observations, prior, int(seed), int(num_samples), progress, options)
+        return _checked(post)
+    post = _fit_svi(space, observations, prior, int(seed), int(num_samples), progress, options)
+    return _checked(post)
+
+
+def _checked(post: Posterior) -> Posterior:
+    """Refuse a fit whose draws are not finite: it must never be written or used."""
+    try:
+        post.check_finite()
+    except ValueError as err:
+        raise ValueError(f"fit failed: {err}") from None
+    return post
 
 
 def _num_hypers(space: LayoutSpace, pairwise: bool) -> tuple[int, int]:
@@ -383,6 +409,17 @@ LAPLACE_SOLVERS = ("auto", "dense", "lowrank")
 #: ``solver="auto"`` avoids the dense P x P Hessian above this many parameters (when there
 #: are fewer observed layouts than parameters): 4,096 doubles squared is 128 MiB.
 LOWRANK_MIN_PARAMS = 4096
+
+
+def _size_method(method, options, space, observations, prior) -> str:
+    """``"laplace-lowrank"`` (no P x P limit) where ``solver="lowrank"`` was asked for.
+
+    ``solver="auto"`` stays under the dense Laplace parameter cap of
+    :func:`layoutopt.limits.check_fit_size`: large models need an explicit opt-in.
+    """
+    if method == "laplace" and options.solver == "lowrank":
+        return "laplace-lowrank"
+    return method
 
 
 def laplace_solver(solver: str, num_params: int, num_rows: int) -> str:

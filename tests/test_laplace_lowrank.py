@@ -10,6 +10,7 @@ from conftest import make_truth, simulate_observations
 
 from layoutopt import _laplace_lowrank as lr
 from layoutopt.inference import LaplaceOptions, design_indices, fit, laplace_solver
+from layoutopt.limits import check_fit_size
 from layoutopt.space import LayoutSpace
 
 CARD = (4, 3, 5, 3)
@@ -91,3 +92,11 @@ def test_solver_choice_and_option_check():
         laplace_solver("cg", 10, 10)
     with pytest.raises(ValueError, match="solver='cg' is not valid"):
         LaplaceOptions(solver="cg")
+
+
+def test_size_limits_apply_to_the_dense_solver_only():
+    card = (12,) * 12  # 9,649 parameters
+    with pytest.raises(ValueError, match="9,649 parameters, more than method 'laplace'"):
+        check_fit_size(card, 241, "laplace", 1000)
+    size = check_fit_size(card, 241, "laplace-lowrank", 1000)
+    assert size.num_params == 9649 and size.memory_bytes < 2**30
