@@ -17,6 +17,7 @@ The public API is re-exported here by hand; everything else is private by defaul
 """
 
 from layoutopt import driver, grid, policies, simulate
+from layoutopt.campaign import Campaign
 from layoutopt.data import Observations
 from layoutopt.design import UncoverablePairsWarning, initial_design
 from layoutopt.inference import FitWarning, fit
@@ -39,6 +40,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BestLayout",
+    "Campaign",
     "FitWarning",
     "GridScores",
     "LayoutSpace",

@@ -40,7 +40,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from layoutopt import policies
+from layoutopt import cli_campaign, policies
 from layoutopt._io import atomic_path, check_output_path, one_line
 from layoutopt.data import Observations, read_layout_codes
 from layoutopt.design import DESIGN_KINDS, initial_design
@@ -726,6 +726,8 @@ def _layout_text(layout: dict) -> str:
 
 for _command in (demo, design, fit, score, best, propose, simulate):
     app.command()(_command)
+app.command()(cli_campaign.report)
+app.add_typer(cli_campaign.app, name="campaign")
 
 
 # --------------------------------------------------------------------------- entry points
