@@ -35,6 +35,7 @@ from layoutopt.scoring import (
     score_grid_to_parquet,
     score_layouts,
 )
+from layoutopt.shards import merge_shards
 from layoutopt.space import LayoutSpace
 
 __version__ = "0.1.0"
@@ -61,6 +62,7 @@ __all__ = [
     "initial_design",
     "inv_link",
     "logits",
+    "merge_shards",
     "propose",
     "score_grid",
     "score_grid_to_parquet",

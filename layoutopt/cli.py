@@ -318,7 +318,10 @@ def _fmt_value(v: Any) -> str:
 
 
 def score(
-    posterior: PosteriorOpt,
+    posterior: Annotated[
+        Path | None,
+        typer.Option("--posterior", "-p", help="Posterior NetCDF file written by `fit`."),
+    ] = None,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Write the scores to a .parquet or .csv file."),
@@ -331,14 +334,32 @@ def score(
         float, typer.Option("--level", min=0.0, max=1.0, help="Credible-interval mass.")
     ] = 0.9,
     seed: SeedOpt = 0,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard", help="Score only slice I of N of the index range to -o .parquet (I/N)."
+        ),
+    ] = None,
+    merge: Annotated[
+        bool, typer.Option("--merge", help="Merge the SHARDS files (from --shard) into -o.")
+    ] = False,
+    shards: Annotated[
+        list[Path] | None, typer.Argument(help="Shard files to --merge.", show_default=False)
+    ] = None,
 ) -> None:
     """Score every layout: posterior mean CTR, credible interval, probability of being best.
 
     Without ``-o`` the best layouts are printed as a table (10, or ``--top``). With ``-o`` the
     scores of every allowed layout (or of the ``--top`` best) go to the file; a whole grid
-    too large for memory is streamed to Parquet.
+    too large for memory is streamed to Parquet. ``--shard I/N`` scores one contiguous slice
+    of the grid (one job of a batch array); ``--merge SHARDS -o FILE`` combines the N files
+    with exact P(best).
     """
-
+    if merge or shards or shard is not None:
+        _score_shards(posterior, output, top, level, shard, merge, shards)
+        return
+    if posterior is None:
+        raise ValueError("--posterior is required (or --merge SHARDS to merge shard files)")
     output = _check_table_output(output)
     post = _load_posterior(posterior)
     n_allowed = post.space.num_allowed
@@ -367,6 +388,31 @@ def score(
             shown, f"Top {len(shown)} of {n_allowed:,} layouts", level, post.space.components
         )
     )
+
+
+def _score_shards(posterior, output, top, level, shard, merge, shards) -> None:
+    """``score --shard I/N`` and ``score --merge SHARDS`` (see :mod:`layoutopt.shards`)."""
+    from layoutopt.shards import merge_shards, parse_shard
+
+    if output is None or output.suffix.lower() not in (".parquet", ".pq"):
+        raise ValueError("--shard and --merge write Parquet: pass -o FILE.parquet")
+    output = _check_table_output(output)
+    if merge:
+        if posterior is not None or shard is not None or not shards:
+            raise ValueError("--merge takes shard files only: score --merge A.parquet ... -o F")
+        with _status(f"merging {len(shards)} shards"):
+            rows = merge_shards(shards, output, top=top)
+        _stderr().print(f"wrote {rows:,} scored layouts to {output}")
+        return
+    if shards:
+        raise ValueError(f"unexpected arguments {[str(p) for p in shards]} (only with --merge)")
+    if posterior is None or top is not None:
+        raise ValueError("--shard I/N needs --posterior and scores every layout (no --top)")
+    i, n = parse_shard(shard)
+    post = _load_posterior(posterior)
+    with _status(f"scoring shard {i}/{n} of {post.space.num_allowed:,} layouts"):
+        rows = score_grid_to_parquet(post, output, level=level, shard=(i, n))
+    _stderr().print(f"wrote {rows:,} scored layouts of shard {i}/{n} to {output}")
 
 
 def best(

@@ -39,6 +39,7 @@ from numpyro.infer.autoguide import (
 )
 from numpyro.optim import optax_to_numpyro
 
+from layoutopt import _laplace_lowrank
 from layoutopt.data import Observations
 from layoutopt.delay import Weibull, check_delay, estimate_delay
 from layoutopt.grid import pow2_at_least
@@ -100,14 +101,26 @@ class LaplaceOptions:
             towards zero for many groups, which made 90% intervals on untested layouts cover
             only ~70% of true CTRs in the extrapolation study; pooled scales covered ~90%
             (``experiments/README.md``).
+        solver: ``"auto"`` (``"lowrank"`` above :data:`LOWRANK_MIN_PARAMS` parameters when
+            fewer layouts were observed than there are parameters, else ``"dense"``; fit
+            refuses Laplace above ``limits.LAPLACE_MAX_PARAMS`` unless ``"lowrank"`` is
+            asked for explicitly),
+            ``"dense"`` (the P x P Hessian and its Cholesky factor) or ``"lowrank"``
+            (Woodbury over the observed layouts, never forming the P x P Hessian: exact,
+            O(N^3) instead of O(P^3); see ``layoutopt._laplace_lowrank``).
     """
 
     max_iter: int = 500
     tol: float = 1e-3
     scale_floor: float = 1e-3
     scales: str = "pooled"
+    solver: str = "auto"
 
     def __post_init__(self):
+        if self.solver not in LAPLACE_SOLVERS:
+            raise ValueError(
+                f"laplace option solver={self.solver!r} is not valid; valid: {LAPLACE_SOLVERS}"
+            )
         if self.scales not in LAPLACE_SCALES:
             raise ValueError(
                 f"laplace option scales={self.scales!r} is not valid; valid: {list(LAPLACE_SCALES)}"
@@ -325,7 +338,7 @@ def fit(
     check_fit_size(
         space.cardinalities,
         observations.num_layouts,
-        method,
+        _size_method(method, options, space, observations, prior),
         int(num_samples),
         prior.pairwise,
         guide=getattr(options, "guide", "auto"),
@@ -555,6 +568,30 @@ def design_indices(codes: np.ndarray, cardinalities: tuple[int, ...], pairwise: 
 
 
 LAPLACE_SCALES = ("pooled", "per_group")
+LAPLACE_SOLVERS = ("auto", "dense", "lowrank")
+#: ``solver="auto"`` avoids the dense P x P Hessian above this many parameters (when there
+#: are fewer observed layouts than parameters): 4,096 doubles squared is 128 MiB.
+LOWRANK_MIN_PARAMS = 4096
+
+
+def _size_method(method, options, space, observations, prior) -> str:
+    """``"laplace-lowrank"`` (no P x P limit) where ``solver="lowrank"`` was asked for.
+
+    ``solver="auto"`` stays under the dense Laplace parameter cap of
+    :func:`layoutopt.limits.check_fit_size`: large models need an explicit opt-in.
+    """
+    if method == "laplace" and options.solver == "lowrank":
+        return "laplace-lowrank"
+    return method
+
+
+def laplace_solver(solver: str, num_params: int, num_rows: int) -> str:
+    """``"dense"`` or ``"lowrank"`` (:mod:`layoutopt._laplace_lowrank`) for the option."""
+    if solver not in LAPLACE_SOLVERS:
+        raise ValueError(f"laplace option solver={solver!r} is not valid; valid: {LAPLACE_SOLVERS}")
+    if solver == "auto":
+        return "lowrank" if num_params > LOWRANK_MIN_PARAMS and num_rows < num_params else "dense"
+    return solver
 
 
 def _groups(
@@ -899,6 +936,12 @@ def _fit_laplace(
         hyper_scale = _spec_hyper_scale(spec, scales_mode)
         group, group_size, hyper_scale = _beta_groups(group, group_size, hyper_scale, spec)
         design = np.concatenate([design, _beta_columns(space, codes, len(group) - num_beta)], 1)
+    solver = laplace_solver(options.solver, len(group), rows)
+    if solver == "lowrank" and (spec is not None or exposure is not None):
+        raise ValueError(
+            "laplace solver='lowrank' supports neither variant attributes, a meta-prior nor "
+            "a delay model; use LaplaceOptions(solver='dense') or method='svi'"
+        )
     # The one-hot design is collinear by construction (b0, a component's main effects and
     # every pair table containing it can trade a constant), so with large counts the
     # Hessian's condition number reaches 1e6-1e7 and float32 Cholesky breaks down. The
@@ -906,7 +949,8 @@ def _fit_laplace(
     # like the other methods'.
     with jax.enable_x64(True):
         f64 = partial(jnp.asarray, dtype=jnp.float64)
-        out = _laplace_kernel(
+        kernel = _laplace_kernel if solver == "dense" else _laplace_lowrank.lowrank_kernel
+        out = kernel(
             jnp.asarray(codes),
             jnp.asarray(design),
             f64(impressions),
@@ -919,13 +963,27 @@ def _fit_laplace(
             f64(scale_floor),
             f64(tol),
             jnp.asarray(max_iter),
-            jax.tree.map(jnp.asarray, extra),
-            None if exposure is None else f64(exposure),
+            *(
+                (jax.tree.map(jnp.asarray, extra), None if exposure is None else f64(exposure))
+                if solver == "dense"
+                else ()
+            ),
             structure=_Structure(card, prior.pairwise, prior.link),
         )
-        draws = _gaussian_draws(
-            jax.random.PRNGKey(seed), out.mode, out.chol, out.d, num_samples=num_samples
-        )
+        if solver == "dense":
+            draws = _gaussian_draws(
+                jax.random.PRNGKey(seed), out.mode, out.chol, out.d, num_samples=num_samples
+            )
+        else:
+            draws = _laplace_lowrank.lowrank_draws(
+                jax.random.PRNGKey(seed),
+                jnp.asarray(design_indices(codes, card, prior.pairwise)),
+                out.mode,
+                out.chol,
+                out.s,
+                out.prec,
+                num_samples=num_samples,
+            )
         out, draws = jax.device_get((out, draws))
     num_main = sum(card)
     end_pair = draws.shape[1] - num_beta
