@@ -28,6 +28,7 @@ from layoutopt.inference import METHODS
 from layoutopt.inference import fit as fit_model
 from layoutopt.limits import check_seed
 from layoutopt.posterior import Posterior
+from layoutopt.priors import MetaPrior
 from layoutopt.propose import STRATEGIES
 from layoutopt.propose import propose as propose_layouts
 from layoutopt.scoring import BestLayout, best_layout
@@ -420,9 +421,31 @@ class Campaign:
         return Observations.from_codes(self.space, codes, imp, clk, source=self.store.target)
 
     # ------------------------------------------------------------------ fits
+    @property
+    def prior(self) -> MetaPrior | None:
+        """The campaign's meta-prior (used by every :meth:`fit`), or None for the default."""
+        stored = self.store.prior(self._id)
+        return None if stored is None else MetaPrior.from_dict(json.loads(stored))
+
+    def set_prior(self, prior: MetaPrior | None) -> None:
+        """Keep ``prior`` in the store (one transaction) and use it for every later fit.
+
+        Args:
+            prior: a :class:`~layoutopt.MetaPrior` learned from past campaigns
+                (``MetaPrior.learn``), or None to go back to the default prior.
+
+        Raises:
+            ValueError: if ``prior`` is neither a MetaPrior nor None.
+        """
+        if prior is not None and not isinstance(prior, MetaPrior):
+            raise ValueError(f"a campaign keeps a MetaPrior (or None), got {type(prior).__name__}")
+        stored = None if prior is None else json.dumps(prior.to_dict())
+        self.store.set_prior(self._id, stored)
+
     def fit(self, method: str = "laplace", *, seed: int, num_samples: int = 1000) -> Posterior:
         """Fit the model to everything ingested and record the fit (posterior, diagnostics,
-        the pick).
+        the pick). The campaign's meta-prior (:meth:`set_prior`), when it has one, is the
+        prior of the fit.
 
         Args:
             method: ``"laplace"``, ``"nuts"`` or ``"svi"``.
@@ -442,7 +465,14 @@ class Campaign:
         version = self.space_version
         obs = self.observations()
         fit_seed, pick_seed = split_seed(check_seed(seed), 2)
-        post = fit_model(obs.space, obs, method=method, seed=fit_seed, num_samples=num_samples)
+        post = fit_model(
+            obs.space,
+            obs,
+            method=method,
+            seed=fit_seed,
+            num_samples=num_samples,
+            prior=self.prior,
+        )
         pick = best_layout(post, seed=pick_seed)
         with tempfile.TemporaryDirectory() as tmp:
             file = Path(tmp) / "posterior.nc"

@@ -11,6 +11,7 @@ import pytest
 
 from layoutopt.campaign import Campaign
 from layoutopt.cli import main
+from layoutopt.data import Observations
 from layoutopt.design import initial_design
 from layoutopt.posterior import Posterior
 from layoutopt.space import LayoutSpace
@@ -209,3 +210,38 @@ def test_cli_campaign_errors_are_one_line(tmp_path, capsys):
     code, _, err = run(capsys, "campaign", "report", "--db", db, "-o", str(tmp_path / "r.pdf"))
     assert code == 2 and "unsupported output format '.pdf'" in err
     assert not (tmp_path / "r.pdf").exists()
+
+
+def test_meta_prior_is_kept_and_used_by_every_fit(tmp_path):
+    from layoutopt.inference import fit
+    from layoutopt.priors import MetaPrior
+
+    design = initial_design(SPACE, seed=0)
+    data = served(SPACE, design, 300, seed=3)
+    past = [
+        fit(SPACE, Observations.from_frame(served(SPACE, design, 2000, seed=s), SPACE), seed=s)
+        for s in (11, 12)
+    ]
+    meta = MetaPrior.learn(past, sources=["spring", "summer"])
+    target = tmp_path / "camp.db"
+    with Campaign.create(target, SPACE, name="c") as camp:
+        assert camp.prior is None
+        camp.ingest(data)
+        default = camp.fit(seed=4)
+        camp.set_prior(meta)
+    with Campaign.open(target) as camp:  # kept in the store, across processes
+        assert camp.prior.to_dict() == meta.to_dict()
+        post = camp.fit(seed=4)
+        with pytest.raises(ValueError, match="MetaPrior"):
+            camp.set_prior({"intercept": 0.0})
+    # the stored fit is exactly the meta-prior fit of the same data and seed
+    from layoutopt.seeds import split_seed
+
+    direct = fit(SPACE, camp_obs(target), seed=split_seed(4, 2)[0], prior=meta)
+    np.testing.assert_array_equal(post.params.intercept, direct.params.intercept)
+    assert not np.array_equal(post.params.intercept, default.params.intercept)
+
+
+def camp_obs(target):
+    with Campaign.open(target) as camp:
+        return camp.observations()
