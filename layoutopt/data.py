@@ -34,22 +34,42 @@ class Observations:
         codes: ``(N, K)`` int32 variant codes of the distinct layouts, sorted by index.
         impressions: ``(N,)`` int64 impressions per layout.
         clicks: ``(N,)`` int64 clicks per layout (``0 <= clicks <= impressions``).
+        segments: ``(N,)`` int32 segment codes (see :meth:`LayoutSpace.segment_code`) when the
+            space has segments: then a row is one distinct (layout, segment), sorted by
+            layout index, then segment. ``None`` for a space without segments.
     """
 
     space: LayoutSpace
     codes: np.ndarray
     impressions: np.ndarray
     clicks: np.ndarray
+    segments: np.ndarray | None = None
 
     @classmethod
     def from_codes(
-        cls, space: LayoutSpace, codes, impressions, clicks, source: str = "observations"
+        cls,
+        space: LayoutSpace,
+        codes,
+        impressions,
+        clicks,
+        source: str = "observations",
+        segments=None,
     ) -> Observations:
-        """Build from integer codes; repeated layouts are summed.
+        """Build from integer codes; repeated layouts (per segment) are summed.
+
+        Args:
+            space: the layout space.
+            codes: ``(N, K)`` variant codes.
+            impressions: ``(N,)`` impressions.
+            clicks: ``(N,)`` clicks.
+            source: name used at the start of error messages.
+            segments: ``(N,)`` segment codes; required exactly when the space has segments.
 
         Raises:
-            ValueError: for out-of-range codes, forbidden layouts, bad counts or no rows.
+            ValueError: for out-of-range codes, forbidden layouts, bad counts, missing,
+                unexpected or out-of-range segment codes, or no rows.
         """
+        seg = _check_segment_codes(space, segments, np.shape(codes)[:1], source)
         codes = np.asarray(codes)
         impressions = np.asarray(impressions)
         clicks = np.asarray(clicks)
@@ -89,20 +109,25 @@ class Observations:
             )
         # Arrays number rows from 0, like the other messages here; tables from 1.
         _check_allowed(codes, space, source, first_row=0)
-        uniq, inverse = np.unique(codes, axis=0, return_inverse=True)
+        keys = codes if seg is None else np.concatenate([codes, seg[:, None]], axis=1)
+        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)
         imp = np.bincount(inverse, weights=impressions, minlength=len(uniq)).astype(np.int64)
         clk = np.bincount(inverse, weights=clicks, minlength=len(uniq)).astype(np.int64)
-        return cls(space, uniq.astype(np.int32), imp, clk)
+        K = space.num_components
+        uniq_seg = None if seg is None else uniq[:, K].astype(np.int32)
+        return cls(space, uniq[:, :K].astype(np.int32), imp, clk, uniq_seg)
 
     # ------------------------------------------------------------------ tables in and out
     @classmethod
     def from_frame(cls, df, space: LayoutSpace, source: str = "frame") -> Observations:
         """Build from a table with one label column per component plus counts.
 
-        The table needs one column per component of ``space`` holding variant labels, plus
-        ``impressions`` and ``clicks``. Rows for the same layout are summed. Labels are
-        compared as strings, so a variant ``"1"`` matches ``1`` in an integer column. Columns
+        The table needs one column per component of ``space`` holding variant labels, one
+        column per context variable when the space has segments (values as declared in
+        the space), plus ``impressions`` and ``clicks``. Rows for the same layout (and
+        segment) are summed. Labels are compared as strings, so a variant ``"1"`` matches
+        ``1`` in an integer column. Columns
         named ``index`` and ``weight`` (written by ``design``/``propose``) are ignored, so a
         proposal file with counts filled in can be read back; any other column is an error.
         The input table is never modified.
@@ -138,7 +163,7 @@ class Observations:
 
         if not isinstance(df, pd.DataFrame):
             raise ValueError(f"{source}: expected a pandas DataFrame, got {type(df).__name__}")
-        expected = list(space.components) + list(_COUNT_COLUMNS)
+        expected = list(space.components) + list(space.segment_names) + list(_COUNT_COLUMNS)
         columns = [str(c) for c in df.columns]
         dupes = sorted({c for c in columns if columns.count(c) > 1})
         if dupes:
@@ -148,9 +173,10 @@ class Observations:
             raise ValueError(f"{source}: missing column(s) {missing}; expected columns: {expected}")
         unknown = [c for c in columns if c not in expected and c not in _IGNORED_COLUMNS]
         if unknown:
+            hint = "" if space.segments else " (the space declares no [segments])"
             raise ValueError(
                 f"{source}: unknown column(s) {unknown}; expected columns: {expected} "
-                f"(optional, ignored: {list(_IGNORED_COLUMNS)})"
+                f"(optional, ignored: {list(_IGNORED_COLUMNS)}){hint}"
             )
         if len(df) == 0:
             raise ValueError(f"{source}: no data rows; at least one observed layout is needed")
@@ -167,7 +193,8 @@ class Observations:
                 f"{impressions[r]} impressions; need 0 <= clicks <= impressions"
             )
         _check_allowed(codes, space, source)
-        return cls.from_codes(space, codes, impressions, clicks, source=source)
+        segments = _segment_codes(df, by_name, space, source) if space.segments else None
+        return cls.from_codes(space, codes, impressions, clicks, source=source, segments=segments)
 
     @classmethod
     def from_csv(cls, path: str | Path, space: LayoutSpace) -> Observations:
@@ -214,9 +241,36 @@ class Observations:
                 zip(self.space.components, self.space.variants, strict=True)
             )
         }
+        for name, values in self.space.segments:
+            data[name] = pd.Categorical.from_codes(
+                self.segment_values(name), categories=list(values)
+            )
         data["impressions"] = self.impressions
         data["clicks"] = self.clicks
         return pd.DataFrame(data)
+
+    def segment_values(self, name: str) -> np.ndarray:
+        """Per-row value codes (index into the declared values) of one context variable."""
+        names = self.space.segment_names
+        if self.segments is None or name not in names:
+            raise ValueError(f"no context variable {name!r}; the space has {list(names)}")
+        rest = np.asarray(self.segments, np.int64)
+        for other, values in reversed(self.space.segments):
+            rest, code = np.divmod(rest, len(values))
+            if other == name:
+                return code.astype(np.int32)
+        raise AssertionError("unreachable")
+
+    def segment_shares(self) -> np.ndarray | None:
+        """Share of impressions in each segment, ``(G,)`` summing to 1 (``None`` without
+        segments; uniform when there are no impressions). This is the "traffic mix observed"
+        that scoring with ``segment=None`` averages over."""
+        if self.segments is None:
+            return None
+        G = self.space.num_segments
+        imp = np.bincount(self.segments, weights=self.impressions, minlength=G)
+        total = imp.sum()
+        return imp / total if total > 0 else np.full(G, 1.0 / G)
 
     # ----------------------------------------------------------------------- summaries
     @property
@@ -355,6 +409,48 @@ def _label_codes(df, by_name: dict, space: LayoutSpace, source: str) -> np.ndarr
             )
         codes[:, k] = mapped.astype(np.int32)
     return codes
+
+
+def _segment_codes(df, by_name: dict, space: LayoutSpace, source: str) -> np.ndarray:
+    """``(N,)`` segment codes of the context-variable columns; rejects unknown values."""
+    out = np.zeros(len(df), dtype=np.int64)
+    for name, values in space.segments:
+        column = df[by_name[name]]
+        missing = _missing_mask(column)
+        lookup = {v: i for i, v in enumerate(values)}
+        mapped = column.astype(str).map(lookup).to_numpy(dtype=float)
+        bad = np.flatnonzero(missing | np.isnan(mapped))
+        if bad.size:
+            r = int(bad[0])
+            value = column.iloc[r]
+            what = "missing value" if missing[r] else f"unknown segment value {_plain(value)!r}"
+            raise ValueError(
+                f"{source}: row {r + 1}, column {name!r}: {what}; valid values: {list(values)}"
+            )
+        out = out * len(values) + mapped.astype(np.int64)
+    return out.astype(np.int32)
+
+
+def _check_segment_codes(space: LayoutSpace, segments, shape, source: str):
+    if not space.segments:
+        if segments is not None:
+            raise ValueError(f"{source}: segment codes given but the space declares no segments")
+        return None
+    if segments is None:
+        raise ValueError(
+            f"{source}: the space has segments {list(space.segment_names)}; every row needs "
+            "a segment code (segments=...)"
+        )
+    seg = np.asarray(segments)
+    if seg.shape != tuple(shape) or not np.issubdtype(seg.dtype, np.integer):
+        raise ValueError(f"{source}: segments must be {tuple(shape)} integer codes")
+    bad = np.flatnonzero((seg < 0) | (seg >= space.num_segments))
+    if bad.size:
+        raise ValueError(
+            f"{source}: row {bad[0]}: segment code {seg[bad[0]]} out of range "
+            f"[0, {space.num_segments})"
+        )
+    return seg.astype(np.int32)
 
 
 def _check_allowed(codes: np.ndarray, space: LayoutSpace, source: str, first_row: int = 1) -> None:

@@ -38,7 +38,9 @@ from layoutopt.model import (
     logits,
     numpyro_model,
     pair_list,
+    segment_effect_sizes,
     unflatten_effects,
+    unflatten_segment_effects,
 )
 from layoutopt.posterior import Posterior
 from layoutopt.space import LayoutSpace
@@ -268,13 +270,24 @@ class _Structure(NamedTuple):
     cardinalities: tuple[int, ...]
     pairwise: bool
     link: str
+    num_segments: int = 0
+    segment_pairs: bool = False
 
 
-def _design_indices(codes: np.ndarray, cardinalities: tuple[int, ...], pairwise: bool):
+def _design_indices(
+    codes: np.ndarray,
+    cardinalities: tuple[int, ...],
+    pairwise: bool,
+    segments: np.ndarray | None = None,
+    num_segments: int = 0,
+    segment_pairs: bool = False,
+):
     """Column of each active one-hot entry per layout, ``(N, 1 + K + K(K-1)/2)`` int32.
 
     The column order is that of ``[b0, flatten_effects(params)]``, so the Hessian built
-    from these indices matches the gradient that autodiff takes through ``logits``.
+    from these indices matches the gradient that autodiff takes through ``logits``. With
+    segments the row also touches its segment's ``c[s]``, ``d_k[s, x_k]`` (and ``q_kl``)
+    columns, laid out after the pair block as :func:`unflatten_segment_effects` reads them.
     """
     codes = np.asarray(codes, dtype=np.int64)
     sizes_m, sizes_p = effect_sizes(cardinalities, pairwise)
@@ -285,21 +298,50 @@ def _design_indices(codes: np.ndarray, cardinalities: tuple[int, ...], pairwise:
         off_p = 1 + sum(sizes_m) + np.concatenate([[0], np.cumsum(sizes_p)[:-1]])
         for i, (k, j) in enumerate(pair_list(len(cardinalities))):
             cols.append(off_p[i] + codes[:, k] * cardinalities[j] + codes[:, j])
+    if num_segments:
+        cols += _segment_design_columns(
+            codes,
+            cardinalities,
+            pairwise,
+            np.asarray(segments, np.int64),
+            num_segments,
+            segment_pairs,
+            1 + sum(sizes_m) + sum(sizes_p),
+        )
     return np.stack(cols, axis=1).astype(np.int32)
+
+
+def _segment_design_columns(codes, card, pairwise, seg, G, segment_pairs, start) -> list:
+    cols = [start + seg]
+    off = start + G
+    for k, n in enumerate(card):
+        cols.append(off + seg * n + codes[:, k])
+        off += G * n
+    if pairwise and segment_pairs:
+        for k, j in pair_list(len(card)):
+            cols.append(off + (seg * card[k] + codes[:, k]) * card[j] + codes[:, j])
+            off += G * card[k] * card[j]
+    return cols
 
 
 LAPLACE_SCALES = ("pooled", "per_group")
 
 
 def _groups(
-    cardinalities: tuple[int, ...], pairwise: bool, scales: str = "pooled"
+    cardinalities: tuple[int, ...],
+    pairwise: bool,
+    scales: str = "pooled",
+    num_segments: int = 0,
+    segment_pairs: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Hyper-scale groups for the Laplace fit.
 
     Returns ``(group, group_size, kind)``: the group of every flat parameter (-1 marks the
-    intercept), the number of effects in each group, and each group's kind (0 main, 1 pair).
-    ``"per_group"`` gives one scale per component and per pair, as in the NumPyro model;
-    ``"pooled"`` one scale for all main effects and one for all pair effects.
+    intercept), the number of effects in each group, and each group's kind (0 main, 1 pair,
+    2 segment). ``"per_group"`` gives one scale per component and per pair, as in the NumPyro
+    model; ``"pooled"`` one scale for all main effects and one for all pair effects. With
+    segments the segment intercepts get a scale of their own (``omega_c``), and the segment
+    deviations one per component (``"per_group"``) or one for all (``"pooled"``).
     """
     sizes_m, sizes_p = effect_sizes(cardinalities, pairwise)
     if scales == "per_group":
@@ -308,6 +350,13 @@ def _groups(
     else:
         sizes = [sum(sizes_m)] + ([sum(sizes_p)] if sizes_p else [])
         kind = [0] + ([1] if sizes_p else [])
+    if num_segments:
+        prior = PriorConfig(pairwise=pairwise, segment_pairs=segment_pairs)
+        seg_m, seg_p = segment_effect_sizes(cardinalities, num_segments, prior)
+        if scales == "pooled":
+            seg_m, seg_p = [sum(seg_m)], ([sum(seg_p)] if seg_p else [])
+        sizes = sizes + [num_segments] + seg_m + seg_p
+        kind = kind + [2] * (1 + len(seg_m)) + [1] * len(seg_p)
     group = np.concatenate([[-1], np.repeat(np.arange(len(sizes)), sizes)]).astype(np.int32)
     return group, np.asarray(sizes, np.float64), np.asarray(kind, np.int32)
 
@@ -335,6 +384,7 @@ def _loglik_eta_derivatives(eta, impressions, clicks, link):
 @partial(jax.jit, static_argnames=("structure",))
 def _laplace_kernel(
     codes,
+    segs,
     design,
     impressions,
     clicks,
@@ -359,15 +409,22 @@ def _laplace_kernel(
     is_b0 = group < 0
     gidx = jnp.maximum(group, 0)
     prior_mean = jnp.where(is_b0, intercept_loc, 0.0)
+    num_seg = structure.num_segments
+    num_pair = sum(effect_sizes(card, structure.pairwise)[1]) if num_seg else P - 1 - num_main
 
     def unflat(theta):
-        return unflatten_effects(theta[0], theta[1 : 1 + num_main], theta[1 + num_main :], card)
+        params = unflatten_effects(
+            theta[0], theta[1 : 1 + num_main], theta[1 + num_main : 1 + num_main + num_pair], card
+        )
+        if num_seg:
+            params = _segment_params(params, theta[1 + num_main + num_pair :], structure)
+        return params
 
     def precision(log_var):
         return jnp.where(is_b0, intercept_scale**-2.0, jnp.exp(-log_var)[gidx])
 
     def newton_system(theta, log_var):
-        eta = logits(unflat(theta), codes)
+        eta = logits(unflat(theta), codes, segs if num_seg else None)
         d1, w = _loglik_eta_derivatives(eta, impressions, clicks, link)
         prec = precision(log_var)
         grad = jnp.zeros(P, theta.dtype).at[design].add(d1[:, None]) - prec * (theta - prior_mean)
@@ -485,6 +542,15 @@ def _laplace_kernel(
     }
 
 
+def _segment_params(params: Params, flat, structure: _Structure) -> Params:
+    """``params`` with the flat segment block ``[c, d..., q...]`` unpacked into it."""
+    card, G = structure.cardinalities, structure.num_segments
+    num_d = G * sum(card)
+    return unflatten_segment_effects(
+        params, flat[..., :G], flat[..., G : G + num_d], flat[..., G + num_d :], card, G
+    )
+
+
 @partial(jax.jit, static_argnames=("num_samples",))
 def _gaussian_draws(key, mode, chol, d, *, num_samples: int):
     """``num_samples`` draws of N(mode, H^-1) with ``H = D L L' D``, ``D = diag(d)``."""
@@ -509,16 +575,23 @@ def _fit_laplace(space, observations, prior, seed, num_samples, **kwargs) -> Pos
         )
     card = space.cardinalities
     K, num_pairs = _num_hypers(space, prior.pairwise)
+    G = space.num_segments
+    structure = _Structure(card, prior.pairwise, prior.link, G, prior.segment_pairs and G > 0)
     n = observations.num_layouts
     rows = _pad_rows(n)
     codes = np.zeros((rows, K), np.int32)
     codes[:n] = observations.codes
+    segs = np.zeros(rows, np.int32)
+    if G:
+        segs[:n] = observations.segments
     impressions = np.zeros(rows)
     impressions[:n] = observations.impressions
     clicks = np.zeros(rows)
     clicks[:n] = observations.clicks
-    group, group_size, group_kind = _groups(card, prior.pairwise, scales_mode)
-    hyper_scale = np.where(group_kind == 0, prior.main_scale, prior.pair_scale)
+    group, group_size, group_kind = _groups(
+        card, prior.pairwise, scales_mode, G, structure.segment_pairs
+    )
+    hyper_scale = np.choose(group_kind, [prior.main_scale, prior.pair_scale, prior.segment_scale])
     # The one-hot design is collinear by construction (b0, a component's main effects and
     # every pair table containing it can trade a constant), so with large counts the
     # Hessian's condition number reaches 1e6-1e7 and float32 Cholesky breaks down. The
@@ -526,9 +599,11 @@ def _fit_laplace(space, observations, prior, seed, num_samples, **kwargs) -> Pos
     # like the other methods'.
     with jax.enable_x64(True):
         f64 = partial(jnp.asarray, dtype=jnp.float64)
+        design = _design_indices(codes, card, prior.pairwise, segs, G, structure.segment_pairs)
         out = _laplace_kernel(
             jnp.asarray(codes),
-            jnp.asarray(_design_indices(codes, card, prior.pairwise)),
+            jnp.asarray(segs),
+            jnp.asarray(design),
             f64(impressions),
             f64(clicks),
             jnp.asarray(group),
@@ -539,17 +614,21 @@ def _fit_laplace(space, observations, prior, seed, num_samples, **kwargs) -> Pos
             f64(scale_floor),
             f64(tol),
             jnp.asarray(max_iter),
-            structure=_Structure(card, prior.pairwise, prior.link),
+            structure=structure,
         )
         draws = _gaussian_draws(
             jax.random.PRNGKey(seed), out["mode"], out["chol"], out["d"], num_samples=num_samples
         )
         out, draws = jax.device_get((out, draws))
     num_main = sum(card)
+    num_pair = sum(effect_sizes(card, prior.pairwise)[1])
+    end = 1 + num_main + num_pair
     params = _params_from_flat(
-        draws[:, 0], draws[:, 1 : 1 + num_main], draws[:, 1 + num_main :], card
+        draws[:, 0], draws[:, 1 : 1 + num_main], draws[:, 1 + num_main : end], card
     )
     scales = np.asarray(out["scales"], np.float32)
+    num_base = (1 + (num_pairs > 0)) if scales_mode == "pooled" else K + num_pairs
+    scales, seg_scales = scales[:num_base], scales[num_base:]
     if scales_mode == "pooled":
         # Same shapes as per-group scales (and as NUTS/SVI), the pooled value repeated.
         scales = np.concatenate([np.repeat(scales[:1], K), np.repeat(scales[1:], num_pairs)])
@@ -557,6 +636,10 @@ def _fit_laplace(space, observations, prior, seed, num_samples, **kwargs) -> Pos
         "sigma_main": np.repeat(scales[None, :K], num_samples, axis=0),
         "tau_pair": np.repeat(scales[None, K:], num_samples, axis=0),
     }
+    if G:
+        params = _segment_params(params, draws[:, end:], structure)
+        params = jax.tree.map(lambda a: np.ascontiguousarray(a, dtype=np.float32), params)
+        hyper.update(_segment_hyper(seg_scales, scales_mode, K, num_pairs, structure, num_samples))
     diagnostics = {
         "converged": bool(out["converged"]),
         "iterations": int(out["iterations"]),
@@ -582,6 +665,23 @@ def _fit_laplace(space, observations, prior, seed, num_samples, **kwargs) -> Pos
     )
 
 
+def _segment_hyper(seg_scales, scales_mode, K, num_pairs, structure, S) -> dict:
+    """Laplace point estimates of the segment scales, repeated over draws like NUTS's."""
+    omega_c, rest = seg_scales[:1], seg_scales[1:]
+    num_d = 1 if scales_mode == "pooled" else K
+    omega, ups = rest[:num_d], rest[num_d:]
+    if scales_mode == "pooled":
+        omega = np.repeat(omega, K)
+        ups = np.repeat(ups, num_pairs if structure.segment_pairs else 0)
+    out = {
+        "omega_intercept": np.repeat(omega_c, S).astype(np.float32),
+        "omega_main": np.repeat(omega[None, :], S, axis=0).astype(np.float32),
+    }
+    if structure.segment_pairs:
+        out["upsilon_pair"] = np.repeat(ups[None, :], S, axis=0).astype(np.float32)
+    return out
+
+
 # --------------------------------------------------------------------------------- NUTS
 def _model_args(observations: Observations, space: LayoutSpace, prior: PriorConfig) -> dict:
     return {
@@ -590,6 +690,8 @@ def _model_args(observations: Observations, space: LayoutSpace, prior: PriorConf
         "clicks": jnp.asarray(observations.clicks, jnp.float32),
         "cardinalities": space.cardinalities,
         "prior": prior,
+        "segments": None if observations.segments is None else jnp.asarray(observations.segments),
+        "num_segments": space.num_segments,
     }
 
 
@@ -605,6 +707,24 @@ def _posterior_from_sites(space, prior, samples, method, num_chains, diagnostics
             S, num_pairs
         ),
     }
+    if space.num_segments:
+        structure = _Structure(
+            space.cardinalities,
+            prior.pairwise,
+            prior.link,
+            space.num_segments,
+            "segment_pair" in samples,
+        )
+        flat = [samples["segment_intercept"], samples["segment_main"]]
+        flat.append(samples.get("segment_pair", np.zeros((S, 0), np.float32)))
+        flat = np.concatenate([np.asarray(a, np.float32).reshape(S, -1) for a in flat], axis=1)
+        params = _segment_params(params, flat, structure)
+        params = jax.tree.map(lambda a: np.ascontiguousarray(a, dtype=np.float32), params)
+        for name in ("omega_intercept", "omega_main", "upsilon_pair"):
+            if name in samples:
+                hyper[name] = np.asarray(samples[name], np.float32).reshape(
+                    (S,) + np.shape(samples[name])[1:]
+                )
     return Posterior(
         space, prior, params, method, num_chains, hyper, diagnostics, np.array(obs.codes, np.int32)
     )
@@ -643,6 +763,9 @@ def _fit_nuts(
     effects = [by_chain["intercept"][..., None], by_chain["main"]]
     if "pair" in by_chain:
         effects.append(by_chain["pair"])
+    for name in ("segment_intercept", "segment_main", "segment_pair"):
+        if name in by_chain:
+            effects.append(by_chain[name])
     effects = np.concatenate([np.asarray(e, np.float64) for e in effects], axis=-1)
     r_hat = np.asarray(split_gelman_rubin(effects))
     ess = np.asarray(effective_sample_size(effects))
@@ -694,6 +817,10 @@ def _fit_svi(space, observations, prior, seed, num_samples, progress, **kwargs) 
         # by ~1 posterior sd on the demo model. Its P^2 covariance only binds for large P.
         sizes_m, sizes_p = effect_sizes(space.cardinalities, prior.pairwise)
         latent = 1 + 2 * space.num_components + len(sizes_p) + sum(sizes_m) + sum(sizes_p)
+        if space.num_segments:
+            seg_m, seg_p = segment_effect_sizes(space.cardinalities, space.num_segments, prior)
+            latent += 2 + space.num_segments + space.num_components + sum(seg_m)
+            latent += len(seg_p) + sum(seg_p)
         guide_name = "full" if latent <= _FULL_GUIDE_MAX_DIM else "lowrank"
     num_steps = int(kwargs.get("num_steps", 5000))
     if num_steps < 1:
@@ -725,6 +852,10 @@ def _fit_svi(space, observations, prior, seed, num_samples, progress, **kwargs) 
     sites = ["intercept", "main", "sigma_main"]
     if prior.pairwise:
         sites += ["pair", "tau_pair"]
+    if space.num_segments:
+        sites += ["segment_intercept", "segment_main", "omega_intercept", "omega_main"]
+        if prior.pairwise and prior.segment_pairs:
+            sites += ["segment_pair", "upsilon_pair"]
     predictive = Predictive(
         numpyro_model,
         guide=guide,

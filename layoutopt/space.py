@@ -40,12 +40,17 @@ class LayoutSpace:
         forbidden: optional list of partial layouts ``{component: variant label}``; every
             layout that matches all entries of one rule is not allowed (e.g.
             ``{"headline": "h2", "image": "img3"}`` forbids every layout pairing them).
+        segments: optional ordered mapping ``{context variable: [values]}`` (e.g.
+            ``{"member": ["prime", "non_prime"]}``). A *segment* is one combination of
+            values, addressed by a mixed-radix segment code (last variable fastest). Data
+            then carry one column per context variable, and the model gains segment terms.
 
     Attributes:
         components: tuple of component names, in order.
         variants: tuple (one per component) of tuples of variant labels.
         cardinalities: number of variants per component, ``(n_1, ..., n_K)``.
         forbidden: the rules as tuples of ``(component index, variant code)`` pairs.
+        segments: tuple of ``(context variable, (values...))`` pairs; empty without segments.
 
     Raises:
         ValueError: on an empty space or component, a duplicate component or variant label,
@@ -66,12 +71,14 @@ class LayoutSpace:
     components: tuple[str, ...]
     variants: tuple[tuple[str, ...], ...]
     forbidden: tuple[tuple[tuple[int, int], ...], ...] = ()
+    segments: tuple[tuple[str, tuple[str, ...]], ...] = ()
     _lookup: tuple[dict[str, int], ...] = field(default=(), repr=False, compare=False)
 
     def __init__(
         self,
         components: Mapping[str, Sequence[str]],
         forbidden: Sequence[Mapping[str, str]] | None = None,
+        segments: Mapping[str, Sequence[str]] | None = None,
     ):
         if not isinstance(components, Mapping) or len(components) == 0:
             raise ValueError(
@@ -133,6 +140,7 @@ class LayoutSpace:
         object.__setattr__(self, "forbidden", tuple(dict.fromkeys(rules)))
         if self.num_allowed == 0:
             raise ValueError("the forbidden rules forbid every layout in the space")
+        object.__setattr__(self, "segments", _check_segments(segments, self.components))
 
     # ----------------------------------------------------------------------------- basics
     @property
@@ -184,22 +192,84 @@ class LayoutSpace:
         return tuple(reversed(out))
 
     def __hash__(self) -> int:
-        return hash((self.components, self.variants, self.forbidden))
+        return hash((self.components, self.variants, self.forbidden, self.segments))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LayoutSpace):
             return NotImplemented
-        return (self.components, self.variants, self.forbidden) == (
+        return (self.components, self.variants, self.forbidden, self.segments) == (
             other.components,
             other.variants,
             other.forbidden,
+            other.segments,
         )
 
     def __repr__(self) -> str:
         comps = ", ".join(
             f"{c}[{n}]" for c, n in zip(self.components, self.cardinalities, strict=True)
         )
-        return f"LayoutSpace({comps}; size={self.size}, forbidden rules={len(self.forbidden)})"
+        segs = f", segments={self.num_segments}" if self.segments else ""
+        return (
+            f"LayoutSpace({comps}; size={self.size}, forbidden rules={len(self.forbidden)}{segs})"
+        )
+
+    # ----------------------------------------------------------------------- segments
+    @property
+    def segment_names(self) -> tuple[str, ...]:
+        """Names of the context variables (empty without segments)."""
+        return tuple(name for name, _ in self.segments)
+
+    @property
+    def num_segments(self) -> int:
+        """Number of segments (combinations of context values); 0 without segments."""
+        return math.prod(len(v) for _, v in self.segments) if self.segments else 0
+
+    def segment_code(self, segment: Mapping[str, str]) -> int:
+        """Mixed-radix code of a segment ``{context variable: value}`` (last fastest).
+
+        Raises:
+            ValueError: without segments, or for a missing/unknown variable or value.
+        """
+        if not isinstance(segment, Mapping):
+            raise ValueError(f"a segment must be a mapping {{variable: value}}, got {segment!r}")
+        if not self.segments:
+            raise ValueError(f"segment {dict(segment)!r} given but the space declares no segments")
+        unknown = [v for v in segment if v not in self.segment_names]
+        if unknown:
+            raise ValueError(
+                f"segment names unknown context variable(s) {unknown}; "
+                f"valid: {list(self.segment_names)}"
+            )
+        code = 0
+        for name, values in self.segments:
+            if name not in segment:
+                raise ValueError(
+                    f"segment {dict(segment)!r} lacks context variable {name!r}; "
+                    f"valid values: {list(values)}"
+                )
+            value = str(segment[name])
+            if value not in values:
+                raise ValueError(
+                    f"unknown value {value!r} of context variable {name!r}; "
+                    f"valid values: {list(values)}"
+                )
+            code = code * len(values) + values.index(value)
+        return code
+
+    def segment_of(self, code: int) -> dict[str, str]:
+        """The segment ``{context variable: value}`` of a segment code."""
+        code = int(code)
+        if not 0 <= code < self.num_segments:
+            raise ValueError(f"segment code {code} is out of range [0, {self.num_segments})")
+        out = {}
+        for name, values in reversed(self.segments):
+            code, r = divmod(code, len(values))
+            out[name] = values[r]
+        return dict(reversed(list(out.items())))
+
+    def segment_label(self, code: int) -> str:
+        """A segment as text, e.g. ``"member=prime"`` (``", "`` between variables)."""
+        return ", ".join(f"{k}={v}" for k, v in self.segment_of(code).items())
 
     # ------------------------------------------------------------------- single layouts
     def encode(self, layout: Mapping[str, str]) -> tuple[int, ...]:
@@ -393,14 +463,18 @@ class LayoutSpace:
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:
-        """Plain-data form ``{"components": {...}, "forbidden": [...]}`` (JSON/TOML-able)."""
-        return {
+        """Plain-data form ``{"components": {...}, "forbidden": [...]}`` (JSON/TOML-able),
+        plus ``"segments": {...}`` when the space has segments."""
+        out: dict[str, Any] = {
             "components": {c: list(v) for c, v in zip(self.components, self.variants, strict=True)},
             "forbidden": [
                 {self.components[k]: self.variants[k][v] for k, v in rule}
                 for rule in self.forbidden
             ],
         }
+        if self.segments:
+            out["segments"] = {name: list(values) for name, values in self.segments}
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "space") -> LayoutSpace:
@@ -409,11 +483,16 @@ class LayoutSpace:
             raise ValueError(
                 f"{source}: needs a [components] table mapping component names to variant lists"
             )
-        extra = set(data) - {"components", "forbidden"}
+        extra = set(data) - {"components", "forbidden", "segments"}
         if extra:
             raise ValueError(
                 f"{source}: unknown top-level key(s) {sorted(extra)}; "
-                "valid: 'components', 'forbidden'"
+                "valid: 'components', 'forbidden', 'segments'"
+            )
+        if "segments" in data and not isinstance(data["segments"], Mapping):
+            raise ValueError(
+                f"{source}: 'segments' must be a table {{context variable: [values]}}; in TOML "
+                "write [segments] then one line per variable"
             )
         if isinstance(data.get("forbidden"), Mapping):
             raise ValueError(
@@ -421,7 +500,9 @@ class LayoutSpace:
                 "[[forbidden]] (double brackets)"
             )
         try:
-            return cls(data["components"], data.get("forbidden") or None)
+            return cls(
+                data["components"], data.get("forbidden") or None, data.get("segments") or None
+            )
         except ValueError as err:
             raise ValueError(f"{source}: {err}") from None
 
@@ -438,6 +519,9 @@ class LayoutSpace:
             [[forbidden]]
             headline = "h2"
             image = "img3"
+
+            [segments]            # optional: context variables and their values
+            member = ["prime", "non_prime"]
 
         Raises:
             ValueError: naming the file, for unreadable TOML or an invalid space.
@@ -463,4 +547,41 @@ class LayoutSpace:
             lines.append(f"{q(c)} = [{', '.join(q(v) for v in vs)}]")
         for rule in self.to_dict()["forbidden"]:
             lines += ["", "[[forbidden]]"] + [f"{q(c)} = {q(v)}" for c, v in rule.items()]
+        if self.segments:
+            lines += ["", "[segments]"]
+            lines += [f"{q(n)} = [{', '.join(q(v) for v in vs)}]" for n, vs in self.segments]
         return "\n".join(lines) + "\n"
+
+
+#: Column names a context variable may not take (data columns and the components' own).
+_RESERVED_SEGMENT_NAMES = ("index", "impressions", "clicks", "segment", "weight", "age", "round")
+
+
+def _check_segments(segments, components: tuple[str, ...]) -> tuple:
+    """Validated ``((variable, (values...)), ...)`` of a ``segments=`` argument."""
+    if segments is None:
+        return ()
+    if not isinstance(segments, Mapping) or len(segments) == 0:
+        raise ValueError(
+            "segments must be a non-empty mapping {context variable: [values, ...]}, "
+            f"got {segments!r}"
+        )
+    out = []
+    for name, values in segments.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"context variable names must be non-empty strings, got {name!r}")
+        if name in components:
+            raise ValueError(
+                f"context variable {name!r} is also a component; a data column can be only one"
+            )
+        if name in _RESERVED_SEGMENT_NAMES:
+            raise ValueError(f"context variable name {name!r} is reserved for a data column")
+        if isinstance(values, str) or not isinstance(values, Sequence) or len(values) == 0:
+            raise ValueError(
+                f"context variable {name!r}: values must be a non-empty list, got {values!r}"
+            )
+        labels = tuple(str(v) for v in values)
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"context variable {name!r} lists a value twice: {list(labels)}")
+        out.append((name, labels))
+    return tuple(out)
