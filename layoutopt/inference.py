@@ -662,6 +662,7 @@ def _fit_laplace(space, observations, prior, seed, num_samples, **kwargs) -> Pos
         hyper,
         diagnostics,
         np.array(observations.codes, np.int32),
+        observations.segment_shares(),
     )
 
 
@@ -726,7 +727,15 @@ def _posterior_from_sites(space, prior, samples, method, num_chains, diagnostics
                     (S,) + np.shape(samples[name])[1:]
                 )
     return Posterior(
-        space, prior, params, method, num_chains, hyper, diagnostics, np.array(obs.codes, np.int32)
+        space,
+        prior,
+        params,
+        method,
+        num_chains,
+        hyper,
+        diagnostics,
+        np.array(obs.codes, np.int32),
+        obs.segment_shares(),
     )
 
 

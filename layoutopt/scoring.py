@@ -57,6 +57,7 @@ from layoutopt.optimize import (
     argmax_layout,
 )
 from layoutopt.posterior import Posterior
+from layoutopt.segments import mix_stats, scan_mix, segment_view
 from layoutopt.space import LayoutSpace
 
 __all__ = [
@@ -328,6 +329,7 @@ def score_grid(
     devices=None,
     *,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    segment: dict | None = None,
 ) -> GridScores:
     """Score every allowed layout of the space under the posterior.
 
@@ -342,6 +344,9 @@ def score_grid(
             ``S * chunk * 4 bytes * 6`` fits ``memory_budget``.
         devices: devices to shard each chunk's layout axis over (default: all visible).
         memory_budget: bytes of device memory one chunk may use (default 256 MiB).
+        segment: ``{context variable: value}`` to score one segment of a space with
+            segments; ``None`` scores the traffic mix observed (CTR averaged over segments
+            with their impression shares; see :mod:`layoutopt.segments`).
 
     Returns:
         :class:`GridScores`; ``p_best`` is always relative to the whole space.
@@ -354,6 +359,9 @@ def score_grid(
         >>> grid = score_grid(post, top=10)               # doctest: +SKIP
         >>> grid.to_pandas()[["index", "mean", "p_best"]]  # doctest: +SKIP
     """
+    posterior, mix = segment_view(posterior, segment)
+    if mix:
+        return _score_grid_mix(posterior, space, top, level)
     space, params, link = _resolve(posterior, space)
     level = _check_level(level)
     if top is not None:
@@ -419,6 +427,38 @@ def score_grid(
     )
 
 
+def _score_grid_mix(posterior: Posterior, space, top, level) -> GridScores:
+    """:func:`score_grid` under the traffic mix of a posterior with segment terms."""
+    space = posterior.space if space is None else space
+    if space != posterior.space:
+        raise ValueError(
+            f"space {space!r} differs from the space the posterior was fitted on "
+            f"{posterior.space!r}"
+        )
+    level = _check_level(level)
+    if top is not None and (int(top) != top or top <= 0):
+        raise ValueError(f"top must be a positive integer or None, got {top!r}")
+    scan = scan_mix(posterior, space, level)
+    codes, mean, lower, upper = scan.codes, scan.mean, scan.lower, scan.upper
+    if top is not None:
+        keep = np.lexsort((np.arange(len(mean)), -mean))[: int(top)]
+        keep = np.sort(keep)
+        codes, mean, lower, upper = codes[keep], mean[keep], lower[keep], upper[keep]
+    p_best = _p_best_of(space, codes, _p_best_lookup(space, scan.best_codes))
+    return GridScores(
+        space=space,
+        codes=codes,
+        mean=mean,
+        lower=lower.astype(np.float32),
+        upper=upper.astype(np.float32),
+        p_best=p_best,
+        level=level,
+        num_draws=posterior.num_draws,
+        num_scored=space.num_allowed,
+        best_codes=scan.best_codes,
+    )
+
+
 def _sortable_index(space: LayoutSpace, codes: np.ndarray) -> np.ndarray:
     # lexicographic order of codes == index order (mixed radix, last component fastest)
     if len(codes) == 0:
@@ -436,6 +476,7 @@ def score_grid_to_parquet(
     *,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     argmax_method: str = "auto",
+    segment: dict | None = None,
 ) -> int:
     """Stream the scores of every allowed layout to a Parquet file, in index order.
 
@@ -453,12 +494,19 @@ def score_grid_to_parquet(
         devices: devices to shard over (default: all visible).
         memory_budget: bytes of device memory one chunk may use.
         argmax_method: method of the per-draw argmax pass (see ``argmax_codes``).
+        segment: one segment, or ``None`` for the traffic mix (as in :func:`score_grid`).
 
     Returns:
         The number of rows written (the allowed layouts).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
+
+    posterior, mix = segment_view(posterior, segment)
+    if mix:  # bounded by MAX_MIX_LAYOUTS, so it fits in memory
+        grid = score_grid(posterior, space, level=level)
+        grid.to_parquet(path)
+        return len(grid)
 
     space, params, link = _resolve(posterior, space)
     level = _check_level(level)
@@ -557,6 +605,7 @@ def score_layouts(
     *,
     best_codes: np.ndarray | None = None,
     argmax_method: str = "auto",
+    segment: dict | None = None,
 ) -> pd.DataFrame:
     """Score given layouts: the same columns as :meth:`GridScores.to_pandas`.
 
@@ -569,6 +618,7 @@ def score_layouts(
         best_codes: optional ``(S, K)`` per-draw argmax layouts already computed (e.g.
             ``GridScores.best_codes``); otherwise computed with ``argmax_method``.
         argmax_method: method of the per-draw argmax over the whole space for ``p_best``.
+        segment: one segment, or ``None`` for the traffic mix (as in :func:`score_grid`).
 
     Returns:
         DataFrame in the input's row order with ``index``, the component labels, ``mean``,
@@ -579,17 +629,26 @@ def score_layouts(
         ValueError: naming the column and value of an unknown variant, a missing component
             column, or a forbidden layout.
     """
-    space, params, link = _resolve(posterior, space)
-    level = _check_level(level)
-    codes = _encode_frame(space, layouts)
-    if best_codes is None:
-        best_codes = argmax_codes(params, space, method=argmax_method, seed=0)
+    posterior, mix = segment_view(posterior, segment)
+    if mix:
+        space = posterior.space if space is None else space
+        level = _check_level(level)
+        codes = _encode_frame(space, layouts)
+        if best_codes is None:
+            best_codes = scan_mix(posterior, space, level).best_codes
+        mean, lower, upper = mix_stats(posterior, codes, level)
+    else:
+        space, params, link = _resolve(posterior, space)
+        level = _check_level(level)
+        codes = _encode_frame(space, layouts)
+        if best_codes is None:
+            best_codes = argmax_codes(params, space, method=argmax_method, seed=0)
+        if len(codes):
+            _, mean, lower, upper = _stats_chunked(params, space, codes, link, level)
+        else:
+            mean = lower = upper = np.zeros(0)
     lookup = _p_best_lookup(space, np.asarray(best_codes))
     df = space.frame(codes)
-    if len(codes):
-        _, mean, lower, upper = _stats_chunked(params, space, codes, link, level)
-    else:
-        mean = lower = upper = np.zeros(0)
     df["mean"] = np.asarray(mean, np.float64)
     df["lower"] = np.asarray(lower, np.float64)
     df["upper"] = np.asarray(upper, np.float64)
@@ -628,6 +687,7 @@ def best_layout(
     enumerate_limit: int = AUTO_ENUMERATE_LIMIT,
     num_candidates: int = 8,
     devices=None,
+    segment: dict | None = None,
 ) -> BestLayout:
     """The allowed layout with the highest posterior mean CTR.
 
@@ -651,10 +711,26 @@ def best_layout(
         enumerate_limit: largest space size scored exhaustively.
         num_candidates: distinct per-draw argmaxes kept as candidates (the most frequent).
         devices: devices to shard enumeration over (default: all visible).
+        segment: the best layout for one segment ``{context variable: value}``; ``None``
+            gives the one layout best for the traffic mix observed (highest mean CTR
+            averaged over segments with their impression shares; exact, by enumeration).
 
     Returns:
         :class:`BestLayout`.
     """
+    posterior, mix = segment_view(posterior, segment)
+    if mix:
+        grid = score_grid(posterior, space, top=1, level=level)
+        codes = grid.codes[0]
+        return BestLayout(
+            grid.space.decode(codes),
+            _index_of(grid.space, codes[None])[0],
+            float(grid.mean[0]),
+            float(grid.lower[0]),
+            float(grid.upper[0]),
+            float(grid.p_best[0]),
+            True,
+        )
     space, params, link = _resolve(posterior, space)
     level = _check_level(level)
     if space.size <= enumerate_limit:
