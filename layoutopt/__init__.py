@@ -32,6 +32,7 @@ from layoutopt.scoring import (
     score_grid_to_parquet,
     score_layouts,
 )
+from layoutopt.segments import best_by_segment
 from layoutopt.space import LayoutSpace
 
 __version__ = "0.1.0"
@@ -48,6 +49,7 @@ __all__ = [
     "UncoverablePairsWarning",
     "argmax_codes",
     "argmax_layout",
+    "best_by_segment",
     "best_layout",
     "fit",
     "initial_design",

@@ -43,6 +43,8 @@ __all__ = [
     "CampaignResult",
     "run_campaign",
     "HILL2017_CHECKPOINTS",
+    "SegmentWorld",
+    "run_segment_campaign",
 ]
 
 #: Impression counts at which Hill et al. (2017) read their regret curves, and we report.
@@ -772,3 +774,7 @@ def run_campaign(
         clicks=np.asarray(rec["clicks"], np.int64),
         fit_converged=np.asarray(rec["converged"], bool),
     )
+
+
+# Worlds with audiences live in their own module; re-exported here with the other worlds.
+from layoutopt.segment_sim import SegmentWorld, run_segment_campaign  # noqa: E402
