@@ -275,7 +275,8 @@ class Observations:
     # ----------------------------------------------------------------------- summaries
     @property
     def num_layouts(self) -> int:
-        """Number of distinct observed layouts."""
+        """Number of rows: distinct observed layouts, or distinct (layout, segment) pairs
+        when the space has segments."""
         return int(self.codes.shape[0])
 
     def __len__(self) -> int:
