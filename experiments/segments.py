@@ -54,7 +54,8 @@ SEGMENTS = {"member": ["prime", "non_prime"]}
 
 def _parse(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--worlds", type=int, default=8, help="number of simulated worlds")
+    p.add_argument("--worlds", type=int, default=8, help="worlds of the picks study")
+    p.add_argument("--small-worlds", type=int, default=30, help="worlds of the small study")
     p.add_argument("--budget", type=int, default=40_000, help="campaign impressions (picks)")
     p.add_argument("--batch-size", type=int, default=4_000, help="impressions per round")
     p.add_argument("--share", type=float, default=0.6, help="prime share of traffic (picks)")
@@ -183,6 +184,16 @@ def _mean_se(df: pd.DataFrame, by: list[str], cols: list[str]) -> pd.DataFrame:
     return out.reset_index()
 
 
+def _paired(picks: pd.DataFrame) -> str:
+    wide = picks.pivot(index="world", columns="mode", values="pick_ctr")
+    diff = wide["per segment"] - wide["one for all"]
+    se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else float("nan")
+    return (
+        f"{diff.mean():+.4f} +- {se:.4f} CTR (per-segment better in {(diff > 0).sum()}, "
+        f"equal in {(diff == 0).sum()}, worse in {(diff < 0).sum()} of {len(diff)} worlds)"
+    )
+
+
 def to_markdown(picks: pd.DataFrame, small: pd.DataFrame) -> str:
     """The two summary tables as Markdown."""
     a = _mean_se(picks, ["mode"], ["pick_ctr", "own_best_ctr", "mix_best_ctr", "mean_local_regret"])
@@ -259,16 +270,18 @@ def main(argv=None) -> int:
     picks, small = [], []
     for w in range(args.worlds):
         picks += run_picks(args.seed + w, args)
+        print(f"picks: world {args.seed + w} done ({time.perf_counter() - t0:.0f}s)", flush=True)
+    for w in range(args.small_worlds):
         for imp in levels:
             small += run_small(args.seed + w, imp, args)
-        print(f"world {args.seed + w} done ({time.perf_counter() - t0:.0f}s)", flush=True)
+    print(f"small: {args.small_worlds} worlds done ({time.perf_counter() - t0:.0f}s)", flush=True)
     elapsed = time.perf_counter() - t0
     picks, small = pd.DataFrame(picks), pd.DataFrame(small)
     picks.to_csv(out / "segments_picks.csv", index=False, float_format="%.6g")
     small.to_csv(out / "segments_small.csv", index=False, float_format="%.6g")
     disagree = int(picks.groupby("world")["audiences_disagree"].first().sum())
     md = [
-        f"# Segments: {args.worlds} worlds",
+        f"# Segments: {args.worlds} + {args.small_worlds} worlds",
         "",
         f"Command: `python experiments/segments.py {' '.join(argv or sys.argv[1:])}` (wall time "
         f"{elapsed / 60:.1f} min, {os.cpu_count()} CPUs). Worlds: 72 layouts, logit link, base "
@@ -279,7 +292,11 @@ def main(argv=None) -> int:
         f"traffic {args.share:.0%} prime / {1 - args.share:.0%} non_prime; the two audiences' "
         f"true best layouts differ in {disagree} of {args.worlds} worlds.",
         "",
-        f"Small audience: {args.small_share:.0%} of the traffic; pairwise design served.",
+        f"Paired gain of per-segment picks over one for all (same world, same seed): "
+        f"{_paired(picks)}.",
+        "",
+        f"Small audience: {args.small_share:.0%} of the traffic; pairwise design served; "
+        f"{args.small_worlds} worlds.",
         "",
         to_markdown(picks, small),
     ]

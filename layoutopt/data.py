@@ -396,19 +396,9 @@ def _label_codes(df, by_name: dict, space: LayoutSpace, source: str) -> np.ndarr
     """``(N, K)`` codes of the label columns; rejects missing or unknown labels."""
     codes = np.empty((len(df), space.num_components), dtype=np.int32)
     for k, comp in enumerate(space.components):
-        column = df[by_name[comp]]
-        missing = _missing_mask(column)
-        mapped = column.astype(str).map(space._lookup[k]).to_numpy(dtype=float)
-        bad = np.flatnonzero(missing | np.isnan(mapped))
-        if bad.size:
-            r = int(bad[0])
-            value = column.iloc[r]
-            what = "missing label" if missing[r] else f"unknown variant {_plain(value)!r}"
-            raise ValueError(
-                f"{source}: row {r + 1}, column {comp!r}: {what}; "
-                f"valid variants: {list(space.variants[k])}"
-            )
-        codes[:, k] = mapped.astype(np.int32)
+        codes[:, k] = _column_codes(
+            df[by_name[comp]], space._lookup[k], source, comp, ("label", "variant")
+        )
     return codes
 
 
@@ -416,20 +406,28 @@ def _segment_codes(df, by_name: dict, space: LayoutSpace, source: str) -> np.nda
     """``(N,)`` segment codes of the context-variable columns; rejects unknown values."""
     out = np.zeros(len(df), dtype=np.int64)
     for name, values in space.segments:
-        column = df[by_name[name]]
-        missing = _missing_mask(column)
         lookup = {v: i for i, v in enumerate(values)}
-        mapped = column.astype(str).map(lookup).to_numpy(dtype=float)
-        bad = np.flatnonzero(missing | np.isnan(mapped))
-        if bad.size:
-            r = int(bad[0])
-            value = column.iloc[r]
-            what = "missing value" if missing[r] else f"unknown segment value {_plain(value)!r}"
-            raise ValueError(
-                f"{source}: row {r + 1}, column {name!r}: {what}; valid values: {list(values)}"
-            )
-        out = out * len(values) + mapped.astype(np.int64)
+        codes = _column_codes(df[by_name[name]], lookup, source, name, ("value", "segment value"))
+        out = out * len(values) + codes
     return out.astype(np.int32)
+
+
+def _column_codes(column, lookup: dict, source: str, name: str, words) -> np.ndarray:
+    """Codes of one label column through ``lookup``; the first missing or unknown cell is
+    reported with its row, the column, the value and the valid ``lookup`` keys."""
+    missing = _missing_mask(column)
+    mapped = column.astype(str).map(lookup).to_numpy(dtype=float)
+    bad = np.flatnonzero(missing | np.isnan(mapped))
+    if bad.size:
+        r = int(bad[0])
+        what = f"missing {words[0]}" if missing[r] else f"unknown {words[1]}"
+        if not missing[r]:
+            what += f" {_plain(column.iloc[r])!r}"
+        raise ValueError(
+            f"{source}: row {r + 1}, column {name!r}: {what}; "
+            f"valid {words[1].split()[-1]}s: {list(lookup)}"
+        )
+    return mapped.astype(np.int64)
 
 
 def _check_segment_codes(space: LayoutSpace, segments, shape, source: str):

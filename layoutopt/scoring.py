@@ -719,32 +719,12 @@ def best_layout(
         :class:`BestLayout`.
     """
     posterior, mix = segment_view(posterior, segment)
-    if mix:
-        grid = score_grid(posterior, space, top=1, level=level)
-        codes = grid.codes[0]
-        return BestLayout(
-            grid.space.decode(codes),
-            _index_of(grid.space, codes[None])[0],
-            float(grid.mean[0]),
-            float(grid.lower[0]),
-            float(grid.upper[0]),
-            float(grid.p_best[0]),
-            True,
-        )
+    if mix:  # exact: the mix is always enumerated
+        return _best_of_grid(score_grid(posterior, space, top=1, level=level))
     space, params, link = _resolve(posterior, space)
     level = _check_level(level)
     if space.size <= enumerate_limit:
-        grid = score_grid(posterior, space, top=1, level=level, devices=devices)
-        codes = grid.codes[0]
-        return BestLayout(
-            space.decode(codes),
-            _index_of(space, codes[None])[0],
-            float(grid.mean[0]),
-            float(grid.lower[0]),
-            float(grid.upper[0]),
-            float(grid.p_best[0]),
-            True,
-        )
+        return _best_of_grid(score_grid(posterior, space, top=1, level=level, devices=devices))
     best_codes = argmax_codes(params, space, method="exact", seed=0)
     lookup = _p_best_lookup(space, best_codes)
     mean_params = jax.tree.map(lambda a: jnp.mean(a, axis=0), params)
@@ -765,6 +745,20 @@ def best_layout(
         float(upper[0]),
         float(lookup.get(index, 0.0)),
         False,
+    )
+
+
+def _best_of_grid(grid: GridScores) -> BestLayout:
+    """The top row of an enumerated ``score_grid(top=1)`` as an exact :class:`BestLayout`."""
+    codes = grid.codes[0]
+    return BestLayout(
+        grid.space.decode(codes),
+        _index_of(grid.space, codes[None])[0],
+        float(grid.mean[0]),
+        float(grid.lower[0]),
+        float(grid.upper[0]),
+        float(grid.p_best[0]),
+        True,
     )
 
 

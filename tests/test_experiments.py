@@ -80,7 +80,8 @@ def test_experiment_has_main(name):
 
 def test_segments_smoke(tmp_path):
     mod = _load("segments")
-    argv = ["--worlds", "1", "--budget", "2000", "--batch-size", "1000", "--impressions", "3000"]
+    argv = ["--worlds", "1", "--small-worlds", "1", "--budget", "2000", "--batch-size", "1000"]
+    argv += ["--impressions", "3000"]
     argv += ["--num-samples", "50", "--k", "3", "--out-dir", str(tmp_path)]
     assert mod.main(argv) == 0
     for name in ("segments.md", "segments_picks.csv", "segments_small.csv", "segments.png"):
