@@ -411,6 +411,12 @@ def test_cli_best_by_segment(tmp_path, capsys, space, obs, post):
     assert [r["index"] for r in rows] == list(best_by_segment(post)["index"])
     assert main(["best", "-p", str(tmp_path / "post.nc"), "--segment", "member=non_prime"]) == 0
     assert "Best layout" in capsys.readouterr().out
+    out = tmp_path / "next.csv"
+    args = ["propose", "-p", tmp_path / "post.nc", "--segment", "member=prime", "-o", out]
+    assert main([str(a) for a in args + ["--seed", "1"]]) == 0
+    want = lo.propose(lo.Posterior.load(tmp_path / "post.nc"), seed=1, segment={"member": "prime"})
+    np.testing.assert_array_equal(pd.read_csv(out)["index"], want["index"])
+    capsys.readouterr()
     assert main(["best", "-p", str(tmp_path / "post.nc"), "--segment", "member"]) == 2
     assert capsys.readouterr().err.strip() == (
         "error: --segment 'member': expected VARIABLE=VALUE, e.g. member=prime"
