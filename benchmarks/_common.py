@@ -55,7 +55,12 @@ def make_space(card) -> LayoutSpace:
 
 
 def posterior(card, S, seed=0) -> Posterior:
-    return Posterior(make_space(card), PriorConfig(), random_params(card, S, seed), "laplace")
+    return Posterior(
+        space=make_space(card),
+        prior=PriorConfig(),
+        params=random_params(card, S, seed),
+        method="laplace",
+    )
 
 
 def record(title: str, command: str, table: str) -> None:

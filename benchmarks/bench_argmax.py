@@ -13,7 +13,7 @@ import time
 import numpy as np
 from _common import make_space, random_params
 
-from layoutopt.optimize import argmax_codes, hill_climb
+from layoutopt.optimize import certified_argmax, hill_climb
 
 
 def main(argv=None):
@@ -39,7 +39,7 @@ def main(argv=None):
             xh, eh = hill_climb(params, space, seed=seed)
             hill_t.append((time.perf_counter() - t) / args.draws)
             t = time.perf_counter()
-            x, certs = argmax_codes(params, space, "exact", seed=seed, return_certificates=True)
+            x, certs = certified_argmax(params, space, "exact", seed=seed)
             per.append((time.perf_counter() - t) / args.draws)
             assert all(c.optimal for c in certs)
             nodes += [c.nodes for c in certs]

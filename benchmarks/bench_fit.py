@@ -395,7 +395,7 @@ def main(argv=None) -> int:
 
     import jax
 
-    from layoutopt.inference import fit
+    from layoutopt.inference import NutsOptions, SviOptions, fit
 
     load_before = os.getloadavg()
     t_start = time.perf_counter()
@@ -452,9 +452,9 @@ def main(argv=None) -> int:
             num_samples=S,
             num_chains=args.chains,
             num_warmup=args.warmup,
-            target_accept_prob=target,
+            options=NutsOptions(target_accept_prob=target),
         ),
-        "svi": dict(method="svi", num_samples=S, num_steps=args.svi_steps),
+        "svi": dict(method="svi", num_samples=S, options=SviOptions(num_steps=args.svi_steps)),
         "laplace": dict(method="laplace", num_samples=S),
     }
     runs = {name: [] for name in (["pymc"] if worker else []) + list(methods)}

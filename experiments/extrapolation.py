@@ -75,13 +75,16 @@ def _parse(argv):
 
 
 def run_world(seed: int, impressions: int, args) -> list[dict]:
-    """One world at one impressions level: a row per method."""
-    from layoutopt.data import Observations
+    """One world at one impressions level: a row per method.
+
+    Each model is one round of the campaign driver (``simulate.run_campaign``): its policy
+    serves the pairwise design evenly, refits, and reports its pick. The same campaign seed
+    gives both models the same design and the same clicks.
+    """
+    from layoutopt import policies
     from layoutopt.design import UncoverablePairsWarning, initial_design
-    from layoutopt.inference import FitWarning, fit
-    from layoutopt.model import PriorConfig
-    from layoutopt.scoring import best_layout, score_grid
-    from layoutopt.simulate import SyntheticWorld
+    from layoutopt.scoring import score_grid
+    from layoutopt.simulate import SyntheticWorld, run_campaign
     from layoutopt.space import LayoutSpace
 
     space = LayoutSpace(*SPACES[args.space])
@@ -93,26 +96,20 @@ def run_world(seed: int, impressions: int, args) -> list[dict]:
         pair_scale=args.pair_scale,
     )
     best = world.best()
-    rng = np.random.default_rng(10_000 + seed)
     with warnings.catch_warnings():
         # The forbidden (image, reviews) pair cannot be covered; that is expected.
         warnings.simplefilter("ignore", UncoverablePairsWarning)
-        design = initial_design(space, seed=seed, kind="pairwise")
-    codes = space.codes(design["index"].to_numpy())
-    tested = space.indices(codes)
-    n = np.full(len(codes), impressions, np.int64)
-    clicks = world.serve(codes, n, rng=rng)
-    obs = Observations.from_codes(space, codes, n, clicks)
-    true_tested = world.ctr_of_index(tested)
+        # the covering design's size does not depend on its seed (36 layouts on "demo")
+        size = len(initial_design(space, seed=seed, kind="pairwise"))
     rows = []
 
-    def record(method, index, coverage=np.nan, width=np.nan, converged=True):
+    def record(method, index, tested, coverage=np.nan, width=np.nan, converged=True):
         ctr = float(world.ctr_of_index([index])[0])
         rows.append(
             {
                 "world": seed,
                 "impressions": impressions,
-                "tested": len(codes),
+                "tested": len(tested),
                 "method": method,
                 "pick_index": int(index),
                 "pick_ctr": ctr,
@@ -128,27 +125,35 @@ def run_world(seed: int, impressions: int, args) -> list[dict]:
         )
 
     for model in ("pairwise", "additive"):
-        # The default prior (base rate at the pooled observed CTR), with or without pairs.
-        rate = float(np.clip(clicks.sum() / n.sum(), 1e-4, 0.5))
-        prior = PriorConfig(base_rate=rate, pairwise=model == "pairwise")
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", FitWarning)
-            post = fit(space, obs, seed=seed, num_samples=args.num_samples, prior=prior)
-        converged = not any(issubclass(w.category, FitWarning) for w in caught)
-        pick = best_layout(post, space)
-        grid = score_grid(post, space, level=0.9)
+        rounds = []
+        policy = policies.thompson(
+            k=8, num_samples=args.num_samples, pairwise=model == "pairwise", initial="pairwise"
+        )
+        run_campaign(
+            world,
+            policy=policy,
+            budget=impressions * size,
+            batch_size=impressions * size,
+            seed=10_000 + seed,
+            callback=lambda info, rec, out=rounds: out.append(info),
+        )
+        (info,) = rounds
+        assert (info.impressions == impressions).all(), "the design is served evenly"
+        tested = space.indices(info.codes)
+        grid = score_grid(info.posterior, space, level=0.9)
         untested = ~np.isin(space.indices(grid.codes), tested)
         truth = world.ctr_of_index(space.indices(grid.codes))
         inside = (grid.lower <= truth) & (truth <= grid.upper)
         record(
             model,
-            pick.index,
+            info.pick,
+            tested,
             float(inside[untested].mean()),
             float(np.mean((grid.upper - grid.lower)[untested])),
-            converged,
+            info.converged,
         )
-    record("best tested", tested[int(np.argmax(clicks / n))])
-    record("oracle tested", tested[int(np.argmax(true_tested))])
+    record("best tested", tested[int(np.argmax(info.clicks / info.impressions))], tested)
+    record("oracle tested", tested[int(np.argmax(world.ctr_of_index(tested)))], tested)
     return rows
 
 

@@ -41,12 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-METHODS = {
-    "pairwise": {"strategy": "thompson", "model": "pairwise"},
-    "additive": {"strategy": "thompson", "model": "additive"},
-    "independent": {"strategy": "independent"},
-    "uniform": {"strategy": "uniform"},
-}
+METHODS = ("pairwise", "additive", "independent", "uniform")
 # Local regret read off the paper's regret plot (Hill et al. 2017, Section 5.1); None where
 # the plot gives no clear value.
 PAPER = {
@@ -85,6 +80,24 @@ def _parse(argv):
     return p.parse_args(argv)
 
 
+def policy_of(method: str, args, link: str):
+    """The policy a method name stands for (model policies share k, draws and fit settings)."""
+    from layoutopt import policies
+    from layoutopt.inference import LaplaceOptions
+
+    if method == "uniform":
+        return policies.uniform()
+    if method == "independent":
+        return policies.independent(draws_per_round=args.batch_size)
+    return policies.thompson(
+        k=args.k,
+        num_samples=args.num_samples,
+        link=link,
+        pairwise=method == "pairwise",
+        fit_options=None if args.fit_tol is None else LaplaceOptions(tol=args.fit_tol),
+    )
+
+
 def _campaign(task):
     """Run one (world, method) campaign; returns its per-round frame."""
     world_seed, method, args = task
@@ -97,13 +110,10 @@ def _campaign(task):
     t0 = time.perf_counter()
     res = run_campaign(
         world,
+        policy=policy_of(method, args, world.link),
         budget=args.budget,
         batch_size=args.batch_size,
         seed=10_000 + world_seed,
-        k=args.k,
-        num_samples=args.num_samples,
-        fit_options=None if args.fit_tol is None else {"tol": args.fit_tol},
-        **METHODS[method],
     )
     frame = res.to_pandas()
     frame.insert(0, "method", method)

@@ -16,12 +16,12 @@ test next::
 The public API is re-exported here by hand; everything else is private by default.
 """
 
-from layoutopt import simulate
+from layoutopt import driver, grid, policies, simulate
 from layoutopt.data import Observations
 from layoutopt.design import UncoverablePairsWarning, initial_design
 from layoutopt.inference import FitWarning, fit
 from layoutopt.model import Params, PriorConfig, inv_link, logits
-from layoutopt.optimize import argmax_codes, argmax_layout
+from layoutopt.optimize import argmax_codes, argmax_layout, certified_argmax
 from layoutopt.posterior import Posterior
 from layoutopt.propose import propose
 from layoutopt.scoring import (
@@ -50,6 +50,7 @@ __all__ = [
     "argmax_codes",
     "argmax_layout",
     "best_by_segment",
+    "certified_argmax",
     "best_layout",
     "fit",
     "initial_design",
@@ -60,4 +61,7 @@ __all__ = [
     "score_grid_to_parquet",
     "score_layouts",
     "simulate",
+    "policies",
+    "driver",
+    "grid",
 ]

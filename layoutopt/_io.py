@@ -70,3 +70,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def one_line(message: object) -> str:
+    """A message on one line: runs of whitespace (newlines included) become one space."""
+    return " ".join(str(message).split())

@@ -22,7 +22,6 @@ temporary name and renamed (:mod:`layoutopt._io`).
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import math
 import os
@@ -41,22 +40,18 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from layoutopt._io import atomic_path, check_output_path
+from layoutopt import policies
+from layoutopt._io import atomic_path, check_output_path, one_line
 from layoutopt.data import Observations, read_layout_codes
-from layoutopt.design import DESIGN_KINDS, UncoverablePairsWarning, initial_design
-from layoutopt.inference import METHODS, default_prior
+from layoutopt.design import DESIGN_KINDS, initial_design
+from layoutopt.inference import METHODS
 from layoutopt.inference import fit as fit_model
 from layoutopt.posterior import Posterior
 from layoutopt.propose import STRATEGIES
 from layoutopt.propose import propose as propose_layouts
 from layoutopt.scoring import MAX_FULL_GRID, best_layout, score_grid, score_grid_to_parquet
 from layoutopt.segments import best_by_segment
-from layoutopt.simulate import (
-    BASELINE_STRATEGIES,
-    MODEL_STRATEGIES,
-    SyntheticWorld,
-    run_campaign,
-)
+from layoutopt.simulate import SyntheticWorld, run_campaign
 from layoutopt.space import LayoutSpace
 
 __all__ = ["app", "main", "app_main"]
@@ -68,18 +63,21 @@ EXIT_OK = 0
 EXIT_FAILURE = 1  # an unexpected internal error or an OS failure
 EXIT_USAGE = 2  # bad arguments or bad input files
 
-#: The built-in example space (shipped as package data).
-DEMO_SPACE_PATH = Path(__file__).parent / "examples" / "demo_space.toml"
-_DEMO_WORLD_SEED = 2024  # the demo's ground truth is fixed; --seed varies traffic and fit
-
 
 # Choices come from the library's own lists, so the CLI cannot drift from the API.
 Method = StrEnum("Method", {m: m for m in METHODS})
 DesignKind = StrEnum("DesignKind", {k: k for k in DESIGN_KINDS})
 Strategy = StrEnum("Strategy", {s: s for s in STRATEGIES})
-CampaignStrategy = StrEnum(
-    "CampaignStrategy", {s: s for s in MODEL_STRATEGIES + BASELINE_STRATEGIES}
-)
+#: The policies ``simulate`` plays, by name (model policies: k=8, the world's link).
+CAMPAIGN_POLICIES = {
+    "thompson": policies.thompson,
+    "top_two": policies.top_two,
+    "greedy": policies.greedy,
+    "ucb": policies.ucb,
+    "uniform": None,
+    "independent": None,
+}
+CampaignStrategy = StrEnum("CampaignStrategy", {s: s for s in CAMPAIGN_POLICIES})
 
 
 class Preset(StrEnum):
@@ -136,7 +134,7 @@ def _load_posterior(path: Path):
         raise
     except Exception as err:  # h5netcdf / xarray raise many types for a foreign file
         raise ValueError(
-            f"{path}: not a readable posterior file ({type(err).__name__}: {_one_line(err)})"
+            f"{path}: not a readable posterior file ({type(err).__name__}: {one_line(err)})"
         ) from None
 
 
@@ -325,6 +323,7 @@ def score(
     level: Annotated[
         float, typer.Option("--level", min=0.0, max=1.0, help="Credible-interval mass.")
     ] = 0.9,
+    seed: SeedOpt = 0,
     segment: SegmentOpt = None,
 ) -> None:
     """Score every layout: posterior mean CTR, credible interval, probability of being best.
@@ -350,7 +349,7 @@ def score(
     with _status(f"scoring {n_allowed:,} layouts"):
         grid = score_grid(post, top=keep, level=level, segment=seg)
         if stream:
-            rows = score_grid_to_parquet(post, output, level=level, segment=seg)
+            rows = score_grid_to_parquet(post, output, level=level, seed=seed, segment=seg)
     frame = grid.to_pandas()
     if output is not None:
         if not stream:
@@ -371,6 +370,7 @@ def best(
     level: Annotated[
         float, typer.Option("--level", min=0.0, max=1.0, help="Credible-interval mass.")
     ] = 0.9,
+    seed: SeedOpt = 0,
     segment: SegmentOpt = None,
     by_segment: Annotated[
         bool,
@@ -383,13 +383,13 @@ def best(
 
     post = _load_posterior(posterior)
     if by_segment:
-        frame = best_by_segment(post, level=level)
+        frame = best_by_segment(post, level=level, seed=seed)
         if as_json:
             sys.stdout.write(frame.to_json(orient="records", indent=2) + "\n")
             return
         _stdout().print(_by_segment_table(frame, post.space, level))
         return
-    record = _best_record(best_layout(post, level=level, segment=_segment_arg(segment)))
+    record = _best_record(best_layout(post, level=level, seed=seed, segment=_segment_arg(segment)))
     if as_json:
         sys.stdout.write(json.dumps(record, indent=2) + "\n")
         return
@@ -508,7 +508,7 @@ def simulate(
 ) -> None:
     """Play campaigns against a synthetic world with known truth and print their regret."""
 
-    world = _world(preset, seed)
+    world = SyntheticWorld.hill2017(seed) if preset is Preset.hill2017 else SyntheticWorld.demo()
     names = [s.value for s in strategies] if strategies else ["thompson", "uniform"]
     rounds = math.ceil(budget / batch_size)
     results = []
@@ -524,20 +524,17 @@ def simulate(
         task = progress.add_task("simulating", total=rounds * len(names))
         for name in names:
             progress.update(task, description=f"simulating {name}")
-            # run_campaign(progress=True) prints one line per round; count them.
-            with contextlib.redirect_stdout(_LineCounter(lambda: progress.advance(task))):
-                results.append(
-                    run_campaign(
-                        world,
-                        strategy=name,
-                        budget=budget,
-                        batch_size=batch_size,
-                        seed=seed,
-                        method=method.value,
-                        num_samples=samples,
-                        progress=True,
-                    )
+            policy = _campaign_policy(name, batch_size, method.value, samples, world.link)
+            results.append(
+                run_campaign(
+                    world,
+                    policy=policy,
+                    budget=budget,
+                    batch_size=batch_size,
+                    seed=seed,
+                    callback=lambda info, rec: progress.advance(task),
                 )
+            )
     best_world = world.best()
     out = _stdout()
     out.print(
@@ -547,26 +544,12 @@ def simulate(
     out.print(_regret_table(results, budget, batch_size))
 
 
-class _LineCounter(io.TextIOBase):
-    """A text stream that calls ``on_line`` once per line written to it, and keeps nothing."""
-
-    def __init__(self, on_line):
-        self._on_line = on_line
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        for _ in range(text.count("\n")):
-            self._on_line()
-        return len(text)
-
-
-def _world(preset: Preset, seed: int):
-
-    if preset is Preset.hill2017:
-        return SyntheticWorld.hill2017(seed)
-    return _demo_world(_demo_space())
+def _campaign_policy(name: str, batch_size: int, method: str, samples: int, link: str):
+    if name == "uniform":
+        return policies.uniform()
+    if name == "independent":
+        return policies.independent(draws_per_round=batch_size)
+    return CAMPAIGN_POLICIES[name](k=8, method=method, num_samples=samples, link=link)
 
 
 def _checkpoints(budget: int, batch_size: int) -> list[int]:
@@ -605,16 +588,17 @@ def _regret_table(results, budget: int, batch_size: int) -> Table:
 
 
 # --------------------------------------------------------------------------------- demo
-def _demo_space():
-
-    return LayoutSpace.from_toml(DEMO_SPACE_PATH)
-
-
-def _demo_world(space):
-
-    return SyntheticWorld.random(
-        space, seed=_DEMO_WORLD_SEED, base_rate=0.04, main_scale=0.25, pair_scale=0.1
-    )
+_ROUND_COLUMNS = (
+    "round",
+    "served to",
+    "layouts tested",
+    "impressions",
+    "pick",
+    "mean CTR [90% interval]",
+    "P(best)",
+    "true CTR",
+    "true rank",
+)
 
 
 def demo(
@@ -623,27 +607,26 @@ def demo(
         Method.laplace
     ),
     impressions: Annotated[
-        int,
-        typer.Option("--impressions", min=1, help="Impressions per tested layout and round."),
-    ] = 3000,
+        int, typer.Option("--impressions", min=1, help="Impressions served per round.")
+    ] = 40_000,
     rounds: Annotated[
         int, typer.Option("--rounds", min=0, help="Thompson-sampling rounds after the design.")
-    ] = 2,
+    ] = 3,
     k: Annotated[int, typer.Option("--k", min=1, help="Layouts proposed per round.")] = 8,
     samples: Annotated[int, typer.Option("--samples", min=1, help="Posterior draws.")] = 1000,
     top: Annotated[int, typer.Option("--top", min=1, help="Rows of the top-layouts table.")] = 10,
 ) -> None:
     """End-to-end example on a built-in Prime-style callout space with a known ground truth.
 
-    Round 0 tests a pairwise design; each later round fits the model, proposes k layouts by
-    Thompson sampling and tests them. After every round the pick (highest posterior mean CTR)
-    is compared with the truth, which only a simulation knows.
+    The campaign driver plays Thompson sampling against the demo world
+    (``SyntheticWorld.demo()``): round 0 tests a pairwise design, each later round refits the
+    model and tests k proposed layouts. After every round the pick (highest posterior mean
+    CTR) is compared with the truth, which only a simulation knows.
     """
-
     t_start = time.perf_counter()
     out = _stdout()
-    space = _demo_space()
-    world = _demo_world(space)
+    world = SyntheticWorld.demo()
+    space = world.space
     sizes = ", ".join(
         f"{c} {n}" for c, n in zip(space.components, space.cardinalities, strict=True)
     )
@@ -652,104 +635,76 @@ def demo(
         f"{space.size:,} layouts, {space.num_allowed:,} allowed "
         f"({len(space.forbidden)} forbidden rule)"
     )
-    allowed = np.concatenate([c for _, c in space.iter_chunks()])
-    allowed_index = space.indices(allowed)
-    true_ctr = world.ctr(allowed)
-    truth = world.best()
-    served = np.zeros(len(allowed), dtype=np.int64)
-    clicked = np.zeros(len(allowed), dtype=np.int64)
-    rng = np.random.default_rng(seed)
-
-    def serve(index: np.ndarray, n: np.ndarray) -> None:
-        pos = np.searchsorted(allowed_index, index)
-        np.add.at(clicked, pos, world.serve(allowed[pos], n, rng=rng))
-        np.add.at(served, pos, n)
-
-    with warnings.catch_warnings():
-        # The demo's one forbidden rule is a pair rule, so that pair is uncoverable by design.
-        warnings.simplefilter("ignore", UncoverablePairsWarning)
-        design_frame = initial_design(space, seed=seed)
-    design_index = np.asarray(design_frame["index"], dtype=np.int64)
-    serve(design_index, np.full(len(design_index), impressions, dtype=np.int64))
-
+    allowed_index = np.concatenate([i for i, _ in _allowed_indices(space)])
+    true_ctr = world.ctr_of_index(allowed_index)
     table = Table(title="Rounds", title_justify="left", box=box.SIMPLE_HEAD)
-    for name in (
-        "round",
-        "served to",
-        "layouts tested",
-        "impressions",
-        "pick",
-        "mean CTR [90% interval]",
-        "P(best)",
-        "true CTR",
-        "true rank",
-    ):
+    for name in _ROUND_COLUMNS:
         table.add_column(name, justify="left" if name == "served to" else "right", no_wrap=True)
-    nuts = method is Method.nuts
-    prior = None
-    fit_seconds = 0.0
-    for r in range(rounds + 1):
-        # Every allowed layout is a row (untested ones with zero impressions add nothing to
-        # the likelihood), and the prior is fixed after round 0, so the fit compiles once.
-        obs = Observations.from_codes(space, allowed, served, clicked)
-        prior = prior or default_prior(obs)
-        t0 = time.perf_counter()
-        with _status(f"round {r}: fitting {method.value}", enabled=not nuts):
-            post = fit_model(
-                space,
-                obs,
-                method=method.value,
-                seed=seed + r,
-                num_samples=samples,
-                prior=prior,
-                progress=nuts,
-            )
-            pick = best_layout(post, space)
-        fit_seconds += time.perf_counter() - t0
-        pos = int(np.searchsorted(allowed_index, pick.index))
-        table.add_row(
-            str(r),
-            "pairwise design" if r == 0 else f"thompson, k={k}",
-            f"{int(np.sum(served > 0)):,}",
-            f"{int(served.sum()):,}",
-            str(pick.index),
-            f"{_fmt_rate(pick.mean)} [{_fmt_rate(pick.lower)}, {_fmt_rate(pick.upper)}]",
-            f"{pick.p_best:.3f}",
-            _fmt_rate(true_ctr[pos]),
-            f"{int(np.sum(true_ctr > true_ctr[pos])) + 1}",
-        )
-        if r == rounds:
-            break
-        batch = propose_layouts(post, space, k=k, strategy="thompson", seed=seed + r)
-        weights = np.asarray(batch["weight"], dtype=np.float64)
-        total = impressions * k
-        n = np.floor(weights * total).astype(np.int64)
-        n[: total - int(n.sum())] += 1  # rows come heaviest first
-        serve(np.asarray(batch["index"], dtype=np.int64), n)
+    last = []
 
+    def show(info, record) -> None:
+        ctr = float(world.ctr_of_index([info.pick])[0])
+        table.add_row(
+            str(info.round),
+            "pairwise design" if info.round == 0 else f"thompson, k={k}",
+            f"{record.num_tested:,}",
+            f"{record.impressions:,}",
+            str(info.pick),
+            f"{_fmt_rate(info.mean)} [{_fmt_rate(info.lower)}, {_fmt_rate(info.upper)}]",
+            f"{info.p_best:.3f}",
+            _fmt_rate(ctr),
+            f"{int(np.sum(true_ctr > ctr)) + 1}",
+        )
+        last[:] = [info, record]
+
+    policy = policies.thompson(k=k, method=method.value, num_samples=samples)
+    with _status(f"playing {rounds + 1} rounds ({method.value} fits)"):
+        run_campaign(
+            world,
+            policy=policy,
+            budget=impressions * (rounds + 1),
+            batch_size=impressions,
+            seed=seed,
+            callback=show,
+        )
+    info, record = last
     out.print(
         f"Round 0 tests a pairwise design (every variant pair at least once); each later round "
-        f"tests {k} layouts proposed by Thompson sampling.\n{impressions:,} impressions per "
-        f"layout and round. The pick is the layout with the highest posterior mean CTR; "
-        f"{post.method} fits and picks took {fit_seconds:.1f}s in all."
+        f"tests up to {k} layouts proposed by Thompson sampling.\n{impressions:,} impressions "
+        f"per round. The pick is the layout with the highest posterior mean CTR."
     )
     out.print(table)
-    pos = int(np.searchsorted(allowed_index, pick.index))
-    out.print(_best_table(_best_record(pick), level=0.9, true_ctr=float(true_ctr[pos])))
+    record_ = {
+        "layout": space.layout(info.pick),
+        "index": info.pick,
+        "mean": info.mean,
+        "lower": info.lower,
+        "upper": info.upper,
+        "p_best": info.p_best,
+        "exact": True,  # the demo space is enumerated
+    }
+    truth = world.best()
+    pick_ctr = float(world.ctr_of_index([info.pick])[0])
+    out.print(_best_table(record_, level=0.9, true_ctr=pick_ctr))
     out.print(
         f"True best layout: CTR {_fmt_rate(truth.ctr)} ({_layout_text(truth.layout)}). "
-        f"The pick's regret is {_fmt_rate(truth.ctr - true_ctr[pos])}; it was "
-        f"{'tested' if served[pos] else 'never tested'}, and "
-        f"{int(np.sum(served > 0))} of {space.num_allowed:,} layouts were."
+        f"The pick's regret is {_fmt_rate(truth.ctr - pick_ctr)}; it was "
+        f"{'tested' if record.pick_tested else 'never tested'}, and "
+        f"{record.num_tested} of {space.num_allowed:,} layouts were."
     )
-    frame = score_grid(post, space, top=top).top(top)
-    frame["true_ctr"] = true_ctr[np.searchsorted(allowed_index, frame["index"].to_numpy())]
+    frame = score_grid(info.posterior, space, top=top).top(top)
+    frame["true_ctr"] = world.ctr_of_index(frame["index"].to_numpy())
     out.print(
         _scores_table(
             frame, f"Top {len(frame)} of {space.num_allowed:,} layouts", 0.9, space.components
         )
     )
     _stderr().print(f"demo finished in {time.perf_counter() - t_start:.1f}s")
+
+
+def _allowed_indices(space):
+    for _, codes in space.iter_chunks():
+        yield space.indices(codes), codes
 
 
 def _layout_text(layout: dict) -> str:
@@ -766,12 +721,8 @@ for _command in (demo, design, fit, score, best, propose, simulate):
 _CLICK_EXCEPTION = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
-def _one_line(message: object) -> str:
-    return " ".join(str(message).split())
-
-
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    sys.stderr.write(f"warning: {_one_line(message)}\n")
+    sys.stderr.write(f"warning: {one_line(message)}\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -796,17 +747,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             rv = command.main(args=args, prog_name="layoutopt", standalone_mode=False)
         except _CLICK_EXCEPTION as err:
-            message = _one_line(err.format_message())
+            message = one_line(err.format_message())
             if message:  # empty when the help was shown for a bare `layoutopt`
                 ctx = getattr(err, "ctx", None)
                 hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
                 sys.stderr.write(f"error: {message}{hint}\n")
             return int(getattr(err, "exit_code", EXIT_USAGE)) or EXIT_USAGE
         except (ValueError, FileNotFoundError) as err:
-            sys.stderr.write(f"error: {_one_line(err)}\n")
+            sys.stderr.write(f"error: {one_line(err)}\n")
             return EXIT_USAGE
         except OSError as err:
-            sys.stderr.write(f"error: {_one_line(err)}\n")
+            sys.stderr.write(f"error: {one_line(err)}\n")
             return EXIT_FAILURE
         except KeyboardInterrupt:
             sys.stderr.write("error: interrupted\n")
@@ -815,7 +766,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if os.environ.get("LAYOUTOPT_DEBUG"):
                 raise
             sys.stderr.write(
-                f"error: internal error ({type(err).__name__}: {_one_line(err)}); "
+                f"error: internal error ({type(err).__name__}: {one_line(err)}); "
                 "rerun with LAYOUTOPT_DEBUG=1 for the traceback\n"
             )
             return EXIT_FAILURE

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from layoutopt._io import one_line
 from layoutopt.space import LayoutSpace
 
 __all__ = ["Observations", "read_layout_codes", "read_table"]
@@ -159,7 +161,6 @@ class Observations:
             >>> obs.num_layouts, int(obs.impressions[0]), int(obs.clicks[0])
             (1, 150, 7)
         """
-        import pandas as pd
 
         if not isinstance(df, pd.DataFrame):
             raise ValueError(f"{source}: expected a pandas DataFrame, got {type(df).__name__}")
@@ -233,7 +234,6 @@ class Observations:
 
         :meth:`from_frame` reads it back to equal observations.
         """
-        import pandas as pd
 
         data: dict[str, Any] = {
             comp: pd.Categorical.from_codes(self.codes[:, k], categories=list(labels))
@@ -336,8 +336,28 @@ def read_layout_codes(path: str | Path, space: LayoutSpace) -> np.ndarray:
     Raises:
         ValueError: naming the file, the column, the row and the value.
     """
-    df = read_table(path, space)
-    source = str(path)
+    return layout_codes(read_table(path, space), space, source=str(path))
+
+
+def layout_codes(df, space: LayoutSpace, source: str = "layouts") -> np.ndarray:
+    """Variant codes of a table with one label column per component (others ignored).
+
+    The one labels -> codes conversion of the package: every missing or unknown label and
+    every forbidden layout is rejected with a message naming ``source``, the 1-based row,
+    the column, the value and the valid variants.
+
+    Args:
+        df: a :class:`pandas.DataFrame`.
+        space: the layout space.
+        source: name used at the start of error messages (a file path when read from one).
+
+    Returns:
+        ``(N, K)`` int32 codes, in row order.
+
+    Raises:
+        ValueError: for a missing component column, a missing or unknown label, or a
+            forbidden layout.
+    """
     columns = [str(c) for c in df.columns]
     missing = [c for c in space.components if c not in columns]
     if missing:
@@ -351,8 +371,6 @@ def read_layout_codes(path: str | Path, space: LayoutSpace) -> np.ndarray:
 
 
 def _read_csv(path: str | Path, space: LayoutSpace):
-    import pandas as pd
-
     path = Path(path)
     try:
         with warnings.catch_warnings():
@@ -373,23 +391,17 @@ def _read_csv(path: str | Path, space: LayoutSpace):
             f"{path}: not a readable CSV file (a row has more fields than the header)"
         ) from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
-        raise ValueError(f"{path}: not a readable CSV file ({_one_line(err)})") from None
+        raise ValueError(f"{path}: not a readable CSV file ({one_line(err)})") from None
 
 
 def _read_parquet(path: str | Path):
-    import pandas as pd
-
     path = Path(path)
     if not path.exists():
         raise ValueError(f"{path}: no such file")
     try:
         return pd.read_parquet(path)
     except Exception as err:  # pyarrow raises a zoo of types for a malformed file
-        raise ValueError(f"{path}: not a readable Parquet file ({_one_line(err)})") from None
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split())
+        raise ValueError(f"{path}: not a readable Parquet file ({one_line(err)})") from None
 
 
 def _label_codes(df, by_name: dict, space: LayoutSpace, source: str) -> np.ndarray:
@@ -397,7 +409,7 @@ def _label_codes(df, by_name: dict, space: LayoutSpace, source: str) -> np.ndarr
     codes = np.empty((len(df), space.num_components), dtype=np.int32)
     for k, comp in enumerate(space.components):
         codes[:, k] = _column_codes(
-            df[by_name[comp]], space._lookup[k], source, comp, ("label", "variant")
+            df[by_name[comp]], space.label_codes[k], source, comp, ("label", "variant")
         )
     return codes
 
@@ -478,7 +490,6 @@ def _missing_mask(column) -> np.ndarray:
 
 def _parse_counts(column, name: str, source: str) -> np.ndarray:
     """A count column as int64, rejecting missing, non-numeric, non-integer or negative."""
-    import pandas as pd
 
     missing = _missing_mask(column)
     if pd.api.types.is_bool_dtype(column.dtype):

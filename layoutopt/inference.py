@@ -21,15 +21,26 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from functools import partial
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from jax.scipy.linalg import cho_solve, solve_triangular
+from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
+from numpyro.infer import MCMC, NUTS, SVI, Predictive, Trace_ELBO, init_to_median
+from numpyro.infer.autoguide import (
+    AutoLowRankMultivariateNormal,
+    AutoMultivariateNormal,
+    AutoNormal,
+)
+from numpyro.optim import optax_to_numpyro
 
 from layoutopt.data import Observations
+from layoutopt.grid import pow2_at_least
 from layoutopt.model import (
     Params,
     PriorConfig,
@@ -45,7 +56,15 @@ from layoutopt.model import (
 from layoutopt.posterior import Posterior
 from layoutopt.space import LayoutSpace
 
-__all__ = ["fit", "FitWarning", "METHODS", "default_prior"]
+__all__ = [
+    "fit",
+    "FitWarning",
+    "LaplaceOptions",
+    "METHODS",
+    "NutsOptions",
+    "SviOptions",
+    "default_prior",
+]
 
 METHODS = ("laplace", "nuts", "svi")
 
@@ -57,11 +76,92 @@ _MIN_ESS = 100.0
 
 # How often a fit traced the Laplace kernel; tests use it to check that repeated fits of
 # the same problem shape reuse the compiled function.
-_TRACE_COUNTS = {"laplace": 0}
+TRACE_COUNTS = {"laplace": 0}
 
 
 class FitWarning(UserWarning):
     """A fit finished but its diagnostics say the draws may not be trustworthy."""
+
+
+@dataclass(frozen=True)
+class LaplaceOptions:
+    """Options of ``fit(method="laplace")``.
+
+    Attributes:
+        max_iter: cap on Newton / empirical-Bayes iterations.
+        tol: stop when the Newton step and the change of every hyper-scale, in units of its
+            hyperprior scale, are below it; a final Newton step then polishes the mode.
+        scale_floor: hyper-scales never fall below this fraction of their hyperprior scale.
+        scales: ``"pooled"`` (one empirical-Bayes scale shared by all main effects and one
+            by all pair effects) or ``"per_group"`` (one per component and per pair, as in
+            the NumPyro model). Per-group point estimates from a small design collapse
+            towards zero for many groups, which made 90% intervals on untested layouts cover
+            only ~70% of true CTRs in the extrapolation study; pooled scales covered ~90%
+            (``experiments/README.md``).
+    """
+
+    max_iter: int = 500
+    tol: float = 1e-3
+    scale_floor: float = 1e-3
+    scales: str = "pooled"
+
+    def __post_init__(self):
+        if self.scales not in LAPLACE_SCALES:
+            raise ValueError(
+                f"laplace option scales={self.scales!r} is not valid; valid: {list(LAPLACE_SCALES)}"
+            )
+        if self.max_iter < 1 or not self.tol > 0 or not 0 < self.scale_floor < 1:
+            raise ValueError(
+                f"laplace options need max_iter >= 1, tol > 0, 0 < scale_floor < 1; got "
+                f"max_iter={self.max_iter}, tol={self.tol}, scale_floor={self.scale_floor}"
+            )
+
+
+@dataclass(frozen=True)
+class NutsOptions:
+    """Options of ``fit(method="nuts")``.
+
+    Attributes:
+        target_accept_prob: NUTS step-size adaptation target.
+        max_tree_depth: cap on the trajectory doubling.
+        chain_method: ``"sequential"`` (no extra devices, same draws as ``"parallel"``),
+            ``"vectorized"`` or ``"parallel"`` (with enough devices).
+    """
+
+    target_accept_prob: float = 0.9
+    max_tree_depth: int = 10
+    chain_method: str = "sequential"
+
+
+@dataclass(frozen=True)
+class SviOptions:
+    """Options of ``fit(method="svi")``.
+
+    Attributes:
+        guide: ``"auto"`` (``"full"`` up to 2,000 latent dimensions, else ``"lowrank"``),
+            ``"full"``, ``"lowrank"`` or ``"diag"``.
+        num_steps: optimisation steps.
+        learning_rate: Adam step size, cosine-decayed to 1% of it.
+        rank: low-rank guide rank (None: NumPyro's default).
+        num_particles: ELBO particles per step.
+    """
+
+    guide: str = "auto"
+    num_steps: int = 5000
+    learning_rate: float = 0.02
+    rank: int | None = None
+    num_particles: int = 1
+
+    def __post_init__(self):
+        if self.guide not in _GUIDES + ("auto",):
+            raise ValueError(
+                f"unknown guide {self.guide!r}; valid guides: {list(_GUIDES + ('auto',))}"
+            )
+        if self.num_steps < 1:
+            raise ValueError(f"num_steps must be >= 1, got {self.num_steps}")
+
+
+OPTIONS = {"laplace": LaplaceOptions, "nuts": NutsOptions, "svi": SviOptions}
 
 
 # --------------------------------------------------------------------------- public entry
@@ -100,7 +200,7 @@ def fit(
     num_chains: int = 4,
     num_warmup: int = 500,
     progress: bool = False,
-    **kwargs: Any,
+    options: LaplaceOptions | NutsOptions | SviOptions | None = None,
 ) -> Posterior:
     """Fit the additive + pairwise click-through model and return posterior draws.
 
@@ -122,29 +222,8 @@ def fit(
         num_chains: NUTS chains (ignored by the other methods).
         num_warmup: NUTS warm-up steps per chain (ignored by the other methods).
         progress: show NumPyro's progress bar (NUTS, SVI).
-        **kwargs: method options.
-
-            laplace: ``max_iter`` (500), ``tol`` (1e-3: stop when the Newton step and
-            the change of every hyper-scale, in units of its hyperprior scale, are below
-            it; a final Newton step then polishes the mode), ``scale_floor`` (1e-3,
-            hyper-scales never fall below this fraction of their hyperprior scale),
-            ``scales`` (``"pooled"``, the default: one empirical-Bayes scale shared by all
-            main effects and one by all pair effects; ``"per_group"``: one per component
-            and per pair, as in the NumPyro model). Per-group point estimates from a
-            small design collapse towards zero for many groups (each pair table is seen
-            through a handful of layouts), which made 90% intervals on untested layouts
-            cover only ~70% of true CTRs in the extrapolation study; pooled scales are
-            estimated from all effects at once and covered ~90% (see
-            ``experiments/README.md``).
-
-            nuts: ``target_accept_prob`` (0.9), ``max_tree_depth`` (10),
-            ``chain_method`` (``"sequential"``; ``"vectorized"`` or ``"parallel"`` with
-            enough devices).
-
-            svi: ``guide`` (``"auto"`` default: ``"full"`` up to 2,000 latent dimensions,
-            else ``"lowrank"``; or ``"full"``, ``"lowrank"``, ``"diag"``), ``num_steps``
-            (5000), ``learning_rate`` (0.02, cosine-decayed to 1% of it), ``rank``
-            (low-rank guide rank, default NumPyro's), ``num_particles`` (1).
+        options: the method's options, :class:`LaplaceOptions`, :class:`NutsOptions` or
+            :class:`SviOptions` (None: that type's defaults).
 
     Returns:
         A :class:`Posterior` with S draws, hyper-parameters (``sigma_main`` ``(S, K)``,
@@ -160,7 +239,8 @@ def fit(
 
     Raises:
         ValueError: for an unknown method, observations from another space, non-positive
-            ``num_samples`` / ``num_chains``, negative ``num_warmup`` or an unknown option.
+            ``num_samples`` / ``num_chains``, negative ``num_warmup`` or options of another
+            method's type.
 
     Warns:
         FitWarning: when NUTS has ``max_r_hat > 1.05``, ``min_ess < 100`` or divergences,
@@ -198,8 +278,15 @@ def fit(
         prior = default_prior(observations)
     elif not isinstance(prior, PriorConfig):
         raise ValueError(f"prior must be a PriorConfig or None, got {type(prior).__name__}")
+    if options is None:
+        options = OPTIONS[method]()
+    elif not isinstance(options, OPTIONS[method]):
+        raise ValueError(
+            f"method {method!r} takes options={OPTIONS[method].__name__}(...), got "
+            f"{type(options).__name__}"
+        )
     if method == "laplace":
-        return _fit_laplace(space, observations, prior, int(seed), int(num_samples), **kwargs)
+        return _fit_laplace(space, observations, prior, int(seed), int(num_samples), options)
     if method == "nuts":
         return _fit_nuts(
             space,
@@ -210,17 +297,9 @@ def fit(
             int(num_chains),
             int(num_warmup),
             progress,
-            **kwargs,
+            options,
         )
-    return _fit_svi(space, observations, prior, int(seed), int(num_samples), progress, **kwargs)
-
-
-def _check_options(method: str, kwargs: dict, valid: tuple[str, ...]) -> None:
-    unknown = sorted(set(kwargs) - set(valid))
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {unknown} for method {method!r}; valid: {sorted(valid)}"
-        )
+    return _fit_svi(space, observations, prior, int(seed), int(num_samples), progress, options)
 
 
 def _num_hypers(space: LayoutSpace, pairwise: bool) -> tuple[int, int]:
@@ -274,7 +353,7 @@ class _Structure(NamedTuple):
     segment_pairs: bool = False
 
 
-def _design_indices(
+def design_indices(
     codes: np.ndarray,
     cardinalities: tuple[int, ...],
     pairwise: bool,
@@ -364,10 +443,10 @@ def _groups(
 def _pad_rows(n: int) -> int:
     # Round the row count up to a power of two so that a loop that adds a few layouts per
     # round reuses the compiled kernel instead of recompiling at every new N.
-    return max(8, 1 << (n - 1).bit_length())
+    return pow2_at_least(n, minimum=8)
 
 
-def _loglik_eta_derivatives(eta, impressions, clicks, link):
+def loglik_eta_derivatives(eta, impressions, clicks, link):
     """Per-row gradient and negative second derivative of the log-likelihood in eta."""
 
     def row(e, n, y):
@@ -401,7 +480,7 @@ def _laplace_kernel(
 ):
     # Only the structure (cardinalities, link, pairwise) and array shapes are static, so a
     # loop of fits over growing data, other priors or other draw counts reuses one compile.
-    _TRACE_COUNTS["laplace"] += 1
+    TRACE_COUNTS["laplace"] += 1
     card, link = structure.cardinalities, structure.link
     P = group.shape[0]
     G = group_size.shape[0]
@@ -425,7 +504,7 @@ def _laplace_kernel(
 
     def newton_system(theta, log_var):
         eta = logits(unflat(theta), codes, segs if num_seg else None)
-        d1, w = _loglik_eta_derivatives(eta, impressions, clicks, link)
+        d1, w = loglik_eta_derivatives(eta, impressions, clicks, link)
         prec = precision(log_var)
         grad = jnp.zeros(P, theta.dtype).at[design].add(d1[:, None]) - prec * (theta - prior_mean)
         # X^T W X from the observed layouts' one-hot rows without building X: each row
@@ -494,31 +573,63 @@ def _laplace_kernel(
             prec=prec,
         )
 
-    # Start at the prior mode with each scale at its hyperprior's scale.
-    dtype = prior_mean.dtype
-    init = LaplaceState(
+    init = _laplace_init(prior_mean, hyper_scale, codes.shape[0])
+    state = jax.lax.while_loop(lambda s: s.phase < 3, body, init)
+    return _laplace_result(state, impressions, clicks, link, prior_mean, hyper_scale, tol)
+
+
+def _laplace_init(prior_mean, hyper_scale, num_rows: int) -> LaplaceState:
+    """Start at the prior mode with each scale at its hyperprior's scale (traced)."""
+    dtype, P = prior_mean.dtype, prior_mean.shape[0]
+    return LaplaceState(
         theta=prior_mean,
         log_var=2.0 * jnp.log(hyper_scale),
         iteration=jnp.asarray(0),
         step=jnp.asarray(jnp.inf, dtype),
         phase=jnp.asarray(0),
-        eta=jnp.zeros(codes.shape[0], dtype),
+        eta=jnp.zeros(num_rows, dtype),
         grad=jnp.zeros(P, dtype),
         chol=jnp.eye(P, dtype=dtype),
         d=jnp.ones(P, dtype),
         prec=jnp.ones(P, dtype),
     )
-    state = jax.lax.while_loop(lambda s: s.phase < 3, body, init)
-    theta, eta, grad, chol, d, prec = (
-        state.theta,
-        state.eta,
-        state.grad,
-        state.chol,
-        state.d,
-        state.prec,
-    )
+
+
+class LaplaceResult(NamedTuple):
+    """What the Laplace kernel returns.
+
+    Attributes:
+        mode: ``(P,)`` flat posterior mode ``[b0, main effects, pair effects]``.
+        chol: ``(P, P)`` lower Cholesky factor L of the Jacobi-scaled Hessian at the mode;
+            the Hessian is ``H = D L L' D`` with ``D = diag(d)``.
+        d: ``(P,)`` the Jacobi scaling.
+        scales: ``(G,)`` empirical-Bayes hyper-scales (one per scale group).
+        iterations: Newton / fixed-point iterations of the search.
+        converged: whether the last step was below ``tol``.
+        log_evidence: Laplace approximation of ``log p(clicks | scales)`` (without the
+            binomial coefficients) plus the hyperprior log density.
+        newton_decrement: ``sqrt(g' H^-1 g)`` at the returned mode: scale-free, unlike
+            ``|g|``, which float32 rounding inflates for effects pinned near zero by a huge
+            prior precision.
+    """
+
+    mode: jax.Array
+    chol: jax.Array
+    d: jax.Array
+    scales: jax.Array
+    iterations: jax.Array
+    converged: jax.Array
+    log_evidence: jax.Array
+    newton_decrement: jax.Array
+
+
+def _laplace_result(
+    state: LaplaceState, impressions, clicks, link, prior_mean, hyper_scale, tol
+) -> LaplaceResult:
+    """The evidence and the summary of the final Laplace state (traced)."""
+    theta, chol, d, prec = state.theta, state.chol, state.d, state.prec
     # log p(y | scales) ~ l(mode) + log N(mode; prior) + P/2 log 2pi - 1/2 log det H
-    loglik = jnp.sum(log_likelihood(eta, impressions, clicks, link))
+    loglik = jnp.sum(log_likelihood(state.eta, impressions, clicks, link))
     log_prior_quad = -0.5 * jnp.sum(prec * (theta - prior_mean) ** 2)
     log_det_h = 2.0 * jnp.sum(jnp.log(jnp.diag(chol))) + 2.0 * jnp.sum(jnp.log(d))
     scales = jnp.exp(0.5 * state.log_var)
@@ -528,18 +639,16 @@ def _laplace_kernel(
     log_evidence = (
         loglik + log_prior_quad + 0.5 * jnp.sum(jnp.log(prec)) - 0.5 * log_det_h + log_hyper
     )
-    return {
-        "mode": theta,
-        "chol": chol,
-        "d": d,
-        "scales": scales,
-        "iterations": state.iteration,
-        "converged": state.step <= tol,
-        "log_evidence": log_evidence,
-        # Newton decrement sqrt(g' H^-1 g): scale-free, unlike |g| which float32 rounding
-        # inflates for effects pinned near zero by a huge prior precision.
-        "newton_decrement": jnp.sqrt(jnp.sum(solve_triangular(chol, grad / d, lower=True) ** 2)),
-    }
+    return LaplaceResult(
+        mode=theta,
+        chol=chol,
+        d=d,
+        scales=scales,
+        iterations=state.iteration,
+        converged=state.step <= tol,
+        log_evidence=log_evidence,
+        newton_decrement=jnp.sqrt(jnp.sum(solve_triangular(chol, state.grad / d, lower=True) ** 2)),
+    )
 
 
 def _segment_params(params: Params, flat, structure: _Structure) -> Params:
@@ -558,21 +667,13 @@ def _gaussian_draws(key, mode, chol, d, *, num_samples: int):
     return mode + solve_triangular(chol.T, z.T, lower=False).T / d
 
 
-def _fit_laplace(space, observations, prior, seed, num_samples, **kwargs) -> Posterior:
-    _check_options("laplace", kwargs, ("max_iter", "tol", "scale_floor", "scales"))
-    scales_mode = kwargs.get("scales", "pooled")
-    if scales_mode not in LAPLACE_SCALES:
-        raise ValueError(
-            f"laplace option scales={scales_mode!r} is not valid; valid: {list(LAPLACE_SCALES)}"
-        )
-    max_iter = int(kwargs.get("max_iter", 500))
-    tol = float(kwargs.get("tol", 1e-3))
-    scale_floor = float(kwargs.get("scale_floor", 1e-3))
-    if max_iter < 1 or not tol > 0 or not 0 < scale_floor < 1:
-        raise ValueError(
-            f"laplace options need max_iter >= 1, tol > 0, 0 < scale_floor < 1; got "
-            f"max_iter={max_iter}, tol={tol}, scale_floor={scale_floor}"
-        )
+def _fit_laplace(
+    space, observations, prior, seed, num_samples, options: LaplaceOptions
+) -> Posterior:
+    scales_mode = options.scales
+    max_iter = int(options.max_iter)
+    tol = float(options.tol)
+    scale_floor = float(options.scale_floor)
     card = space.cardinalities
     K, num_pairs = _num_hypers(space, prior.pairwise)
     G = space.num_segments
@@ -599,7 +700,7 @@ def _fit_laplace(space, observations, prior, seed, num_samples, **kwargs) -> Pos
     # like the other methods'.
     with jax.enable_x64(True):
         f64 = partial(jnp.asarray, dtype=jnp.float64)
-        design = _design_indices(codes, card, prior.pairwise, segs, G, structure.segment_pairs)
+        design = design_indices(codes, card, prior.pairwise, segs, G, structure.segment_pairs)
         out = _laplace_kernel(
             jnp.asarray(codes),
             jnp.asarray(segs),
@@ -617,7 +718,7 @@ def _fit_laplace(space, observations, prior, seed, num_samples, **kwargs) -> Pos
             structure=structure,
         )
         draws = _gaussian_draws(
-            jax.random.PRNGKey(seed), out["mode"], out["chol"], out["d"], num_samples=num_samples
+            jax.random.PRNGKey(seed), out.mode, out.chol, out.d, num_samples=num_samples
         )
         out, draws = jax.device_get((out, draws))
     num_main = sum(card)
@@ -626,7 +727,7 @@ def _fit_laplace(space, observations, prior, seed, num_samples, **kwargs) -> Pos
     params = _params_from_flat(
         draws[:, 0], draws[:, 1 : 1 + num_main], draws[:, 1 + num_main : end], card
     )
-    scales = np.asarray(out["scales"], np.float32)
+    scales = np.asarray(out.scales, np.float32)
     num_base = (1 + (num_pairs > 0)) if scales_mode == "pooled" else K + num_pairs
     scales, seg_scales = scales[:num_base], scales[num_base:]
     if scales_mode == "pooled":
@@ -641,10 +742,10 @@ def _fit_laplace(space, observations, prior, seed, num_samples, **kwargs) -> Pos
         params = jax.tree.map(lambda a: np.ascontiguousarray(a, dtype=np.float32), params)
         hyper.update(_segment_hyper(seg_scales, scales_mode, K, num_pairs, structure, num_samples))
     diagnostics = {
-        "converged": bool(out["converged"]),
-        "iterations": int(out["iterations"]),
-        "log_evidence": float(out["log_evidence"]),
-        "newton_decrement": float(out["newton_decrement"]),
+        "converged": bool(out.converged),
+        "iterations": int(out.iterations),
+        "log_evidence": float(out.log_evidence),
+        "newton_decrement": float(out.newton_decrement),
     }
     if not diagnostics["converged"]:
         warnings.warn(
@@ -654,15 +755,15 @@ def _fit_laplace(space, observations, prior, seed, num_samples, **kwargs) -> Pos
             stacklevel=3,
         )
     return Posterior(
-        space,
-        prior,
-        params,
-        "laplace",
-        1,
-        hyper,
-        diagnostics,
-        np.array(observations.codes, np.int32),
-        observations.segment_shares(),
+        space=space,
+        prior=prior,
+        params=params,
+        method="laplace",
+        num_chains=1,
+        hyper=hyper,
+        diagnostics=diagnostics,
+        observed_codes=np.array(observations.codes, np.int32),
+        segment_shares=observations.segment_shares(),
     )
 
 
@@ -727,30 +828,27 @@ def _posterior_from_sites(space, prior, samples, method, num_chains, diagnostics
                     (S,) + np.shape(samples[name])[1:]
                 )
     return Posterior(
-        space,
-        prior,
-        params,
-        method,
-        num_chains,
-        hyper,
-        diagnostics,
-        np.array(obs.codes, np.int32),
-        obs.segment_shares(),
+        space=space,
+        prior=prior,
+        params=params,
+        method=method,
+        num_chains=num_chains,
+        hyper=hyper,
+        diagnostics=diagnostics,
+        observed_codes=np.array(obs.codes, np.int32),
+        segment_shares=obs.segment_shares(),
     )
 
 
 def _fit_nuts(
-    space, observations, prior, seed, num_samples, num_chains, num_warmup, progress, **kwargs
+    space, observations, prior, seed, num_samples, num_chains, num_warmup, progress, options
 ) -> Posterior:
-    from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
-    from numpyro.infer import MCMC, NUTS
 
-    _check_options("nuts", kwargs, ("target_accept_prob", "max_tree_depth", "chain_method"))
     per_chain = math.ceil(num_samples / num_chains)
     kernel = NUTS(
         numpyro_model,
-        target_accept_prob=float(kwargs.get("target_accept_prob", 0.9)),
-        max_tree_depth=int(kwargs.get("max_tree_depth", 10)),
+        target_accept_prob=float(options.target_accept_prob),
+        max_tree_depth=int(options.max_tree_depth),
         dense_mass=False,
     )
     mcmc = MCMC(
@@ -759,7 +857,7 @@ def _fit_nuts(
         num_samples=per_chain,
         num_chains=num_chains,
         # "sequential" needs no extra devices and gives the same draws as "parallel".
-        chain_method=kwargs.get("chain_method", "sequential"),
+        chain_method=options.chain_method,
         progress_bar=progress,
     )
     mcmc.run(
@@ -806,20 +904,8 @@ _GUIDES = ("lowrank", "full", "diag")
 _FULL_GUIDE_MAX_DIM = 2000
 
 
-def _fit_svi(space, observations, prior, seed, num_samples, progress, **kwargs) -> Posterior:
-    import optax
-    from numpyro.infer import SVI, Predictive, Trace_ELBO, init_to_median
-    from numpyro.infer.autoguide import (
-        AutoLowRankMultivariateNormal,
-        AutoMultivariateNormal,
-        AutoNormal,
-    )
-    from numpyro.optim import optax_to_numpyro
-
-    _check_options("svi", kwargs, ("guide", "num_steps", "learning_rate", "rank", "num_particles"))
-    guide_name = kwargs.get("guide", "auto")
-    if guide_name not in _GUIDES + ("auto",):
-        raise ValueError(f"unknown guide {guide_name!r}; valid guides: {list(_GUIDES + ('auto',))}")
+def _fit_svi(space, observations, prior, seed, num_samples, progress, options) -> Posterior:
+    guide_name = options.guide
     if guide_name == "auto":
         # A full-rank Gaussian captures the strong posterior correlations between b0, main
         # and pair effects (the one-hot design is collinear); the low-rank guide missed them
@@ -831,15 +917,13 @@ def _fit_svi(space, observations, prior, seed, num_samples, progress, **kwargs) 
             latent += 2 + space.num_segments + space.num_components + sum(seg_m)
             latent += len(seg_p) + sum(seg_p)
         guide_name = "full" if latent <= _FULL_GUIDE_MAX_DIM else "lowrank"
-    num_steps = int(kwargs.get("num_steps", 5000))
-    if num_steps < 1:
-        raise ValueError(f"num_steps must be >= 1, got {num_steps}")
-    lr = float(kwargs.get("learning_rate", 0.02))
+    num_steps = int(options.num_steps)
+    lr = float(options.learning_rate)
     # init_to_median starts b0 at the prior's centre (the pooled CTR by default), rather
     # than uniformly in (-2, 2) on the link scale, far from typical CTRs of a few percent.
     init = init_to_median(num_samples=15)
     if guide_name == "lowrank":
-        rank = kwargs.get("rank")
+        rank = options.rank
         extra = {} if rank is None else {"rank": int(rank)}
         guide = AutoLowRankMultivariateNormal(numpyro_model, init_loc_fn=init, **extra)
     elif guide_name == "full":
@@ -850,9 +934,7 @@ def _fit_svi(space, observations, prior, seed, num_samples, progress, **kwargs) 
     # end, which is what makes the final guide's mean usable.
     schedule = optax.cosine_decay_schedule(lr, num_steps, alpha=0.01)
     optim = optax_to_numpyro(optax.chain(optax.clip_by_global_norm(100.0), optax.adam(schedule)))
-    svi = SVI(
-        numpyro_model, guide, optim, Trace_ELBO(num_particles=int(kwargs.get("num_particles", 1)))
-    )
+    svi = SVI(numpyro_model, guide, optim, Trace_ELBO(num_particles=int(options.num_particles)))
     model_args = _model_args(observations, space, prior)
     key_fit, key_draw = jax.random.split(jax.random.PRNGKey(seed))
     result = svi.run(key_fit, num_steps, progress_bar=progress, stable_update=True, **model_args)

@@ -35,7 +35,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro
+import numpyro.distributions as dist
 from jax.scipy.special import log_ndtr, ndtr
+from scipy.special import ndtri
 
 __all__ = [
     "Params",
@@ -125,7 +128,6 @@ class PriorConfig:
         """Prior mean of ``b0``: the base rate on the link scale."""
         if self.link == "logit":
             return float(np.log(self.base_rate / (1.0 - self.base_rate)))
-        from scipy.special import ndtri
 
         return float(ndtri(self.base_rate))
 
@@ -316,8 +318,6 @@ def numpyro_model(
         segments: ``(N,)`` segment codes of the rows (``None`` without segments).
         num_segments: number of segments G (0 without segments).
     """
-    import numpyro
-    import numpyro.distributions as dist
 
     K = len(cardinalities)
     sizes_m, sizes_p = effect_sizes(cardinalities, prior.pairwise)

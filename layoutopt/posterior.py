@@ -12,6 +12,7 @@ from typing import Any
 
 import jax
 import numpy as np
+import xarray as xr
 
 from layoutopt._io import atomic_path
 from layoutopt.model import Params, PriorConfig
@@ -20,7 +21,7 @@ from layoutopt.space import LayoutSpace
 __all__ = ["Posterior"]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, kw_only=True)
 class Posterior:
     """Posterior draws of the additive + pairwise model.
 
@@ -108,7 +109,6 @@ class Posterior:
         Examples:
             >>> post = Posterior.load("posterior.nc")  # doctest: +SKIP
         """
-        import xarray as xr
 
         path = os.fspath(path)
         if not os.path.isfile(path):
@@ -152,20 +152,18 @@ class Posterior:
                 f"{path}: not a readable layoutopt posterior ({type(err).__name__}: {err})"
             ) from None
         return cls(
-            space,
-            prior,
-            params,
-            str(attrs["method"]),
-            num_chains,
-            hyper,
-            diagnostics,
-            codes,
-            shares,
+            space=space,
+            prior=prior,
+            params=params,
+            method=str(attrs["method"]),
+            num_chains=num_chains,
+            hyper=hyper,
+            diagnostics=diagnostics,
+            observed_codes=codes,
+            segment_shares=shares,
         )
 
     def _to_datasets(self):
-        import xarray as xr
-
         space, C = self.space, int(self.num_chains)
         S = self.num_draws
         if S % C:

@@ -18,10 +18,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
+import jax
 import numpy as np
 import pandas as pd
 
+from layoutopt.optimize import argmax_codes
 from layoutopt.posterior import Posterior
+from layoutopt.scoring import score_grid
+from layoutopt.seeds import split_seed
 from layoutopt.segments import mix_p_best, segment_view
 from layoutopt.space import LayoutSpace
 
@@ -37,7 +41,7 @@ def propose(
     space: LayoutSpace | None = None,
     k: int = 8,
     strategy: str = "thompson",
-    seed: int = 0,
+    seed: int | None = None,
     exclude=None,
     num_draws: int | None = None,
     *,
@@ -117,6 +121,8 @@ def propose(
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; valid strategies: {list(STRATEGIES)}")
+    if seed is None:
+        raise ValueError("propose is random (draw subsample, restarts, ties): pass seed=")
     if not isinstance(posterior, Posterior):
         raise ValueError(f"posterior must be a Posterior, got {type(posterior).__name__}")
     if space is None:
@@ -133,7 +139,9 @@ def propose(
         raise ValueError(f"beta must lie in (0, 1), got {beta}")
     if not 0.5 < quantile < 1.0:
         raise ValueError(f"quantile must lie in (0.5, 1), got {quantile}")
-    rng = np.random.default_rng(seed)
+    # one seed per use: the draw subsample and tie order, and the optimiser's restarts
+    seed_rng, seed_argmax = split_seed(seed, 2)
+    rng = np.random.default_rng(seed_rng)
     posterior, mix = segment_view(posterior, segment)
     params = _subsample(posterior, num_draws, rng)
     excluded = _exclude_codes(space, exclude)
@@ -142,11 +150,11 @@ def propose(
     mixed = dataclasses.replace(posterior, params=params) if mix else None
 
     if strategy in ("thompson", "top_two"):
-        codes, prob = _p_best(params, target, method, seed, mixed)
+        codes, prob = _p_best(params, target, method, seed_argmax, mixed)
         if strategy == "top_two":
             prob = _top_two(prob, beta)
             if len(codes) == 1 and target.num_allowed > 1:
-                runner, q = _p_best(params, _without(target, codes), method, seed, mixed)
+                runner, q = _p_best(params, _without(target, codes), method, seed_argmax, mixed)
                 codes = np.concatenate([codes, runner], axis=0)
                 prob = np.concatenate([[beta], (1.0 - beta) * q])
         return _batch(space, codes, prob, k, rng)
@@ -157,8 +165,6 @@ def propose(
 
 # --------------------------------------------------------------------------------- helpers
 def _subsample(posterior: Posterior, num_draws, rng: np.random.Generator):
-    import jax
-
     S = posterior.num_draws
     if num_draws is None:
         return posterior.params
@@ -249,7 +255,6 @@ def _p_best(params, space: LayoutSpace, method: str, seed: int, mixed=None):
 
     ``mixed``: the posterior (with ``params``) whose traffic mix is maximised instead.
     """
-    from layoutopt.optimize import argmax_codes
 
     if mixed is not None:
         return mix_p_best(mixed, space)
@@ -269,7 +274,6 @@ def _top_two(p: np.ndarray, beta: float) -> np.ndarray:
 def _top_scores(posterior, params, space, excluded, k, strategy, quantile):
     """Codes of the k allowed, non-excluded layouts of highest posterior mean CTR (greedy) or
     highest upper ``quantile`` of CTR (ucb), best first, ties towards the lower index."""
-    from layoutopt.scoring import score_grid
 
     post = dataclasses.replace(posterior, params=params)
     excluded = np.asarray(excluded).reshape(-1, space.num_components)

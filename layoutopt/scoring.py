@@ -8,15 +8,16 @@ For S posterior draws and a layout x the scorer computes::
                          (linear interpolation between order statistics, as numpy's default)
     p_best(x) = (1/S) #{s : x = argmax over allowed layouts y of eta_s(y)}
 
-The space is streamed through a jitted *leaf-block* kernel (:func:`layoutopt.optimize.
-_block_chunk`): in mixed-radix order the space is a run of blocks in which the leading
+The space is streamed through the jitted *leaf-block* kernel of :mod:`layoutopt.grid`: in
+mixed-radix order the space is a run of blocks in which the leading
 components are fixed and the trailing ones run over their full product, so a block's eta is a
 broadcast sum of dense tables (prefix part + leaf table + cross pairs), with table look-ups
 once per prefix, never a one-hot design matrix. Every term is a term of
 :func:`layoutopt.model.logits` (tested to agree to float32 rounding; only the order of the
-additions differs). Forbidden layouts are masked in the kernel. The kernel keeps the running
-reductions itself (per-draw running max/argmax for P(best), and the running top-k by posterior
-mean), scanning several blocks per call, so device memory is O(S x chunk) whatever the size of
+additions differs). Forbidden layouts are masked in the kernel. The pass composes the grid
+engine's reductions (per-draw running max/argmax for P(best), the running top-k by posterior
+mean, the mean CTR and the interval's order statistics), scanning several blocks per call,
+so device memory is O(S x chunk) whatever the size of
 the space. With ``top=k`` no interval is computed for layouts not kept: the k kept layouts'
 intervals come from a second, tiny pass over their codes. With ``top=None`` each chunk's eta is
 sorted along the draw axis on the host (CPU) or on the device (accelerators). With several
@@ -40,23 +41,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from scipy.special import ndtr
 
+from layoutopt import grid as engine
 from layoutopt._io import atomic_path
+from layoutopt.data import layout_codes
+from layoutopt.grid import DEFAULT_GRID, DEFAULT_MEMORY_BUDGET, GridOptions
 from layoutopt.model import inv_link
-from layoutopt.optimize import (
-    AUTO_ENUMERATE_LIMIT,
-    DEFAULT_MEMORY_BUDGET,
-    _as_params,
-    _block_scan,
-    _check_params,
-    _codes_eta,
-    _leaf_codes,
-    _leaf_table,
-    _plan,
-    argmax_codes,
-    argmax_layout,
-)
+from layoutopt.optimize import AUTO_ENUMERATE_LIMIT, argmax_codes, argmax_layout
 from layoutopt.posterior import Posterior
+from layoutopt.seeds import split_seed
 from layoutopt.segments import mix_stats, scan_mix, segment_view
 from layoutopt.space import LayoutSpace
 
@@ -73,8 +69,6 @@ __all__ = [
 MAX_FULL_GRID = 10_000_000
 #: Floats per (draw, layout) the scoring kernel keeps alive at once (eta, ctr, sorted ctr, ...).
 _KERNEL_FACTOR = 6
-#: Platforms whose per-layout order statistics are sorted on the host (numpy), not on device.
-_HOST_SORT_PLATFORMS = ("cpu",)
 _STAT_COLUMNS = ("mean", "lower", "upper", "p_best")
 
 
@@ -116,8 +110,6 @@ def _interval(order: np.ndarray, S: int, link: str, level: float):
     if link == "logit":
         o = 1.0 / (1.0 + np.exp(-o))
     else:
-        from scipy.special import ndtr
-
         o = ndtr(o)
     lower = o[0] + (o[1] - o[0]) * lo_w
     upper = o[2] + (o[3] - o[2]) * hi_w
@@ -126,23 +118,31 @@ def _interval(order: np.ndarray, S: int, link: str, level: float):
 
 @functools.partial(jax.jit, static_argnames=("link", "plan"))
 def _eta_mean_of_codes(params, leaf_table, codes, *, link, plan):
-    eta = _codes_eta(params, codes, leaf_table, plan)
+    eta = engine.codes_eta(params, codes, leaf_table, plan)
     return eta, jnp.mean(inv_link(eta, link), axis=0)
 
 
-def _stats_chunked(params, space, codes, link, level, memory_budget=DEFAULT_MEMORY_BUDGET):
+def _stats_chunked(
+    params,
+    space,
+    codes,
+    link,
+    level,
+    memory_budget=DEFAULT_MEMORY_BUDGET,
+    options: GridOptions = DEFAULT_GRID,
+):
     """``(eta, mean, lower, upper)`` of explicit layouts ``codes`` (n, K).
 
-    eta is summed exactly as in the grid kernel (:func:`layoutopt.optimize._codes_eta`), so
+    eta is summed exactly as in the grid kernel (:func:`layoutopt.grid.codes_eta`), so
     these figures equal the grid's for the same layout.
     """
     S = int(params.intercept.shape[0])
     n = len(codes)
-    plan = _plan(space.cardinalities)
-    leaf_table = _leaf_table(params, plan, _leaf_codes(plan))
+    plan = engine.plan(space.cardinalities, options.max_leaf)
+    leaf_table = engine.leaf_table(params, plan, engine.leaf_codes(plan))
     chunk = max(1, min(n, memory_budget // (S * 4 * _KERNEL_FACTOR)))
     # pad to a power of two so repeated calls reuse few compilations
-    chunk = 1 << (chunk - 1).bit_length()
+    chunk = engine.pow2_at_least(chunk)
     ranks = _ranks(S, level)
     outs = [[], [], [], []]
     for s in range(0, n, chunk):
@@ -157,53 +157,67 @@ def _stats_chunked(params, space, codes, link, level, memory_budget=DEFAULT_MEMO
     return tuple(np.concatenate(o, axis=-1) for o in outs)
 
 
-def _scan_space(params, space, level, link, top, chunk_size, memory_budget, devices, on_chunk):
-    """Stream the whole space through the block kernel; returns its final carry.
+def _scan_space(
+    params,
+    space,
+    level,
+    link,
+    top,
+    chunk_size,
+    memory_budget,
+    devices,
+    on_chunk,
+    options: GridOptions = DEFAULT_GRID,
+):
+    """Stream the whole space through the grid engine; returns the final reduction states.
 
-    With ``on_chunk`` every layout's ``(mean, lower, upper)`` is computed and handed to
+    Always keeps the per-draw argmax (for ``p_best``); with ``top`` the running top-k by
+    mean. With ``on_chunk`` every layout's ``(mean, lower, upper)`` is computed and handed to
     ``on_chunk(first_layout, n_layouts, (mean, lower, upper))`` for consecutive layouts
-    (forbidden rows carry mean -inf). Without it only the running reductions are kept
-    (per-draw argmax, top-k by mean): no interval is computed for layouts not kept.
+    (forbidden rows carry mean -inf); without it no interval is computed for layouts not kept.
+
+    Returns:
+        ``(argmax state, top-k state or None)``.
     """
     S = int(params.intercept.shape[0])
-    platform = (jax.devices() if devices is None else list(devices))[0].platform
     ranks = _ranks(S, level)
-    if on_chunk is None:
-        outputs = "none"
-    elif platform in _HOST_SORT_PLATFORMS:
-        outputs = "eta"  # sorted on the host, see _host_order
-    else:
-        outputs = ("order", ranks)
+    host_sort = engine.platform_of(devices) in options.host_sort_platforms
+    parts = [engine.per_draw_argmax()]
+    if top is not None:
+        parts.append(engine.top_k(int(top), link))
+    if on_chunk is not None:
+        parts.append(engine.mean_ctr(link))
+        # on CPU the rows are sorted on the host, see _host_order
+        parts.append(engine.eta_rows() if host_sort else engine.order_statistics(ranks))
 
     def collect(first, n, out):
-        mean, e = out
+        mean, e = out[-2], out[-1]
         mean = np.asarray(mean).reshape(-1)[:n]
-        if outputs == "eta":  # (steps, C, S): one copy to a writable (n, S), sorted in place
+        if host_sort:  # (steps, C, S): one copy to a writable (n, S), sorted in place
             order = _host_order(np.array(np.asarray(e).reshape(-1, S)[:n]), ranks)
         else:  # (steps, 4, C)
             e = np.asarray(e)
             order = np.moveaxis(e, 1, 0).reshape(e.shape[1], -1)[:, :n]
         on_chunk(first, n, (mean, *_interval(order, S, link, level)))
 
-    return _block_scan(
+    state = engine.scan_grid(
         params,
         space,
-        link=link,
-        top=top,
-        outputs=outputs,
+        engine.compose(*parts),
         chunk_size=chunk_size,
         memory_budget=memory_budget,
         devices=devices,
         factor=_KERNEL_FACTOR,
         on_chunk=None if on_chunk is None else collect,
+        options=options,
     )
+    return state[0], (state[1] if top is not None else None)
 
 
 # ---------------------------------------------------------------------------- results
 def _index_of(space: LayoutSpace, codes: np.ndarray) -> list[int]:
     """Exact Python-int indices of a code array (any space size)."""
-    strides = space.strides
-    return [sum(int(x) * s for x, s in zip(row, strides, strict=True)) for row in codes]
+    return [space.index_of_codes(row) for row in codes]
 
 
 def _p_best_lookup(space: LayoutSpace, best_codes: np.ndarray):
@@ -308,8 +322,8 @@ def _resolve(posterior: Posterior, space: LayoutSpace | None):
             f"space {space!r} differs from the space the posterior was fitted on "
             f"{posterior.space!r}"
         )
-    params = _as_params(posterior.params)
-    _check_params(params, space)
+    params = engine.as_params(posterior.params)
+    engine.check_params(params, space)
     return space, params, posterior.prior.link
 
 
@@ -329,6 +343,7 @@ def score_grid(
     devices=None,
     *,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    grid_options: GridOptions = DEFAULT_GRID,
     segment: dict | None = None,
 ) -> GridScores:
     """Score every allowed layout of the space under the posterior.
@@ -344,6 +359,8 @@ def score_grid(
             ``S * chunk * 4 bytes * 6`` fits ``memory_budget``.
         devices: devices to shard each chunk's layout axis over (default: all visible).
         memory_budget: bytes of device memory one chunk may use (default 256 MiB).
+        grid_options: tunables of the grid engine (:class:`layoutopt.grid.GridOptions`);
+            results do not depend on them.
         segment: ``{context variable: value}`` to score one segment of a space with
             segments; ``None`` scores the traffic mix observed (CTR averaged over segments
             with their impression shares; see :mod:`layoutopt.segments`).
@@ -379,7 +396,7 @@ def score_grid(
     def collect(start, n_valid, out):
         pieces.append((start, n_valid, out))
 
-    state = _scan_space(
+    argmax, top_state = _scan_space(
         params,
         space,
         level,
@@ -389,8 +406,9 @@ def score_grid(
         memory_budget,
         devices,
         collect if top is None else None,
+        grid_options,
     )
-    best_codes = np.asarray(state.best_codes)
+    best_codes = np.asarray(argmax.best_codes)
     lookup = _p_best_lookup(space, best_codes)
     if top is None:
         codes, mean, lower, upper = [], [], [], []
@@ -405,11 +423,11 @@ def score_grid(
         mean, lower, upper = (np.concatenate(a) for a in (mean, lower, upper))
     else:
         # the interval only for the k kept layouts: their eta over all draws, exactly
-        mean = np.asarray(state.top_mean)
+        mean = np.asarray(top_state.top_mean)
         keep = np.isfinite(mean)
-        codes = np.asarray(state.top_codes)[keep]
+        codes = np.asarray(top_state.top_codes)[keep]
         mean = mean[keep]
-        _, _, lower, upper = _stats_chunked(params, space, codes, link, level)
+        _, _, lower, upper = _stats_chunked(params, space, codes, link, level, options=grid_options)
         order = np.lexsort((_sortable_index(space, codes), -mean))
         codes, mean, lower, upper = codes[order], mean[order], lower[order], upper[order]
     p_best = _p_best_of(space, codes, lookup)
@@ -476,6 +494,7 @@ def score_grid_to_parquet(
     *,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     argmax_method: str = "auto",
+    seed: int | None = None,
     segment: dict | None = None,
 ) -> int:
     """Stream the scores of every allowed layout to a Parquet file, in index order.
@@ -494,13 +513,13 @@ def score_grid_to_parquet(
         devices: devices to shard over (default: all visible).
         memory_budget: bytes of device memory one chunk may use.
         argmax_method: method of the per-draw argmax pass (see ``argmax_codes``).
+        seed: seed of that pass's random restarts (needed when it is ``"exact"`` or
+            ``"hill"``, as ``"auto"`` is for spaces above ``AUTO_ENUMERATE_LIMIT``).
         segment: one segment, or ``None`` for the traffic mix (as in :func:`score_grid`).
 
     Returns:
         The number of rows written (the allowed layouts).
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     posterior, mix = segment_view(posterior, segment)
     if mix:  # bounded by MAX_MIX_LAYOUTS, so it fits in memory
@@ -513,7 +532,7 @@ def score_grid_to_parquet(
     if space.size > 2**63 - 1:
         raise ValueError("spaces beyond 2^63 layouts cannot be written with int64 indices")
     best = argmax_codes(
-        params, space, method=argmax_method, seed=0, chunk_size=chunk_size, devices=devices
+        params, space, method=argmax_method, seed=seed, chunk_size=chunk_size, devices=devices
     )
     lookup = _p_best_lookup(space, best)
     best_idx = np.array(sorted(lookup), dtype=np.int64)
@@ -570,31 +589,7 @@ def _encode_frame(space: LayoutSpace, layouts) -> np.ndarray:
             df = pd.DataFrame(list(layouts) if not isinstance(layouts, dict) else layouts)
         except Exception as err:  # noqa: BLE001 - re-raised as a clear ValueError
             raise ValueError(f"layouts must be a DataFrame or list of dicts: {err}") from None
-    missing = [c for c in space.components if c not in df.columns]
-    if missing:
-        raise ValueError(
-            f"layouts lack component column(s) {missing}; expected {list(space.components)}"
-        )
-    codes = np.empty((len(df), space.num_components), dtype=np.int32)
-    for k, comp in enumerate(space.components):
-        labels = df[comp].astype(str).to_numpy()
-        found = pd.Index(list(space.variants[k])).get_indexer(labels)
-        bad = found < 0
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise ValueError(
-                f"column {comp!r}, row {row}: unknown variant {labels[row]!r}; "
-                f"valid variants: {list(space.variants[k])}"
-            )
-        codes[:, k] = found
-    allowed = space.allowed_mask(codes)
-    if not allowed.all():
-        row = int(np.flatnonzero(~allowed)[0])
-        raise ValueError(
-            f"layout in row {row} ({space.decode(codes[row])}) is forbidden by rule "
-            f"{space.violated_rule(codes[row])}"
-        )
-    return codes
+    return layout_codes(df, space, source="layouts")
 
 
 def score_layouts(
@@ -605,6 +600,7 @@ def score_layouts(
     *,
     best_codes: np.ndarray | None = None,
     argmax_method: str = "auto",
+    seed: int | None = None,
     segment: dict | None = None,
 ) -> pd.DataFrame:
     """Score given layouts: the same columns as :meth:`GridScores.to_pandas`.
@@ -618,6 +614,8 @@ def score_layouts(
         best_codes: optional ``(S, K)`` per-draw argmax layouts already computed (e.g.
             ``GridScores.best_codes``); otherwise computed with ``argmax_method``.
         argmax_method: method of the per-draw argmax over the whole space for ``p_best``.
+        seed: seed of that argmax's random restarts (needed when it is ``"exact"`` or
+            ``"hill"``, as ``"auto"`` is for spaces above ``AUTO_ENUMERATE_LIMIT``).
         segment: one segment, or ``None`` for the traffic mix (as in :func:`score_grid`).
 
     Returns:
@@ -642,7 +640,7 @@ def score_layouts(
         level = _check_level(level)
         codes = _encode_frame(space, layouts)
         if best_codes is None:
-            best_codes = argmax_codes(params, space, method=argmax_method, seed=0)
+            best_codes = argmax_codes(params, space, method=argmax_method, seed=seed)
         if len(codes):
             _, mean, lower, upper = _stats_chunked(params, space, codes, link, level)
         else:
@@ -687,6 +685,7 @@ def best_layout(
     enumerate_limit: int = AUTO_ENUMERATE_LIMIT,
     num_candidates: int = 8,
     devices=None,
+    seed: int | None = None,
     segment: dict | None = None,
 ) -> BestLayout:
     """The allowed layout with the highest posterior mean CTR.
@@ -711,6 +710,8 @@ def best_layout(
         enumerate_limit: largest space size scored exhaustively.
         num_candidates: distinct per-draw argmaxes kept as candidates (the most frequent).
         devices: devices to shard enumeration over (default: all visible).
+        seed: seed of the candidate search's random restarts; needed only for spaces above
+            ``enumerate_limit`` (the enumeration is exact and not random).
         segment: the best layout for one segment ``{context variable: value}``; ``None``
             gives the one layout best for the traffic mix observed (highest mean CTR
             averaged over segments with their impression shares; exact, by enumeration).
@@ -725,10 +726,16 @@ def best_layout(
     level = _check_level(level)
     if space.size <= enumerate_limit:
         return _best_of_grid(score_grid(posterior, space, top=1, level=level, devices=devices))
-    best_codes = argmax_codes(params, space, method="exact", seed=0)
+    if seed is None:
+        raise ValueError(
+            f"the space has {space.size} layouts, more than enumerate_limit={enumerate_limit}: "
+            "best_layout searches per-draw argmaxes from random restarts; pass seed="
+        )
+    seed_draws, seed_mean = split_seed(seed, 2)
+    best_codes = argmax_codes(params, space, method="exact", seed=seed_draws)
     lookup = _p_best_lookup(space, best_codes)
     mean_params = jax.tree.map(lambda a: jnp.mean(a, axis=0), params)
-    x_mean, _, _ = argmax_layout(mean_params, space, method="exact", seed=0)
+    x_mean, _, _ = argmax_layout(mean_params, space, method="exact", seed=seed_mean)
     uniq, counts = np.unique(best_codes, axis=0, return_counts=True)
     cands = [x_mean] + list(uniq[np.argsort(-counts, kind="stable")][:num_candidates])
     cands = np.unique(np.asarray(cands, np.int32), axis=0)

@@ -214,7 +214,9 @@ def mix_p_best(posterior: Posterior, space: LayoutSpace) -> tuple[np.ndarray, np
     return codes.astype(np.int32), counts / posterior.num_draws
 
 
-def best_by_segment(posterior: Posterior, level: float = 0.9) -> pd.DataFrame:
+def best_by_segment(
+    posterior: Posterior, level: float = 0.9, seed: int | None = None
+) -> pd.DataFrame:
     """The best layout of every segment, and the one best layout for the traffic mix.
 
     For each segment ``g`` the layout of highest posterior mean CTR in ``g`` (exactly as
@@ -224,6 +226,8 @@ def best_by_segment(posterior: Posterior, level: float = 0.9) -> pd.DataFrame:
     Args:
         posterior: a posterior fitted on a space with segments.
         level: credible level of the intervals.
+        seed: seed of the candidate search of :func:`~layoutopt.scoring.best_layout`,
+            needed only for spaces too large to enumerate.
 
     Returns:
         DataFrame, one row per segment then one for the mix: ``segment`` (e.g.
@@ -235,7 +239,7 @@ def best_by_segment(posterior: Posterior, level: float = 0.9) -> pd.DataFrame:
     Raises:
         ValueError: for a posterior without segment terms.
     """
-    from layoutopt.scoring import best_layout
+    from layoutopt.scoring import best_layout  # scoring imports this module
 
     space = posterior.space
     if not has_segments(posterior.params):
@@ -244,7 +248,7 @@ def best_by_segment(posterior: Posterior, level: float = 0.9) -> pd.DataFrame:
     rows = []
     for g in range(space.num_segments):
         segment = space.segment_of(g)
-        pick = best_layout(posterior, level=level, segment=segment)
+        pick = best_layout(posterior, level=level, segment=segment, seed=seed)
         rows.append(_row(space.segment_label(g), segment, shares[g], pick))
     pick = best_layout(posterior, level=level, segment=None)
     empty = dict.fromkeys(space.segment_names, "")

@@ -18,9 +18,11 @@ import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 __all__ = ["LayoutSpace"]
 
@@ -73,6 +75,9 @@ class LayoutSpace:
     forbidden: tuple[tuple[tuple[int, int], ...], ...] = ()
     segments: tuple[tuple[str, tuple[str, ...]], ...] = ()
     _lookup: tuple[dict[str, int], ...] = field(default=(), repr=False, compare=False)
+    _num_allowed: int = field(default=0, repr=False, compare=False)
+    _cardinalities: tuple[int, ...] = field(default=(), repr=False, compare=False)
+    _strides: tuple[int, ...] = field(default=(), repr=False, compare=False)
 
     def __init__(
         self,
@@ -114,6 +119,11 @@ class LayoutSpace:
         object.__setattr__(self, "components", tuple(names))
         object.__setattr__(self, "variants", tuple(variants))
         object.__setattr__(self, "_lookup", lookup)
+        # derived fields, computed once (the space is immutable)
+        card = tuple(len(v) for v in variants)
+        strides = [math.prod(card[k + 1 :]) for k in range(len(card))]
+        object.__setattr__(self, "_cardinalities", card)
+        object.__setattr__(self, "_strides", tuple(strides))
 
         rules: list[tuple[tuple[int, int], ...]] = []
         for r, rule in enumerate(forbidden or ()):
@@ -138,6 +148,8 @@ class LayoutSpace:
                 entries.append((k, lookup[k][str(label)]))
             rules.append(tuple(sorted(entries)))
         object.__setattr__(self, "forbidden", tuple(dict.fromkeys(rules)))
+        # derived once: inclusion-exclusion is exponential in the number of rules
+        object.__setattr__(self, "_num_allowed", self.size - self._count_union(0, {}, 0))
         if self.num_allowed == 0:
             raise ValueError("the forbidden rules forbid every layout in the space")
         object.__setattr__(self, "segments", _check_segments(segments, self.components))
@@ -151,7 +163,12 @@ class LayoutSpace:
     @property
     def cardinalities(self) -> tuple[int, ...]:
         """Number of variants of each component, ``(n_1, ..., n_K)``."""
-        return tuple(len(v) for v in self.variants)
+        return self._cardinalities
+
+    @property
+    def label_codes(self) -> tuple[Mapping[str, int], ...]:
+        """Per component, the read-only mapping ``{variant label: code}``."""
+        return tuple(MappingProxyType(m) for m in self._lookup)
 
     @property
     def size(self) -> int:
@@ -161,7 +178,7 @@ class LayoutSpace:
     @property
     def num_allowed(self) -> int:
         """Exact number of allowed layouts (inclusion-exclusion over the forbidden rules)."""
-        return self.size - self._count_union(0, {}, 0)
+        return self._num_allowed
 
     def _count_union(self, start: int, fixed: dict[int, int], depth: int) -> int:
         # Inclusion-exclusion over rule subsets, pruning inconsistent intersections early.
@@ -184,12 +201,7 @@ class LayoutSpace:
     @property
     def strides(self) -> tuple[int, ...]:
         """Mixed-radix place values: ``index = sum_k x_k * strides[k]`` (Python ints)."""
-        out = []
-        s = 1
-        for n in reversed(self.cardinalities):
-            out.append(s)
-            s *= n
-        return tuple(reversed(out))
+        return self._strides
 
     def __hash__(self) -> int:
         return hash((self.components, self.variants, self.forbidden, self.segments))
@@ -325,7 +337,14 @@ class LayoutSpace:
         rule = self.violated_rule(codes)
         if rule is not None:
             raise ValueError(f"layout {dict(layout)} is forbidden by rule {rule}")
-        return sum(x * s for x, s in zip(codes, self.strides, strict=True))
+        return self.index_of_codes(codes)
+
+    def index_of_codes(self, codes: Sequence[int]) -> int:
+        """Mixed-radix index of one code tuple, an exact Python int for any space size.
+
+        The vectorised int64 form for spaces below 2^63 layouts is :meth:`indices`.
+        """
+        return sum(int(x) * s for x, s in zip(codes, self.strides, strict=True))
 
     def codes_of(self, i: int) -> tuple[int, ...]:
         """Variant codes of index ``i`` (no allowed-check)."""
@@ -445,7 +464,6 @@ class LayoutSpace:
 
     def frame(self, codes: np.ndarray):
         """A pandas DataFrame of layouts: ``index`` plus one label column per component."""
-        import pandas as pd
 
         codes = np.asarray(codes)
         data: dict[str, Any] = {}

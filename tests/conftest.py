@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from layoutopt.data import Observations
+from layoutopt.inference import NutsOptions, SviOptions
 from layoutopt.model import Params, inv_link, logits, pair_list
 from layoutopt.space import LayoutSpace
 
@@ -23,19 +26,43 @@ def make_truth(cardinalities, seed, base_rate=0.05, main_sd=0.3, pair_sd=0.15) -
     )
 
 
-def random_draws(card, S, seed, base, main_scale=0.5, pair_scale=0.2) -> Params:
-    """S random parameter draws (leading draw axis) with intercepts around ``base``."""
-    import jax.numpy as jnp
+def random_draws(
+    card, S, seed, base, main_scale=0.5, pair_scale=0.2, intercept_sd=0.3, pairwise=True
+) -> Params:
+    """The tests' one random-``Params`` generator (float32 JAX arrays).
 
+    ``S`` draws on a leading axis, or unbatched parameters (scalar intercept) for
+    ``S=None``; intercepts ~ N(base, intercept_sd), main effects ~ N(0, main_scale), pair
+    effects ~ N(0, pair_scale) (none when ``pairwise`` is False).
+    """
     rng = np.random.default_rng(seed)
+    lead = () if S is None else (S,)
     return Params(
-        jnp.asarray(rng.normal(base, 0.3, S), jnp.float32),
-        tuple(jnp.asarray(rng.normal(0, main_scale, (S, n)), jnp.float32) for n in card),
+        jnp.asarray(rng.normal(base, intercept_sd, lead), jnp.float32),
+        tuple(jnp.asarray(rng.normal(0, main_scale, lead + (n,)), jnp.float32) for n in card),
         tuple(
-            jnp.asarray(rng.normal(0, pair_scale, (S, card[k], card[j])), jnp.float32)
+            jnp.asarray(rng.normal(0, pair_scale, lead + (card[k], card[j])), jnp.float32)
             for k, j in pair_list(len(card))
-        ),
+        )
+        if pairwise
+        else (),
     )
+
+
+def numpy_eta(params, codes) -> np.ndarray:
+    """The tests' one eta oracle: the model equation in float64 numpy, independent of JAX.
+
+    Returns ``(S, N)`` for batched ``params`` (leading draw axis), ``(N,)`` for unbatched.
+    """
+    p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+    codes = np.asarray(codes)
+    eta = np.zeros(np.shape(p.intercept) + (len(codes),)) + np.asarray(p.intercept)[..., None]
+    for k, m in enumerate(p.main):
+        eta += m[..., codes[:, k]]
+    pairs = pair_list(len(p.main)) if p.pair else []  # additive: no pair tables
+    for (k, j), t in zip(pairs, p.pair, strict=True):
+        eta += t[..., codes[:, k], codes[:, j]]
+    return eta
 
 
 def simulate_observations(space, truth, codes, impressions, seed, link="logit") -> Observations:
@@ -77,8 +104,13 @@ def tiny_obs(tiny_space, tiny_truth) -> Observations:
 # x 200 draws on the 30-parameter tiny model) so the whole comparison runs in seconds.
 FIT_SETTINGS = {
     "laplace": {"num_samples": 2000},
-    "nuts": {"num_samples": 400, "num_chains": 2, "num_warmup": 200, "target_accept_prob": 0.95},
-    "svi": {"num_samples": 2000, "num_steps": 2000},
+    "nuts": {
+        "num_samples": 400,
+        "num_chains": 2,
+        "num_warmup": 200,
+        "options": NutsOptions(target_accept_prob=0.95),
+    },
+    "svi": {"num_samples": 2000, "options": SviOptions(num_steps=2000)},
 }
 
 

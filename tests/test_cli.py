@@ -476,11 +476,42 @@ def test_simulate_prints_a_regret_table(capsys):
     assert "6/6 rounds" in err
 
 
+def test_simulate_a_model_policy_on_the_demo_world(capsys):
+    code, out, err = run(
+        capsys,
+        "simulate",
+        "--preset",
+        "demo",
+        "--strategy",
+        "greedy",
+        "--budget",
+        "2000",
+        "--batch-size",
+        "1000",
+        "--samples",
+        "100",
+    )
+    assert code == 0, err
+    assert "1,020 allowed layouts" in out and "greedy" in out
+    assert "2/2 rounds" in err
+
+
 # --------------------------------------------------------------------------- demo
 @pytest.mark.slow
 def test_demo_runs(capsys):
     code, out, err = run(
-        capsys, "demo", "--rounds", "1", "--k", "4", "--samples", "200", "--top", "3"
+        capsys,
+        "demo",
+        "--rounds",
+        "1",
+        "--k",
+        "4",
+        "--samples",
+        "200",
+        "--top",
+        "3",
+        "--impressions",
+        "7000",
     )
     assert code == 0, err
     for part in (
@@ -490,6 +521,8 @@ def test_demo_runs(capsys):
         "Best layout",
         "True best layout",
         "Top 3 of 1,020 layouts",
+        "7,000",  # impressions after round 0
+        "14,000",  # after round 1
     ):
         assert part in out
     assert "warning" not in err and "error" not in err

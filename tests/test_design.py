@@ -1,7 +1,6 @@
 """Tests of layoutopt.design: coverage checked by brute force over every variant pair."""
 
 import itertools
-import time
 import warnings
 
 import numpy as np
@@ -141,13 +140,11 @@ def test_pairwise_top_up_and_minimum_size():
     assert len(initial_design(space, seed=0, size=space.size)) == space.size
 
 
-def test_pairwise_is_fast_on_large_spaces():
-    # 10 components x 10 variants: 10^10 layouts, 4,500 pairs. The bound is generous (the
-    # run takes ~0.2 s alone) because the test machine is shared.
+def test_pairwise_covers_a_large_space():
+    # 10 components x 10 variants: 10^10 layouts, 4,500 pairs (its speed is benchmarked,
+    # not tested: no wall-clock assertions in the test suite).
     space = make_space((10,) * 10)
-    t0 = time.perf_counter()
     df = initial_design(space, seed=0)
-    assert time.perf_counter() - t0 < 10.0
     codes = design_codes(space, df)
     assert len(covered_pairs(codes)) == 45 * 100
     assert len(df) <= 170

@@ -6,7 +6,6 @@ import importlib.util
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 
@@ -71,11 +70,6 @@ def test_extrapolation_smoke(tmp_path):
     assert set(table.method) == {"pairwise", "additive", "best tested", "oracle tested"}
     assert ((table.ratio > 0) & (table.ratio <= 1)).all()
     assert mod.main(["--impressions", "lots", "--out-dir", str(tmp_path)]) == 2
-
-
-@pytest.mark.parametrize("name", ["hill2017", "extrapolation"])
-def test_experiment_has_main(name):
-    assert callable(_load(name).main)
 
 
 def test_segments_smoke(tmp_path):

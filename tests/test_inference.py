@@ -10,7 +10,14 @@ from conftest import FIT_SETTINGS, make_truth, simulate_observations
 
 from layoutopt import inference
 from layoutopt.data import Observations
-from layoutopt.inference import FitWarning, default_prior, fit
+from layoutopt.inference import (
+    FitWarning,
+    LaplaceOptions,
+    NutsOptions,
+    SviOptions,
+    default_prior,
+    fit,
+)
 from layoutopt.model import PriorConfig, inv_link, log_likelihood, logits
 from layoutopt.space import LayoutSpace
 
@@ -35,13 +42,28 @@ def all_codes(space) -> np.ndarray:
         ({"num_chains": 0}, "num_chains must be an integer >= 1"),
         ({"num_warmup": -1}, "num_warmup must be an integer >= 0"),
         ({"prior": {"base_rate": 0.1}}, "prior must be a PriorConfig"),
-        ({"max_iters": 3}, r"unknown option\(s\) \['max_iters'\] for method 'laplace'"),
-        ({"method": "svi", "guide": "flow"}, "unknown guide 'flow'"),
+        (
+            {"options": SviOptions()},
+            r"method 'laplace' takes options=LaplaceOptions\(...\), got SviOptions",
+        ),
     ],
 )
 def test_bad_inputs(tiny_space, tiny_obs, kwargs, match):
     with pytest.raises(ValueError, match=match):
         fit(tiny_space, tiny_obs, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: SviOptions(guide="flow"), "unknown guide 'flow'"),
+        (lambda: SviOptions(num_steps=0), "num_steps must be >= 1"),
+        (lambda: LaplaceOptions(tol=0.0), "tol > 0"),
+    ],
+)
+def test_bad_options(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
 
 
 def test_observations_from_another_space(tiny_space, tiny_obs):
@@ -63,7 +85,7 @@ def test_default_prior_centres_on_pooled_ctr(tiny_obs, tiny_space):
 def test_laplace_hessian_matches_autodiff(tiny_space, tiny_obs):
     """The scatter-built X'WX equals jax.hessian of the log-likelihood through logits."""
     card = tiny_space.cardinalities
-    design = inference._design_indices(tiny_obs.codes, card, True)
+    design = inference.design_indices(tiny_obs.codes, card, True)
     P = int(design.max()) + 1
     theta = jnp.asarray(np.random.default_rng(0).normal(0, 0.3, P)).at[0].set(-3.0)
     n, y = jnp.asarray(tiny_obs.impressions, jnp.float32), jnp.asarray(tiny_obs.clicks, jnp.float32)
@@ -75,7 +97,7 @@ def test_laplace_hessian_matches_autodiff(tiny_space, tiny_obs):
         return log_likelihood(logits(params, tiny_obs.codes), n, y).sum()
 
     eta = theta[design].sum(axis=1)
-    _, w = inference._loglik_eta_derivatives(eta, n, y, "logit")
+    _, w = inference.loglik_eta_derivatives(eta, n, y, "logit")
     hess = np.zeros((P, P))
     np.add.at(hess, (design[:, :, None], design[:, None, :]), np.asarray(w)[:, None, None])
     # float32 autodiff of sums of ~1e3-sized terms: relative error ~1e-5.
@@ -107,14 +129,21 @@ def test_laplace_converges_and_fits_observed_ctr(tiny_space, tiny_obs, prior):
 
 def test_laplace_recompiles_only_for_new_shapes(tiny_space, tiny_obs):
     fit(tiny_space, tiny_obs, num_samples=100, seed=0)
-    before = inference._TRACE_COUNTS["laplace"]
+    before = inference.TRACE_COUNTS["laplace"]
     # Same shapes, other seed, counts, prior values and draw count: no retrace.
     more = Observations.from_codes(
         tiny_space, tiny_obs.codes, 2 * tiny_obs.impressions, 2 * tiny_obs.clicks
     )
     fit(tiny_space, tiny_obs, num_samples=100, seed=5)
-    fit(tiny_space, more, num_samples=7, seed=1, prior=PriorConfig(base_rate=0.04), max_iter=50)
-    assert inference._TRACE_COUNTS["laplace"] == before
+    fit(
+        tiny_space,
+        more,
+        num_samples=7,
+        seed=1,
+        prior=PriorConfig(base_rate=0.04),
+        options=LaplaceOptions(max_iter=50),
+    )
+    assert inference.TRACE_COUNTS["laplace"] == before
     # Rows are padded to a power of two: one more layout (14 -> 15) reuses the kernel too.
     seen = {tuple(c) for c in tiny_obs.codes}
     new = next(c for c in all_codes(tiny_space) if tuple(c) not in seen)
@@ -124,12 +153,12 @@ def test_laplace_recompiles_only_for_new_shapes(tiny_space, tiny_obs):
     )
     assert grown.num_layouts == 15
     fit(tiny_space, grown, num_samples=100)
-    assert inference._TRACE_COUNTS["laplace"] == before
+    assert inference.TRACE_COUNTS["laplace"] == before
 
 
 def test_laplace_nonconvergence_warns(tiny_space, tiny_obs):
     with pytest.warns(FitWarning, match="did not converge in 1 iterations"):
-        post = fit(tiny_space, tiny_obs, max_iter=1, num_samples=10)
+        post = fit(tiny_space, tiny_obs, options=LaplaceOptions(max_iter=1), num_samples=10)
     assert not post.diagnostics["converged"]
 
 
@@ -233,7 +262,7 @@ def test_bad_nuts_run_warns_and_is_reproducible(tiny_space, tiny_obs):
                     num_warmup=5,
                     num_samples=40,
                     num_chains=1,
-                    max_tree_depth=3,
+                    options=NutsOptions(max_tree_depth=3),
                 )
             )
     post = runs[0]

@@ -9,7 +9,7 @@ import pytest
 
 from layoutopt.data import Observations
 from layoutopt.design import UncoverablePairsWarning, initial_design
-from layoutopt.inference import fit
+from layoutopt.inference import LaplaceOptions, fit
 from layoutopt.scoring import score_grid
 from layoutopt.simulate import SyntheticWorld
 from layoutopt.space import LayoutSpace
@@ -35,7 +35,14 @@ def _design_fit_coverage(scales: str, seed: int) -> tuple[float, object]:
     n = np.full(len(codes), 2000)
     clicks = world.serve(codes, n, rng=np.random.default_rng(seed))
     obs = Observations.from_codes(DEMO_LIKE, codes, n, clicks)
-    post = fit(DEMO_LIKE, obs, method="laplace", seed=0, num_samples=500, scales=scales)
+    post = fit(
+        DEMO_LIKE,
+        obs,
+        method="laplace",
+        seed=0,
+        num_samples=500,
+        options=LaplaceOptions(scales=scales),
+    )
     grid = score_grid(post, DEMO_LIKE)
     truth = world.ctr_of_index(DEMO_LIKE.indices(grid.codes))
     return float(np.mean((grid.lower <= truth) & (truth <= grid.upper))), post
@@ -43,7 +50,9 @@ def _design_fit_coverage(scales: str, seed: int) -> tuple[float, object]:
 
 def test_pooled_scales_are_shared_and_per_group_are_not(tiny_space, tiny_obs):
     pooled = fit(tiny_space, tiny_obs, seed=0, num_samples=50)
-    per = fit(tiny_space, tiny_obs, seed=0, num_samples=50, scales="per_group")
+    per = fit(
+        tiny_space, tiny_obs, seed=0, num_samples=50, options=LaplaceOptions(scales="per_group")
+    )
     assert np.ptp(pooled.hyper["sigma_main"]) == 0.0
     assert np.ptp(pooled.hyper["tau_pair"]) == 0.0
     assert pooled.hyper["sigma_main"].shape == per.hyper["sigma_main"].shape == (50, 3)
@@ -53,7 +62,7 @@ def test_pooled_scales_are_shared_and_per_group_are_not(tiny_space, tiny_obs):
 
 def test_unknown_scales_option_is_rejected(tiny_space, tiny_obs):
     with pytest.raises(ValueError, match="scales='shared'.*valid: \\['pooled', 'per_group'\\]"):
-        fit(tiny_space, tiny_obs, seed=0, num_samples=10, scales="shared")
+        fit(tiny_space, tiny_obs, seed=0, num_samples=10, options=LaplaceOptions(scales="shared"))
 
 
 def test_pooled_scales_calibrate_better_than_per_group():

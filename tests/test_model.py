@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import numpy_eta, random_draws
 from numpyro.handlers import seed, trace
 
 from layoutopt.model import (
@@ -17,7 +18,6 @@ from layoutopt.model import (
     inv_link,
     logits,
     numpyro_model,
-    pair_list,
     unflatten_effects,
     zero_params,
 )
@@ -26,16 +26,7 @@ CARDS = [(2,), (3, 2), (3, 2, 4), (2, 3, 2, 2)]
 
 
 def random_params(card, seed_, pairwise=True) -> Params:
-    rng = np.random.default_rng(seed_)
-    return Params(
-        np.float32(rng.normal()),
-        tuple(rng.normal(size=n).astype(np.float32) for n in card),
-        tuple(
-            rng.normal(size=(card[k], card[j])).astype(np.float32) for k, j in pair_list(len(card))
-        )
-        if pairwise
-        else (),
-    )
+    return random_draws(card, None, seed_, 0.0, 1.0, 1.0, intercept_sd=1.0, pairwise=pairwise)
 
 
 def all_codes(card) -> np.ndarray:
@@ -46,12 +37,7 @@ def all_codes(card) -> np.ndarray:
 def test_logits_matches_python_loop(card):
     params = random_params(card, 0)
     codes = all_codes(card)
-    expected = []
-    for x in codes:
-        e = float(params.intercept) + sum(float(params.main[k][x[k]]) for k in range(len(card)))
-        for i, (k, j) in enumerate(pair_list(len(card))):
-            e += float(params.pair[i][x[k], x[j]])
-        expected.append(e)
+    expected = numpy_eta(params, codes)
     # float32 sums of <= 11 O(1) terms: rounding is ~1e-6.
     np.testing.assert_allclose(np.asarray(logits(params, codes)), expected, atol=1e-5)
 

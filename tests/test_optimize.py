@@ -5,10 +5,9 @@ from __future__ import annotations
 import jax
 import numpy as np
 import pytest
-from conftest import random_draws
+from conftest import numpy_eta, random_draws
 
-from layoutopt.model import pair_list
-from layoutopt.optimize import argmax_codes, argmax_layout, hill_climb
+from layoutopt.optimize import argmax_codes, argmax_layout, certified_argmax, hill_climb
 from layoutopt.space import LayoutSpace
 
 
@@ -19,17 +18,6 @@ def random_params(card, S, seed, main_scale=0.5, pair_scale=0.2):
 def make_space(card, forbidden=()):
     comps = {f"c{k}": [f"v{i}" for i in range(n)] for k, n in enumerate(card)}
     return LayoutSpace(comps, forbidden=[dict(r) for r in forbidden] or None)
-
-
-def numpy_eta(params, codes):
-    """Oracle eta in float64 numpy, independent of the JAX code: ``(S, N)``."""
-    p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
-    eta = np.repeat(p.intercept[:, None], len(codes), axis=1)
-    for k, m in enumerate(p.main):
-        eta += m[:, codes[:, k]]
-    for (k, j), t in zip(pair_list(len(p.main)), p.pair, strict=True):
-        eta += t[:, codes[:, k], codes[:, j]]
-    return eta
 
 
 def brute_force(params, space):
@@ -68,7 +56,7 @@ def test_exact_and_enumerate_match_brute_force(card, rules, ms, ps, seed):
     want_eta = eta.max(axis=1)
     enum = argmax_codes(params, space, method="enumerate", chunk_size=4099)
     np.testing.assert_array_equal(enum, want)
-    exact, certs = argmax_codes(params, space, method="exact", return_certificates=True)
+    exact, certs = certified_argmax(params, space, method="exact", seed=0)
     assert space.allowed_mask(exact).all()
     # float32 eta: B&B works in float64, so near-ties (< 1e-5) may resolve differently
     np.testing.assert_allclose(eta_of(params, exact), want_eta, atol=1e-5)
@@ -102,7 +90,7 @@ def test_auto_uses_enumeration_on_small_spaces_and_exact_on_large():
     card = (10,) * 7  # 10^7 > AUTO_ENUMERATE_LIMIT: branch and bound
     big = make_space(card)
     params = random_params(card, 2, 1)
-    x, certs = argmax_codes(params, big, return_certificates=True)
+    x, certs = certified_argmax(params, big, seed=0)
     assert all(c.nodes > 0 and c.optimal for c in certs)
 
 
@@ -110,7 +98,7 @@ def test_node_limit_reports_a_gap():
     card = (10,) * 7
     space = make_space(card)
     params = random_params(card, 2, 7, 0.1, 0.3)  # weak mains, strong pairs: hard
-    _, cert = argmax_codes(params, space, "exact", max_nodes=3, return_certificates=True)
+    _, cert = certified_argmax(params, space, "exact", seed=0, max_nodes=3)
     for c in cert:
         assert c.nodes <= 4
         assert c.gap >= 0
@@ -121,7 +109,7 @@ def test_argmax_layout_unbatched():
     card = (4, 3, 5)
     space = make_space(card, [{"c0": "v1"}])
     params = jax.tree.map(lambda a: a[0], random_params(card, 1, 3))
-    codes, eta, cert = argmax_layout(params, space)
+    codes, eta, cert = argmax_layout(params, space, seed=0)
     batched = jax.tree.map(lambda a: a[None], params)
     _, all_eta = brute_force(batched, space)
     assert eta == pytest.approx(all_eta.max(), abs=1e-5)

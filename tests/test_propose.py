@@ -11,6 +11,7 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import numpy_eta
 
 from layoutopt.model import Params, PriorConfig, pair_list
 from layoutopt.posterior import Posterior
@@ -41,13 +42,7 @@ def brute_eta(post):
     """``(S, N)`` eta over every allowed layout (float64 numpy, independent of the library)."""
     space = post.space
     codes = np.concatenate([c for _, c in space.iter_chunks()], axis=0)
-    p = jax.tree.map(lambda a: np.asarray(a, np.float64), post.params)
-    eta = p.intercept[:, None] + np.zeros((1, len(codes)))
-    for k, m in enumerate(p.main):
-        eta += m[:, codes[:, k]]
-    for (k, m), t in zip(pair_list(space.num_components), p.pair, strict=True):
-        eta += t[:, codes[:, k], codes[:, m]]
-    return codes, eta
+    return codes, numpy_eta(post.params, codes)
 
 
 def brute_p_best(post, excluded=()):
@@ -135,8 +130,8 @@ def two_layout_posterior(share_a=0.9, num_draws=100):
 def test_top_two_moves_traffic_to_the_challenger():
     post = two_layout_posterior(0.9)
     a, b = post.space.index({"c0": "v0", "c1": "v0"}), post.space.index({"c0": "v1", "c1": "v0"})
-    ts = as_dict(propose(post, k=4, strategy="thompson"))
-    tt = as_dict(propose(post, k=4, strategy="top_two"))
+    ts = as_dict(propose(post, seed=0, k=4, strategy="thompson"))
+    tt = as_dict(propose(post, seed=0, k=4, strategy="top_two"))
     np.testing.assert_allclose([ts[a], ts[b]], [0.9, 0.1], atol=1e-12)
     # beta * 0.9 + (1 - beta) * 0.1 * 0.9 / 0.9 = 0.5: two arms split evenly.
     np.testing.assert_allclose([tt[a], tt[b]], [0.5, 0.5], atol=1e-12)
@@ -147,9 +142,12 @@ def test_top_two_with_a_unanimous_posterior_uses_runner_up():
     S = 10
     main = np.tile([2.0, 0.0, -1.0], (S, 1)).astype(np.float32)
     main[:3, 2] = 1.0  # runner-up is v2 in 3 of 10 draws, v1 in 7
-    post = Posterior(space, PriorConfig(), Params(np.zeros(S, np.float32), (main,), ()), "laplace")
-    assert len(propose(post, k=3, strategy="thompson")) == 1  # documented: fewer than k rows
-    got = as_dict(propose(post, k=3, strategy="top_two", beta=0.5))
+    params = Params(np.zeros(S, np.float32), (main,), ())
+    post = Posterior(space=space, prior=PriorConfig(), params=params, method="laplace")
+    assert (
+        len(propose(post, seed=0, k=3, strategy="thompson")) == 1
+    )  # documented: fewer than k rows
+    got = as_dict(propose(post, seed=0, k=3, strategy="top_two", beta=0.5))
     np.testing.assert_allclose([got[0], got[1], got[2]], [0.5, 0.35, 0.15], atol=1e-12)
 
 
@@ -183,7 +181,7 @@ def test_exclude(form, strategy):
     post = random_posterior(space, num_draws=S, seed=6, main_scale=0.5)
     full = brute_p_best(post)
     excluded = sorted(full, key=full.get, reverse=True)[:2]  # the two likeliest best
-    got = propose(post, k=space.size, strategy=strategy, exclude=form(space, excluded))
+    got = propose(post, seed=0, k=space.size, strategy=strategy, exclude=form(space, excluded))
     assert not set(got["index"]) & set(excluded)
     check_batch(space, got, space.size)
     if strategy == "thompson":  # P(best) among the remaining layouts, exactly
@@ -216,7 +214,13 @@ def test_exclude(form, strategy):
 def test_propose_errors(kwargs, match):
     post = random_posterior(make_space((3, 2)), num_draws=16, seed=0)
     with pytest.raises(ValueError, match=match):
-        propose(post, **kwargs)
+        propose(post, seed=0, **kwargs)
+
+
+def test_propose_needs_an_explicit_seed():
+    post = random_posterior(make_space((3, 2)), num_draws=16, seed=0)
+    with pytest.raises(ValueError, match="pass seed="):
+        propose(post, k=2)
 
 
 def test_num_draws_subsamples_reproducibly():
@@ -249,7 +253,7 @@ def test_greedy_and_ucb_order_matches_brute_force(strategy):
     want = space.indices(codes)[np.argsort(-key)][:5]
     # the scorer works in float32: the ranking is only comparable where the gaps exceed that
     assert np.min(-np.diff(np.sort(key)[::-1][:6])) > 1e-5
-    got = propose(post, k=5, strategy=strategy, quantile=0.9)
+    got = propose(post, seed=0, k=5, strategy=strategy, quantile=0.9)
     np.testing.assert_array_equal(got["index"].to_numpy(), want)
     np.testing.assert_allclose(got["weight"], 1 / 5, atol=1e-12)
 

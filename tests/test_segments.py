@@ -19,6 +19,7 @@ import pytest
 import layoutopt as lo
 from layoutopt import inference
 from layoutopt.cli import main
+from layoutopt.inference import NutsOptions
 from layoutopt.model import (
     Params,
     PriorConfig,
@@ -229,7 +230,7 @@ def test_laplace_hessian_with_segments_matches_autodiff(space, obs):
     """The scatter-built X'WX (segment columns included) equals jax.hessian through logits."""
     card = space.cardinalities
     structure = inference._Structure(card, True, "logit", 2, True)
-    design = inference._design_indices(obs.codes, card, True, obs.segments, 2, True)
+    design = inference.design_indices(obs.codes, card, True, obs.segments, 2, True)
     P = int(design.max()) + 1
     rng = np.random.default_rng(0)
     theta = jnp.asarray(rng.normal(0, 0.3, P)).at[0].set(-3.0)
@@ -245,7 +246,7 @@ def test_laplace_hessian_with_segments_matches_autodiff(space, obs):
         return log_likelihood(logits(params, obs.codes, obs.segments), n, y).sum()
 
     eta = theta[design].sum(axis=1)
-    _, w = inference._loglik_eta_derivatives(eta, n, y, "logit")
+    _, w = inference.loglik_eta_derivatives(eta, n, y, "logit")
     hess = np.zeros((P, P))
     np.add.at(hess, (design[:, :, None], design[:, None, :]), np.asarray(w)[:, None, None])
     np.testing.assert_allclose(
@@ -293,7 +294,7 @@ def test_laplace_and_nuts_agree_on_segment_effects():
         warnings.simplefilter("always", lo.FitWarning)
         nuts = lo.fit(
             small, obs, method="nuts", seed=1, num_samples=400, num_chains=2, num_warmup=200,
-            target_accept_prob=0.95, prior=prior,
+            prior=prior, options=NutsOptions(target_accept_prob=0.95),
         )  # fmt: skip
     # a few divergences are tolerated, as in test_methods_agree (funnel of the scales)
     assert nuts.diagnostics["num_divergences"] <= 4, [str(w.message) for w in caught]

@@ -21,8 +21,9 @@ SCRIPT = textwrap.dedent(
     from layoutopt.space import LayoutSpace
 
     assert len(jax.devices()) == 4, jax.devices()
-    import layoutopt.optimize as opt
-    opt._MAX_LEAF = 18  # leaf blocks of 6 x 3 layouts: 20 prefixes to shard over the devices
+    from layoutopt.grid import GridOptions
+    # leaf blocks of 6 x 3 layouts: 20 prefixes to shard over the devices
+    opts = GridOptions(max_leaf=18)
     card = (5, 4, 6, 3)
     space = LayoutSpace({f"c{k}": [f"v{i}" for i in range(n)] for k, n in enumerate(card)},
                         forbidden=[{"c0": "v1", "c2": "v3"}])
@@ -34,12 +35,13 @@ SCRIPT = textwrap.dedent(
         tuple(jnp.asarray(rng.normal(0, 0.2, (S, card[k], card[j])), jnp.float32)
               for k, j in pair_list(len(card))),
     )
-    post = Posterior(space, PriorConfig(), params, "laplace")
+    post = Posterior(space=space, prior=PriorConfig(), params=params, method="laplace")
     out = {}
     for name, devs in (("one", jax.devices()[:1]), ("four", jax.devices())):
-        full = score_grid(post, chunk_size=50, devices=devs).to_pandas()
-        top = score_grid(post, top=7, chunk_size=50, devices=devs).to_pandas()
-        arg = argmax_codes(params, space, method="enumerate", chunk_size=50, devices=devs)
+        kw = dict(chunk_size=50, devices=devs, grid_options=opts)
+        full = score_grid(post, **kw).to_pandas()
+        top = score_grid(post, top=7, **kw).to_pandas()
+        arg = argmax_codes(params, space, method="enumerate", **kw)
         out[name] = {
             "full": full[["index", "mean", "lower", "upper", "p_best"]].to_dict("list"),
             "top": top[["index", "mean", "p_best"]].to_dict("list"),

@@ -1,0 +1,583 @@
+"""Policies: how a campaign chooses what to serve next, as pairs of pure functions.
+
+A policy is ``Policy(init, step)`` (the shape of optax's ``GradientTransformation`` and
+blackjax's kernels)::
+
+    state = policy.init(space, key)
+    state, allocation, info = policy.step(state, observations, key)
+
+``observations`` is everything observed so far (``None`` before the first round);
+``allocation`` says which layouts get what share of the next batch, and ``info`` what the
+policy would ship now (:class:`PolicyInfo`: its pick with interval and P(best)). The driver
+(:func:`layoutopt.driver.run`) plays any policy round after round.
+
+Model policies (:func:`thompson`, :func:`top_two`, :func:`greedy`, :func:`ucb`) serve an
+initial design first, then refit the additive + pairwise model every round and propose with
+:func:`layoutopt.propose.propose`; their pick is :func:`layoutopt.scoring.best_layout`. The
+baselines of Hill et al. (2017) fit no model: :func:`uniform` (a classic A/B/n test) and
+:func:`independent` (Beta-Bernoulli Thompson sampling with one arm per layout, their
+"N^D-MAB").
+
+References:
+    Hill, Nassif, Liu, Iyer and Vishwanathan, "An Efficient Bandit Algorithm for Realtime
+    Multivariate Optimization", KDD 2017. Russo, "Simple Bayesian Algorithms for Best Arm
+    Identification", COLT 2016.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+from layoutopt.data import Observations
+from layoutopt.design import DESIGN_KINDS, UncoverablePairsWarning, initial_design
+from layoutopt.grid import pow2_at_least
+from layoutopt.inference import FitWarning, LaplaceOptions, NutsOptions, SviOptions, fit
+from layoutopt.model import PriorConfig
+from layoutopt.posterior import Posterior
+from layoutopt.propose import propose
+from layoutopt.scoring import best_layout
+from layoutopt.seeds import seed_of
+from layoutopt.space import LayoutSpace
+
+__all__ = [
+    "Allocation",
+    "Policy",
+    "PolicyInfo",
+    "greedy",
+    "independent",
+    "thompson",
+    "top_two",
+    "ucb",
+    "uniform",
+]
+
+#: How an allocation's weights become impression counts (see :class:`Allocation`).
+SPLITS = ("multinomial", "round")
+#: Round-0 designs of the model policies: ``initial_design`` kinds, or every allowed layout.
+INITIAL_DESIGNS = (*DESIGN_KINDS, "uniform")
+# Spaces up to this many allowed layouts are fitted on *every* allowed layout (untested ones
+# with zero impressions), so the observation arrays never change shape during a campaign.
+FULL_PADDING_LIMIT = 4096
+FitOptions = LaplaceOptions | NutsOptions | SviOptions
+# Baselines keep one arm per allowed layout: they enumerate the space.
+BASELINE_LIMIT = 1 << 22
+
+
+class Allocation(NamedTuple):
+    """What to serve in the next batch.
+
+    Attributes:
+        codes: ``(n, K)`` int32 variant codes of distinct allowed layouts.
+        weights: ``(n,)`` non-negative traffic shares (normalised by the driver).
+        split: how a batch is divided by the weights: ``"multinomial"`` (each impression
+            drawn independently, as per-impression Thompson sampling would) or ``"round"``
+            (largest-remainder rounding of ``batch * weight``, ties in a random order).
+    """
+
+    codes: np.ndarray
+    weights: np.ndarray
+    split: str
+
+
+class PolicyInfo(NamedTuple):
+    """What a policy would ship now, given the observations of its step.
+
+    Attributes:
+        pick: mixed-radix index of the layout it would ship (-1 before any observation).
+        mean: its estimated CTR (posterior mean, or observed CTR for the baselines).
+        lower: lower end of its 90% credible interval (NaN for the baselines).
+        upper: upper end (NaN for the baselines).
+        p_best: its posterior probability of being the best layout (NaN for baselines).
+        posterior: the fitted :class:`~layoutopt.posterior.Posterior` (None for baselines).
+        converged: whether the step's fit reported convergence (True without a fit).
+    """
+
+    pick: int
+    mean: float
+    lower: float
+    upper: float
+    p_best: float
+    posterior: Posterior | None
+    converged: bool
+
+
+class Policy(NamedTuple):
+    """A policy: a pair of pure functions, ``init`` and ``step``.
+
+    Attributes:
+        init: builds the policy's state for a space from a JAX PRNG key.
+        step: given everything observed so far (or None), returns the new state, the
+            :class:`Allocation` of the next batch and a :class:`PolicyInfo`.
+        name: a short label for tables (``"thompson"``, ``"uniform"``, ...).
+    """
+
+    init: Callable[[LayoutSpace, jax.Array], Any]
+    step: Callable[[Any, Observations | None, jax.Array], tuple[Any, Allocation, PolicyInfo]]
+    name: str
+
+
+def _no_info(pick: int = -1, mean: float = math.nan) -> PolicyInfo:
+    return PolicyInfo(pick, mean, math.nan, math.nan, math.nan, None, True)
+
+
+def _allowed_codes(space: LayoutSpace, limit: int) -> np.ndarray:
+    """All allowed layouts as codes (spaces with at most ``limit`` allowed layouts)."""
+    if space.num_allowed > limit:
+        raise ValueError(
+            f"this policy needs every allowed layout enumerated, but the space has "
+            f"{space.num_allowed} (limit {limit})"
+        )
+    return np.concatenate([c for _, c in space.iter_chunks(65536, allowed_only=True)])
+
+
+# ------------------------------------------------------------------------------ baselines
+def uniform() -> Policy:
+    """A classic A/B/n test: every round spreads the batch evenly over all allowed layouts.
+
+    The batch is split by largest-remainder rounding with the remainder going to layouts in
+    a random order. The pick is the served layout with the highest observed CTR.
+
+    Returns:
+        The :class:`Policy`.
+    """
+
+    def init(space, key):
+        return _allowed_codes(space, BASELINE_LIMIT)
+
+    def step(allowed, obs, key):
+        order = np.random.default_rng(seed_of(key)).permutation(len(allowed))
+        alloc = Allocation(allowed[order], np.ones(len(allowed)), "round")
+        if obs is None:
+            return allowed, alloc, _no_info()
+        rate = obs.clicks / np.maximum(obs.impressions, 1)
+        served = obs.impressions > 0
+        j = int(np.argmax(np.where(served, rate, -1.0)))
+        return allowed, alloc, _no_info(int(obs.space.indices(obs.codes[j][None])[0]), rate[j])
+
+    return Policy(init, step, "uniform")
+
+
+def independent(draws_per_round: int = 1000) -> Policy:
+    """Thompson sampling with an independent Beta(1, 1)-Bernoulli arm per layout ("N^D-MAB").
+
+    Within a round the posterior is frozen (the paper also updates per batch of 1,000); each
+    of ``draws_per_round`` impressions gets its own Beta draw and goes to that draw's argmax,
+    so with ``draws_per_round`` equal to the batch size this is exact per-impression
+    Thompson sampling with delayed updates. The pick is the most-served arm.
+
+    Args:
+        draws_per_round: Beta draws per round (set it to the batch size).
+
+    Returns:
+        The :class:`Policy`.
+    """
+    if draws_per_round < 1:
+        raise ValueError(f"draws_per_round must be positive, got {draws_per_round}")
+
+    def init(space, key):
+        codes = _allowed_codes(space, BASELINE_LIMIT)
+        return codes, space.indices(codes)
+
+    def step(state, obs, key):
+        allowed, allowed_index = state
+        a = np.ones(len(allowed))
+        b = np.ones(len(allowed))
+        info = _no_info()
+        if obs is not None:
+            pos = np.searchsorted(allowed_index, obs.space.indices(obs.codes))
+            a[pos] += obs.clicks
+            b[pos] += obs.impressions - obs.clicks
+            j = int(np.argmax(obs.impressions))
+            info = _no_info(int(allowed_index[pos[j]]), obs.clicks[j] / obs.impressions[j])
+        rng = np.random.default_rng(seed_of(key))
+        draws = rng.beta(a, b, size=(draws_per_round, len(allowed)))
+        n = np.bincount(draws.argmax(axis=1), minlength=len(allowed))
+        keep = n > 0
+        return state, Allocation(allowed[keep], n[keep] / draws_per_round, "round"), info
+
+    return Policy(init, step, "independent")
+
+
+# ----------------------------------------------------------------------------- the model
+class ModelState(NamedTuple):
+    """State of a model policy.
+
+    Attributes:
+        space: the layout space.
+        round: rounds played so far.
+        prior: the prior (fixed after round 0, so the jitted fit compiles once).
+        pool: allowed layouts that pad the fitted rows with zero impressions.
+        posterior: the last fit (None before the first).
+    """
+
+    space: LayoutSpace
+    round: int
+    prior: PriorConfig | None
+    pool: np.ndarray
+    posterior: Posterior | None
+
+
+class ModelConfig(NamedTuple):
+    """Static settings of a model policy (see :func:`thompson`)."""
+
+    strategy: str
+    k: int
+    method: str
+    prior: PriorConfig | None
+    link: str
+    pairwise: bool
+    initial: str
+    initial_size: int | None
+    num_samples: int
+    fit_options: Any
+    split: str
+    propose: dict
+
+
+def _pool(space: LayoutSpace, rng: np.random.Generator) -> np.ndarray:
+    """Allowed layouts to draw zero-impression padding rows from."""
+    if space.num_allowed <= FULL_PADDING_LIMIT:
+        return _allowed_codes(space, FULL_PADDING_LIMIT)
+    size = 8192
+    seen: dict[int, np.ndarray] = {}
+    while len(seen) < size:
+        idx = rng.integers(0, space.size, size=2 * size)
+        codes = space.codes(idx)
+        keep = space.allowed_mask(codes)
+        for i, c in zip(idx[keep].tolist(), codes[keep], strict=True):
+            seen.setdefault(i, c)
+    return np.asarray(list(seen.values())[:size], dtype=np.int32)
+
+
+def _padded(obs: Observations, pool: np.ndarray) -> Observations:
+    """``obs`` plus zero-impression rows from ``pool``, up to a size that rarely changes.
+
+    Zero-impression rows add nothing to the binomial likelihood, and a fixed row count lets
+    a jitted fit reuse one compilation for the whole campaign: every allowed layout on small
+    spaces, the next power of two of the tested count otherwise.
+    """
+    space = obs.space
+    small = space.num_allowed <= FULL_PADDING_LIMIT
+    capacity = len(pool) if small else pow2_at_least(obs.num_layouts, minimum=64)
+    need = capacity - obs.num_layouts
+    if need <= 0:
+        return obs
+    free = pool[~np.isin(space.indices(pool), space.indices(obs.codes))][:need]
+    zeros = np.zeros(len(free), np.int64)
+    return Observations.from_codes(
+        space,
+        np.concatenate([obs.codes, free]),
+        np.concatenate([obs.impressions, zeros]),
+        np.concatenate([obs.clicks, zeros]),
+        source="campaign",
+    )
+
+
+def _design(space: LayoutSpace, cfg: ModelConfig, seed: int) -> np.ndarray:
+    if cfg.initial == "uniform":
+        return _allowed_codes(space, BASELINE_LIMIT)
+    size = cfg.initial_size
+    if size is None and cfg.initial == "random":
+        size = min(space.num_allowed, math.prod(sorted(space.cardinalities)[-2:]))
+    # Pairs that no allowed layout contains cannot be covered; that is a property of the
+    # space, already reported when the user builds a design themselves.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UncoverablePairsWarning)
+        design = initial_design(space, seed=seed, size=size, kind=cfg.initial)
+    return space.codes(np.asarray(design["index"], dtype=np.int64))
+
+
+def _fit(space, obs, state: ModelState, cfg: ModelConfig, seed: int):
+    """Refit on everything observed; returns (prior, posterior, converged)."""
+    prior = state.prior
+    if prior is None:
+        rate = float(
+            np.clip((obs.clicks.sum() + 0.5) / (obs.impressions.sum() + 1.0), 1e-4, 0.9999)
+        )
+        prior = PriorConfig(base_rate=float(f"{rate:.3g}"), link=cfg.link, pairwise=cfg.pairwise)
+    # A campaign refits ~100 times; early fits on sparse data may stop at the iteration
+    # cap. That is reported per round (PolicyInfo.converged) rather than raised as 100
+    # warnings; the next round refits from scratch anyway.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FitWarning)
+        post = fit(
+            space,
+            _padded(obs, state.pool),
+            method=cfg.method,
+            seed=seed,
+            num_samples=cfg.num_samples,
+            prior=prior,
+            options=cfg.fit_options,
+        )
+    for w in caught:
+        if not issubclass(w.category, FitWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return prior, post, not any(issubclass(w.category, FitWarning) for w in caught)
+
+
+def _model_policy(cfg: ModelConfig) -> Policy:
+    if cfg.k < 1:
+        raise ValueError(f"k must be positive, got {cfg.k}")
+    if cfg.initial not in INITIAL_DESIGNS:
+        raise ValueError(f"initial must be one of {INITIAL_DESIGNS}, got {cfg.initial!r}")
+    if cfg.split not in SPLITS:
+        raise ValueError(f"allocation must be one of {SPLITS}, got {cfg.split!r}")
+
+    def init(space, key):
+        pool = _pool(space, np.random.default_rng(seed_of(key)))
+        return ModelState(space, 0, cfg.prior, pool, None)
+
+    def step(state, obs, key):
+        k_design, k_fit, k_propose = jax.random.split(key, 3)
+        space = state.space
+        if obs is None:  # round 0: the initial design, evenly
+            codes = _design(space, cfg, seed_of(k_design))
+            alloc = Allocation(codes, np.ones(len(codes)), "round")
+            return state._replace(round=1), alloc, _no_info()
+        prior, post, converged = _fit(space, obs, state, cfg, seed_of(k_fit))
+        pick = best_layout(post, space)
+        batch = propose(
+            post, space, k=cfg.k, strategy=cfg.strategy, seed=seed_of(k_propose), **cfg.propose
+        )
+        alloc = Allocation(
+            space.codes(np.asarray(batch["index"], np.int64)),
+            np.asarray(batch["weight"], np.float64),
+            cfg.split,
+        )
+        info = PolicyInfo(
+            int(pick.index), pick.mean, pick.lower, pick.upper, pick.p_best, post, converged
+        )
+        return state._replace(round=state.round + 1, prior=prior, posterior=post), alloc, info
+
+    name = cfg.strategy if cfg.pairwise else f"additive/{cfg.strategy}"
+    return Policy(init, step, name)
+
+
+def thompson(
+    k: int = 8,
+    *,
+    method: str = "laplace",
+    prior: PriorConfig | None = None,
+    link: str = "logit",
+    pairwise: bool = True,
+    initial: str = "pairwise",
+    initial_size: int | None = None,
+    num_samples: int = 1000,
+    fit_options: FitOptions | None = None,
+    allocation: str = "multinomial",
+) -> Policy:
+    """Batch Thompson sampling: traffic proportional to P(layout is the best).
+
+    Round 0 serves the initial design evenly; every later round refits the model on all
+    observations so far and serves ``propose(posterior, k=k, strategy="thompson")``.
+
+    Args:
+        k: most layouts per proposal.
+        method: inference method of the refit (``"laplace"``, ``"nuts"``, ``"svi"``).
+        prior: the prior; default ``PriorConfig(base_rate=<pooled CTR of round 0>,
+            link=link, pairwise=pairwise)``, fixed for the campaign so the fit compiles once.
+        link: link of the default prior (``"logit"`` or ``"probit"``).
+        pairwise: model pairwise interactions (False: additive, Hill et al.'s "MVT1").
+        initial: round-0 design: ``"pairwise"``, ``"random"``, ``"full"`` (see
+            :func:`~layoutopt.design.initial_design`) or ``"uniform"`` (every allowed layout).
+        initial_size: layouts in the round-0 design (default: the design's own; for
+            ``"random"`` the product of the two largest cardinalities).
+        num_samples: posterior draws per fit.
+        fit_options: options of the fit method (e.g. ``LaplaceOptions(tol=1e-2)``), the
+            same every round.
+        allocation: how the batch is split by the proposal weights (:class:`Allocation`).
+
+    Returns:
+        The :class:`Policy`.
+    """
+    return _model_policy(
+        ModelConfig(
+            "thompson",
+            int(k),
+            method,
+            prior,
+            link,
+            pairwise,
+            initial,
+            initial_size,
+            int(num_samples),
+            fit_options,
+            allocation,
+            {},
+        )
+    )
+
+
+def top_two(
+    k: int = 8,
+    *,
+    beta: float = 0.5,
+    method: str = "laplace",
+    prior: PriorConfig | None = None,
+    link: str = "logit",
+    pairwise: bool = True,
+    initial: str = "pairwise",
+    initial_size: int | None = None,
+    num_samples: int = 1000,
+    fit_options: FitOptions | None = None,
+    allocation: str = "multinomial",
+) -> Policy:
+    """Top-two Thompson sampling: a share ``beta`` to the leader, the rest to a challenger.
+
+    Round 0 serves the initial design evenly; every later round refits the model on all
+    observations so far and serves ``propose(posterior, k=k, strategy="top_two")``.
+
+    Args:
+        k: most layouts per proposal.
+        beta: probability of playing the leader (Russo 2016).
+        method: inference method of the refit (``"laplace"``, ``"nuts"``, ``"svi"``).
+        prior: the prior; default ``PriorConfig(base_rate=<pooled CTR of round 0>,
+            link=link, pairwise=pairwise)``, fixed for the campaign so the fit compiles once.
+        link: link of the default prior (``"logit"`` or ``"probit"``).
+        pairwise: model pairwise interactions (False: additive, Hill et al.'s "MVT1").
+        initial: round-0 design: ``"pairwise"``, ``"random"``, ``"full"`` (see
+            :func:`~layoutopt.design.initial_design`) or ``"uniform"`` (every allowed layout).
+        initial_size: layouts in the round-0 design (default: the design's own; for
+            ``"random"`` the product of the two largest cardinalities).
+        num_samples: posterior draws per fit.
+        fit_options: options of the fit method (e.g. ``LaplaceOptions(tol=1e-2)``), the
+            same every round.
+        allocation: how the batch is split by the proposal weights (:class:`Allocation`).
+
+    Returns:
+        The :class:`Policy`.
+    """
+    return _model_policy(
+        ModelConfig(
+            "top_two",
+            int(k),
+            method,
+            prior,
+            link,
+            pairwise,
+            initial,
+            initial_size,
+            int(num_samples),
+            fit_options,
+            allocation,
+            {"beta": beta},
+        )
+    )
+
+
+def greedy(
+    k: int = 8,
+    *,
+    method: str = "laplace",
+    prior: PriorConfig | None = None,
+    link: str = "logit",
+    pairwise: bool = True,
+    initial: str = "pairwise",
+    initial_size: int | None = None,
+    num_samples: int = 1000,
+    fit_options: FitOptions | None = None,
+    allocation: str = "multinomial",
+) -> Policy:
+    """The k layouts of highest posterior mean CTR, equal weights.
+
+    Round 0 serves the initial design evenly; every later round refits the model on all
+    observations so far and serves ``propose(posterior, k=k, strategy="greedy")``.
+
+    Args:
+        k: most layouts per proposal.
+        method: inference method of the refit (``"laplace"``, ``"nuts"``, ``"svi"``).
+        prior: the prior; default ``PriorConfig(base_rate=<pooled CTR of round 0>,
+            link=link, pairwise=pairwise)``, fixed for the campaign so the fit compiles once.
+        link: link of the default prior (``"logit"`` or ``"probit"``).
+        pairwise: model pairwise interactions (False: additive, Hill et al.'s "MVT1").
+        initial: round-0 design: ``"pairwise"``, ``"random"``, ``"full"`` (see
+            :func:`~layoutopt.design.initial_design`) or ``"uniform"`` (every allowed layout).
+        initial_size: layouts in the round-0 design (default: the design's own; for
+            ``"random"`` the product of the two largest cardinalities).
+        num_samples: posterior draws per fit.
+        fit_options: options of the fit method (e.g. ``LaplaceOptions(tol=1e-2)``), the
+            same every round.
+        allocation: how the batch is split by the proposal weights (:class:`Allocation`).
+
+    Returns:
+        The :class:`Policy`.
+    """
+    return _model_policy(
+        ModelConfig(
+            "greedy",
+            int(k),
+            method,
+            prior,
+            link,
+            pairwise,
+            initial,
+            initial_size,
+            int(num_samples),
+            fit_options,
+            allocation,
+            {},
+        )
+    )
+
+
+def ucb(
+    k: int = 8,
+    *,
+    quantile: float = 0.95,
+    method: str = "laplace",
+    prior: PriorConfig | None = None,
+    link: str = "logit",
+    pairwise: bool = True,
+    initial: str = "pairwise",
+    initial_size: int | None = None,
+    num_samples: int = 1000,
+    fit_options: FitOptions | None = None,
+    allocation: str = "multinomial",
+) -> Policy:
+    """Bayes-UCB: the k layouts of highest upper posterior ``quantile`` of CTR.
+
+    Round 0 serves the initial design evenly; every later round refits the model on all
+    observations so far and serves ``propose(posterior, k=k, strategy="ucb")``.
+
+    Args:
+        k: most layouts per proposal.
+        quantile: posterior quantile of CTR to rank by (Bayes-UCB), in (0.5, 1).
+        method: inference method of the refit (``"laplace"``, ``"nuts"``, ``"svi"``).
+        prior: the prior; default ``PriorConfig(base_rate=<pooled CTR of round 0>,
+            link=link, pairwise=pairwise)``, fixed for the campaign so the fit compiles once.
+        link: link of the default prior (``"logit"`` or ``"probit"``).
+        pairwise: model pairwise interactions (False: additive, Hill et al.'s "MVT1").
+        initial: round-0 design: ``"pairwise"``, ``"random"``, ``"full"`` (see
+            :func:`~layoutopt.design.initial_design`) or ``"uniform"`` (every allowed layout).
+        initial_size: layouts in the round-0 design (default: the design's own; for
+            ``"random"`` the product of the two largest cardinalities).
+        num_samples: posterior draws per fit.
+        fit_options: options of the fit method (e.g. ``LaplaceOptions(tol=1e-2)``), the
+            same every round.
+        allocation: how the batch is split by the proposal weights (:class:`Allocation`).
+
+    Returns:
+        The :class:`Policy`.
+    """
+    return _model_policy(
+        ModelConfig(
+            "ucb",
+            int(k),
+            method,
+            prior,
+            link,
+            pairwise,
+            initial,
+            initial_size,
+            int(num_samples),
+            fit_options,
+            allocation,
+            {"quantile": quantile},
+        )
+    )
