@@ -20,8 +20,7 @@ import functools
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
@@ -29,7 +28,11 @@ import numpy as np
 import pandas as pd
 
 from layoutopt.data import Observations
+from layoutopt.design import initial_design
+from layoutopt.inference import FitWarning, fit
 from layoutopt.model import LINKS, Params, PriorConfig, inv_link, logits, pair_list
+from layoutopt.propose import propose
+from layoutopt.scoring import best_layout
 from layoutopt.simulate import WorldBest
 from layoutopt.space import LayoutSpace
 
@@ -65,7 +68,6 @@ class SegmentWorld:
     params: Params
     shares: np.ndarray
     link: str = "logit"
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
         G = self.space.num_segments
@@ -137,29 +139,29 @@ class SegmentWorld:
         """True CTR of layouts under the traffic mix: ``sum_g w_g ctr(x, g)``."""
         return sum(w * self.ctr(codes, g) for g, w in enumerate(self.shares))
 
-    def _all_codes(self) -> np.ndarray:
-        if "codes" not in self._cache:
-            if self.space.num_allowed > _ENUMERATE_LIMIT:
-                raise ValueError(
-                    f"true best layouts need enumeration (limit {_ENUMERATE_LIMIT} allowed "
-                    f"layouts); this space has {self.space.num_allowed}"
-                )
-            self._cache["codes"] = np.concatenate(
-                [c for _, c in self.space.iter_chunks(65536, allowed_only=True)]
+    @functools.cached_property
+    def _bests(self) -> dict:
+        """True best layout of every segment code and of the mix (key ``None``)."""
+        if self.space.num_allowed > _ENUMERATE_LIMIT:
+            raise ValueError(
+                f"true best layouts need enumeration (limit {_ENUMERATE_LIMIT} allowed "
+                f"layouts); this space has {self.space.num_allowed}"
             )
-        return self._cache["codes"]
-
-    def best(self, segment: int | None = None) -> WorldBest:
-        """The true best allowed layout of a segment (code), or for the mix (``None``)."""
-        key = f"best{segment}"
-        if key not in self._cache:
-            codes = self._all_codes()
-            ctr = self.mix_ctr(codes) if segment is None else self.ctr(codes, segment)
+        codes = np.concatenate([c for _, c in self.space.iter_chunks(65536, allowed_only=True)])
+        out = {}
+        for g in [None, *range(self.space.num_segments)]:
+            ctr = self.mix_ctr(codes) if g is None else self.ctr(codes, g)
             i = int(np.argmax(ctr))
             best = codes[i]
             index = sum(int(x) * s for x, s in zip(best, self.space.strides, strict=True))
-            self._cache[key] = WorldBest(best, index, float(ctr[i]), self.space.decode(best))
-        return self._cache[key]
+            out[g] = WorldBest(best, index, float(ctr[i]), self.space.decode(best))
+        return out
+
+    def best(self, segment: int | None = None) -> WorldBest:
+        """The true best allowed layout of a segment (code), or for the mix (``None``)."""
+        if segment is not None and not 0 <= int(segment) < self.space.num_segments:
+            raise ValueError(f"segment code {segment} out of range [0, {self.space.num_segments})")
+        return self._bests[None if segment is None else int(segment)]
 
     def serve(self, codes, impressions, segment: int, rng: np.random.Generator) -> np.ndarray:
         """Serve impressions of layouts to segment ``segment``; clicks ``~ Binomial``."""
@@ -209,11 +211,6 @@ def run_segment_campaign(
         ``simple_regret`` (``sum_g w_g (best_g - ctr(pick_g, g))`` of the layouts that would
         be shipped now) and ``pick_ctr`` (``sum_g w_g ctr(pick_g, g)``).
     """
-    from layoutopt.design import initial_design
-    from layoutopt.inference import FitWarning, fit
-    from layoutopt.propose import propose
-    from layoutopt.scoring import best_layout
-
     space, G = world.space, world.space.num_segments
     rng = np.random.default_rng(seed)
     best = np.array([world.best(g).ctr for g in range(G)])
