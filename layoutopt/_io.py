@@ -30,17 +30,35 @@ def check_output_path(path: str | Path, suffixes: tuple[str, ...] | None = None)
             is an existing directory.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory; give a file name")
     if suffixes is not None and path.suffix.lower() not in suffixes:
         raise ValueError(
             f"{path}: unsupported output format {path.suffix or '(no suffix)'!r}; "
             f"use one of {list(suffixes)}"
         )
-    if path.is_dir():
-        raise ValueError(f"{path}: is a directory; give a file name")
     parent = path.parent
+    for above in (parent, *parent.parents):
+        if above.exists() and not above.is_dir():
+            raise ValueError(f"{path}: {str(above)!r} is a file, not a directory")
     if not parent.is_dir():
         raise ValueError(f"{path}: directory {str(parent)!r} does not exist")
+    _probe_writable(path)
     return path
+
+
+def _probe_writable(path: Path) -> None:
+    """Create and remove a probe file next to ``path``: permission bits do not stop root,
+    but a read-only file system or a full disk does, and both should fail before a fit."""
+    probe = path.with_name(f".{path.name}.{secrets.token_hex(4)}.probe")
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as err:
+        raise ValueError(
+            f"{path}: cannot create files in {str(path.parent)!r} ({_reason(err)})"
+        ) from None
+    os.close(fd)
+    _remove(probe)
 
 
 @contextlib.contextmanager
@@ -66,10 +84,27 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as err:
+        _remove(tmp)
+        # The temporary name means nothing to the user: name the target instead.
+        raise OSError(err.errno, f"cannot write {path}: {_reason(err)}") from None
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        _remove(tmp)
         raise
+
+
+def _remove(tmp: Path) -> None:
+    with contextlib.suppress(OSError):
+        if tmp.is_dir() and not tmp.is_symlink():
+            import shutil
+
+            shutil.rmtree(tmp)
+        else:
+            os.unlink(tmp)
+
+
+def _reason(err: OSError) -> str:
+    return err.strerror or " ".join(str(err).split())
 
 
 def one_line(message: object) -> str:

@@ -46,6 +46,7 @@ from layoutopt.data import Observations, read_layout_codes
 from layoutopt.design import DESIGN_KINDS, initial_design
 from layoutopt.inference import METHODS
 from layoutopt.inference import fit as fit_model
+from layoutopt.limits import SEED_MAX, check_seed
 from layoutopt.posterior import Posterior
 from layoutopt.propose import STRATEGIES
 from layoutopt.propose import propose as propose_layouts
@@ -203,7 +204,24 @@ SpaceOpt = Annotated[
 PosteriorOpt = Annotated[
     Path, typer.Option("--posterior", "-p", help="Posterior NetCDF file written by `fit`.")
 ]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (same seed, same result).")]
+
+
+def _seed_option(value: int) -> int:
+    # The library's rule and message, so the CLI and the API cannot drift apart.
+    try:
+        return check_seed(value, "--seed")
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+
+
+SeedOpt = Annotated[
+    int,
+    typer.Option(
+        "--seed",
+        callback=_seed_option,
+        help=f"Random seed in [0, {SEED_MAX}] (same seed, same result).",
+    ),
+]
 SegmentOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -287,6 +305,7 @@ def fit(
         post = fit_model(
             sp, obs, method=method.value, seed=seed, num_samples=samples, progress=nuts
         )
+    _check_converged(post, output)
     post.save(output)  # atomic: a temporary file renamed into place
     out = _stdout()
     out.print(
@@ -297,6 +316,16 @@ def fit(
     if post.diagnostics:
         out.print(
             "diagnostics: " + ", ".join(f"{k}={_fmt_value(v)}" for k, v in post.diagnostics.items())
+        )
+
+
+def _check_converged(post, output: Path) -> None:
+    """A Laplace fit that did not converge is not written (the API only warns)."""
+    if post.diagnostics.get("converged") is False:
+        raise ValueError(
+            f"{output}: not written: the {post.method} fit did not converge in "
+            f"{post.diagnostics.get('iterations')} iterations; check the data (e.g. layouts "
+            "with clicks == impressions) or use --method nuts"
         )
 
 

@@ -8,6 +8,7 @@ and says what would be valid.
 
 from __future__ import annotations
 
+import csv
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from layoutopt._io import one_line
+from layoutopt.limits import MAX_COUNT
 from layoutopt.space import LayoutSpace
 
 __all__ = ["Observations", "read_layout_codes", "read_table"]
@@ -24,7 +26,6 @@ __all__ = ["Observations", "read_layout_codes", "read_table"]
 _COUNT_COLUMNS = ("impressions", "clicks")
 # Written by design/propose next to the labels; ignored on input so those files round-trip.
 _IGNORED_COLUMNS = ("index", "weight")
-_MAX_COUNT = 2**53
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,11 +96,11 @@ class Observations:
         for name, arr in (("impressions", impressions), ("clicks", clicks)):
             if not np.issubdtype(arr.dtype, np.number) or np.any(~np.isfinite(arr)):
                 raise ValueError(f"{source}: column {name!r} must hold finite numbers")
-            bad = np.flatnonzero((arr < 0) | (arr != np.round(arr)))
+            bad = np.flatnonzero((arr < 0) | (arr != np.round(arr)) | (arr > MAX_COUNT))
             if bad.size:
                 raise ValueError(
-                    f"{source}: row {bad[0]}: {name} = {arr[bad[0]]!r}; "
-                    "counts must be non-negative integers"
+                    f"{source}: row {bad[0]}: {name} = {_plain(arr[bad[0]])!r}; counts must "
+                    f"be whole numbers in [0, 2**53 = {MAX_COUNT}]"
                 )
         impressions = impressions.astype(np.int64)
         clicks = clicks.astype(np.int64)
@@ -114,9 +115,10 @@ class Observations:
         keys = codes if seg is None else np.concatenate([codes, seg[:, None]], axis=1)
         uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)
-        imp = np.bincount(inverse, weights=impressions, minlength=len(uniq)).astype(np.int64)
-        clk = np.bincount(inverse, weights=clicks, minlength=len(uniq)).astype(np.int64)
+        imp = _exact_sums(inverse, impressions, len(uniq))
+        clk = _exact_sums(inverse, clicks, len(uniq))
         K = space.num_components
+        _check_totals(space, uniq[:, :K], imp, source)
         uniq_seg = None if seg is None else uniq[:, K].astype(np.int32)
         return cls(space, uniq[:, :K].astype(np.int32), imp, clk, uniq_seg)
 
@@ -372,11 +374,12 @@ def layout_codes(df, space: LayoutSpace, source: str = "layouts") -> np.ndarray:
 
 def _read_csv(path: str | Path, space: LayoutSpace):
     path = Path(path)
+    _check_input_file(path)
     try:
         with warnings.catch_warnings():
             # A row with more fields than the header would silently lose data.
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            return pd.read_csv(
+            frame = pd.read_csv(
                 path, dtype=str, keep_default_na=False, na_filter=False, index_col=False
             )
     except FileNotFoundError:
@@ -392,16 +395,59 @@ def _read_csv(path: str | Path, space: LayoutSpace):
         ) from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
         raise ValueError(f"{path}: not a readable CSV file ({one_line(err)})") from None
+    _check_csv_header(path)
+    return frame
+
+
+def _check_input_file(path: Path) -> None:
+    """Name the real problem when ``path`` is a directory or missing."""
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory; give a .csv or .parquet file")
+    if not path.exists():
+        raise ValueError(f"{path}: no such file")
+
+
+def _check_csv_header(path: Path) -> None:
+    """Refuse repeated header names (pandas would rename the second ``clicks`` to
+    ``clicks.1`` and report an unknown column)."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        header = next(csv.reader(fh), [])
+    names = list(header)
+    dupes = sorted({h for h in names if names.count(h) > 1})
+    if dupes:
+        raise ValueError(
+            f"{path}: header names column(s) {dupes} more than once; each column must appear once"
+        )
 
 
 def _read_parquet(path: str | Path):
     path = Path(path)
-    if not path.exists():
-        raise ValueError(f"{path}: no such file")
+    _check_input_file(path)
     try:
         return pd.read_parquet(path)
     except Exception as err:  # pyarrow raises a zoo of types for a malformed file
         raise ValueError(f"{path}: not a readable Parquet file ({one_line(err)})") from None
+
+
+def _exact_sums(inverse: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
+    """Per-layout sums of int64 counts, exact (float64 sums round beyond 2^53), with the
+    sums that would overflow int64 saturated so that :func:`_check_totals` refuses them."""
+    out = np.zeros(n, np.int64)
+    np.add.at(out, inverse, counts)
+    approx = np.bincount(inverse, weights=counts.astype(np.float64), minlength=n)
+    out[approx > 2.0**62] = np.iinfo(np.int64).max
+    return out
+
+
+def _check_totals(space: LayoutSpace, codes: np.ndarray, impressions: np.ndarray, source: str):
+    bad = np.flatnonzero(impressions > MAX_COUNT)
+    if bad.size:
+        r = int(bad[0])
+        raise ValueError(
+            f"{source}: the rows of layout {space.decode(codes[r])} add up to more than "
+            f"2**53 = {MAX_COUNT} impressions, beyond the supported range of counts "
+            "(exact in float64); scale the counts down"
+        )
 
 
 def _label_codes(df, by_name: dict, space: LayoutSpace, source: str) -> np.ndarray:
@@ -482,7 +528,7 @@ def _plain(value: Any) -> Any:
 def _missing_mask(column) -> np.ndarray:
     """True where a cell is missing: NaN/None/NA, or text that is empty after stripping."""
     missing = column.isna().to_numpy()
-    if column.dtype == object or str(column.dtype).startswith("string"):
+    if column.dtype == object or str(column.dtype).startswith(("string", "str")):
         text = column.astype(str).str.strip().to_numpy()
         missing = missing | (text == "")
     return missing
@@ -506,7 +552,7 @@ def _parse_counts(column, name: str, source: str) -> np.ndarray:
             (~np.isfinite(numbers), "{!r} is not a finite number"),
             (numbers != np.round(numbers), "{!r} is not a whole number"),
             (numbers < 0, "{!r} is negative"),
-            (numbers > _MAX_COUNT, "{!r} is too large (limit 2**53)"),
+            (numbers > MAX_COUNT, "{!r} is too large (limit 2**53 = " + f"{MAX_COUNT})"),
         ]
     for mask, what in problems:
         bad = np.flatnonzero(mask)

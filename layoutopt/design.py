@@ -29,6 +29,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from layoutopt.limits import check_design_pairs, check_seed
 from layoutopt.space import LayoutSpace
 
 __all__ = ["initial_design", "UncoverablePairsWarning", "DESIGN_KINDS"]
@@ -71,7 +72,8 @@ def initial_design(
             smallest covering size found. Not accepted for ``kind="full"``.
         kind: ``"pairwise"`` (strength-2 covering array), ``"random"`` (uniform distinct
             allowed layouts) or ``"full"`` (every allowed layout).
-        max_full: largest number of allowed layouts ``kind="full"`` will enumerate.
+        max_full: largest number of allowed layouts ``kind="full"`` will enumerate, and
+            the largest ``size``.
 
     Returns:
         DataFrame with ``index`` (mixed-radix layout index) and one categorical label column
@@ -86,7 +88,8 @@ def initial_design(
     Raises:
         ValueError: for an unknown ``kind``, a missing or non-positive ``size``, a ``size``
             above the number of allowed layouts or below the covering size, or a full
-            factorial larger than ``max_full``.
+            factorial or a ``size`` larger than ``max_full``, or a seed outside
+            ``[0, 2**32 - 1]``.
 
     Warns:
         UncoverablePairsWarning: when forbidden rules together make variant pairs impossible
@@ -117,7 +120,12 @@ def initial_design(
             raise ValueError(
                 f"size={size} exceeds the {space.num_allowed} allowed layouts of the space"
             )
-    rng = np.random.default_rng(seed)
+        if size > max_full:
+            raise ValueError(
+                f"size={size} is above max_full={max_full} layouts (a test of more layouts "
+                "than that cannot be served); ask for fewer"
+            )
+    rng = np.random.default_rng(check_seed(seed))
 
     if kind == "full":
         if size is not None:
@@ -137,6 +145,7 @@ def initial_design(
         codes = _random_distinct(space, size, rng, taken=np.zeros((0, space.num_components)))
         return _frame(space, codes, kind="random")
 
+    check_design_pairs(space.cardinalities)
     codes, uncoverable, bound = _covering_array(space, rng)
     covering_size = codes.shape[0]
     if size is not None:

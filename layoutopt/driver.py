@@ -23,6 +23,7 @@ import jax
 import numpy as np
 
 from layoutopt.data import Observations
+from layoutopt.limits import check_seed
 from layoutopt.policies import Allocation, Policy, PolicyInfo
 from layoutopt.seeds import seed_of
 from layoutopt.space import LayoutSpace
@@ -142,7 +143,7 @@ def run(
     if budget <= 0 or batch_size <= 0:
         raise ValueError(f"budget and batch_size must be positive, got {budget}, {batch_size}")
     num_rounds = math.ceil(budget / batch_size)
-    base = jax.random.key(seed)
+    base = jax.random.key(check_seed(seed))
     # round r's key depends on r alone, so a longer budget replays the same first rounds
     k_init, k_first = jax.random.split(jax.random.fold_in(base, _SETUP))
     state = policy.init(space, k_init)

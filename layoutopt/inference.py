@@ -41,6 +41,7 @@ from numpyro.optim import optax_to_numpyro
 
 from layoutopt.data import Observations
 from layoutopt.grid import pow2_at_least
+from layoutopt.limits import check_fit_size, check_seed
 from layoutopt.model import (
     Params,
     PriorConfig,
@@ -239,8 +240,10 @@ def fit(
 
     Raises:
         ValueError: for an unknown method, observations from another space, non-positive
-            ``num_samples`` / ``num_chains``, negative ``num_warmup`` or options of another
-            method's type.
+            ``num_samples`` / ``num_chains``, negative ``num_warmup``, options of another
+            method's type, a seed outside ``[0, 2**32 - 1]``, a model too large for the
+            method (see :func:`layoutopt.limits.check_fit_size`; nothing is started), or a
+            fit whose draws are not finite.
 
     Warns:
         FitWarning: when NUTS has ``max_r_hat > 1.05``, ``min_ess < 100`` or divergences,
@@ -285,10 +288,20 @@ def fit(
             f"method {method!r} takes options={OPTIONS[method].__name__}(...), got "
             f"{type(options).__name__}"
         )
+    seed = check_seed(seed)
+    check_fit_size(
+        space.cardinalities,
+        observations.num_layouts,
+        method,
+        int(num_samples),
+        prior.pairwise,
+        guide=getattr(options, "guide", "auto"),
+    )
     if method == "laplace":
-        return _fit_laplace(space, observations, prior, int(seed), int(num_samples), options)
+        post = _fit_laplace(space, observations, prior, int(seed), int(num_samples), options)
+        return _checked(post)
     if method == "nuts":
-        return _fit_nuts(
+        post = _fit_nuts(
             space,
             observations,
             prior,
@@ -299,7 +312,18 @@ def fit(
             progress,
             options,
         )
-    return _fit_svi(space, observations, prior, int(seed), int(num_samples), progress, options)
+        return _checked(post)
+    post = _fit_svi(space, observations, prior, int(seed), int(num_samples), progress, options)
+    return _checked(post)
+
+
+def _checked(post: Posterior) -> Posterior:
+    """Refuse a fit whose draws are not finite: it must never be written or used."""
+    try:
+        post.check_finite()
+    except ValueError as err:
+        raise ValueError(f"fit failed: {err}") from None
+    return post
 
 
 def _num_hypers(space: LayoutSpace, pairwise: bool) -> tuple[int, int]:

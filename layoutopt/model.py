@@ -59,6 +59,17 @@ __all__ = [
 ]
 
 LINKS = ("logit", "probit")
+#: Supported prior scales (sd on the link scale); beyond them the fit loses precision
+#: (a scale of 1e12 lets eta reach CTRs of exactly 0 or 1, where the draws become NaN).
+SCALE_RANGE = (1e-6, 100.0)
+#: Supported prior base rates.
+BASE_RATE_RANGE = (1e-6, 1.0 - 1e-6)
+
+
+def _check_number(name: str, value, low: float, high: float) -> None:
+    ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+    if not ok or not low <= float(value) <= high:
+        raise ValueError(f"{name} must be a number in [{low:g}, {high:g}], got {value!r}")
 
 
 class Params(NamedTuple):
@@ -115,11 +126,9 @@ class PriorConfig:
     segment_pairs: bool = False
 
     def __post_init__(self):
-        if not 0.0 < self.base_rate < 1.0:
-            raise ValueError(f"base_rate must lie in (0, 1), got {self.base_rate}")
+        _check_number("base_rate", self.base_rate, *BASE_RATE_RANGE)
         for name in ("intercept_scale", "main_scale", "pair_scale", "segment_scale"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+            _check_number(name, getattr(self, name), *SCALE_RANGE)
         if self.link not in LINKS:
             raise ValueError(f"link must be one of {LINKS}, got {self.link!r}")
 

@@ -22,6 +22,7 @@ import jax
 import numpy as np
 import pandas as pd
 
+from layoutopt.limits import check_argmax_work, check_grid_work, check_seed
 from layoutopt.optimize import argmax_codes
 from layoutopt.posterior import Posterior
 from layoutopt.scoring import score_grid
@@ -106,8 +107,10 @@ def propose(
     Raises:
         ValueError: for an unknown strategy (the message lists the valid ones), ``k < 1``, a
             ``space`` that is not the posterior's, a bad ``num_draws``, ``beta`` or
-            ``quantile``, malformed ``exclude`` entries (unknown component, label or index), or
-            an ``exclude`` that leaves no allowed layout.
+            ``quantile``, malformed ``exclude`` entries (unknown component, label or index),
+            an ``exclude`` that leaves no allowed layout, a seed outside ``[0, 2**32 - 1]``,
+            a non-finite posterior, or work beyond the limits of ``layoutopt.limits``
+            (greedy enumeration, exact per-draw argmax), refused before it starts.
 
     Examples:
         >>> batch = propose(post, k=8, strategy="thompson", seed=1)  # doctest: +SKIP
@@ -139,6 +142,8 @@ def propose(
         raise ValueError(f"beta must lie in (0, 1), got {beta}")
     if not 0.5 < quantile < 1.0:
         raise ValueError(f"quantile must lie in (0.5, 1), got {quantile}")
+    seed = check_seed(seed)
+    posterior.check_finite()
     # one seed per use: the draw subsample and tie order, and the optimiser's restarts
     seed_rng, seed_argmax = split_seed(seed, 2)
     rng = np.random.default_rng(seed_rng)
@@ -255,9 +260,9 @@ def _p_best(params, space: LayoutSpace, method: str, seed: int, mixed=None):
 
     ``mixed``: the posterior (with ``params``) whose traffic mix is maximised instead.
     """
-
     if mixed is not None:
         return mix_p_best(mixed, space)
+    check_argmax_work(params, space, method, seed, "Thompson sampling")
     best = np.asarray(argmax_codes(params, space, method=method, seed=seed))
     codes, counts = np.unique(best, axis=0, return_counts=True)
     return codes.astype(np.int32), counts / best.shape[0]
@@ -280,6 +285,12 @@ def _top_scores(posterior, params, space, excluded, k, strategy, quantile):
     excluded = excluded[space.allowed_mask(excluded)] if len(excluded) else excluded
     drop = {tuple(int(x) for x in row) for row in excluded}
     if strategy == "greedy":
+        check_grid_work(
+            space.num_allowed,
+            params.intercept.shape[0],
+            'strategy="greedy"',
+            'use strategy="thompson" or "top_two", which search with the exact optimiser',
+        )
         # a running top-k on the device; the extra rows make room for excluded layouts
         grid = score_grid(post, space, top=k + len(drop))
         codes, key = grid.codes, grid.mean

@@ -49,6 +49,7 @@ from layoutopt import grid as engine
 from layoutopt._io import atomic_path
 from layoutopt.data import layout_codes
 from layoutopt.grid import DEFAULT_GRID, DEFAULT_MEMORY_BUDGET, GridOptions
+from layoutopt.limits import check_argmax_work, check_grid_work
 from layoutopt.model import inv_link
 from layoutopt.optimize import AUTO_ENUMERATE_LIMIT, argmax_codes, argmax_layout
 from layoutopt.posterior import Posterior
@@ -322,6 +323,7 @@ def _resolve(posterior: Posterior, space: LayoutSpace | None):
             f"space {space!r} differs from the space the posterior was fitted on "
             f"{posterior.space!r}"
         )
+    posterior.check_finite()
     params = engine.as_params(posterior.params)
     engine.check_params(params, space)
     return space, params, posterior.prior.link
@@ -369,8 +371,9 @@ def score_grid(
         :class:`GridScores`; ``p_best`` is always relative to the whole space.
 
     Raises:
-        ValueError: for a mismatched space, a bad level or top, or ``top=None`` on a space
-            too large to hold in memory.
+        ValueError: for a mismatched space, a bad level or top, ``top=None`` on a space
+            too large to hold in memory, a non-finite posterior, or an enumeration of more
+            than ``limits.MAX_GRID_WORK`` draw-layouts (refused before it starts).
 
     Examples:
         >>> grid = score_grid(post, top=10)               # doctest: +SKIP
@@ -385,12 +388,23 @@ def score_grid(
         if int(top) != top or top <= 0:
             raise ValueError(f"top must be a positive integer or None, got {top!r}")
         top = int(min(top, space.num_allowed))
+        if top > MAX_FULL_GRID:
+            raise ValueError(
+                f"top={top} is more rows than MAX_FULL_GRID={MAX_FULL_GRID} to hold in "
+                "memory; pass a smaller top, or stream every row with score_grid_to_parquet()"
+            )
     elif space.num_allowed > MAX_FULL_GRID:
         raise ValueError(
             f"the space has {space.num_allowed} allowed layouts, more than MAX_FULL_GRID="
             f"{MAX_FULL_GRID} rows to hold in memory; pass top=k to keep the k best, or stream "
             "every row to disk with score_grid_to_parquet()"
         )
+    check_grid_work(
+        space.num_allowed,
+        params.intercept.shape[0],
+        "scoring",
+        "use best_layout() (`layoutopt best`), which searches with the optimiser",
+    )
     pieces: list = []
 
     def collect(start, n_valid, out):
@@ -531,6 +545,8 @@ def score_grid_to_parquet(
     level = _check_level(level)
     if space.size > 2**63 - 1:
         raise ValueError("spaces beyond 2^63 layouts cannot be written with int64 indices")
+    check_grid_work(space.num_allowed, params.intercept.shape[0], "scoring", "pass top=k")
+    check_argmax_work(params, space, argmax_method, seed, "P(best)")
     best = argmax_codes(
         params, space, method=argmax_method, seed=seed, chunk_size=chunk_size, devices=devices
     )
@@ -640,6 +656,7 @@ def score_layouts(
         level = _check_level(level)
         codes = _encode_frame(space, layouts)
         if best_codes is None:
+            check_argmax_work(params, space, argmax_method, seed, "P(best)")
             best_codes = argmax_codes(params, space, method=argmax_method, seed=seed)
         if len(codes):
             _, mean, lower, upper = _stats_chunked(params, space, codes, link, level)
@@ -732,6 +749,14 @@ def best_layout(
             "best_layout searches per-draw argmaxes from random restarts; pass seed="
         )
     seed_draws, seed_mean = split_seed(seed, 2)
+    check_argmax_work(
+        params,
+        space,
+        "exact",
+        seed_draws,
+        "best_layout",
+        "propose(..., method='hill') gives an approximate answer",
+    )
     best_codes = argmax_codes(params, space, method="exact", seed=seed_draws)
     lookup = _p_best_lookup(space, best_codes)
     mean_params = jax.tree.map(lambda a: jnp.mean(a, axis=0), params)

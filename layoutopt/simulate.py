@@ -34,6 +34,7 @@ import pandas as pd
 from layoutopt import driver
 from layoutopt.driver import RoundInfo
 from layoutopt.grid import pow2_at_least
+from layoutopt.limits import check_seed
 from layoutopt.model import LINKS, Params, PriorConfig, inv_link, logits, pair_list
 from layoutopt.optimize import argmax_codes
 from layoutopt.policies import Policy
@@ -176,7 +177,7 @@ class SyntheticWorld:
             raise ValueError(f"base_rate must lie in (0, 1), got {base_rate}")
         if main_scale < 0 or pair_scale < 0:
             raise ValueError("main_scale and pair_scale must be non-negative")
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_seed(seed))
         card = space.cardinalities
         intercept = PriorConfig(base_rate=base_rate, link=link).intercept_loc
         main = tuple(rng.normal(0.0, main_scale, n) for n in card)

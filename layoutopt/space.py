@@ -24,9 +24,33 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["LayoutSpace"]
+__all__ = ["LayoutSpace", "RESERVED_NAMES"]
 
 _INT64_LIMIT = 2**63 - 1
+
+#: Names a component may not take: data columns (observations, events, segments), output
+#: columns (scores, proposals, designs) and posterior variables. A component with one of
+#: these names would overwrite, or be overwritten by, that column or variable. (Posterior
+#: dimension names such as ``chain`` or ``draw`` are fine: the file renames those dims.)
+RESERVED_NAMES = (
+    "index",
+    "impressions",
+    "clicks",
+    "weight",
+    "segment",
+    "age",
+    "round",
+    "served_at",
+    "clicked_at",
+    "mean",
+    "lower",
+    "upper",
+    "p_best",
+    "true_ctr",
+    "intercept",
+    "sigma_main",
+    "tau_pair",
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,9 +119,10 @@ class LayoutSpace:
         for name, labels in components.items():
             if not isinstance(name, str) or not name:
                 raise ValueError(f"component names must be non-empty strings, got {name!r}")
-            if name in ("index", "impressions", "clicks", "segment", "weight"):
+            if name.strip().lower() in RESERVED_NAMES:
                 raise ValueError(
-                    f"component name {name!r} is reserved for a data column; rename it"
+                    f"component name {name!r} is reserved (a data, output or posterior name); "
+                    f"rename it; reserved (in any case): {', '.join(RESERVED_NAMES)}"
                 )
             if isinstance(labels, str) or not isinstance(labels, Sequence):
                 raise ValueError(
@@ -550,8 +575,19 @@ class LayoutSpace:
                 data = tomllib.load(fh)
         except FileNotFoundError:
             raise ValueError(f"{path}: no such layout-space file") from None
+        except IsADirectoryError:
+            raise ValueError(f"{path}: is a directory; give a layout-space TOML file") from None
+        except UnicodeDecodeError as err:
+            raise ValueError(
+                f"{path}: not UTF-8 text (byte {err.object[err.start : err.start + 1]!r} at "
+                f"offset {err.start}); save the TOML file as UTF-8"
+            ) from None
         except tomllib.TOMLDecodeError as err:
             raise ValueError(f"{path}: not valid TOML ({err})") from None
+        except OSError as err:
+            raise ValueError(
+                f"{path}: cannot read the layout-space file ({err.strerror})"
+            ) from None
         return cls.from_dict(data, source=str(path))
 
     def to_toml(self) -> str:
@@ -571,10 +607,6 @@ class LayoutSpace:
         return "\n".join(lines) + "\n"
 
 
-#: Column names a context variable may not take (data columns and the components' own).
-_RESERVED_SEGMENT_NAMES = ("index", "impressions", "clicks", "segment", "weight", "age", "round")
-
-
 def _check_segments(segments, components: tuple[str, ...]) -> tuple:
     """Validated ``((variable, (values...)), ...)`` of a ``segments=`` argument."""
     if segments is None:
@@ -592,8 +624,11 @@ def _check_segments(segments, components: tuple[str, ...]) -> tuple:
             raise ValueError(
                 f"context variable {name!r} is also a component; a data column can be only one"
             )
-        if name in _RESERVED_SEGMENT_NAMES:
-            raise ValueError(f"context variable name {name!r} is reserved for a data column")
+        if name.strip().lower() in RESERVED_NAMES:
+            raise ValueError(
+                f"context variable name {name!r} is reserved (a data, output or posterior "
+                f"name); reserved (in any case): {', '.join(RESERVED_NAMES)}"
+            )
         if isinstance(values, str) or not isinstance(values, Sequence) or len(values) == 0:
             raise ValueError(
                 f"context variable {name!r}: values must be a non-empty list, got {values!r}"
