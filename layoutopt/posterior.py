@@ -159,6 +159,9 @@ class Posterior:
                 names = json.loads(attrs["variables"])
                 group = fh["posterior"]
                 wanted = ["intercept", *names["main"], *names["pair"], *names["hyper"]]
+                if "segment_main" in names:
+                    wanted += ["segment_intercept", *names["segment_main"]]
+                    wanted += names["segment_pair"]
                 arrays = {v: np.asarray(group[v][()]) for v in wanted}
                 codes = np.asarray(fh["constant_data"]["observed_codes"][()])
             space = LayoutSpace.from_dict(json.loads(attrs["space"]), source=path)
