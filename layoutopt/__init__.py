@@ -17,12 +17,15 @@ The public API is re-exported here by hand; everything else is private by defaul
 """
 
 from layoutopt import driver, grid, policies, simulate
+from layoutopt.campaign import Campaign
 from layoutopt.data import Observations
+from layoutopt.delay import Exponential, Weibull
 from layoutopt.design import UncoverablePairsWarning, initial_design
 from layoutopt.inference import FitWarning, fit
 from layoutopt.model import Params, PriorConfig, inv_link, logits
 from layoutopt.optimize import argmax_codes, argmax_layout, certified_argmax
 from layoutopt.posterior import Posterior
+from layoutopt.priors import MetaPrior
 from layoutopt.propose import propose
 from layoutopt.scoring import (
     BestLayout,
@@ -33,20 +36,25 @@ from layoutopt.scoring import (
     score_layouts,
 )
 from layoutopt.segments import best_by_segment
+from layoutopt.shards import merge_shards
 from layoutopt.space import LayoutSpace
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BestLayout",
+    "Campaign",
+    "Exponential",
     "FitWarning",
     "GridScores",
     "LayoutSpace",
+    "MetaPrior",
     "Observations",
     "Params",
     "Posterior",
     "PriorConfig",
     "UncoverablePairsWarning",
+    "Weibull",
     "argmax_codes",
     "argmax_layout",
     "best_by_segment",
@@ -56,6 +64,7 @@ __all__ = [
     "initial_design",
     "inv_link",
     "logits",
+    "merge_shards",
     "propose",
     "score_grid",
     "score_grid_to_parquet",

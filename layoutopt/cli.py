@@ -40,7 +40,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from layoutopt import policies
+from layoutopt import cli_campaign, policies
 from layoutopt._io import atomic_path, check_output_path, one_line
 from layoutopt.data import Observations, read_layout_codes
 from layoutopt.design import DESIGN_KINDS, initial_design
@@ -340,7 +340,10 @@ def _fmt_value(v: Any) -> str:
 
 
 def score(
-    posterior: PosteriorOpt,
+    posterior: Annotated[
+        Path | None,
+        typer.Option("--posterior", "-p", help="Posterior NetCDF file written by `fit`."),
+    ] = None,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Write the scores to a .parquet or .csv file."),
@@ -354,14 +357,32 @@ def score(
     ] = 0.9,
     seed: SeedOpt = 0,
     segment: SegmentOpt = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard", help="Score only slice I of N of the index range to -o .parquet (I/N)."
+        ),
+    ] = None,
+    merge: Annotated[
+        bool, typer.Option("--merge", help="Merge the SHARDS files (from --shard) into -o.")
+    ] = False,
+    shards: Annotated[
+        list[Path] | None, typer.Argument(help="Shard files to --merge.", show_default=False)
+    ] = None,
 ) -> None:
     """Score every layout: posterior mean CTR, credible interval, probability of being best.
 
     Without ``-o`` the best layouts are printed as a table (10, or ``--top``). With ``-o`` the
     scores of every allowed layout (or of the ``--top`` best) go to the file; a whole grid
-    too large for memory is streamed to Parquet.
+    too large for memory is streamed to Parquet. ``--shard I/N`` scores one contiguous slice
+    of the grid (one job of a batch array); ``--merge SHARDS -o FILE`` combines the N files
+    with exact P(best).
     """
-
+    if merge or shards or shard is not None:
+        _score_shards(posterior, output, top, level, shard, merge, shards, segment)
+        return
+    if posterior is None:
+        raise ValueError("--posterior is required (or --merge SHARDS to merge shard files)")
     output = _check_table_output(output)
     post = _load_posterior(posterior)
     seg = _segment_arg(segment)
@@ -391,6 +412,33 @@ def score(
             shown, f"Top {len(shown)} of {n_allowed:,} layouts", level, post.space.components
         )
     )
+
+
+def _score_shards(posterior, output, top, level, shard, merge, shards, segment=None) -> None:
+    """``score --shard I/N`` and ``score --merge SHARDS`` (see :mod:`layoutopt.shards`)."""
+    from layoutopt.shards import merge_shards, parse_shard
+
+    if output is None or output.suffix.lower() not in (".parquet", ".pq"):
+        raise ValueError("--shard and --merge write Parquet: pass -o FILE.parquet")
+    output = _check_table_output(output)
+    if merge:
+        if posterior is not None or shard is not None or segment or not shards:
+            raise ValueError("--merge takes shard files only: score --merge A.parquet ... -o F")
+        with _status(f"merging {len(shards)} shards"):
+            rows = merge_shards(shards, output, top=top)
+        _stderr().print(f"wrote {rows:,} scored layouts to {output}")
+        return
+    if shards:
+        raise ValueError(f"unexpected arguments {[str(p) for p in shards]} (only with --merge)")
+    if posterior is None or top is not None:
+        raise ValueError("--shard I/N needs --posterior and scores every layout (no --top)")
+    i, n = parse_shard(shard)
+    post = _load_posterior(posterior)
+    with _status(f"scoring shard {i}/{n} of {post.space.num_allowed:,} layouts"):
+        rows = score_grid_to_parquet(
+            post, output, level=level, shard=(i, n), segment=_segment_arg(segment)
+        )
+    _stderr().print(f"wrote {rows:,} scored layouts of shard {i}/{n} to {output}")
 
 
 def best(
@@ -742,6 +790,8 @@ def _layout_text(layout: dict) -> str:
 
 for _command in (demo, design, fit, score, best, propose, simulate):
     app.command()(_command)
+app.command()(cli_campaign.report)
+app.add_typer(cli_campaign.app, name="campaign")
 
 
 # --------------------------------------------------------------------------- entry points

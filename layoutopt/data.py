@@ -24,6 +24,8 @@ from layoutopt.space import LayoutSpace
 __all__ = ["Observations", "read_layout_codes", "read_table"]
 
 _COUNT_COLUMNS = ("impressions", "clicks")
+# Optional per-row time columns: hours since served (delayed clicks) and round (drift).
+_TIME_COLUMNS = ("age", "round")
 # Written by design/propose next to the labels; ignored on input so those files round-trip.
 _IGNORED_COLUMNS = ("index", "weight")
 
@@ -40,6 +42,14 @@ class Observations:
         segments: ``(N,)`` int32 segment codes (see :meth:`LayoutSpace.segment_code`) when the
             space has segments: then a row is one distinct (layout, segment), sorted by
             layout index, then segment. ``None`` for a space without segments.
+        age: ``(N,)`` float64 hours since the row's impressions were served (their mean for
+            a cohort), or None. With ``age`` the rows are (layout, age cohort) cells and a
+            layout may appear on several rows; ``fit(delay=...)`` uses it.
+        round: ``(N,)`` int64 campaign round the row's impressions were served in, or None;
+            ``fit(half_life=...)`` uses it.
+        delay_counts: histogram of the observed click delays (hours) over
+            :data:`layoutopt.delay.DELAY_EDGES`, or None; ``fit(delay="auto")`` learns the
+            delay distribution from it.
     """
 
     space: LayoutSpace
@@ -47,6 +57,10 @@ class Observations:
     impressions: np.ndarray
     clicks: np.ndarray
     segments: np.ndarray | None = None
+    # Time: optional per-row arrays (None when absent, so the plain paths are untouched).
+    age: np.ndarray | None = None
+    round: np.ndarray | None = None
+    delay_counts: np.ndarray | None = None
 
     @classmethod
     def from_codes(
@@ -57,20 +71,32 @@ class Observations:
         clicks,
         source: str = "observations",
         segments=None,
+        *,
+        age=None,
+        round=None,
+        delay_counts=None,
     ) -> Observations:
-        """Build from integer codes; repeated layouts (per segment) are summed.
+        """Build from integer codes; repeated rows are summed.
+
+        Rows are summed per distinct layout (and segment), or per distinct (layout[,
+        segment], age, round) when ``age`` or ``round`` is given.
 
         Args:
             space: the layout space.
             codes: ``(N, K)`` variant codes.
-            impressions: ``(N,)`` impressions.
-            clicks: ``(N,)`` clicks.
+            impressions: ``(N,)`` counts.
+            clicks: ``(N,)`` counts.
             source: name used at the start of error messages.
             segments: ``(N,)`` segment codes; required exactly when the space has segments.
+            age: optional ``(N,)`` hours since serving (finite, >= 0).
+            round: optional ``(N,)`` round numbers (whole numbers >= 0).
+            delay_counts: optional histogram of observed click delays over
+                :data:`layoutopt.delay.DELAY_EDGES`.
 
         Raises:
-            ValueError: for out-of-range codes, forbidden layouts, bad counts, missing,
-                unexpected or out-of-range segment codes, or no rows.
+            ValueError: for out-of-range codes, forbidden layouts, bad counts, ages, rounds
+                or delay counts, missing, unexpected or out-of-range segment codes, or no
+                rows.
         """
         seg = _check_segment_codes(space, segments, np.shape(codes)[:1], source)
         codes = np.asarray(codes)
@@ -112,6 +138,10 @@ class Observations:
             )
         # Arrays number rows from 0, like the other messages here; tables from 1.
         _check_allowed(codes, space, source, first_row=0)
+        if age is not None or round is not None or delay_counts is not None:
+            return _time_rows(
+                cls, space, codes, impressions, clicks, source, age, round, delay_counts, seg
+            )
         keys = codes if seg is None else np.concatenate([codes, seg[:, None]], axis=1)
         uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)
@@ -133,8 +163,10 @@ class Observations:
         segment) are summed. Labels are compared as strings, so a variant ``"1"`` matches
         ``1`` in an integer column. Columns
         named ``index`` and ``weight`` (written by ``design``/``propose``) are ignored, so a
-        proposal file with counts filled in can be read back; any other column is an error.
-        The input table is never modified.
+        proposal file with counts filled in can be read back. Optional columns ``age``
+        (hours since the row's impressions were served, for ``fit(delay=...)``) and
+        ``round`` (for ``fit(half_life=...)``) make rows per (layout, age, round); any other
+        column is an error. The input table is never modified.
 
         Rows are numbered from 1 in table order, not counting the header (so row N of a CSV
         file is on line N + 1), whatever the frame's index.
@@ -174,12 +206,13 @@ class Observations:
         missing = [c for c in expected if c not in columns]
         if missing:
             raise ValueError(f"{source}: missing column(s) {missing}; expected columns: {expected}")
-        unknown = [c for c in columns if c not in expected and c not in _IGNORED_COLUMNS]
+        optional = _IGNORED_COLUMNS + _TIME_COLUMNS
+        unknown = [c for c in columns if c not in expected and c not in optional]
         if unknown:
             hint = "" if space.segments else " (the space declares no [segments])"
             raise ValueError(
                 f"{source}: unknown column(s) {unknown}; expected columns: {expected} "
-                f"(optional, ignored: {list(_IGNORED_COLUMNS)}){hint}"
+                f"(optional: {list(_TIME_COLUMNS)}; ignored: {list(_IGNORED_COLUMNS)}){hint}"
             )
         if len(df) == 0:
             raise ValueError(f"{source}: no data rows; at least one observed layout is needed")
@@ -196,8 +229,69 @@ class Observations:
                 f"{impressions[r]} impressions; need 0 <= clicks <= impressions"
             )
         _check_allowed(codes, space, source)
+        time = {
+            name: _parse_time(df[by_name[name]], name, source)
+            for name in _TIME_COLUMNS
+            if name in by_name
+        }
         segments = _segment_codes(df, by_name, space, source) if space.segments else None
-        return cls.from_codes(space, codes, impressions, clicks, source=source, segments=segments)
+        return cls.from_codes(
+            space, codes, impressions, clicks, source=source, segments=segments, **time
+        )
+
+    @classmethod
+    def from_events(
+        cls, events, space: LayoutSpace, now, *, batch_size: int = 1 << 20
+    ) -> Observations:
+        """Aggregate an impression-level event log into age cohorts, streaming.
+
+        The log has one row per impression: one label column per component, ``served_at``
+        and ``clicked_at`` (timestamps; ``clicked_at`` empty/null while there has been no
+        click), optionally ``round``; other columns are not read. It is read in record
+        batches of ``batch_size`` rows and summed per distinct (layout, age cohort[, round]),
+        so memory does not grow with the length of the log. Cohorts follow the geometric
+        grid :data:`layoutopt.events.AGE_EDGES`; a cohort's ``age`` is the mean age of its
+        impressions at ``now``. The observed click delays are kept as a histogram
+        (``delay_counts``) for ``fit(delay="auto")``.
+
+        Args:
+            events: a Parquet file, a directory of Parquet files, a CSV file, a pandas
+                DataFrame or a pyarrow Table.
+            space: the layout space.
+            now: when the log was extracted (datetime, pandas Timestamp or ISO text; naive
+                times are UTC). Clicks after ``now`` are errors, not future clicks.
+            batch_size: rows per record batch.
+
+        Returns:
+            Observations with ``age``, ``delay_counts`` and (if the log has it) ``round``.
+
+        Raises:
+            ValueError: naming the file, the 1-based row, the column and the value.
+
+        Examples:
+            >>> obs = Observations.from_events("events.parquet", space,
+            ...                                now="2026-03-01T00:00")  # doctest: +SKIP
+        """
+        from layoutopt.events import aggregate_events
+
+        if space.segments:
+            raise ValueError(
+                "from_events does not read segment columns; aggregate per segment with "
+                "from_frame (a column per context variable, plus age/round)"
+            )
+        keys = [(c, space.variants[k]) for k, c in enumerate(space.components)]
+        totals = aggregate_events(events, keys, now, batch_size=batch_size)
+        source = str(events) if isinstance(events, str | Path) else "events"
+        return cls.from_codes(
+            space,
+            totals.codes,
+            totals.impressions,
+            totals.clicks,
+            source=source,
+            age=totals.age,
+            round=totals.round,
+            delay_counts=totals.delay_counts,
+        )
 
     @classmethod
     def from_csv(cls, path: str | Path, space: LayoutSpace) -> Observations:
@@ -249,6 +343,9 @@ class Observations:
             )
         data["impressions"] = self.impressions
         data["clicks"] = self.clicks
+        for name in _TIME_COLUMNS:
+            if getattr(self, name) is not None:
+                data[name] = getattr(self, name)
         return pd.DataFrame(data)
 
     def segment_values(self, name: str) -> np.ndarray:
@@ -275,10 +372,38 @@ class Observations:
         return imp / total if total > 0 else np.full(G, 1.0 / G)
 
     # ----------------------------------------------------------------------- summaries
+    def to_space(self, space: LayoutSpace) -> Observations:
+        """The same data on another space, matched by component name and variant label.
+
+        Use it after :meth:`LayoutSpace.with_variants` / ``without_variants``: existing
+        variants keep their labels, so old data line up with the new space (the codes
+        change only if components were reordered; indices change when a component grew).
+
+        Raises:
+            ValueError: when a component or an observed variant is not in ``space``.
+        """
+        codes = space.codes_from(self.space, self.codes)
+        segments = self.segments
+        if segments is not None and list(space.segments) != list(self.space.segments):
+            raise ValueError("to_space keeps the segments: the new space must declare the same")
+        return Observations.from_codes(
+            space, codes, self.impressions, self.clicks, source="observations", segments=segments
+        )
+
     @property
     def num_layouts(self) -> int:
-        """Number of rows: distinct observed layouts, or distinct (layout, segment) pairs
-        when the space has segments."""
+        """Number of distinct observed layouts (distinct (layout, segment) pairs when the
+        space has segments)."""
+        if self.age is None and self.round is None:
+            return int(self.codes.shape[0])
+        keys = self.codes
+        if self.segments is not None:
+            keys = np.concatenate([keys, self.segments[:, None]], axis=1)
+        return int(len(np.unique(keys, axis=0)))
+
+    @property
+    def num_rows(self) -> int:
+        """Number of rows: distinct layouts, or (layout, age, round) cells with time columns."""
         return int(self.codes.shape[0])
 
     def __len__(self) -> int:
@@ -511,12 +636,13 @@ def _check_segment_codes(space: LayoutSpace, segments, shape, source: str):
 
 
 def _check_allowed(codes: np.ndarray, space: LayoutSpace, source: str, first_row: int = 1) -> None:
-    allowed = space.allowed_mask(codes)
+    # Data may hold retired variants: they were allowed when served and still inform the fit.
+    allowed = space.allowed_mask(codes, include_retired=False)
     if not allowed.all():
         r = int(np.flatnonzero(~allowed)[0])
         raise ValueError(
             f"{source}: row {r + first_row}: layout {space.decode(codes[r])} is forbidden by rule "
-            f"{space.violated_rule(codes[r])}"
+            f"{space.violated_rule(codes[r], include_retired=False)}"
         )
 
 
@@ -565,3 +691,79 @@ def _parse_counts(column, name: str, source: str) -> np.ndarray:
     if pd.api.types.is_integer_dtype(column.dtype):
         return column.to_numpy(dtype=np.int64)
     return numbers.astype(np.int64)
+
+
+def _parse_time(column, name: str, source: str) -> np.ndarray:
+    """The ``age`` (hours, float) or ``round`` (whole number) column of a table."""
+    import pandas as pd
+
+    missing = _missing_mask(column)
+    text = column if pd.api.types.is_numeric_dtype(column.dtype) else column.astype(str)
+    numbers = pd.to_numeric(text, errors="coerce")
+    numbers = np.asarray(numbers, dtype=float)
+    whole = name == "round"
+    with np.errstate(invalid="ignore"):
+        bad = missing | ~np.isfinite(numbers) | (numbers < 0)
+        if whole:
+            bad |= numbers != np.round(numbers)
+    if bad.any():
+        r = int(np.flatnonzero(bad)[0])
+        what = "missing value" if missing[r] else f"{_plain(column.iloc[r])!r} is not valid"
+        valid = "a whole number >= 0" if whole else "a finite number of hours >= 0"
+        raise ValueError(f"{source}: row {r + 1}, column {name!r}: {what}; need {valid}")
+    return numbers.astype(np.int64) if whole else numbers
+
+
+def _check_time_array(values, name: str, n: int, source: str) -> np.ndarray:
+    values = np.asarray(values)
+    if values.shape != (n,) or not np.issubdtype(values.dtype, np.number):
+        raise ValueError(f"{source}: {name} must be {n} numbers, got shape {values.shape}")
+    values = values.astype(np.float64)
+    bad = ~np.isfinite(values) | (values < 0)
+    if name == "round":
+        bad |= values != np.round(values)
+    if bad.any():
+        r = int(np.flatnonzero(bad)[0])
+        valid = "whole numbers >= 0" if name == "round" else "finite hours >= 0"
+        raise ValueError(f"{source}: row {r}: {name} = {values[r]!r}; need {valid}")
+    return values
+
+
+def _time_rows(cls, space, codes, impressions, clicks, source, age, round, delay_counts, seg):
+    """Observations summed per distinct (layout[, segment], age, round); see ``from_codes``."""
+    from layoutopt.delay import DELAY_EDGES
+
+    n = len(codes)
+    columns = [codes.astype(np.float64)]
+    if seg is not None:
+        columns.append(seg.astype(np.float64)[:, None])
+    for name, values in (("age", age), ("round", round)):
+        if values is not None:
+            columns.append(_check_time_array(values, name, n, source)[:, None])
+    uniq, inverse = np.unique(np.concatenate(columns, axis=1), axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    imp = np.bincount(inverse, weights=impressions, minlength=len(uniq)).astype(np.int64)
+    clk = np.bincount(inverse, weights=clicks, minlength=len(uniq)).astype(np.int64)
+    K = space.num_components
+    S = 0 if seg is None else 1
+    out_seg = None if seg is None else uniq[:, K].astype(np.int32)
+    out_age = uniq[:, K + S].copy() if age is not None else None
+    out_round = uniq[:, -1].astype(np.int64) if round is not None else None
+    if delay_counts is not None:
+        delay_counts = np.asarray(delay_counts)
+        bins = len(DELAY_EDGES) - 1
+        if (
+            delay_counts.shape != (bins,)
+            or not np.issubdtype(delay_counts.dtype, np.number)
+            or np.any(~np.isfinite(delay_counts) | (delay_counts < 0))
+            or np.any(delay_counts != np.round(delay_counts))
+        ):
+            raise ValueError(
+                f"{source}: delay_counts must be {bins} whole numbers >= 0 (a histogram over "
+                "layoutopt.delay.DELAY_EDGES)"
+            )
+        delay_counts = delay_counts.astype(np.int64)
+    codes = uniq[:, :K].astype(np.int32)
+    return cls(
+        space, codes, imp, clk, out_seg, age=out_age, round=out_round, delay_counts=delay_counts
+    )

@@ -59,6 +59,7 @@ def initial_design(
     size: int | None = None,
     kind: str = "pairwise",
     max_full: int = 100_000,
+    cover: pd.DataFrame | np.ndarray | None = None,
 ) -> pd.DataFrame:
     """A set of distinct allowed layouts to test first.
 
@@ -74,6 +75,13 @@ def initial_design(
             allowed layouts) or ``"full"`` (every allowed layout).
         max_full: largest number of allowed layouts ``kind="full"`` will enumerate, and
             the largest ``size``.
+        cover: layouts already tested (a DataFrame with one label column per component,
+            e.g. an earlier design, or an ``(N, K)`` code array of ``space``). Then the
+            design is a *top-up*: only new allowed layouts, just enough (greedily) that the
+            existing ones plus these cover every coverable variant pair -- after
+            :meth:`LayoutSpace.with_variants`, every pair involving the new variants. Only
+            with ``kind="pairwise"`` and no ``size``. Existing layouts may hold retired
+            variants; their pairs still count as covered.
 
     Returns:
         DataFrame with ``index`` (mixed-radix layout index) and one categorical label column
@@ -126,6 +134,10 @@ def initial_design(
                 "than that cannot be served); ask for fewer"
             )
     rng = np.random.default_rng(check_seed(seed))
+    if cover is not None:
+        if kind != "pairwise" or size is not None:
+            raise ValueError('cover= tops up a pairwise design: use kind="pairwise", no size')
+        return _frame(space, _top_up(space, _cover_codes(space, cover), rng), kind="top-up")
 
     if kind == "full":
         if size is not None:
@@ -469,3 +481,88 @@ def _prune(rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
             keep[r] = False
             count[ids[r]] -= 1
     return rows[keep]
+
+
+# ------------------------------------------------------------------------- covering top-up
+def _cover_codes(space: LayoutSpace, cover) -> np.ndarray:
+    """Codes of the already-tested layouts (labels matched by name; retired allowed)."""
+    if isinstance(cover, pd.DataFrame):
+        missing = [c for c in space.components if c not in cover.columns]
+        if missing:
+            raise ValueError(
+                f"cover: missing label column(s) {missing}; needs one per component "
+                f"{list(space.components)}"
+            )
+        rows = cover[list(space.components)].astype(str).to_dict("records")
+        codes = np.array([space.encode(r) for r in rows], dtype=np.int32)
+        return codes.reshape(-1, space.num_components)
+    codes = np.asarray(cover)
+    if codes.ndim != 2 or codes.shape[1] != space.num_components:
+        raise ValueError(
+            f"cover: codes must have shape (N, {space.num_components}), got {codes.shape}"
+        )
+    if codes.size and (np.any(codes < 0) or np.any(codes >= np.asarray(space.cardinalities))):
+        raise ValueError(f"cover: codes out of range for cardinalities {space.cardinalities}")
+    return codes.astype(np.int32)
+
+
+def _top_up(space: LayoutSpace, existing: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Greedy rows that, with ``existing``, cover every coverable variant pair.
+
+    Each new row starts from one uncovered pair (taken in a seeded random order) and fills
+    the other components one at a time with the allowed value that covers the most
+    still-uncovered pairs with the components already set.
+    """
+    card = space.cardinalities
+    K = len(card)
+    comp = _Completer(card, space.forbidden)
+    pairs = [(j, c) for j in range(K) for c in range(j + 1, K)]
+    need = {}
+    for j, c in pairs:
+        m = np.ones((card[j], card[c]), dtype=bool)
+        row = [-1] * K
+        for a in range(card[j]):
+            for v in range(card[c]):
+                if comp.rules and ((j, a) in comp.named or (c, v) in comp.named):
+                    row[j], row[c] = a, v
+                    m[a, v] = comp.ok(row)
+                    row[j] = row[c] = -1
+        if len(existing):
+            m[existing[:, j], existing[:, c]] = False
+        need[(j, c)] = m
+    seen = set(_keys(existing))
+    out: list[list[int]] = []
+    while True:
+        todo = [
+            (j, c, a, v) for (j, c), m in need.items() for a, v in zip(*np.nonzero(m), strict=True)
+        ]
+        if not todo:
+            break
+        j, c, a, v = todo[int(rng.integers(len(todo)))]
+        row = [-1] * K
+        row[j], row[c] = int(a), int(v)
+        for k in rng.permutation([k for k in range(K) if row[k] < 0]):
+            gains = []
+            for x in range(card[k]):
+                row[k] = x
+                if not comp.ok(row):
+                    gains.append(-1)
+                    continue
+                gains.append(sum(_need(need, k, x, i, row[i]) for i in range(K) if row[i] >= 0))
+            best = np.flatnonzero(np.asarray(gains) == max(gains))
+            row[k] = int(rng.choice(best))
+        if tuple(row) in seen:
+            # Cannot happen for a row holding an uncovered pair; guard against a loop.
+            break
+        seen.add(tuple(row))
+        out.append(row)
+        for i in range(K):
+            for l in range(i + 1, K):
+                need[(i, l)][row[i], row[l]] = False
+    return np.asarray(out, dtype=np.int32).reshape(-1, K)
+
+
+def _need(need, k: int, x: int, i: int, y: int) -> int:
+    if i == k:
+        return 0
+    return int(need[(k, i)][x, y]) if k < i else int(need[(i, k)][y, x])

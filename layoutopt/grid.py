@@ -508,6 +508,7 @@ def scan_grid(
     factor: int = 3,
     on_chunk: Callable[[int, int, Any], None] | None = None,
     options: GridOptions = DEFAULT_GRID,
+    prefixes: tuple[int, int] | None = None,
 ):
     """Stream every layout of ``space`` through ``reduction``; returns its final state.
 
@@ -523,9 +524,11 @@ def scan_grid(
             call with the reduction's outputs stacked over the call's steps, covering
             ``n_layouts`` consecutive layouts from index ``first_layout``.
         options: :class:`GridOptions` (leaf size, step size).
+        prefixes: ``(lo, hi)``: stream only the leaf blocks ``lo .. hi-1`` of :func:`plan`,
+            a contiguous slice of the index range (layouts ``lo * Lf`` to ``hi * Lf``).
 
     Returns:
-        The reduction's state after the whole space.
+        The reduction's state after the whole space (or the slice).
     """
     sharding, ndev = mesh_sharding(devices)
     platform = platform_of(devices)
@@ -538,9 +541,10 @@ def scan_grid(
     wanted, active = space.forbidden_arrays()
     state = reduction.init(S, space.num_components)
     per_call = per_step * steps
-    for p0 in range(0, Np, per_call):
+    lo, hi = (0, Np) if prefixes is None else prefixes
+    for p0 in range(lo, hi, per_call):
         digits = np.asarray(space.codes_of(p0 * Lf)[: len(pl.prefix)], dtype=np.int32)
-        n_valid = min(per_call, Np - p0)
+        n_valid = min(per_call, hi - p0)
         state, out = _pass_chunk(
             state,
             params,

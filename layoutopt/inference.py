@@ -23,7 +23,7 @@ import math
 import warnings
 from dataclasses import dataclass
 from functools import partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -39,7 +39,9 @@ from numpyro.infer.autoguide import (
 )
 from numpyro.optim import optax_to_numpyro
 
+from layoutopt import _laplace_lowrank
 from layoutopt.data import Observations
+from layoutopt.delay import Weibull, check_delay, estimate_delay
 from layoutopt.grid import pow2_at_least
 from layoutopt.limits import check_fit_size, check_seed
 from layoutopt.model import (
@@ -49,12 +51,14 @@ from layoutopt.model import (
     log_likelihood,
     logits,
     numpyro_model,
+    numpyro_model_spec,
     pair_list,
     segment_effect_sizes,
     unflatten_effects,
     unflatten_segment_effects,
 )
 from layoutopt.posterior import Posterior
+from layoutopt.priors import MetaPrior, PriorSpec, attribute_design
 from layoutopt.space import LayoutSpace
 
 __all__ = [
@@ -99,14 +103,26 @@ class LaplaceOptions:
             towards zero for many groups, which made 90% intervals on untested layouts cover
             only ~70% of true CTRs in the extrapolation study; pooled scales covered ~90%
             (``experiments/README.md``).
+        solver: ``"auto"`` (``"lowrank"`` above :data:`LOWRANK_MIN_PARAMS` parameters when
+            fewer layouts were observed than there are parameters, else ``"dense"``; fit
+            refuses Laplace above ``limits.LAPLACE_MAX_PARAMS`` unless ``"lowrank"`` is
+            asked for explicitly),
+            ``"dense"`` (the P x P Hessian and its Cholesky factor) or ``"lowrank"``
+            (Woodbury over the observed layouts, never forming the P x P Hessian: exact,
+            O(N^3) instead of O(P^3); see ``layoutopt._laplace_lowrank``).
     """
 
     max_iter: int = 500
     tol: float = 1e-3
     scale_floor: float = 1e-3
     scales: str = "pooled"
+    solver: str = "auto"
 
     def __post_init__(self):
+        if self.solver not in LAPLACE_SOLVERS:
+            raise ValueError(
+                f"laplace option solver={self.solver!r} is not valid; valid: {LAPLACE_SOLVERS}"
+            )
         if self.scales not in LAPLACE_SCALES:
             raise ValueError(
                 f"laplace option scales={self.scales!r} is not valid; valid: {list(LAPLACE_SCALES)}"
@@ -197,16 +213,25 @@ def fit(
     method: str = "laplace",
     seed: int = 0,
     num_samples: int = 1000,
-    prior: PriorConfig | None = None,
+    prior: PriorConfig | MetaPrior | None = None,
     num_chains: int = 4,
     num_warmup: int = 500,
     progress: bool = False,
     options: LaplaceOptions | NutsOptions | SviOptions | None = None,
+    delay: Weibull | str | None = None,
+    half_life: float | None = None,
 ) -> Posterior:
     """Fit the additive + pairwise click-through model and return posterior draws.
 
     ``eta(x) = b0 + sum_k m_k[x_k] + sum_{k<l} p_kl[x_k, x_l]``,
     ``clicks ~ Binomial(impressions, inv_link(eta))``.
+
+    When the space declares variant attributes, ``m_k[v] = a_k(v) . beta_k + e_k[v]`` with
+    ``beta ~ N(0, attribute_scale^2)`` (or the meta-prior's groups) and the residuals
+    ``e_k`` under the hierarchical prior above; ``params.main`` holds the composed ``m_k``
+    and ``hyper["beta"]`` the coefficient draws ``(S, B)``, named as in
+    :func:`layoutopt.priors.attribute_design`. Without attributes the model and its
+    numbers are exactly those of the model without them.
 
     Args:
         space: the layout space.
@@ -219,12 +244,32 @@ def fit(
             ``ceil(num_samples / num_chains)`` draws per chain, so S may round up to a
             multiple of ``num_chains``.
         prior: prior settings; ``None`` means :func:`default_prior` (``PriorConfig()``
-            with ``base_rate`` at the pooled observed CTR, clipped to ``[1e-4, 0.5]``).
+            with ``base_rate`` at the pooled observed CTR, clipped to ``[1e-4, 0.5]``). A
+            :class:`~layoutopt.MetaPrior` (learned from past campaigns) fixes every
+            parameter's prior at its group's mean and variance instead; the Laplace fit
+            then learns no scales (``scales`` is ignored).
         num_chains: NUTS chains (ignored by the other methods).
         num_warmup: NUTS warm-up steps per chain (ignored by the other methods).
         progress: show NumPyro's progress bar (NUTS, SVI).
         options: the method's options, :class:`LaplaceOptions`, :class:`NutsOptions` or
             :class:`SviOptions` (None: that type's defaults).
+        delay: click-delay model for observations with an ``age`` column (hours since
+            served): ``None`` (every click is in), a :class:`~layoutopt.delay.Weibull` or
+            :class:`~layoutopt.delay.Exponential` with given parameters, or ``"auto"``: a
+            Weibull learned from the observed delays of matured clicks
+            (``observations.delay_counts``, see ``Observations.from_events``) jointly with
+            right-censored young cohorts. A cohort's likelihood is
+            ``Binomial(n, inv_link(eta) * F(age))``. NUTS and SVI sample the Weibull
+            (``delay_shape``, ``delay_scale``) with the effects; Laplace first estimates it
+            by maximum likelihood with a free CTR per observed layout
+            (:func:`~layoutopt.delay.estimate_delay`), then fits with ``F`` fixed there.
+        half_life: discount older evidence: a row ``a`` rounds (or, without a ``round``
+            column, ``a`` hours of ``age``) older than the newest data enters the
+            likelihood raised to the power ``w = 0.5 ** (a / half_life)`` -- a power prior,
+            ``p(theta | data) ~ p(theta) prod_i L_i(theta) ** w_i``, equivalent to
+            impressions and clicks scaled by ``w``. Intervals widen accordingly, since old
+            data count for less. ``None`` weighs all data equally. The delay histogram of
+            ``delay="auto"`` is not discounted (the delay is assumed not to drift).
 
     Returns:
         A :class:`Posterior` with S draws, hyper-parameters (``sigma_main`` ``(S, K)``,
@@ -237,13 +282,18 @@ def fit(
         - nuts: ``max_r_hat``, ``min_ess`` (over intercept and effects),
           ``num_divergences``.
         - svi: ``final_loss`` (mean ELBO loss over the last 5% of steps).
+        - with ``delay`` or ``half_life``: ``delay`` (the delay used, "(estimated)" for a
+          Laplace ``"auto"``) and ``half_life``; ``hyper`` gains ``delay_shape`` and
+          ``delay_scale`` ``(S,)`` (draws for NUTS/SVI ``"auto"``, constants for Laplace).
 
     Raises:
         ValueError: for an unknown method, observations from another space, non-positive
             ``num_samples`` / ``num_chains``, negative ``num_warmup``, options of another
             method's type, a seed outside ``[0, 2**32 - 1]``, a model too large for the
-            method (see :func:`layoutopt.limits.check_fit_size`; nothing is started), or a
-            fit whose draws are not finite.
+            method (see :func:`layoutopt.limits.check_fit_size`; nothing is started), a
+            fit whose draws are not finite, a ``delay`` without an ``age`` column (or
+            ``"auto"`` without delay counts), or a ``half_life`` that is not a positive
+            number or without ``round``/``age``.
 
     Warns:
         FitWarning: when NUTS has ``max_r_hat > 1.05``, ``min_ess < 100`` or divergences,
@@ -277,10 +327,8 @@ def fit(
     ):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    if prior is None:
-        prior = default_prior(observations)
-    elif not isinstance(prior, PriorConfig):
-        raise ValueError(f"prior must be a PriorConfig or None, got {type(prior).__name__}")
+    time = _time_setup(observations, check_delay(delay), half_life)
+    prior, spec = _resolve_prior(space, observations, prior)
     if options is None:
         options = OPTIONS[method]()
     elif not isinstance(options, OPTIONS[method]):
@@ -292,13 +340,15 @@ def fit(
     check_fit_size(
         space.cardinalities,
         observations.num_layouts,
-        method,
+        _size_method(method, options, space, observations, prior),
         int(num_samples),
         prior.pairwise,
         guide=getattr(options, "guide", "auto"),
     )
     if method == "laplace":
-        post = _fit_laplace(space, observations, prior, int(seed), int(num_samples), options)
+        post = _fit_laplace(
+            space, observations, prior, int(seed), int(num_samples), options, time=time, spec=spec
+        )
         return _checked(post)
     if method == "nuts":
         post = _fit_nuts(
@@ -311,9 +361,21 @@ def fit(
             int(num_warmup),
             progress,
             options,
+            time=time,
+            spec=spec,
         )
         return _checked(post)
-    post = _fit_svi(space, observations, prior, int(seed), int(num_samples), progress, options)
+    post = _fit_svi(
+        space,
+        observations,
+        prior,
+        int(seed),
+        int(num_samples),
+        progress,
+        options,
+        time=time,
+        spec=spec,
+    )
     return _checked(post)
 
 
@@ -324,6 +386,102 @@ def _checked(post: Posterior) -> Posterior:
     except ValueError as err:
         raise ValueError(f"fit failed: {err}") from None
     return post
+
+
+class _Time(NamedTuple):
+    """Delay and drift inputs of a fit: weighted counts, ages and the delay model."""
+
+    impressions: np.ndarray
+    clicks: np.ndarray
+    age: np.ndarray | None
+    delay: Weibull | str | None
+    delay_counts: np.ndarray | None
+    half_life: float | None
+
+
+def _time_setup(observations: Observations, delay, half_life) -> _Time | None:
+    """Validate ``delay``/``half_life`` against the data; None when neither is used."""
+    if delay is None and half_life is None:
+        return None
+    obs = observations
+    if delay is not None and obs.age is None:
+        raise ValueError(
+            "delay needs observations with an 'age' column (hours since served); "
+            "aggregate an event log with Observations.from_events or add 'age'"
+        )
+    if delay == "auto" and (obs.delay_counts is None or obs.delay_counts.sum() == 0):
+        raise ValueError(
+            "delay='auto' learns the delay from observed click delays, but these "
+            "observations carry none; use Observations.from_events, or give the delay, "
+            "e.g. delay=Exponential(rate=0.1)"
+        )
+    weight = np.ones(obs.num_rows)
+    if half_life is not None:
+        if (
+            isinstance(half_life, bool)
+            or not isinstance(half_life, int | float | np.number)
+            or not (np.isfinite(half_life) and half_life > 0)
+        ):
+            raise ValueError(f"half_life must be a positive number, got {half_life!r}")
+        if obs.round is not None:
+            older = obs.round.max() - obs.round
+        elif obs.age is not None:
+            older = obs.age - obs.age.min()
+        else:
+            raise ValueError(
+                "half_life needs observations with a 'round' column (or 'age' in hours)"
+            )
+        weight = 0.5 ** (older / float(half_life))
+    return _Time(
+        obs.impressions * weight,
+        obs.clicks * weight,
+        obs.age,
+        delay,
+        obs.delay_counts,
+        None if half_life is None else float(half_life),
+    )
+
+
+def _resolve_delay(observations: Observations, time: _Time | None) -> Weibull | None:
+    """The delay a Laplace fit holds fixed: the given one or the ML estimate for "auto"."""
+    if time is None or time.delay is None:
+        return None
+    if time.delay != "auto":
+        return time.delay
+    _, group = np.unique(observations.codes, axis=0, return_inverse=True)
+    return estimate_delay(
+        group.reshape(-1), time.impressions, time.clicks, time.age, time.delay_counts
+    )
+
+
+def _time_outputs(time: _Time | None, delay: Weibull | None, num_samples: int):
+    """Hyper draws and diagnostics recording the delay and half-life a fit used."""
+    if time is None:
+        return {}, {}
+    diagnostics = {"half_life": time.half_life, "delay": repr(time.delay)}
+    hyper = {}
+    if delay is not None:
+        diagnostics["delay"] = repr(delay) + (" (estimated)" if time.delay == "auto" else "")
+        for name, value in zip(("delay_shape", "delay_scale"), delay.weibull, strict=True):
+            hyper[name] = np.full(num_samples, value, np.float32)
+    return hyper, diagnostics
+
+
+def _resolve_prior(space, observations, prior) -> tuple[PriorConfig, PriorSpec | None]:
+    """The recorded PriorConfig and, when attributes or a meta-prior need one, a PriorSpec.
+
+    ``None`` as the spec keeps the fit on the original code path (no attributes, default
+    prior), so its numbers are exactly those of the model without attributes.
+    """
+    if prior is None:
+        prior = default_prior(observations)
+    if isinstance(prior, MetaPrior):
+        return prior.config(), prior.spec(space)
+    if not isinstance(prior, PriorConfig):
+        raise ValueError(
+            f"prior must be a PriorConfig, a MetaPrior or None, got {type(prior).__name__}"
+        )
+    return prior, (prior.spec(space) if space.has_attributes else None)
 
 
 def _num_hypers(space: LayoutSpace, pairwise: bool) -> tuple[int, int]:
@@ -365,6 +523,24 @@ class LaplaceState(NamedTuple):
     chol: jax.Array
     d: jax.Array
     prec: jax.Array
+
+
+class _PriorArrays(NamedTuple):
+    """Per-parameter prior and design extras of the Laplace kernel (traced arrays).
+
+    Attributes:
+        prior_mean: ``(P,)`` prior mean of every flat parameter (the intercept's is ignored
+            in favour of ``intercept_loc``).
+        learn: ``(G,)`` bool, whether each hyper-scale group is learned by empirical Bayes.
+        design_values: ``(N, C)`` value of each active design column (1 for one-hot
+            columns, ``a_k(x_k)`` for attribute columns).
+        attributes: ``(sum n_k, B)`` block-diagonal attribute design.
+    """
+
+    prior_mean: jax.Array
+    learn: jax.Array
+    design_values: jax.Array
+    attributes: jax.Array
 
 
 class _Structure(NamedTuple):
@@ -428,6 +604,30 @@ def _segment_design_columns(codes, card, pairwise, seg, G, segment_pairs, start)
 
 
 LAPLACE_SCALES = ("pooled", "per_group")
+LAPLACE_SOLVERS = ("auto", "dense", "lowrank")
+#: ``solver="auto"`` avoids the dense P x P Hessian above this many parameters (when there
+#: are fewer observed layouts than parameters): 4,096 doubles squared is 128 MiB.
+LOWRANK_MIN_PARAMS = 4096
+
+
+def _size_method(method, options, space, observations, prior) -> str:
+    """``"laplace-lowrank"`` (no P x P limit) where ``solver="lowrank"`` was asked for.
+
+    ``solver="auto"`` stays under the dense Laplace parameter cap of
+    :func:`layoutopt.limits.check_fit_size`: large models need an explicit opt-in.
+    """
+    if method == "laplace" and options.solver == "lowrank":
+        return "laplace-lowrank"
+    return method
+
+
+def laplace_solver(solver: str, num_params: int, num_rows: int) -> str:
+    """``"dense"`` or ``"lowrank"`` (:mod:`layoutopt._laplace_lowrank`) for the option."""
+    if solver not in LAPLACE_SOLVERS:
+        raise ValueError(f"laplace option solver={solver!r} is not valid; valid: {LAPLACE_SOLVERS}")
+    if solver == "auto":
+        return "lowrank" if num_params > LOWRANK_MIN_PARAMS and num_rows < num_params else "dense"
+    return solver
 
 
 def _groups(
@@ -470,14 +670,17 @@ def _pad_rows(n: int) -> int:
     return pow2_at_least(n, minimum=8)
 
 
-def loglik_eta_derivatives(eta, impressions, clicks, link):
+def loglik_eta_derivatives(eta, impressions, clicks, link, exposure=None):
     """Per-row gradient and negative second derivative of the log-likelihood in eta."""
+    exact = exposure is None
+    if exact:
+        exposure = jnp.ones_like(eta)
 
-    def row(e, n, y):
-        return log_likelihood(e, n, y, link)
+    def row(e, n, y, f):
+        return log_likelihood(e, n, y, link, None if exact else f)
 
-    d1 = jax.vmap(jax.grad(row))(eta, impressions, clicks)
-    d2 = jax.vmap(jax.grad(jax.grad(row)))(eta, impressions, clicks)
+    d1 = jax.vmap(jax.grad(row))(eta, impressions, clicks, exposure)
+    d2 = jax.vmap(jax.grad(jax.grad(row)))(eta, impressions, clicks, exposure)
     # Both links give a log-concave likelihood, so -d2 >= 0 up to rounding; clipping keeps
     # rounding noise from making H indefinite. For the logit link this is the Fisher weight
     # n mu (1 - mu); for probit it is the observed information (exact Newton).
@@ -499,6 +702,8 @@ def _laplace_kernel(
     scale_floor,
     tol,
     max_iter,
+    extra: _PriorArrays,
+    exposure=None,
     *,
     structure: _Structure,
 ):
@@ -511,16 +716,23 @@ def _laplace_kernel(
     num_main = sum(card)
     is_b0 = group < 0
     gidx = jnp.maximum(group, 0)
-    prior_mean = jnp.where(is_b0, intercept_loc, 0.0)
+    # theta = [b0, e (residual main effects), pair cells, segment terms, beta (attribute
+    # coefficients)]; without attributes beta is empty, the design values are 1 and the
+    # means 0, so every number below is what it was before attributes existed. Segments and
+    # attributes are never combined here (``_fit_laplace`` refuses it).
+    end_pair = P - extra.attributes.shape[1]
+    prior_mean = jnp.where(is_b0, intercept_loc, extra.prior_mean)
     num_seg = structure.num_segments
-    num_pair = sum(effect_sizes(card, structure.pairwise)[1]) if num_seg else P - 1 - num_main
+    num_pair = (
+        sum(effect_sizes(card, structure.pairwise)[1]) if num_seg else end_pair - 1 - num_main
+    )
 
     def unflat(theta):
-        params = unflatten_effects(
-            theta[0], theta[1 : 1 + num_main], theta[1 + num_main : 1 + num_main + num_pair], card
-        )
+        main = theta[1 : 1 + num_main] + extra.attributes @ theta[end_pair:]
+        pair = theta[1 + num_main : 1 + num_main + num_pair]
+        params = unflatten_effects(theta[0], main, pair, card)
         if num_seg:
-            params = _segment_params(params, theta[1 + num_main + num_pair :], structure)
+            params = _segment_params(params, theta[1 + num_main + num_pair : end_pair], structure)
         return params
 
     def precision(log_var):
@@ -528,15 +740,17 @@ def _laplace_kernel(
 
     def newton_system(theta, log_var):
         eta = logits(unflat(theta), codes, segs if num_seg else None)
-        d1, w = loglik_eta_derivatives(eta, impressions, clicks, link)
+        d1, w = loglik_eta_derivatives(eta, impressions, clicks, link, exposure)
         prec = precision(log_var)
-        grad = jnp.zeros(P, theta.dtype).at[design].add(d1[:, None]) - prec * (theta - prior_mean)
+        values = extra.design_values
+        grad = jnp.zeros(P, theta.dtype).at[design].add(d1[:, None] * values)
+        grad = grad - prec * (theta - prior_mean)
         # X^T W X from the observed layouts' one-hot rows without building X: each row
         # touches only 1 + K + K(K-1)/2 columns.
         hess = (
             jnp.zeros((P, P), theta.dtype)
             .at[design[:, :, None], design[:, None, :]]
-            .add(w[:, None, None])
+            .add(w[:, None, None] * values[:, :, None] * values[:, None, :])
         )
         hess = hess + jnp.diag(prec)
         # Jacobi scaling: parameter blocks differ in precision by orders of magnitude
@@ -552,7 +766,8 @@ def _laplace_kernel(
         # diag(H^-1) = diag(Hs^-1) / d^2 with Hs^-1 = L^-T L^-1.
         linv = solve_triangular(chol, jnp.eye(P, dtype=chol.dtype), lower=True)
         var = jnp.sum(linv**2, axis=0) / d**2
-        sq = jnp.zeros(G, theta.dtype).at[gidx].add(jnp.where(is_b0, 0.0, theta**2))
+        dev = theta - prior_mean
+        sq = jnp.zeros(G, theta.dtype).at[gidx].add(jnp.where(is_b0, 0.0, dev**2))
         tr = jnp.zeros(G, theta.dtype).at[gidx].add(jnp.where(is_b0, 0.0, var))
         s_old = jnp.exp(log_var)
         # MacKay's fixed point with the HalfNormal(S) hyperprior on the sd: stationarity of
@@ -562,7 +777,9 @@ def _laplace_kernel(
         # s = (||m||^2 + tr Sigma) / n, reached in far fewer sweeps.
         gamma = jnp.clip(group_size - tr / s_old, 1e-6, group_size)
         s_new = sq / (gamma + s_old / hyper_scale**2)
-        return jnp.maximum(jnp.log(jnp.maximum(s_new, 1e-30)), min_log_var)
+        new = jnp.maximum(jnp.log(jnp.maximum(s_new, 1e-30)), min_log_var)
+        # Fixed groups (attribute coefficients, meta-prior scales) keep their prior sd.
+        return jnp.where(extra.learn, new, log_var)
 
     def body(state: LaplaceState) -> LaplaceState:
         # One traced copy of the Newton system serves all three phases (search, polish,
@@ -599,7 +816,9 @@ def _laplace_kernel(
 
     init = _laplace_init(prior_mean, hyper_scale, codes.shape[0])
     state = jax.lax.while_loop(lambda s: s.phase < 3, body, init)
-    return _laplace_result(state, impressions, clicks, link, prior_mean, hyper_scale, tol)
+    return _laplace_result(
+        state, impressions, clicks, link, prior_mean, hyper_scale, tol, extra.learn, exposure
+    )
 
 
 def _laplace_init(prior_mean, hyper_scale, num_rows: int) -> LaplaceState:
@@ -648,17 +867,29 @@ class LaplaceResult(NamedTuple):
 
 
 def _laplace_result(
-    state: LaplaceState, impressions, clicks, link, prior_mean, hyper_scale, tol
+    state: LaplaceState,
+    impressions,
+    clicks,
+    link,
+    prior_mean,
+    hyper_scale,
+    tol,
+    learn,
+    exposure=None,
 ) -> LaplaceResult:
     """The evidence and the summary of the final Laplace state (traced)."""
     theta, chol, d, prec = state.theta, state.chol, state.d, state.prec
     # log p(y | scales) ~ l(mode) + log N(mode; prior) + P/2 log 2pi - 1/2 log det H
-    loglik = jnp.sum(log_likelihood(state.eta, impressions, clicks, link))
+    loglik = jnp.sum(log_likelihood(state.eta, impressions, clicks, link, exposure))
     log_prior_quad = -0.5 * jnp.sum(prec * (theta - prior_mean) ** 2)
     log_det_h = 2.0 * jnp.sum(jnp.log(jnp.diag(chol))) + 2.0 * jnp.sum(jnp.log(d))
     scales = jnp.exp(0.5 * state.log_var)
     log_hyper = jnp.sum(
-        0.5 * jnp.log(2.0 / jnp.pi) - jnp.log(hyper_scale) - 0.5 * (scales / hyper_scale) ** 2
+        jnp.where(
+            learn,
+            0.5 * jnp.log(2.0 / jnp.pi) - jnp.log(hyper_scale) - 0.5 * (scales / hyper_scale) ** 2,
+            0.0,
+        )
     )
     log_evidence = (
         loglik + log_prior_quad + 0.5 * jnp.sum(jnp.log(prec)) - 0.5 * log_det_h + log_hyper
@@ -691,10 +922,72 @@ def _gaussian_draws(key, mode, chol, d, *, num_samples: int):
     return mode + solve_triangular(chol.T, z.T, lower=False).T / d
 
 
+def _prior_arrays(space, prior, spec, scales_mode, codes, design, structure=None):
+    """The kernel's :class:`_PriorArrays` and the number of attribute coefficients B.
+
+    With segments (``structure.num_segments``) the segment groups and parameters are
+    included: prior mean 0, learned scales, design value 1 on their columns.
+    """
+    num_seg = 0 if structure is None else structure.num_segments
+    seg_pairs = False if structure is None else structure.segment_pairs
+    card = space.cardinalities
+    G = len(_groups(card, prior.pairwise, scales_mode, num_seg, seg_pairs)[1])
+    ones = np.ones(design.shape, np.float64)
+    if spec is None:
+        P = 1 + sum(sum(s) for s in effect_sizes(card, prior.pairwise))
+        if num_seg:
+            seg_m, seg_p = segment_effect_sizes(card, num_seg, prior)
+            P += num_seg + sum(seg_m) + sum(seg_p)
+        zeros = np.zeros((sum(space.cardinalities), 0))
+        return _PriorArrays(np.zeros(P), np.ones(G, bool), ones, zeros), 0
+    A, _ = attribute_design(space)
+    B = A.shape[1]
+    mean = np.concatenate([[0.0], spec.main_loc, spec.pair_loc, spec.beta_loc])
+    learn = np.concatenate([np.full(G, spec.learn_scales), np.zeros(B, bool)])
+    values = np.concatenate([ones, _beta_values(space, codes)], axis=1)
+    return _PriorArrays(mean, learn, values, A), B
+
+
+def _spec_hyper_scale(spec, scales_mode) -> np.ndarray:
+    if scales_mode == "pooled":
+        return np.concatenate([spec.main_scale[:1], spec.pair_scale[:1]])
+    return np.concatenate([spec.main_scale, spec.pair_scale])
+
+
+def _beta_groups(group, group_size, hyper_scale, spec):
+    """Append one fixed-scale group per attribute coefficient (after the effect groups)."""
+    B = len(spec.beta_loc)
+    G = len(group_size)
+    group = np.concatenate([group, G + np.arange(B)]).astype(np.int32)
+    sizes = np.concatenate([group_size, np.ones(B)])
+    return group, sizes, np.concatenate([hyper_scale, spec.beta_scale])
+
+
+def _beta_columns(space, codes, offset) -> np.ndarray:
+    """Design columns of the attribute coefficients: every row touches all B of them."""
+    B = sum(len(space.attribute_columns(k)) for k in range(space.num_components))
+    return np.broadcast_to(offset + np.arange(B, dtype=np.int32), (len(codes), B))
+
+
+def _beta_values(space, codes) -> np.ndarray:
+    """``a_k(x_k)`` of each row for every attribute coefficient, ``(N, B)``."""
+    cols = [space.attribute_matrix(k)[codes[:, k]] for k in range(space.num_components)]
+    return np.concatenate(cols, axis=1) if cols else np.zeros((len(codes), 0))
+
+
 def _fit_laplace(
-    space, observations, prior, seed, num_samples, options: LaplaceOptions
+    space,
+    observations,
+    prior,
+    seed,
+    num_samples,
+    options: LaplaceOptions,
+    time=None,
+    spec=None,
 ) -> Posterior:
     scales_mode = options.scales
+    if spec is not None and not spec.learn_scales:
+        scales_mode = "per_group"  # a meta-prior fixes one scale per component and pair
     max_iter = int(options.max_iter)
     tol = float(options.tol)
     scale_floor = float(options.scale_floor)
@@ -702,7 +995,7 @@ def _fit_laplace(
     K, num_pairs = _num_hypers(space, prior.pairwise)
     G = space.num_segments
     structure = _Structure(card, prior.pairwise, prior.link, G, prior.segment_pairs and G > 0)
-    n = observations.num_layouts
+    n = observations.num_rows
     rows = _pad_rows(n)
     codes = np.zeros((rows, K), np.int32)
     codes[:n] = observations.codes
@@ -710,13 +1003,35 @@ def _fit_laplace(
     if G:
         segs[:n] = observations.segments
     impressions = np.zeros(rows)
-    impressions[:n] = observations.impressions
+    impressions[:n] = observations.impressions if time is None else time.impressions
     clicks = np.zeros(rows)
-    clicks[:n] = observations.clicks
+    clicks[:n] = observations.clicks if time is None else time.clicks
+    delay = _resolve_delay(observations, time)
+    exposure = None
+    if delay is not None:
+        exposure = np.ones(rows)
+        exposure[:n] = np.asarray(delay.cdf(time.age))
+    if G and spec is not None:
+        raise ValueError(
+            "the Laplace fit does not combine segments with variant attributes or a "
+            "meta-prior; use method='nuts' or method='svi'"
+        )
     group, group_size, group_kind = _groups(
         card, prior.pairwise, scales_mode, G, structure.segment_pairs
     )
     hyper_scale = np.choose(group_kind, [prior.main_scale, prior.pair_scale, prior.segment_scale])
+    design = design_indices(codes, card, prior.pairwise, segs, G, structure.segment_pairs)
+    extra, num_beta = _prior_arrays(space, prior, spec, scales_mode, codes, design, structure)
+    if spec is not None:
+        hyper_scale = _spec_hyper_scale(spec, scales_mode)
+        group, group_size, hyper_scale = _beta_groups(group, group_size, hyper_scale, spec)
+        design = np.concatenate([design, _beta_columns(space, codes, len(group) - num_beta)], 1)
+    solver = laplace_solver(options.solver, len(group), rows)
+    if solver == "lowrank" and (spec is not None or exposure is not None or G):
+        raise ValueError(
+            "laplace solver='lowrank' supports neither segments, variant attributes, a "
+            "meta-prior nor a delay model; use LaplaceOptions(solver='dense') or method='svi'"
+        )
     # The one-hot design is collinear by construction (b0, a component's main effects and
     # every pair table containing it can trade a constant), so with large counts the
     # Hessian's condition number reaches 1e6-1e7 and float32 Cholesky breaks down. The
@@ -724,34 +1039,53 @@ def _fit_laplace(
     # like the other methods'.
     with jax.enable_x64(True):
         f64 = partial(jnp.asarray, dtype=jnp.float64)
-        design = design_indices(codes, card, prior.pairwise, segs, G, structure.segment_pairs)
-        out = _laplace_kernel(
+        kernel = _laplace_kernel if solver == "dense" else _laplace_lowrank.lowrank_kernel
+        out = kernel(
             jnp.asarray(codes),
-            jnp.asarray(segs),
+            *((jnp.asarray(segs),) if solver == "dense" else ()),
             jnp.asarray(design),
             f64(impressions),
             f64(clicks),
             jnp.asarray(group),
             f64(group_size),
             f64(hyper_scale),
-            f64(prior.intercept_loc),
-            f64(prior.intercept_scale),
+            f64(prior.intercept_loc if spec is None else spec.intercept_loc),
+            f64(prior.intercept_scale if spec is None else spec.intercept_scale),
             f64(scale_floor),
             f64(tol),
             jnp.asarray(max_iter),
-            structure=structure,
+            *(
+                (jax.tree.map(jnp.asarray, extra), None if exposure is None else f64(exposure))
+                if solver == "dense"
+                else ()
+            ),
+            structure=structure
+            if solver == "dense"
+            else _Structure(card, prior.pairwise, prior.link),
         )
-        draws = _gaussian_draws(
-            jax.random.PRNGKey(seed), out.mode, out.chol, out.d, num_samples=num_samples
-        )
+        if solver == "dense":
+            draws = _gaussian_draws(
+                jax.random.PRNGKey(seed), out.mode, out.chol, out.d, num_samples=num_samples
+            )
+        else:
+            draws = _laplace_lowrank.lowrank_draws(
+                jax.random.PRNGKey(seed),
+                jnp.asarray(design_indices(codes, card, prior.pairwise)),
+                out.mode,
+                out.chol,
+                out.s,
+                out.prec,
+                num_samples=num_samples,
+            )
         out, draws = jax.device_get((out, draws))
     num_main = sum(card)
     num_pair = sum(effect_sizes(card, prior.pairwise)[1])
     end = 1 + num_main + num_pair
-    params = _params_from_flat(
-        draws[:, 0], draws[:, 1 : 1 + num_main], draws[:, 1 + num_main : end], card
-    )
-    scales = np.asarray(out.scales, np.float32)
+    end_pair = draws.shape[1] - num_beta
+    beta = draws[:, end_pair:]
+    main = draws[:, 1 : 1 + num_main] + beta @ np.asarray(extra.attributes).T
+    params = _params_from_flat(draws[:, 0], main, draws[:, 1 + num_main : end], card)
+    scales = np.asarray(out.scales, np.float32)[: len(out.scales) - num_beta]
     num_base = (1 + (num_pairs > 0)) if scales_mode == "pooled" else K + num_pairs
     scales, seg_scales = scales[:num_base], scales[num_base:]
     if scales_mode == "pooled":
@@ -762,15 +1096,20 @@ def _fit_laplace(
         "tau_pair": np.repeat(scales[None, K:], num_samples, axis=0),
     }
     if G:
-        params = _segment_params(params, draws[:, end:], structure)
+        params = _segment_params(params, draws[:, end:end_pair], structure)
         params = jax.tree.map(lambda a: np.ascontiguousarray(a, dtype=np.float32), params)
         hyper.update(_segment_hyper(seg_scales, scales_mode, K, num_pairs, structure, num_samples))
+    if num_beta:
+        hyper["beta"] = np.ascontiguousarray(beta, dtype=np.float32)
     diagnostics = {
         "converged": bool(out.converged),
         "iterations": int(out.iterations),
         "log_evidence": float(out.log_evidence),
         "newton_decrement": float(out.newton_decrement),
     }
+    time_hyper, time_diagnostics = _time_outputs(time, delay, num_samples)
+    hyper.update(time_hyper)
+    diagnostics.update(time_diagnostics)
     if not diagnostics["converged"]:
         warnings.warn(
             f"Laplace fit did not converge in {max_iter} iterations; raise max_iter, or "
@@ -809,8 +1148,19 @@ def _segment_hyper(seg_scales, scales_mode, K, num_pairs, structure, S) -> dict:
 
 
 # --------------------------------------------------------------------------------- NUTS
-def _model_args(observations: Observations, space: LayoutSpace, prior: PriorConfig) -> dict:
-    return {
+def _model_and_args(observations, space, prior, spec, time=None) -> tuple[Any, dict]:
+    """The NumPyro model and its arguments: the original model unless a spec is needed."""
+    args = _model_args(observations, space, prior, time)
+    if spec is None:
+        return numpyro_model, args
+    A, _ = attribute_design(space)
+    return numpyro_model_spec, {**args, "spec": spec, "attributes": jnp.asarray(A, jnp.float32)}
+
+
+def _model_args(
+    observations: Observations, space: LayoutSpace, prior: PriorConfig, time: _Time | None = None
+) -> dict:
+    args = {
         "layouts": jnp.asarray(observations.codes),
         "impressions": jnp.asarray(observations.impressions, jnp.float32),
         "clicks": jnp.asarray(observations.clicks, jnp.float32),
@@ -819,6 +1169,15 @@ def _model_args(observations: Observations, space: LayoutSpace, prior: PriorConf
         "segments": None if observations.segments is None else jnp.asarray(observations.segments),
         "num_segments": space.num_segments,
     }
+    if time is not None:
+        args["impressions"] = jnp.asarray(time.impressions, jnp.float32)
+        args["clicks"] = jnp.asarray(time.clicks, jnp.float32)
+        if time.delay is not None:
+            args["age"] = jnp.asarray(time.age, jnp.float32)
+            args["delay"] = time.delay
+            if time.delay == "auto":
+                args["delay_counts"] = jnp.asarray(time.delay_counts, jnp.float32)
+    return args
 
 
 def _posterior_from_sites(space, prior, samples, method, num_chains, diagnostics, obs):
@@ -851,6 +1210,11 @@ def _posterior_from_sites(space, prior, samples, method, num_chains, diagnostics
                 hyper[name] = np.asarray(samples[name], np.float32).reshape(
                     (S,) + np.shape(samples[name])[1:]
                 )
+    for name in ("delay_shape", "delay_scale"):
+        if name in samples:
+            hyper[name] = np.asarray(samples[name], np.float32).reshape(S)
+    if "beta" in samples:
+        hyper["beta"] = np.asarray(samples["beta"], np.float32).reshape(S, -1)
     return Posterior(
         space=space,
         prior=prior,
@@ -865,12 +1229,22 @@ def _posterior_from_sites(space, prior, samples, method, num_chains, diagnostics
 
 
 def _fit_nuts(
-    space, observations, prior, seed, num_samples, num_chains, num_warmup, progress, options
+    space,
+    observations,
+    prior,
+    seed,
+    num_samples,
+    num_chains,
+    num_warmup,
+    progress,
+    options,
+    time=None,
+    spec=None,
 ) -> Posterior:
-
     per_chain = math.ceil(num_samples / num_chains)
+    model, model_args = _model_and_args(observations, space, prior, spec, time)
     kernel = NUTS(
-        numpyro_model,
+        model,
         target_accept_prob=float(options.target_accept_prob),
         max_tree_depth=int(options.max_tree_depth),
         dense_mass=False,
@@ -887,7 +1261,7 @@ def _fit_nuts(
     mcmc.run(
         jax.random.PRNGKey(seed),
         extra_fields=("diverging",),
-        **_model_args(observations, space, prior),
+        **model_args,
     )
     by_chain = jax.device_get(mcmc.get_samples(group_by_chain=True))
     divergences = int(np.sum(jax.device_get(mcmc.get_extra_fields()["diverging"])))
@@ -921,6 +1295,7 @@ def _fit_nuts(
             stacklevel=3,
         )
     flat = {k: np.asarray(v).reshape((-1,) + np.shape(v)[2:]) for k, v in by_chain.items()}
+    diagnostics.update(_time_outputs(time, _resolve_fixed(time), 0)[1])
     return _posterior_from_sites(space, prior, flat, "nuts", num_chains, diagnostics, observations)
 
 
@@ -928,7 +1303,14 @@ _GUIDES = ("lowrank", "full", "diag")
 _FULL_GUIDE_MAX_DIM = 2000
 
 
-def _fit_svi(space, observations, prior, seed, num_samples, progress, options) -> Posterior:
+def _resolve_fixed(time: _Time | None) -> Weibull | None:
+    """The given (not learned) delay, for the diagnostics of NUTS and SVI fits."""
+    return time.delay if time is not None and isinstance(time.delay, Weibull) else None
+
+
+def _fit_svi(
+    space, observations, prior, seed, num_samples, progress, options, time=None, spec=None
+) -> Posterior:
     guide_name = options.guide
     if guide_name == "auto":
         # A full-rank Gaussian captures the strong posterior correlations between b0, main
@@ -940,26 +1322,27 @@ def _fit_svi(space, observations, prior, seed, num_samples, progress, options) -
             seg_m, seg_p = segment_effect_sizes(space.cardinalities, space.num_segments, prior)
             latent += 2 + space.num_segments + space.num_components + sum(seg_m)
             latent += len(seg_p) + sum(seg_p)
+        latent += 0 if spec is None else len(spec.beta_loc)
         guide_name = "full" if latent <= _FULL_GUIDE_MAX_DIM else "lowrank"
     num_steps = int(options.num_steps)
     lr = float(options.learning_rate)
     # init_to_median starts b0 at the prior's centre (the pooled CTR by default), rather
     # than uniformly in (-2, 2) on the link scale, far from typical CTRs of a few percent.
     init = init_to_median(num_samples=15)
+    model, model_args = _model_and_args(observations, space, prior, spec, time)
     if guide_name == "lowrank":
         rank = options.rank
         extra = {} if rank is None else {"rank": int(rank)}
-        guide = AutoLowRankMultivariateNormal(numpyro_model, init_loc_fn=init, **extra)
+        guide = AutoLowRankMultivariateNormal(model, init_loc_fn=init, **extra)
     elif guide_name == "full":
-        guide = AutoMultivariateNormal(numpyro_model, init_loc_fn=init)
+        guide = AutoMultivariateNormal(model, init_loc_fn=init)
     else:
-        guide = AutoNormal(numpyro_model, init_loc_fn=init)
+        guide = AutoNormal(model, init_loc_fn=init)
     # Decaying the step size averages out the gradient noise of the 1-particle ELBO at the
     # end, which is what makes the final guide's mean usable.
     schedule = optax.cosine_decay_schedule(lr, num_steps, alpha=0.01)
     optim = optax_to_numpyro(optax.chain(optax.clip_by_global_norm(100.0), optax.adam(schedule)))
-    svi = SVI(numpyro_model, guide, optim, Trace_ELBO(num_particles=int(options.num_particles)))
-    model_args = _model_args(observations, space, prior)
+    svi = SVI(model, guide, optim, Trace_ELBO(num_particles=int(options.num_particles)))
     key_fit, key_draw = jax.random.split(jax.random.PRNGKey(seed))
     result = svi.run(key_fit, num_steps, progress_bar=progress, stable_update=True, **model_args)
     losses = np.asarray(jax.device_get(result.losses))
@@ -971,8 +1354,12 @@ def _fit_svi(space, observations, prior, seed, num_samples, progress, options) -
         sites += ["segment_intercept", "segment_main", "omega_intercept", "omega_main"]
         if prior.pairwise and prior.segment_pairs:
             sites += ["segment_pair", "upsilon_pair"]
+    if time is not None and time.delay == "auto":
+        sites += ["delay_shape", "delay_scale"]
+    if spec is not None and len(spec.beta_loc):
+        sites.append("beta")
     predictive = Predictive(
-        numpyro_model,
+        model,
         guide=guide,
         params=result.params,
         num_samples=num_samples,
@@ -984,6 +1371,7 @@ def _fit_svi(space, observations, prior, seed, num_samples, progress, options) -
         "num_steps": num_steps,
         "guide": guide_name,
     }
+    diagnostics.update(_time_outputs(time, _resolve_fixed(time), 0)[1])
     if not np.isfinite(diagnostics["final_loss"]):
         warnings.warn(
             "SVI loss is not finite at the end of the run; lower learning_rate",

@@ -127,7 +127,7 @@ def fit_size(
     Args:
         cardinalities: variants per component.
         num_rows: distinct observed rows.
-        method: ``"laplace"``, ``"nuts"``, ``"svi"`` or ``"svi-full"``.
+        method: ``"laplace"``, ``"laplace-lowrank"``, ``"nuts"``, ``"svi"`` or ``"svi-full"``.
         num_samples: posterior draws requested.
         pairwise: whether pair tables are in the model.
 
@@ -140,6 +140,10 @@ def fit_size(
     if method == "laplace":
         memory = 6 * 8 * P * P + 16 * N * D * D + 2 * 8 * int(num_samples) * P
         flops = 1.33 * float(P) ** 3 + float(N) * D * D
+    elif method == "laplace-lowrank":
+        # Woodbury over the N rows (layoutopt._laplace_lowrank): N x N systems, no P x P
+        memory = 6 * 8 * N * N + 16 * N * D * 32 + 2 * 8 * int(num_samples) * P
+        flops = 1.33 * float(N) ** 3 + float(N) * N * D
     elif method == "svi-full":
         memory = draws + 8 * 4 * P * P
         flops = float(P) ** 3 / 3 + float(N) * D

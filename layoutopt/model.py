@@ -29,7 +29,6 @@ grid scorer, the optimiser and the simulator all call it.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax
@@ -38,7 +37,9 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from jax.scipy.special import log_ndtr, ndtr
-from scipy.special import ndtri
+
+# PriorConfig lives in priors.py with the meta-priors; re-exported here for old imports.
+from layoutopt.priors import BASE_RATE_RANGE, SCALE_RANGE, PriorConfig, PriorSpec  # noqa: F401
 
 __all__ = [
     "Params",
@@ -51,6 +52,7 @@ __all__ = [
     "flatten_effects",
     "unflatten_effects",
     "numpyro_model",
+    "numpyro_model_spec",
     "zero_params",
     "fold_segment",
     "has_segments",
@@ -59,17 +61,6 @@ __all__ = [
 ]
 
 LINKS = ("logit", "probit")
-#: Supported prior scales (sd on the link scale); beyond them the fit loses precision
-#: (a scale of 1e12 lets eta reach CTRs of exactly 0 or 1, where the draws become NaN).
-SCALE_RANGE = (1e-6, 100.0)
-#: Supported prior base rates.
-BASE_RATE_RANGE = (1e-6, 1.0 - 1e-6)
-
-
-def _check_number(name: str, value, low: float, high: float) -> None:
-    ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
-    if not ok or not low <= float(value) <= high:
-        raise ValueError(f"{name} must be a number in [{low:g}, {high:g}], got {value!r}")
 
 
 class Params(NamedTuple):
@@ -94,51 +85,6 @@ class Params(NamedTuple):
     segment_intercept: jax.Array | None = None
     segment_main: tuple[jax.Array, ...] = ()
     segment_pair: tuple[jax.Array, ...] = ()
-
-
-@dataclass(frozen=True)
-class PriorConfig:
-    """Prior and likelihood settings (frozen and hashable: static configuration).
-
-    Attributes:
-        base_rate: prior guess of a typical click-through rate; centres ``b0`` at
-            ``link(base_rate)``.
-        intercept_scale: prior sd of ``b0`` on the link scale.
-        main_scale: scale of the HalfNormal prior on each component's effect sd ``sigma_k``.
-        pair_scale: scale of the HalfNormal prior on each pair's interaction sd ``tau_kl``;
-            smaller than ``main_scale`` by default because interactions are rarer and weaker.
-        link: ``"logit"`` (default) or ``"probit"``.
-        pairwise: include the pairwise interaction terms; ``False`` gives the additive model.
-        segment_scale: scale of the HalfNormal priors on the segment scales ``omega_c`` (of
-            the segment intercepts) and ``omega_k`` (of the segment x component
-            deviations); only used when the space has segments.
-        segment_pairs: give every segment its own deviation from each pair table (scales
-            ``upsilon_kl ~ HalfNormal(pair_scale)``); by default pair tables are shared.
-    """
-
-    base_rate: float = 0.05
-    intercept_scale: float = 1.5
-    main_scale: float = 1.0
-    pair_scale: float = 0.5
-    link: str = "logit"
-    pairwise: bool = True
-    segment_scale: float = 0.5
-    segment_pairs: bool = False
-
-    def __post_init__(self):
-        _check_number("base_rate", self.base_rate, *BASE_RATE_RANGE)
-        for name in ("intercept_scale", "main_scale", "pair_scale", "segment_scale"):
-            _check_number(name, getattr(self, name), *SCALE_RANGE)
-        if self.link not in LINKS:
-            raise ValueError(f"link must be one of {LINKS}, got {self.link!r}")
-
-    @property
-    def intercept_loc(self) -> float:
-        """Prior mean of ``b0``: the base rate on the link scale."""
-        if self.link == "logit":
-            return float(np.log(self.base_rate / (1.0 - self.base_rate)))
-
-        return float(ndtri(self.base_rate))
 
 
 def pair_list(num_components: int) -> list[tuple[int, int]]:
@@ -229,15 +175,31 @@ def inv_link(eta: jax.Array, link: str = "logit") -> jax.Array:
 
 
 def log_likelihood(
-    eta: jax.Array, impressions: jax.Array, clicks: jax.Array, link: str = "logit"
+    eta: jax.Array,
+    impressions: jax.Array,
+    clicks: jax.Array,
+    link: str = "logit",
+    exposure: jax.Array | None = None,
 ) -> jax.Array:
-    """Binomial log-likelihood per row, without the constant log binomial coefficient."""
+    """Binomial log-likelihood per row, without the constant log binomial coefficient.
+
+    With ``exposure`` ``F`` (the share of eventual clicks already observable, see
+    :mod:`layoutopt.delay`) the success probability is ``inv_link(eta) * F``.
+    """
     if link == "logit":
         log_p, log_q = jax.nn.log_sigmoid(eta), jax.nn.log_sigmoid(-eta)
     elif link == "probit":
         log_p, log_q = log_ndtr(eta), log_ndtr(-eta)
     else:
         raise ValueError(f"link must be one of {LINKS}, got {link!r}")
+    if exposure is not None:
+        # log(1 - p F) = log((1 - p) + p (1 - F)), accurate for p or F near 1; F is kept
+        # off 0 (a cohort served this instant) and off 1 in the log1p, where the first
+        # branch applies exactly.
+        f = jnp.clip(exposure, 1e-12, 1.0)
+        below = jnp.minimum(f, 1.0 - 1e-6)
+        log_q = jnp.where(f >= 1.0, log_q, jnp.logaddexp(log_q, log_p + jnp.log1p(-below)))
+        log_p = log_p + jnp.log(f)
     return clicks * log_p + (impressions - clicks) * log_q
 
 
@@ -302,7 +264,10 @@ def numpyro_model(
     impressions: jax.Array,
     clicks: jax.Array | None,
     cardinalities: tuple[int, ...],
-    prior: PriorConfig = PriorConfig(),
+    prior: PriorConfig = PriorConfig(),  # noqa: B008 (frozen, hashable)
+    age: jax.Array | None = None,
+    delay=None,
+    delay_counts: jax.Array | None = None,
     segments: jax.Array | None = None,
     num_segments: int = 0,
 ) -> None:
@@ -324,6 +289,12 @@ def numpyro_model(
             (then a ``clicks`` site is sampled instead of the factor).
         cardinalities: ``(n_1, ..., n_K)``.
         prior: prior settings.
+        age: ``(N,)`` hours since serving, for a delay model; None for none.
+        delay: a :class:`layoutopt.delay.Weibull` (fixed ``F``) or ``"auto"``: Weibull
+            ``delay_shape`` ~ LogNormal(0, 0.5) and ``delay_scale`` ~ LogNormal(log 12 h, 2)
+            sample sites, learned jointly from the binomial cohorts and ``delay_counts``
+            (see :func:`layoutopt.delay.delay_log_likelihood`).
+        delay_counts: histogram of observed delays over ``DELAY_EDGES`` (``"auto"``).
         segments: ``(N,)`` segment codes of the rows (``None`` without segments).
         num_segments: number of segments G (0 without segments).
     """
@@ -346,10 +317,103 @@ def numpyro_model(
     if num_segments:
         params = _sample_segment_terms(params, cardinalities, prior, num_segments)
     eta = logits(params, layouts, segments)
+    _likelihood(eta, impressions, clicks, prior.link, age, delay, delay_counts)
+
+
+def _likelihood(eta, impressions, clicks, link: str, age=None, delay=None, delay_counts=None):
+    """Binomial cohorts, each click probability times ``F(age)`` when a delay is given."""
+    exposure = None if delay is None else _delay_exposure(age, delay, delay_counts, clicks)
     if clicks is None:
-        numpyro.sample("clicks", dist.Binomial(impressions, probs=inv_link(eta, prior.link)))
+        probs = inv_link(eta, link) * (1.0 if exposure is None else exposure)
+        numpyro.sample("clicks", dist.Binomial(impressions, probs=probs))
     else:
-        numpyro.factor("loglik", log_likelihood(eta, impressions, clicks, prior.link).sum())
+        numpyro.factor("loglik", log_likelihood(eta, impressions, clicks, link, exposure).sum())
+
+
+def _delay_exposure(age, delay, delay_counts, clicks):
+    """``F(age)`` inside the NumPyro model; samples the Weibull for ``delay="auto"``.
+
+    For ``"auto"`` the joint likelihood of :mod:`layoutopt.delay` is the binomial cohort
+    term plus the binned delays minus ``sum clicks * log F(age)`` (the observed clicks'
+    delays are already in the histogram, so their ``F(age)`` must not count twice).
+    """
+    from layoutopt.delay import delay_log_likelihood, weibull_cdf
+
+    if delay != "auto":
+        return delay.cdf(age)
+    shape = numpyro.sample("delay_shape", dist.LogNormal(0.0, 0.5))
+    scale = numpyro.sample("delay_scale", dist.LogNormal(jnp.log(12.0), 2.0))
+    f = weibull_cdf(age, shape, scale)
+    observed = 0.0 if clicks is None else jnp.sum(clicks * jnp.log(jnp.clip(f, 1e-12, 1.0)))
+    numpyro.factor("delay_loglik", delay_log_likelihood(delay_counts, shape, scale) - observed)
+    return f
+
+
+def numpyro_model_spec(
+    layouts: jax.Array,
+    impressions: jax.Array,
+    clicks: jax.Array | None,
+    cardinalities: tuple[int, ...],
+    prior: PriorConfig,
+    spec: PriorSpec,
+    attributes: jax.Array,
+    age: jax.Array | None = None,
+    delay=None,
+    delay_counts: jax.Array | None = None,
+    segments: jax.Array | None = None,
+    num_segments: int = 0,
+) -> None:
+    """:func:`numpyro_model` with per-block prior means/scales and variant attributes.
+
+    ``m_k[v] = a_k(v) . beta_k + e_k[v]`` with ``beta ~ N(spec.beta_loc, spec.beta_scale^2)``
+    and ``e_k = spec.main_loc + sigma_k z_k``; ``sigma_k ~ HalfNormal(spec.main_scale[k])``
+    when ``spec.learn_scales`` (the default prior), else ``sigma_k = spec.main_scale[k]``
+    (a meta-prior); likewise for the pair tables. Extra sample site ``beta`` (B,) when
+    ``attributes`` has columns; ``main`` holds the composed main effects.
+
+    Args:
+        layouts, impressions, clicks, cardinalities, prior: as in :func:`numpyro_model`
+            (``prior`` supplies ``link`` and ``pairwise``).
+        spec: the resolved prior (:meth:`PriorConfig.spec`, :meth:`MetaPrior.spec`).
+        attributes: ``(sum n_k, B)`` block-diagonal attribute design
+            (:func:`layoutopt.priors.attribute_design`).
+        age, delay, delay_counts: the delay model, as in :func:`numpyro_model`.
+        segments, num_segments: the segment terms, as in :func:`numpyro_model` (their
+            scales from ``prior.segment_scale``/``prior.pair_scale``; not meta-learned).
+    """
+    sizes_m, sizes_p = effect_sizes(cardinalities, prior.pairwise)
+    b0 = numpyro.sample("intercept", dist.Normal(spec.intercept_loc, spec.intercept_scale))
+
+    def scales(name, scale):
+        scale = jnp.asarray(scale, jnp.float32)
+        if spec.learn_scales:
+            return numpyro.sample(name, dist.HalfNormal(scale).to_event(1))
+        return numpyro.deterministic(name, scale)
+
+    sigma = scales("sigma_main", spec.main_scale)
+    z_m = numpyro.sample("z_main", dist.Normal(0.0, 1.0).expand([sum(sizes_m)]).to_event(1))
+    main = jnp.asarray(spec.main_loc, jnp.float32) + sigma[_segments(sizes_m)] * z_m
+    if attributes.shape[1]:
+        beta = numpyro.sample(
+            "beta",
+            dist.Normal(
+                jnp.asarray(spec.beta_loc, jnp.float32), jnp.asarray(spec.beta_scale, jnp.float32)
+            ).to_event(1),
+        )
+        main = main + attributes @ beta
+    main = numpyro.deterministic("main", main)
+    if prior.pairwise and sizes_p:
+        tau = scales("tau_pair", spec.pair_scale)
+        z_p = numpyro.sample("z_pair", dist.Normal(0.0, 1.0).expand([sum(sizes_p)]).to_event(1))
+        pair = jnp.asarray(spec.pair_loc, jnp.float32) + tau[_segments(sizes_p)] * z_p
+        pair = numpyro.deterministic("pair", pair)
+    else:
+        pair = jnp.zeros((0,))
+    params = unflatten_effects(b0, main, pair, cardinalities)
+    if num_segments:
+        params = _sample_segment_terms(params, cardinalities, prior, num_segments)
+    eta = logits(params, layouts, segments)
+    _likelihood(eta, impressions, clicks, prior.link, age, delay, delay_counts)
 
 
 def segment_effect_sizes(

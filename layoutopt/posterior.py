@@ -35,7 +35,9 @@ class Posterior:
         method: ``"laplace"``, ``"nuts"`` or ``"svi"``.
         num_chains: number of chains the S draws are split into (1 for laplace/svi).
         hyper: hyper-parameter draws or point values, e.g. ``{"sigma_main": (S, K),
-            "tau_pair": (S, P)}``.
+            "tau_pair": (S, P)}``; ``"beta"`` ``(S, B)`` holds the variant-attribute
+            coefficients when the space has attributes (``params.main`` then holds the
+            composed main effects ``a_k(v) . beta_k + e_k[v]``).
         diagnostics: e.g. ``{"max_r_hat": ..., "min_ess": ..., "num_divergences": ...}`` for
             NUTS, ``{"converged": ..., "iterations": ...}`` for Laplace, ``{"final_loss": ...}``
             for SVI.
@@ -244,6 +246,12 @@ class Posterior:
                     ],
                     dtype=object,
                 )
+            elif key == "beta":
+                # Attribute coefficients, named "<component>:<column>" (see priors.py).
+                from layoutopt.priors import attribute_design
+
+                hyper_dims = ("attribute",)
+                coords["attribute"] = np.array(attribute_design(space)[1], dtype=object)
             else:
                 hyper_dims = tuple(f"{key}_dim_{i}" for i in range(value.ndim - 1))
             data[key] = (("chain", "draw") + hyper_dims, chains(value))
@@ -300,6 +308,7 @@ def _safe_names(components) -> list[str]:
     """Unique NetCDF-safe identifiers for component names (labels stay in coordinates)."""
     reserved = {"chain", "draw", "component", "pair", "observed_layout", "layout_component"}
     reserved |= {"intercept", "sigma_main", "tau_pair", "observed_codes", "segment"}
+    reserved |= {"attribute", "beta"}  # variant-attribute coefficients (hyper["beta"])
     out: list[str] = []
     for k, name in enumerate(components):
         safe = re.sub(r"[^0-9A-Za-z_]", "_", name)

@@ -169,6 +169,7 @@ def _scan_space(
     devices,
     on_chunk,
     options: GridOptions = DEFAULT_GRID,
+    prefixes=None,
 ):
     """Stream the whole space through the grid engine; returns the final reduction states.
 
@@ -211,6 +212,7 @@ def _scan_space(
         factor=_KERNEL_FACTOR,
         on_chunk=None if on_chunk is None else collect,
         options=options,
+        prefixes=prefixes,
     )
     return state[0], (state[1] if top is not None else None)
 
@@ -510,6 +512,7 @@ def score_grid_to_parquet(
     argmax_method: str = "auto",
     seed: int | None = None,
     segment: dict | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> int:
     """Stream the scores of every allowed layout to a Parquet file, in index order.
 
@@ -530,12 +533,22 @@ def score_grid_to_parquet(
         seed: seed of that pass's random restarts (needed when it is ``"exact"`` or
             ``"hill"``, as ``"auto"`` is for spaces above ``AUTO_ENUMERATE_LIMIT``).
         segment: one segment, or ``None`` for the traffic mix (as in :func:`score_grid`).
+        shard: ``(i, n)``: write only the i-th (0-based) of n contiguous slices of the index
+            range, in one pass, for batch schedulers that split a grid over machines. Its
+            ``p_best`` column is NaN; the slice's per-draw best layout and eta go into the
+            file's metadata, and :func:`layoutopt.shards.merge_shards` combines the n files
+            into the file an unsharded call writes (``p_best`` from the enumeration kernel;
+            ``argmax_method`` and ``seed`` do not apply).
 
     Returns:
-        The number of rows written (the allowed layouts).
+        The number of rows written (the allowed layouts, of the slice with ``shard``).
     """
 
     posterior, mix = segment_view(posterior, segment)
+    if mix and shard is not None:
+        raise ValueError(
+            "shard= scores one segment (segment={...}); the traffic mix is scored whole"
+        )
     if mix:  # bounded by MAX_MIX_LAYOUTS, so it fits in memory
         grid = score_grid(posterior, space, level=level)
         grid.to_parquet(path)
@@ -545,6 +558,13 @@ def score_grid_to_parquet(
     level = _check_level(level)
     if space.size > 2**63 - 1:
         raise ValueError("spaces beyond 2^63 layouts cannot be written with int64 indices")
+    if shard is not None:
+        from layoutopt.shards import write_shard
+
+        return write_shard(
+            posterior, path, shard, level=level, chunk_size=chunk_size, devices=devices,
+            memory_budget=memory_budget,
+        )  # fmt: skip
     check_grid_work(space.num_allowed, params.intercept.shape[0], "scoring", "pass top=k")
     check_argmax_work(params, space, argmax_method, seed, "P(best)")
     best = argmax_codes(
@@ -553,12 +573,7 @@ def score_grid_to_parquet(
     lookup = _p_best_lookup(space, best)
     best_idx = np.array(sorted(lookup), dtype=np.int64)
     best_p = np.array([lookup[i] for i in best_idx], dtype=np.float64)
-    schema = pa.schema(
-        [("index", pa.int64())]
-        + [(c, pa.dictionary(pa.int32(), pa.string())) for c in space.components]
-        + [(name, pa.float64()) for name in _STAT_COLUMNS]
-    )
-    dictionaries = [pa.array(list(v), pa.string()) for v in space.variants]
+    schema, to_table = _arrow_rows(space)
     rows = 0
 
     def write(tmp):
@@ -577,15 +592,7 @@ def score_grid_to_parquet(
                 pos = np.minimum(pos, max(len(best_idx) - 1, 0))
                 hit = best_idx[pos] == idx
                 p = np.where(hit, best_p[pos], 0.0)
-                cols = [pa.array(idx, pa.int64())]
-                for k in range(space.num_components):
-                    cols.append(
-                        pa.DictionaryArray.from_arrays(
-                            pa.array(codes[:, k], pa.int32()), dictionaries[k]
-                        )
-                    )
-                cols += [pa.array(a.astype(np.float64)) for a in (m[keep], lo[keep], hi[keep], p)]
-                writer.write_table(pa.Table.from_arrays(cols, schema=schema))
+                writer.write_table(to_table(idx, codes, (m[keep], lo[keep], hi[keep], p)))
                 rows += len(idx)
 
             _scan_space(
@@ -594,6 +601,27 @@ def score_grid_to_parquet(
 
     _atomic_write(path, write)
     return rows
+
+
+def _arrow_rows(space: LayoutSpace):
+    """``(schema, to_table)`` of the streamed grid files: ``to_table(idx, codes, stats)``."""
+    schema = pa.schema(
+        [("index", pa.int64())]
+        + [(c, pa.dictionary(pa.int32(), pa.string())) for c in space.components]
+        + [(name, pa.float64()) for name in _STAT_COLUMNS]
+    )
+    dictionaries = [pa.array(list(v), pa.string()) for v in space.variants]
+
+    def to_table(idx, codes, stats):
+        cols = [pa.array(idx, pa.int64())]
+        for k in range(space.num_components):
+            cols.append(
+                pa.DictionaryArray.from_arrays(pa.array(codes[:, k], pa.int32()), dictionaries[k])
+            )
+        cols += [pa.array(np.asarray(a, np.float64)) for a in stats]
+        return pa.Table.from_arrays(cols, schema=schema)
+
+    return schema, to_table
 
 
 def _encode_frame(space: LayoutSpace, layouts) -> np.ndarray:

@@ -70,12 +70,23 @@ class LayoutSpace:
             ``{"member": ["prime", "non_prime"]}``). A *segment* is one combination of
             values, addressed by a mixed-radix segment code (last variable fastest). Data
             then carry one column per context variable, and the model gains segment terms.
+        attributes: optional variant attributes ``{component: {label: {name: value}}}``;
+            values are booleans, strings (categories) or numbers. A component that has
+            attributes needs a value of every attribute for every variant. They enter the
+            model as ``m_k[v] = a_k(v) . beta_k + e_k[v]`` (see :meth:`attribute_matrix`).
+        retired: optional ``{component: [labels]}`` of retired variants: they keep their
+            codes, data containing them are still valid observations, but no layout holding
+            one is allowed (proposed, picked or scored). See :meth:`without_variants`.
 
     Attributes:
         components: tuple of component names, in order.
         variants: tuple (one per component) of tuples of variant labels.
         cardinalities: number of variants per component, ``(n_1, ..., n_K)``.
-        forbidden: the rules as tuples of ``(component index, variant code)`` pairs.
+        forbidden: the rules as tuples of ``(component index, variant code)`` pairs; a
+            retired variant appears here as a one-entry rule, so everything that excludes
+            forbidden layouts also excludes retired variants.
+        retired: the retired variants as ``(component index, variant code)`` pairs.
+        attributes: per component, a tuple of ``(attribute name, values per variant)``.
         segments: tuple of ``(context variable, (values...))`` pairs; empty without segments.
 
     Raises:
@@ -98,6 +109,8 @@ class LayoutSpace:
     variants: tuple[tuple[str, ...], ...]
     forbidden: tuple[tuple[tuple[int, int], ...], ...] = ()
     segments: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    retired: tuple[tuple[int, int], ...] = ()
+    attributes: tuple[tuple[tuple[str, tuple[Any, ...]], ...], ...] = ()
     _lookup: tuple[dict[str, int], ...] = field(default=(), repr=False, compare=False)
     _num_allowed: int = field(default=0, repr=False, compare=False)
     _cardinalities: tuple[int, ...] = field(default=(), repr=False, compare=False)
@@ -108,6 +121,8 @@ class LayoutSpace:
         components: Mapping[str, Sequence[str]],
         forbidden: Sequence[Mapping[str, str]] | None = None,
         segments: Mapping[str, Sequence[str]] | None = None,
+        attributes: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+        retired: Mapping[str, Sequence[str]] | None = None,
     ):
         if not isinstance(components, Mapping) or len(components) == 0:
             raise ValueError(
@@ -172,6 +187,11 @@ class LayoutSpace:
                     )
                 entries.append((k, lookup[k][str(label)]))
             rules.append(tuple(sorted(entries)))
+        # Variant lifecycle and attributes (issue 10): retired variants become one-entry rules.
+        retired_pairs = _parse_retired(self, retired)
+        rules += [(kv,) for kv in retired_pairs]
+        object.__setattr__(self, "retired", retired_pairs)
+        object.__setattr__(self, "attributes", _parse_attributes(self, attributes))
         object.__setattr__(self, "forbidden", tuple(dict.fromkeys(rules)))
         # derived once: inclusion-exclusion is exponential in the number of rules
         object.__setattr__(self, "_num_allowed", self.size - self._count_union(0, {}, 0))
@@ -229,17 +249,16 @@ class LayoutSpace:
         return self._strides
 
     def __hash__(self) -> int:
-        return hash((self.components, self.variants, self.forbidden, self.segments))
+        return hash(self._key())
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LayoutSpace):
             return NotImplemented
-        return (self.components, self.variants, self.forbidden, self.segments) == (
-            other.components,
-            other.variants,
-            other.forbidden,
-            other.segments,
-        )
+        return self._key() == other._key()
+
+    def _key(self) -> tuple:
+        key = (self.components, self.variants, self.forbidden, self.retired, self.attributes)
+        return key + (self.segments,)
 
     def __repr__(self) -> str:
         comps = ", ".join(
@@ -345,9 +364,14 @@ class LayoutSpace:
         codes = self.encode(layout) if isinstance(layout, Mapping) else tuple(layout)
         return not any(all(codes[k] == v for k, v in rule) for rule in self.forbidden)
 
-    def violated_rule(self, codes: Sequence[int]) -> dict[str, str] | None:
-        """The first forbidden rule a code tuple matches, as labels, or None."""
-        for rule in self.forbidden:
+    def violated_rule(
+        self, codes: Sequence[int], include_retired: bool = True
+    ) -> dict[str, str] | None:
+        """The first forbidden rule a code tuple matches, as labels, or None.
+
+        ``include_retired=False`` ignores the one-entry rules of retired variants.
+        """
+        for rule in self._rules(include_retired):
             if all(codes[k] == v for k, v in rule):
                 return {self.components[k]: self.variants[k][v] for k, v in rule}
         return None
@@ -441,11 +465,26 @@ class LayoutSpace:
             carry = total // card
         return out
 
-    def allowed_mask(self, codes: np.ndarray) -> np.ndarray:
-        """Boolean mask over the rows of an ``(..., K)`` code array: True where allowed."""
+    def _rules(self, include_retired: bool) -> tuple[tuple[tuple[int, int], ...], ...]:
+        if include_retired or not self.retired:
+            return self.forbidden
+        user = set(self._user_rules())
+        return tuple(r for r in self.forbidden if r in user)
+
+    def _user_rules(self) -> list[tuple[tuple[int, int], ...]]:
+        # A retired variant's one-entry rule is not a user rule (to_dict writes it apart).
+        retired = set(self.retired)
+        return [r for r in self.forbidden if not (len(r) == 1 and r[0] in retired)]
+
+    def allowed_mask(self, codes: np.ndarray, include_retired: bool = True) -> np.ndarray:
+        """Boolean mask over the rows of an ``(..., K)`` code array: True where allowed.
+
+        With ``include_retired=False`` layouts holding retired variants count as allowed
+        (what observed data may contain).
+        """
         codes = np.asarray(codes)
         mask = np.ones(codes.shape[:-1], dtype=bool)
-        for rule in self.forbidden:
+        for rule in self._rules(include_retired):
             hit = np.ones(codes.shape[:-1], dtype=bool)
             for k, v in rule:
                 hit &= codes[..., k] == v
@@ -504,19 +543,168 @@ class LayoutSpace:
             data[comp] = pd.Categorical.from_codes(codes[:, k], categories=list(labels))
         return pd.DataFrame(data)
 
+    # -------------------------------------------------- variant lifecycle and attributes
+    def with_variants(
+        self,
+        variants: Mapping[str, Sequence[str]],
+        attributes: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+    ) -> LayoutSpace:
+        """A new space with variants appended to existing components.
+
+        Existing variants keep their codes (new ones get the next codes), so code arrays,
+        label tables and posteriors of this space line up with the new one. The mixed-radix
+        *index* of a layout changes when a component grows (its strides change): map an old
+        index ``i`` with ``new.index(old.layout(i))``, or codes with :meth:`codes_from`.
+        Files that store labels (designs, observations) need no mapping.
+
+        Args:
+            variants: ``{component: [new labels]}``; components must exist, labels be new.
+            attributes: attributes of the new variants, ``{component: {label: {name:
+                value}}}``; required for every new variant of a component with attributes.
+
+        Returns:
+            The new :class:`LayoutSpace` (this one is unchanged).
+
+        Raises:
+            ValueError: for an unknown component, a label that already exists, or
+                missing/inconsistent attributes.
+
+        Examples:
+            >>> space = LayoutSpace({"headline": ["h1", "h2"], "image": ["a", "b"]})
+            >>> space.with_variants({"headline": ["h3"]}).variants[0]
+            ('h1', 'h2', 'h3')
+        """
+        data = self.to_dict()
+        if not isinstance(variants, Mapping) or not variants:
+            raise ValueError("with_variants needs a mapping {component: [new variant labels]}")
+        for comp, labels in variants.items():
+            if comp not in data["components"]:
+                raise ValueError(
+                    f"with_variants: unknown component {comp!r}; valid: {list(self.components)}"
+                )
+            if isinstance(labels, str) or not isinstance(labels, Sequence):
+                raise ValueError(
+                    f"with_variants: component {comp!r} needs a list of labels, got {labels!r}"
+                )
+            for label in labels:
+                if str(label) in data["components"][comp]:
+                    raise ValueError(
+                        f"with_variants: component {comp!r} already has variant {label!r}"
+                    )
+            data["components"][comp] = data["components"][comp] + [str(v) for v in labels]
+        for comp, table in (attributes or {}).items():
+            if not isinstance(table, Mapping):
+                raise ValueError(f"attributes of component {comp!r} must be a mapping")
+            merged = data.setdefault("attributes", {}).setdefault(comp, {})
+            merged.update({str(k): v for k, v in table.items()})
+        return LayoutSpace.from_dict(data, source="with_variants")
+
+    def without_variants(self, variants: Mapping[str, Sequence[str]]) -> LayoutSpace:
+        """A new space in which variants are retired.
+
+        A retired variant keeps its code, its attributes and its place in the model: data
+        that contain it are still valid :class:`~layoutopt.Observations` and still inform
+        the shared effects (intercept, the other components, attribute coefficients). No
+        layout holding it is allowed any more, so it is never scored, picked or proposed
+        (it acts as a one-entry forbidden rule). Indices do not change.
+
+        Args:
+            variants: ``{component: [labels to retire]}``.
+
+        Returns:
+            The new :class:`LayoutSpace`.
+
+        Raises:
+            ValueError: for an unknown component or variant, or when every variant of a
+                component would be retired.
+        """
+        data = self.to_dict()
+        if not isinstance(variants, Mapping) or not variants:
+            raise ValueError("without_variants needs a mapping {component: [labels]}")
+        retired = data.setdefault("retired", {})
+        for comp, labels in variants.items():
+            if isinstance(labels, str) or not isinstance(labels, Sequence):
+                raise ValueError(
+                    f"without_variants: component {comp!r} needs a list of labels, got {labels!r}"
+                )
+            have = retired.setdefault(comp, [])
+            retired[comp] = have + [str(v) for v in labels if str(v) not in have]
+        return LayoutSpace.from_dict(data, source="without_variants")
+
+    def codes_from(self, other: LayoutSpace, codes: np.ndarray) -> np.ndarray:
+        """Translate an ``(N, K)`` code array of ``other`` into this space's codes.
+
+        Components are matched by name and variants by label, so codes from a space before
+        :meth:`with_variants` (or with components in another order) line up.
+
+        Raises:
+            ValueError: when a component or a used variant of ``other`` is not in this space.
+        """
+        codes = np.asarray(codes, dtype=np.int64).reshape(-1, other.num_components)
+        out = np.empty((codes.shape[0], self.num_components), dtype=np.int32)
+        for k, comp in enumerate(self.components):
+            if comp not in other.components:
+                raise ValueError(
+                    f"component {comp!r} is not in the other space {list(other.components)}"
+                )
+            j = other.components.index(comp)
+            table = np.full(other.cardinalities[j], -1, dtype=np.int64)
+            for v, label in enumerate(other.variants[j]):
+                table[v] = self._lookup[k].get(label, -1)
+            mapped = table[codes[:, j]] if codes.size else np.zeros(0, np.int64)
+            if np.any(mapped < 0):
+                bad = other.variants[j][int(codes[np.flatnonzero(mapped < 0)[0], j])]
+                raise ValueError(
+                    f"variant {bad!r} of component {comp!r} is not in this space; "
+                    f"valid variants: {list(self.variants[k])}"
+                )
+            out[:, k] = mapped
+        return out
+
+    @property
+    def has_attributes(self) -> bool:
+        """Whether any component declares variant attributes."""
+        return any(self.attributes)
+
+    def attribute_columns(self, k: int) -> tuple[str, ...]:
+        """Names of the columns of :meth:`attribute_matrix` for component ``k``.
+
+        A boolean or numeric attribute ``name`` gives one column ``name``; a category gives
+        one column ``name=value`` per category except the baseline (the category of the
+        first variant listed).
+        """
+        return tuple(name for name, _ in _attribute_columns(self.attributes[k]))
+
+    def attribute_matrix(self, k: int) -> np.ndarray:
+        """The ``(n_k, p_k)`` float64 attribute design ``a_k(v)`` of component ``k``.
+
+        Booleans are 0/1; categories are one-hot, baseline coded; numbers are standardised
+        over the component's variants (mean 0, sd 1; centred only when all are equal).
+        Empty (``p_k = 0``) when the component has no attributes.
+        """
+        cols = [col for _, col in _attribute_columns(self.attributes[k])]
+        if not cols:
+            return np.zeros((self.cardinalities[k], 0))
+        return np.stack(cols, axis=1)
+
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:
-        """Plain-data form ``{"components": {...}, "forbidden": [...]}`` (JSON/TOML-able),
-        plus ``"segments": {...}`` when the space has segments."""
+        """Plain-data form ``{"components": {...}, "forbidden": [...]}`` (JSON/TOML-able).
+
+        ``"segments"`` (``{context variable: [values]}``), ``"attributes"`` (``{component:
+        {label: {name: value}}}``) and ``"retired"`` (``{component: [labels]}``) are added
+        when the space has them.
+        """
         out: dict[str, Any] = {
             "components": {c: list(v) for c, v in zip(self.components, self.variants, strict=True)},
             "forbidden": [
                 {self.components[k]: self.variants[k][v] for k, v in rule}
-                for rule in self.forbidden
+                for rule in self._user_rules()
             ],
         }
         if self.segments:
             out["segments"] = {name: list(values) for name, values in self.segments}
+        out.update(_lifecycle_dict(self))
         return out
 
     @classmethod
@@ -526,11 +714,11 @@ class LayoutSpace:
             raise ValueError(
                 f"{source}: needs a [components] table mapping component names to variant lists"
             )
-        extra = set(data) - {"components", "forbidden", "segments"}
+        extra = set(data) - {"components", "forbidden", "segments", "attributes", "retired"}
         if extra:
             raise ValueError(
                 f"{source}: unknown top-level key(s) {sorted(extra)}; "
-                "valid: 'components', 'forbidden', 'segments'"
+                "valid: 'components', 'forbidden', 'segments', 'attributes', 'retired'"
             )
         if "segments" in data and not isinstance(data["segments"], Mapping):
             raise ValueError(
@@ -544,7 +732,11 @@ class LayoutSpace:
             )
         try:
             return cls(
-                data["components"], data.get("forbidden") or None, data.get("segments") or None
+                data["components"],
+                data.get("forbidden") or None,
+                data.get("segments") or None,
+                attributes=data.get("attributes") or None,
+                retired=data.get("retired") or None,
             )
         except ValueError as err:
             raise ValueError(f"{source}: {err}") from None
@@ -565,6 +757,13 @@ class LayoutSpace:
 
             [segments]            # optional: context variables and their values
             member = ["prime", "non_prime"]
+
+            [attributes.headline.h1]      # optional: variant attributes
+            free = true
+            theme = "speed"
+
+            [retired]                     # optional: retired variants
+            image = ["img1"]
 
         Raises:
             ValueError: naming the file, for unreadable TOML or an invalid space.
@@ -604,6 +803,7 @@ class LayoutSpace:
         if self.segments:
             lines += ["", "[segments]"]
             lines += [f"{q(n)} = [{', '.join(q(v) for v in vs)}]" for n, vs in self.segments]
+        lines += _lifecycle_toml(self, q)
         return "\n".join(lines) + "\n"
 
 
@@ -638,3 +838,168 @@ def _check_segments(segments, components: tuple[str, ...]) -> tuple:
             raise ValueError(f"context variable {name!r} lists a value twice: {list(labels)}")
         out.append((name, labels))
     return tuple(out)
+
+
+# ------------------------------------------------------------ retired variants and attributes
+def _parse_retired(space: LayoutSpace, retired) -> tuple[tuple[int, int], ...]:
+    """Validate ``{component: [labels]}`` of retired variants into sorted (k, code) pairs."""
+    if not retired:
+        return ()
+    if not isinstance(retired, Mapping):
+        raise ValueError(f"retired must be a mapping {{component: [labels]}}, got {retired!r}")
+    pairs = set()
+    for comp, labels in retired.items():
+        if comp not in space.components:
+            raise ValueError(
+                f"retired names unknown component {comp!r}; valid: {list(space.components)}"
+            )
+        k = space.components.index(comp)
+        if isinstance(labels, str) or not isinstance(labels, Sequence):
+            raise ValueError(f"retired variants of {comp!r} must be a list, got {labels!r}")
+        for label in labels:
+            if str(label) not in space._lookup[k]:
+                raise ValueError(
+                    f"retired names unknown variant {label!r} of component {comp!r}; "
+                    f"valid variants: {list(space.variants[k])}"
+                )
+            pairs.add((k, space._lookup[k][str(label)]))
+        if sum(1 for kk, _ in pairs if kk == k) >= space.cardinalities[k]:
+            raise ValueError(
+                f"cannot retire every variant of component {comp!r}; add a new one first"
+            )
+    return tuple(sorted(pairs))
+
+
+def _attribute_kind(value: Any) -> str | None:
+    if isinstance(value, bool | np.bool_):
+        return "bool"
+    if isinstance(value, str):
+        return "category"
+    if isinstance(value, int | float | np.integer | np.floating):
+        return "number" if math.isfinite(float(value)) else None
+    return None
+
+
+def _parse_attributes(space: LayoutSpace, attributes) -> tuple:
+    """Validate the attribute tables into, per component, ``((name, values per variant),)``."""
+    empty = tuple(() for _ in space.components)
+    if not attributes:
+        return empty
+    if not isinstance(attributes, Mapping):
+        raise ValueError(
+            f"attributes must be a mapping {{component: {{label: {{name: value}}}}}}, "
+            f"got {attributes!r}"
+        )
+    out = list(empty)
+    for comp, table in attributes.items():
+        if comp not in space.components:
+            raise ValueError(
+                f"attributes name unknown component {comp!r}; valid: {list(space.components)}"
+            )
+        k = space.components.index(comp)
+        if not isinstance(table, Mapping):
+            raise ValueError(f"attributes of component {comp!r} must map labels to tables")
+        for label, values in table.items():
+            if str(label) not in space._lookup[k]:
+                raise ValueError(
+                    f"attributes of component {comp!r} name unknown variant {label!r}; "
+                    f"valid variants: {list(space.variants[k])}"
+                )
+            if not isinstance(values, Mapping):
+                raise ValueError(
+                    f"attributes of {comp!r} variant {label!r} must be a table "
+                    f"{{name: value}}, got {values!r}"
+                )
+        table = {str(lab): vals for lab, vals in table.items()}
+        names: list[str] = []
+        for vals in table.values():
+            names += [str(n) for n in vals if str(n) not in names]
+        columns = []
+        for name in names:
+            kind = None
+            values = []
+            for label in space.variants[k]:
+                vals = {str(n): v for n, v in table.get(label, {}).items()}
+                if name not in vals:
+                    raise ValueError(
+                        f"attributes of component {comp!r}: variant {label!r} has no value "
+                        f"for {name!r}; every variant of {comp!r} needs one"
+                    )
+                value = vals[name]
+                this = _attribute_kind(value)
+                if this is None:
+                    raise ValueError(
+                        f"attributes of component {comp!r}: variant {label!r} has {name} = "
+                        f"{value!r}; valid values are booleans, strings or finite numbers"
+                    )
+                if kind is not None and this != kind:
+                    raise ValueError(
+                        f"attributes of component {comp!r}: {name!r} is a {kind} for some "
+                        f"variants but variant {label!r} has {value!r} (a {this}); use one "
+                        "type per attribute"
+                    )
+                kind = this
+                if isinstance(value, np.generic):
+                    value = value.item()  # plain Python values: hashable, JSON/TOML-able
+                values.append(bool(value) if kind == "bool" else value)
+            columns.append((name, tuple(values)))
+        out[k] = tuple(columns)
+    return tuple(out)
+
+
+def _attribute_columns(columns) -> list[tuple[str, np.ndarray]]:
+    """Coded design columns ``(name, (n_k,) float64)`` of one component's attributes."""
+    out = []
+    for name, values in columns:
+        kind = _attribute_kind(values[0])
+        if kind == "bool":
+            out.append((name, np.asarray(values, dtype=np.float64)))
+        elif kind == "category":
+            levels = list(dict.fromkeys(values))
+            for level in levels[1:]:  # the first variant's category is the baseline
+                out.append((f"{name}={level}", np.asarray([v == level for v in values], float)))
+        else:
+            x = np.asarray(values, dtype=np.float64)
+            sd = x.std()
+            out.append((name, (x - x.mean()) / (sd if sd > 0 else 1.0)))
+    return out
+
+
+def _lifecycle_dict(space: LayoutSpace) -> dict[str, Any]:
+    """The ``attributes`` and ``retired`` entries of :meth:`LayoutSpace.to_dict`."""
+    out: dict[str, Any] = {}
+    if space.has_attributes:
+        out["attributes"] = {
+            comp: {
+                label: {name: values[v] for name, values in space.attributes[k]}
+                for v, label in enumerate(space.variants[k])
+            }
+            for k, comp in enumerate(space.components)
+            if space.attributes[k]
+        }
+    if space.retired:
+        retired: dict[str, list[str]] = {}
+        for k, v in space.retired:
+            retired.setdefault(space.components[k], []).append(space.variants[k][v])
+        out["retired"] = retired
+    return out
+
+
+def _lifecycle_toml(space: LayoutSpace, q) -> list[str]:
+    """TOML lines for the attributes and retired variants (empty when there are none)."""
+
+    def value(v) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        return q(v) if isinstance(v, str) else repr(v)
+
+    data = _lifecycle_dict(space)
+    lines: list[str] = []
+    for comp, table in data.get("attributes", {}).items():
+        for label, values in table.items():
+            lines += ["", f"[attributes.{q(comp)}.{q(label)}]"]
+            lines += [f"{q(n)} = {value(v)}" for n, v in values.items()]
+    if "retired" in data:
+        lines += ["", "[retired]"]
+        lines += [f"{q(c)} = [{', '.join(q(v) for v in vs)}]" for c, vs in data["retired"].items()]
+    return lines

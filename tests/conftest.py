@@ -137,3 +137,111 @@ def tiny_fits(tiny_space, tiny_obs):
         return cache[method]
 
     return get
+
+
+# ----------------------------------------------------------------- campaign stores (issue 9)
+POSTGRES_BIN = "/usr/lib/postgresql/15/bin"
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL 15 server on a temporary directory and a free port, for the session.
+
+    ``initdb`` refuses to run as root, so the server runs as the ``postgres`` user when the
+    tests run as root. Where the server cannot start the tests skip, except on CI
+    (``CI=true``), where they fail: CI must not silently skip the PostgreSQL tests.
+
+    Yields:
+        ``postgresql://postgres@127.0.0.1:PORT`` (no database part).
+    """
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    def unavailable(why: str):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL server could not be started on CI: {why}")
+        pytest.skip(f"PostgreSQL server not available: {why}")
+
+    bindir = Path(POSTGRES_BIN)
+    if not (bindir / "initdb").exists():
+        unavailable(f"{bindir}/initdb not found")
+    try:
+        import psycopg  # noqa: F401
+    except ModuleNotFoundError:
+        unavailable("psycopg is not installed")
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    base = Path(tempfile.mkdtemp(prefix="layoutopt-pg-"))
+    os.chmod(base, 0o777)  # the postgres user writes here
+    data = base / "data"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def run(*args):
+        return subprocess.run(as_pg + list(args), capture_output=True, text=True, timeout=120)
+
+    started = False
+    try:
+        res = run(
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
+        if res.returncode != 0:
+            unavailable(f"initdb failed: {res.stderr.strip()[-300:]}")
+        opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+        res = run(
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            opts,
+            "-l",
+            str(base / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
+        if res.returncode != 0:
+            log = (base / "server.log").read_text() if (base / "server.log").exists() else ""
+            unavailable(f"pg_ctl start failed: {(res.stderr + log).strip()[-300:]}")
+        started = True
+        yield f"postgresql://postgres@127.0.0.1:{port}"
+    finally:
+        if started:
+            run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_db(postgres_server, request):
+    """A fresh, empty database on :func:`postgres_server`; its URL."""
+    import re
+
+    import psycopg
+
+    name = "t_" + re.sub(r"\W", "_", request.node.name.lower())[:50]
+    with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{postgres_server}/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_target(request, tmp_path):
+    """A campaign store target: a SQLite file path, or a fresh PostgreSQL database URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "campaign.db")
+    return request.getfixturevalue("postgres_db")

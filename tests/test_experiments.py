@@ -87,3 +87,19 @@ def test_segments_smoke(tmp_path):
     small = pd.read_csv(tmp_path / "segments_small.csv")
     assert list(small["method"]) == ["pooled", "alone"]
     assert mod.main(["--impressions", "lots", "--out-dir", str(tmp_path)]) == 2
+
+
+def test_cold_start_smoke(tmp_path):
+    mod = _load("cold_start")
+    argv = "--worlds 1 --past 2 --rounds 1 --k 2 --batch 50 --thin 50 --num-samples 50"
+    assert mod.main(argv.split() + ["--out-dir", str(tmp_path)]) == 0
+    for name in ("cold_start.md", "cold_start.csv", "cold_start.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    worlds = pd.read_csv(tmp_path / "cold_start.csv")
+    assert len(worlds) == 3 + 2 + 2  # 3 arms before data, 2 after, 2 at thin traffic
+    assert ((worlds.coverage90.dropna() >= 0) & (worlds.coverage90.dropna() <= 1)).all()
+    assert (worlds.pick_over_best.dropna() <= 1 + 1e-12).all()
+    merged = tmp_path / "merged"
+    assert mod.main(["--merge", str(tmp_path / "cold_start.csv"), "--out-dir", str(merged)]) == 0
+    assert "1 worlds" in (merged / "cold_start.md").read_text()
+    assert mod.main(["--past", "1", "--out-dir", str(tmp_path)]) == 2

@@ -459,3 +459,77 @@ def test_readme_example_reproduces(tmp_path, capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [r["headline"] for r in rows] == ["Members save", "Try it free", "Members save"]
     assert [round(r["mean"], 4) for r in rows] == [0.0971, 0.0790, 0.0827]
+
+
+# ------------------------------------------------ segments with main's time and variants work
+def _tiny_segment_space(**kwargs):
+    return lo.LayoutSpace(
+        {"h": ["a", "b", "c"], "i": ["x", "y"]}, segments={"member": ["p", "n"]}, **kwargs
+    )
+
+
+def _tiny_rows():
+    codes = np.array([[0, 0], [1, 1], [2, 0], [0, 1], [1, 0], [2, 1]] * 2)
+    seg = np.array([0] * 6 + [1] * 6)
+    clicks = np.array([50, 60, 40, 55, 45, 52, 30, 70, 35, 40, 60, 50])
+    return codes, seg, np.full(12, 1000), clicks
+
+
+def test_segments_with_time_columns_aggregate_per_segment_and_cohort():
+    space = _tiny_segment_space()
+    codes, seg, imp, clk = _tiny_rows()
+    codes, seg = np.concatenate([codes, codes]), np.concatenate([seg, seg])
+    imp, clk = np.concatenate([imp, imp]), np.concatenate([clk, clk])
+    rnd = np.repeat([0, 1], 12)
+    obs = lo.Observations.from_codes(
+        space, codes, imp, clk, segments=seg, age=np.full(24, 5.0), round=rnd
+    )
+    assert obs.num_rows == 24 and obs.num_layouts == 12
+    frame = obs.to_frame()
+    assert {"member", "age", "round"} <= set(frame.columns)
+    back = lo.Observations.from_frame(frame, space)
+    np.testing.assert_array_equal(back.segments, obs.segments)
+    np.testing.assert_array_equal(back.round, obs.round)
+    post = lo.fit(space, obs, seed=0, num_samples=50, half_life=1.0)
+    assert post.params.segment_intercept.shape == (50, 2)
+    post = lo.fit(space, obs, seed=0, num_samples=50, delay=lo.Weibull(0.8, 10.0))
+    assert np.all(np.isfinite(lo.score_grid(post, segment={"member": "n"}).to_pandas()["mean"]))
+
+
+def test_segments_refused_where_not_supported(tmp_path):
+    codes, seg, imp, clk = _tiny_rows()
+    space = _tiny_segment_space()
+    obs = lo.Observations.from_codes(space, codes, imp, clk, segments=seg)
+    with pytest.raises(ValueError, match="lowrank"):
+        lo.fit(space, obs, seed=0, options=inference.LaplaceOptions(solver="lowrank"))
+    with pytest.raises(ValueError, match="from_frame"):
+        lo.Observations.from_events(pd.DataFrame(), space, now="2026-01-01")
+    attrs = {"h": {"a": {"free": True}, "b": {"free": False}, "c": {"free": True}}}
+    spa = _tiny_segment_space(attributes=attrs)
+    obsa = lo.Observations.from_codes(spa, codes, imp, clk, segments=seg)
+    with pytest.raises(ValueError, match="segments with variant attributes"):
+        lo.fit(spa, obsa, seed=0)
+    post = lo.fit(space, obs, seed=0, num_samples=50)
+    with pytest.raises(ValueError, match="shard"):
+        lo.score_grid_to_parquet(post, tmp_path / "s.parquet", shard=(0, 2))
+    rows = sum(
+        lo.score_grid_to_parquet(
+            post, tmp_path / f"s{i}.parquet", shard=(i, 2), segment={"member": "p"}
+        )
+        for i in range(2)
+    )
+    assert rows == space.size
+
+
+def test_segments_survive_variant_lifecycle_and_toml(tmp_path):
+    space = _tiny_segment_space()
+    grown = space.with_variants({"h": ["d"]}).without_variants({"h": ["a"]})
+    assert grown.segments == space.segments and grown != space
+    file = tmp_path / "s.toml"
+    file.write_text(grown.to_toml())
+    assert lo.LayoutSpace.from_toml(file) == grown
+    codes, seg, imp, clk = _tiny_rows()
+    obs = lo.Observations.from_codes(space, codes, imp, clk, segments=seg).to_space(grown)
+    np.testing.assert_array_equal(obs.segments, np.tile([0, 1], 6))
+    post = lo.fit(grown, obs, seed=0, num_samples=50)
+    assert lo.best_layout(post, segment={"member": "p"}).layout["h"] != "a"

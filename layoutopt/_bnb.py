@@ -1,0 +1,360 @@
+"""Exact per-draw argmax by branch and bound, vectorised over draws (host numpy, float64).
+
+The same search as ``optimize._branch_and_bound`` (the admissible bound over the pairwise
+tables, exact completion of the last two components, a node limit per draw), but every
+draw's open nodes at one depth are expanded together: a batch of nodes is a set of arrays
+``(draw, prefix codes, fixed value F, free-table offsets A, bound)``, one row per node, and
+one numpy expression per depth replaces one Python iteration per node and draw. Batches
+are kept on a stack (depth first over batches) and split to at most ``batch_elems`` floats of
+work each, so memory stays bounded whatever the number of draws.
+
+All draws share one sequence of component sizes (big effects first, by the spread of the
+tables averaged over the draws); without forbidden rules each draw orders the components
+of equal size by its own spreads. The bound is admissible in any order, so the
+certificates are the same in kind: ``upper_bound`` bounds eta over all allowed layouts,
+``gap`` is its distance to the returned layout's eta, and a draw is proven optimal when its
+gap vanishes.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from layoutopt.model import pair_list
+
+#: Floats of work per expanded batch (nodes x variants x free-table width), 2 MiB: cache-sized
+#: batches were fastest (2^16..2^20 within 20%, 2^22 ~3x slower; benchmarks/README.md).
+BATCH_ELEMS = 2**18
+
+
+class BatchTables(NamedTuple):
+    """Per-draw tables in a common search order (float64, leading draw axis S).
+
+    Attributes:
+        order: ``(S, K)`` search position -> component, per draw (the same for all draws
+            when the space has forbidden rules; otherwise only the sizes are common).
+        sizes: cardinality of each search position.
+        offs: ``(K + 1,)`` offsets of the positions in a concatenated table.
+        b0: ``(S,)`` intercepts.
+        main: ``(S, sum n)`` main effects, positions concatenated.
+        pair_cat: ``pair_cat[d]``: ``(S, n_d, sum_{e>d} n_e)``, ``p_de[v, w]`` for e > d.
+        seg: ``seg[d]``: offsets of the partners e > d inside ``pair_cat[d]``'s last axis.
+        rowmax: ``rowmax[d]``: ``(S, sum_{e>=d} n_e)``, ``R_e[w] = sum_{f>e} max_u p_ef[w, u]``
+            for the positions e >= d, concatenated.
+        pair_rowmax: ``pair_rowmax[d]``: ``pair_cat[d] + R_e[w]`` of the partners e > d.
+        pairs: ``{(k, j): (S, n_k, n_j)}`` for both orders, by component.
+        rules_at: ``rules_at[d]``: forbidden rules ``(prefix [(position, code)], code)`` whose
+            last position is d.
+    """
+
+    order: np.ndarray
+    sizes: tuple
+    offs: np.ndarray
+    b0: np.ndarray
+    main: np.ndarray
+    pair_cat: list
+    seg: list
+    rowmax: list
+    pair_rowmax: list
+    pairs: dict
+    rules_at: list
+
+
+class _Batch(NamedTuple):
+    depth: int
+    draw: np.ndarray  # (B,) draw of each node
+    x: np.ndarray  # (B, depth) codes fixed so far (search order)
+    F: np.ndarray  # (B,) value of the fixed part
+    A: np.ndarray  # (B, sum_{e>=depth} n_e) A_e[w] = m_e[w] + sum_{j<depth} p_je[x_j, w]
+    bound: np.ndarray  # (B,) admissible bound of the node (+inf at the root)
+
+    def take(self, sel) -> _Batch:
+        """The nodes ``sel`` (a mask, indices or a slice) of the batch."""
+        return _Batch(self.depth, *(a[sel] for a in self[1:]))
+
+
+def prepare(params_host, cardinalities, forbidden) -> BatchTables:
+    """:class:`BatchTables` of host params (leading draw axis) for a space.
+
+    Args:
+        params_host: :class:`~layoutopt.model.Params` of numpy arrays with a draw axis S.
+        cardinalities: the space's cardinalities.
+        forbidden: the space's forbidden rules (tuples of ``(component, code)``).
+    """
+    card = tuple(int(n) for n in cardinalities)
+    K = len(card)
+    S = int(np.shape(params_host.intercept)[0])
+    main = [np.asarray(m, np.float64) for m in params_host.main]
+    pairs = {}
+    if params_host.pair:
+        for (k, j), p in zip(pair_list(K), params_host.pair, strict=True):
+            pairs[(k, j)] = np.asarray(p, np.float64)
+            pairs[(j, k)] = np.swapaxes(pairs[(k, j)], 1, 2)
+    spread = np.zeros((S, K))
+    for k in range(K):
+        spread[:, k] = np.ptp(main[k], axis=1)
+        for j in range(K):
+            if (k, j) in pairs:
+                spread[:, k] += np.ptp(pairs[(k, j)], axis=(1, 2))
+    common = np.argsort(-spread.mean(axis=0), kind="stable")
+    sizes = tuple(card[k] for k in common)
+    order = np.broadcast_to(common, (S, K)).copy()
+    if not forbidden:
+        # each draw decides its own big effects first among the positions of equal size
+        # (with rules, one order keeps the rule positions common to all draws)
+        for n in set(sizes):
+            slots = [d for d in range(K) if sizes[d] == n]
+            comps = common[slots]
+            order[:, slots] = comps[np.argsort(-spread[:, comps], axis=1, kind="stable")]
+    offs = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
+
+    def gather(table_of, d, e=None):
+        """Per-draw table of positions (d, e) (or d alone) from the component tables."""
+        shape = (S, sizes[d]) if e is None else (S, sizes[d], sizes[e])
+        out = np.zeros(shape)
+        for k in np.unique(order[:, d]):
+            at_k = order[:, d] == k
+            if e is None:
+                out[at_k] = main[k][at_k]
+                continue
+            for j in np.unique(order[at_k, e]):
+                sel = at_k & (order[:, e] == j)
+                if (k, j) in table_of:
+                    out[sel] = table_of[(k, j)][sel]
+        return out
+
+    main_o = np.concatenate([gather(None, d) for d in range(K)], axis=1)
+    pair_cat, seg, rowmax_one = [], [], []
+    for d in range(K):
+        blocks = [gather(pairs, d, e) for e in range(d + 1, K)]
+        if blocks:
+            pair_cat.append(np.concatenate(blocks, axis=2))
+            seg.append(np.concatenate([[0], np.cumsum([b.shape[2] for b in blocks])[:-1]]))
+            rowmax_one.append(sum(b.max(axis=2) for b in blocks))
+        else:
+            pair_cat.append(np.zeros((S, sizes[d], 0)))
+            seg.append(np.zeros(0, np.intp))
+            rowmax_one.append(np.zeros((S, sizes[d])))
+    seg = [np.asarray(s, np.intp) for s in seg]
+    rowmax = [np.concatenate(rowmax_one[d:], axis=1) for d in range(K)]
+    pos = np.empty(K, np.intp)
+    pos[common] = np.arange(K)
+    rules_at = [[] for _ in range(K)]
+    for rule in forbidden:
+        entries = sorted((int(pos[k]), int(v)) for k, v in rule)
+        rules_at[entries[-1][0]].append((entries[:-1], entries[-1][1]))
+    return BatchTables(
+        order,
+        sizes,
+        offs,
+        np.asarray(params_host.intercept, np.float64).reshape(S),
+        main_o,
+        pair_cat,
+        seg,
+        rowmax,
+        [pc + rowmax[d + 1][:, None, :] for d, pc in enumerate(pair_cat[:-1])] + [None],
+        pairs,
+        rules_at,
+    )
+
+
+def eta64(t: BatchTables, codes: np.ndarray) -> np.ndarray:
+    """float64 eta ``(S,)`` of one layout per draw, ``codes`` ``(S, K)`` by component."""
+    S = len(codes)
+    rows = np.arange(S)
+    val = t.b0.copy()
+    for d in range(len(t.sizes)):
+        val += t.main[rows, t.offs[d] + codes[rows, t.order[:, d]]]
+    for (k, j), p in t.pairs.items():
+        if k < j:
+            val += p[rows, codes[:, k], codes[:, j]]
+    return val
+
+
+def _forbidden_mask(rules, x: np.ndarray, n: int, extra=None) -> np.ndarray:
+    """``(B, n)`` True where code v at this position completes a rule given prefixes ``x``.
+
+    ``extra`` = ``(position, codes (B, m))``: one more fixed position whose code varies along
+    a second axis; the mask is then ``(B, m, n)``.
+    """
+    B = len(x)
+    shape = (B, n) if extra is None else (B, extra[1].shape[1], n)
+    out = np.zeros(shape, bool)
+    for prefix, v in rules:
+        hit = np.ones(shape[:-1], bool)
+        for j, w in prefix:
+            if extra is not None and j == extra[0]:
+                hit = hit & (extra[1] == w)
+            else:
+                col = x[:, j] == w
+                hit = hit & (col if extra is None else col[:, None])
+        out[..., v] |= hit
+    return out
+
+
+def _node_bound(t: BatchTables, b: _Batch) -> np.ndarray:
+    """Crude admissible bound of whole nodes: F + sum_e max_w (A_e[w] + R_e[w])."""
+    d = b.depth
+    cand = b.A + t.rowmax[d][b.draw]
+    seg = (t.offs[d:-1] - t.offs[d]).astype(np.intp)
+    return b.F + np.maximum.reduceat(cand, seg, axis=1).sum(axis=1)
+
+
+def _per_draw_best(draw, val, S):
+    """Index of the best row of each draw present: ``(draws, rows)`` (highest val first)."""
+    o = np.lexsort((-val, draw))
+    d = draw[o]
+    first = np.ones(len(o), bool)
+    first[1:] = d[1:] != d[:-1]
+    return d[first], o[first]
+
+
+class _State(NamedTuple):
+    best: np.ndarray  # (S,) incumbent value
+    best_x: np.ndarray  # (S, K) its codes in search order (-1: the initial incumbent)
+    nodes: np.ndarray  # (S,) nodes expanded
+    open_bound: np.ndarray  # (S,) largest bound among nodes cut by the node limit
+
+
+def _improve(st: _State, t: BatchTables, b: _Batch, vals: np.ndarray, tail: int) -> None:
+    """Accept the best completion of each draw where it beats the incumbent strictly.
+
+    ``vals``: ``(B, m)`` values of completions whose last ``tail`` codes are the mixed-radix
+    digits of the column index (of the last ``tail`` positions' sizes).
+    """
+    S = len(st.best)
+    col = np.argmax(vals, axis=1)
+    v = vals[np.arange(len(vals)), col]
+    draws, rows = _per_draw_best(b.draw, v, S)
+    better = v[rows] > st.best[draws]
+    draws, rows = draws[better], rows[better]
+    st.best[draws] = v[rows]
+    codes = np.empty((len(rows), tail), np.int64)
+    c = col[rows]
+    for i in range(tail - 1, -1, -1):
+        n = t.sizes[b.depth + i]
+        codes[:, i] = c % n
+        c = c // n
+    st.best_x[draws] = np.concatenate([b.x[rows], codes], axis=1)
+
+
+def _expand(t: BatchTables, st: _State, b: _Batch) -> _Batch | None:
+    """Expand a batch of nodes; returns the surviving children (None at the last levels)."""
+    K, d = len(t.sizes), b.depth
+    n_d = t.sizes[d]
+    Ad, Arest = b.A[:, :n_d], b.A[:, n_d:]
+    forb = _forbidden_mask(t.rules_at[d], b.x, n_d)
+    if d == K - 1:  # one component only
+        _improve(st, t, b, np.where(forb, -np.inf, b.F[:, None] + Ad), 1)
+        return None
+    if d == K - 2:  # exact: the value of every completion (v, w)
+        vals = b.F[:, None, None] + Ad[:, :, None] + Arest[:, None, :] + t.pair_cat[d][b.draw]
+        vals[forb] = -np.inf
+        v_codes = np.broadcast_to(np.arange(n_d), (len(b.x), n_d))
+        vals[_forbidden_mask(t.rules_at[K - 1], b.x, t.sizes[K - 1], (d, v_codes))] = -np.inf
+        _improve(st, t, b, vals.reshape(len(vals), -1), 2)
+        return None
+    M = t.pair_rowmax[d][b.draw]  # (B, n_d, R): p_de[v, w] + R_e[w]
+    M += Arest[:, None, :]
+    sizes = t.sizes[d + 1 :]
+    if min(sizes) == max(sizes):
+        # equal partners: a running maximum over strided views beats reduceat and a max
+        # over a short last axis (~2x and ~5x, measured)
+        n = sizes[0]
+        seg_max = M[..., 0::n].copy()
+        for w in range(1, n):
+            np.maximum(seg_max, M[..., w::n], out=seg_max)
+    else:
+        seg_max = np.maximum.reduceat(M, t.seg[d], axis=2)
+    # a product with ones sums the short last axis ~3x faster than .sum (measured)
+    bounds = b.F[:, None] + Ad + seg_max @ np.ones(seg_max.shape[2])
+    bounds[forb] = -np.inf
+    rows, v = np.nonzero(bounds > st.best[b.draw][:, None])
+    if not len(rows):
+        return None
+    return _Batch(
+        d + 1,
+        b.draw[rows],
+        np.concatenate([b.x[rows], v[:, None]], axis=1),
+        b.F[rows] + Ad[rows, v],
+        Arest[rows] + t.pair_cat[d][b.draw[rows], v],
+        bounds[rows, v],
+    )
+
+
+def _limit(st: _State, t: BatchTables, b: _Batch, max_nodes: int) -> _Batch:
+    """Count the batch's nodes per draw; nodes past a draw's limit only bound the gap."""
+    if st.nodes.max(initial=0) + len(b.draw) <= max_nodes:  # no draw can reach its limit
+        st.nodes[:] += np.bincount(b.draw, minlength=len(st.nodes))
+        return b
+    o = np.argsort(b.draw, kind="stable")
+    b = b.take(o)
+    starts = np.searchsorted(b.draw, b.draw, side="left")
+    rank = np.arange(len(b.draw)) - starts  # position of the node among its draw's
+    ok = st.nodes[b.draw] + rank < max_nodes
+    np.add.at(st.nodes, b.draw[ok], 1)
+    if not ok.all():
+        cut = b.take(~ok)
+        np.maximum.at(st.open_bound, cut.draw, np.minimum(cut.bound, _node_bound(t, cut)))
+        b = b.take(ok)
+    return b
+
+
+def branch_and_bound(
+    t: BatchTables, incumbent: np.ndarray, max_nodes: int, batch_elems: int | None = None
+):
+    """Exact argmax of every draw at once.
+
+    Args:
+        t: :func:`prepare`'s tables.
+        incumbent: ``(S,)`` float64 eta of a known allowed layout per draw; only strictly
+            better layouts are accepted.
+        max_nodes: node limit per draw (the remaining nodes then bound the gap).
+        batch_elems: floats of work per expanded batch (default :data:`BATCH_ELEMS`).
+
+    Returns:
+        ``(x, value, upper_bound, nodes)``: ``(S, K)`` codes by component of the best layout
+        found (-1 rows where nothing beat the incumbent), its float64 eta, an upper bound on
+        eta over all allowed layouts and the nodes expanded, each ``(S,)``.
+    """
+    S, K = len(t.b0), len(t.sizes)
+    batch_elems = BATCH_ELEMS if batch_elems is None else int(batch_elems)
+    st = _State(
+        np.asarray(incumbent, np.float64).copy(),
+        np.full((S, K), -1, np.int64),
+        np.zeros(S, np.int64),
+        np.full(S, -np.inf),
+    )
+    stack = [
+        _Batch(
+            0,
+            np.arange(S),
+            np.zeros((S, 0), np.int64),
+            t.b0.copy(),
+            t.main.copy(),
+            np.full(S, np.inf),
+        )
+    ]
+    while stack:
+        b = stack.pop()
+        live = b.bound > st.best[b.draw]  # incumbents may have improved since the push
+        if not live.all():
+            b = b.take(live)
+        width = t.sizes[b.depth] * max(1, b.A.shape[1])
+        per = max(1, batch_elems // width)
+        if len(b.draw) > per:  # too much work at once: split, first piece on top
+            stack.extend(b.take(slice(i, i + per)) for i in reversed(range(0, len(b.draw), per)))
+            continue
+        b = _limit(st, t, b, max_nodes)
+        if len(b.draw):
+            child = _expand(t, st, b)
+            if child is not None:
+                stack.append(child)
+    x = np.full((S, K), -1, np.int64)
+    found = st.best_x[:, 0] >= 0
+    np.put_along_axis(x, t.order, st.best_x, axis=1)
+    x[~found] = -1
+    ub = np.maximum(st.best, st.open_bound)
+    return x, st.best, ub, st.nodes
