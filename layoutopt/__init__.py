@@ -35,6 +35,7 @@ from layoutopt.scoring import (
     score_grid_to_parquet,
     score_layouts,
 )
+from layoutopt.segments import best_by_segment
 from layoutopt.shards import merge_shards
 from layoutopt.space import LayoutSpace
 
@@ -56,6 +57,7 @@ __all__ = [
     "Weibull",
     "argmax_codes",
     "argmax_layout",
+    "best_by_segment",
     "certified_argmax",
     "best_layout",
     "fit",

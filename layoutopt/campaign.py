@@ -193,14 +193,16 @@ def _read_observations(path: Path, space: LayoutSpace, chunk_rows: int) -> tuple
             obs = Observations.from_frame(chunk, space, source=str(path))
         except ValueError as err:
             raise _shift_rows(err, offset) from None
-        parts.append((obs.codes, obs.impressions, obs.clicks))
+        parts.append((obs.codes, obs.impressions, obs.clicks, obs.segments))
         offset += len(chunk)
     if not parts:
         raise ValueError(f"{path}: no data rows; at least one observed layout is needed")
     codes = np.concatenate([p[0] for p in parts])
     imp = np.concatenate([p[1] for p in parts])
     clk = np.concatenate([p[2] for p in parts])
-    return Observations.from_codes(space, codes, imp, clk, source=str(path)), offset
+    seg = None if parts[0][3] is None else np.concatenate([p[3] for p in parts])
+    obs = Observations.from_codes(space, codes, imp, clk, source=str(path), segments=seg)
+    return obs, offset
 
 
 def _check_extension(old: LayoutSpace, new: LayoutSpace) -> None:
@@ -384,16 +386,19 @@ class Campaign:
             "clicks": int(obs.clicks.sum()),
             "space_version": version,
         }
+        segs = [None] * len(obs.codes) if obs.segments is None else obs.segments.tolist()
         stored = [
             {
                 "codes": ",".join(map(str, c)),
-                "segment": None,
+                "segment": None if g is None else json.dumps(space.segment_of(g)),
                 "age": None,
                 "round": None,
                 "impressions": int(i),
                 "clicks": int(k),
             }
-            for c, i, k in zip(obs.codes.tolist(), obs.impressions, obs.clicks, strict=True)
+            for c, g, i, k in zip(
+                obs.codes.tolist(), segs, obs.impressions, obs.clicks, strict=True
+            )
         ]
         # add_batch checks the hash again inside its transaction (another process may have
         # stored the same content meanwhile)
@@ -418,7 +423,14 @@ class Campaign:
         codes = np.array([[int(c) for c in r[0].split(",")] for r in rows], dtype=np.int32)
         imp = np.array([r[4] for r in rows], dtype=np.int64)
         clk = np.array([r[5] for r in rows], dtype=np.int64)
-        return Observations.from_codes(self.space, codes, imp, clk, source=self.store.target)
+        seg = None
+        if self.space.segments:  # stored as JSON {context variable: value}
+            seg = np.array(
+                [self.space.segment_code(json.loads(r[1])) for r in rows], dtype=np.int32
+            )
+        return Observations.from_codes(
+            self.space, codes, imp, clk, source=self.store.target, segments=seg
+        )
 
     # ------------------------------------------------------------------ fits
     @property

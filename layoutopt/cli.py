@@ -51,6 +51,7 @@ from layoutopt.posterior import Posterior
 from layoutopt.propose import STRATEGIES
 from layoutopt.propose import propose as propose_layouts
 from layoutopt.scoring import MAX_FULL_GRID, best_layout, score_grid, score_grid_to_parquet
+from layoutopt.segments import best_by_segment
 from layoutopt.simulate import SyntheticWorld, run_campaign
 from layoutopt.space import LayoutSpace
 
@@ -221,6 +222,27 @@ SeedOpt = Annotated[
         help=f"Random seed in [0, {SEED_MAX}] (same seed, same result).",
     ),
 ]
+SegmentOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--segment",
+        help="One segment, as VARIABLE=VALUE (repeat for several context variables); "
+        "default: the traffic mix observed.",
+    ),
+]
+
+
+def _segment_arg(values: Sequence[str] | None) -> dict | None:
+    """``["member=prime", ...]`` as ``{"member": "prime", ...}`` (None when not given)."""
+    if not values:
+        return None
+    out = {}
+    for v in values:
+        name, sep, value = v.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--segment {v!r}: expected VARIABLE=VALUE, e.g. member=prime")
+        out[name] = value
+    return out
 
 
 def design(
@@ -334,6 +356,7 @@ def score(
         float, typer.Option("--level", min=0.0, max=1.0, help="Credible-interval mass.")
     ] = 0.9,
     seed: SeedOpt = 0,
+    segment: SegmentOpt = None,
     shard: Annotated[
         str | None,
         typer.Option(
@@ -356,12 +379,13 @@ def score(
     with exact P(best).
     """
     if merge or shards or shard is not None:
-        _score_shards(posterior, output, top, level, shard, merge, shards)
+        _score_shards(posterior, output, top, level, shard, merge, shards, segment)
         return
     if posterior is None:
         raise ValueError("--posterior is required (or --merge SHARDS to merge shard files)")
     output = _check_table_output(output)
     post = _load_posterior(posterior)
+    seg = _segment_arg(segment)
     n_allowed = post.space.num_allowed
     stream = output is not None and top is None and n_allowed > MAX_FULL_GRID
     if stream and output.suffix.lower() == ".csv":
@@ -373,9 +397,9 @@ def score(
     if stream:
         keep = 10
     with _status(f"scoring {n_allowed:,} layouts"):
-        grid = score_grid(post, top=keep, level=level)
+        grid = score_grid(post, top=keep, level=level, segment=seg)
         if stream:
-            rows = score_grid_to_parquet(post, output, level=level, seed=seed)
+            rows = score_grid_to_parquet(post, output, level=level, seed=seed, segment=seg)
     frame = grid.to_pandas()
     if output is not None:
         if not stream:
@@ -390,7 +414,7 @@ def score(
     )
 
 
-def _score_shards(posterior, output, top, level, shard, merge, shards) -> None:
+def _score_shards(posterior, output, top, level, shard, merge, shards, segment=None) -> None:
     """``score --shard I/N`` and ``score --merge SHARDS`` (see :mod:`layoutopt.shards`)."""
     from layoutopt.shards import merge_shards, parse_shard
 
@@ -398,7 +422,7 @@ def _score_shards(posterior, output, top, level, shard, merge, shards) -> None:
         raise ValueError("--shard and --merge write Parquet: pass -o FILE.parquet")
     output = _check_table_output(output)
     if merge:
-        if posterior is not None or shard is not None or not shards:
+        if posterior is not None or shard is not None or segment or not shards:
             raise ValueError("--merge takes shard files only: score --merge A.parquet ... -o F")
         with _status(f"merging {len(shards)} shards"):
             rows = merge_shards(shards, output, top=top)
@@ -411,7 +435,9 @@ def _score_shards(posterior, output, top, level, shard, merge, shards) -> None:
     i, n = parse_shard(shard)
     post = _load_posterior(posterior)
     with _status(f"scoring shard {i}/{n} of {post.space.num_allowed:,} layouts"):
-        rows = score_grid_to_parquet(post, output, level=level, shard=(i, n))
+        rows = score_grid_to_parquet(
+            post, output, level=level, shard=(i, n), segment=_segment_arg(segment)
+        )
     _stderr().print(f"wrote {rows:,} scored layouts of shard {i}/{n} to {output}")
 
 
@@ -422,11 +448,25 @@ def best(
         float, typer.Option("--level", min=0.0, max=1.0, help="Credible-interval mass.")
     ] = 0.9,
     seed: SeedOpt = 0,
+    segment: SegmentOpt = None,
+    by_segment: Annotated[
+        bool,
+        typer.Option(
+            "--by-segment", help="A table of the best layout of every segment, then the mix."
+        ),
+    ] = False,
 ) -> None:
     """The layout most likely to have the highest click-through rate."""
 
     post = _load_posterior(posterior)
-    record = _best_record(best_layout(post, level=level, seed=seed))
+    if by_segment:
+        frame = best_by_segment(post, level=level, seed=seed)
+        if as_json:
+            sys.stdout.write(frame.to_json(orient="records", indent=2) + "\n")
+            return
+        _stdout().print(_by_segment_table(frame, post.space, level))
+        return
+    record = _best_record(best_layout(post, level=level, seed=seed, segment=_segment_arg(segment)))
     if as_json:
         sys.stdout.write(json.dumps(record, indent=2) + "\n")
         return
@@ -464,6 +504,22 @@ def _best_table(record: dict, level: float, true_ctr: float | None = None) -> Ta
     return table
 
 
+def _by_segment_table(frame, space, level: float) -> Table:
+    table = Table(title="Best layout per segment", title_justify="left", box=box.SIMPLE_HEAD)
+    for name in ("segment", "share", *space.components):
+        table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=_LABEL_WIDTH)
+    table.add_column(f"mean CTR [{level:.0%} interval]", justify="right", no_wrap=True)
+    table.add_column("P(best)", justify="right", no_wrap=True)
+    for row in frame.to_dict("records"):
+        cells = [row["segment"], f"{row['share']:.1%}"] + [str(row[c]) for c in space.components]
+        cells.append(
+            f"{_fmt_rate(row['mean'])} [{_fmt_rate(row['lower'])}, {_fmt_rate(row['upper'])}]"
+        )
+        cells.append(f"{row['p_best']:.3f}")
+        table.add_row(*cells)
+    return table
+
+
 def propose(
     posterior: PosteriorOpt,
     k: Annotated[int, typer.Option("--k", "-k", min=1, help="Number of layouts to propose.")] = 8,
@@ -482,6 +538,7 @@ def propose(
         Path | None,
         typer.Option("--output", "-o", help="CSV/Parquet file (default: CSV to stdout)."),
     ] = None,
+    segment: SegmentOpt = None,
 ) -> None:
     """Propose the next layouts to test, with traffic weights."""
 
@@ -490,7 +547,14 @@ def propose(
     excluded = None
     if exclude is not None:
         excluded = post.space.frame(read_layout_codes(exclude, post.space))
-    frame = propose_layouts(post, k=k, strategy=strategy.value, seed=seed, exclude=excluded)
+    frame = propose_layouts(
+        post,
+        k=k,
+        strategy=strategy.value,
+        seed=seed,
+        exclude=excluded,
+        segment=_segment_arg(segment),
+    )
     _write_table(frame, output)
     if output is not None:
         _stderr().print(f"wrote {len(frame)} proposed layouts ({strategy.value}) to {output}")

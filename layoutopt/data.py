@@ -39,6 +39,9 @@ class Observations:
         codes: ``(N, K)`` int32 variant codes of the distinct layouts, sorted by index.
         impressions: ``(N,)`` int64 impressions per layout.
         clicks: ``(N,)`` int64 clicks per layout (``0 <= clicks <= impressions``).
+        segments: ``(N,)`` int32 segment codes (see :meth:`LayoutSpace.segment_code`) when the
+            space has segments: then a row is one distinct (layout, segment), sorted by
+            layout index, then segment. ``None`` for a space without segments.
         age: ``(N,)`` float64 hours since the row's impressions were served (their mean for
             a cohort), or None. With ``age`` the rows are (layout, age cohort) cells and a
             layout may appear on several rows; ``fit(delay=...)`` uses it.
@@ -53,6 +56,7 @@ class Observations:
     codes: np.ndarray
     impressions: np.ndarray
     clicks: np.ndarray
+    segments: np.ndarray | None = None
     # Time: optional per-row arrays (None when absent, so the plain paths are untouched).
     age: np.ndarray | None = None
     round: np.ndarray | None = None
@@ -66,6 +70,7 @@ class Observations:
         impressions,
         clicks,
         source: str = "observations",
+        segments=None,
         *,
         age=None,
         round=None,
@@ -73,8 +78,8 @@ class Observations:
     ) -> Observations:
         """Build from integer codes; repeated rows are summed.
 
-        Rows are summed per distinct layout, or per distinct (layout, age, round) when
-        ``age`` or ``round`` is given.
+        Rows are summed per distinct layout (and segment), or per distinct (layout[,
+        segment], age, round) when ``age`` or ``round`` is given.
 
         Args:
             space: the layout space.
@@ -82,6 +87,7 @@ class Observations:
             impressions: ``(N,)`` counts.
             clicks: ``(N,)`` counts.
             source: name used at the start of error messages.
+            segments: ``(N,)`` segment codes; required exactly when the space has segments.
             age: optional ``(N,)`` hours since serving (finite, >= 0).
             round: optional ``(N,)`` round numbers (whole numbers >= 0).
             delay_counts: optional histogram of observed click delays over
@@ -89,8 +95,10 @@ class Observations:
 
         Raises:
             ValueError: for out-of-range codes, forbidden layouts, bad counts, ages, rounds
-                or delay counts, or no rows.
+                or delay counts, missing, unexpected or out-of-range segment codes, or no
+                rows.
         """
+        seg = _check_segment_codes(space, segments, np.shape(codes)[:1], source)
         codes = np.asarray(codes)
         impressions = np.asarray(impressions)
         clicks = np.asarray(clicks)
@@ -132,23 +140,28 @@ class Observations:
         _check_allowed(codes, space, source, first_row=0)
         if age is not None or round is not None or delay_counts is not None:
             return _time_rows(
-                cls, space, codes, impressions, clicks, source, age, round, delay_counts
+                cls, space, codes, impressions, clicks, source, age, round, delay_counts, seg
             )
-        uniq, inverse = np.unique(codes, axis=0, return_inverse=True)
+        keys = codes if seg is None else np.concatenate([codes, seg[:, None]], axis=1)
+        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)
         imp = _exact_sums(inverse, impressions, len(uniq))
         clk = _exact_sums(inverse, clicks, len(uniq))
-        _check_totals(space, uniq, imp, source)
-        return cls(space, uniq.astype(np.int32), imp, clk)
+        K = space.num_components
+        _check_totals(space, uniq[:, :K], imp, source)
+        uniq_seg = None if seg is None else uniq[:, K].astype(np.int32)
+        return cls(space, uniq[:, :K].astype(np.int32), imp, clk, uniq_seg)
 
     # ------------------------------------------------------------------ tables in and out
     @classmethod
     def from_frame(cls, df, space: LayoutSpace, source: str = "frame") -> Observations:
         """Build from a table with one label column per component plus counts.
 
-        The table needs one column per component of ``space`` holding variant labels, plus
-        ``impressions`` and ``clicks``. Rows for the same layout are summed. Labels are
-        compared as strings, so a variant ``"1"`` matches ``1`` in an integer column. Columns
+        The table needs one column per component of ``space`` holding variant labels, one
+        column per context variable when the space has segments (values as declared in
+        the space), plus ``impressions`` and ``clicks``. Rows for the same layout (and
+        segment) are summed. Labels are compared as strings, so a variant ``"1"`` matches
+        ``1`` in an integer column. Columns
         named ``index`` and ``weight`` (written by ``design``/``propose``) are ignored, so a
         proposal file with counts filled in can be read back. Optional columns ``age``
         (hours since the row's impressions were served, for ``fit(delay=...)``) and
@@ -185,7 +198,7 @@ class Observations:
 
         if not isinstance(df, pd.DataFrame):
             raise ValueError(f"{source}: expected a pandas DataFrame, got {type(df).__name__}")
-        expected = list(space.components) + list(_COUNT_COLUMNS)
+        expected = list(space.components) + list(space.segment_names) + list(_COUNT_COLUMNS)
         columns = [str(c) for c in df.columns]
         dupes = sorted({c for c in columns if columns.count(c) > 1})
         if dupes:
@@ -196,9 +209,10 @@ class Observations:
         optional = _IGNORED_COLUMNS + _TIME_COLUMNS
         unknown = [c for c in columns if c not in expected and c not in optional]
         if unknown:
+            hint = "" if space.segments else " (the space declares no [segments])"
             raise ValueError(
                 f"{source}: unknown column(s) {unknown}; expected columns: {expected} "
-                f"(optional: {list(_TIME_COLUMNS)}; ignored: {list(_IGNORED_COLUMNS)})"
+                f"(optional: {list(_TIME_COLUMNS)}; ignored: {list(_IGNORED_COLUMNS)}){hint}"
             )
         if len(df) == 0:
             raise ValueError(f"{source}: no data rows; at least one observed layout is needed")
@@ -220,7 +234,10 @@ class Observations:
             for name in _TIME_COLUMNS
             if name in by_name
         }
-        return cls.from_codes(space, codes, impressions, clicks, source=source, **time)
+        segments = _segment_codes(df, by_name, space, source) if space.segments else None
+        return cls.from_codes(
+            space, codes, impressions, clicks, source=source, segments=segments, **time
+        )
 
     @classmethod
     def from_events(
@@ -257,6 +274,11 @@ class Observations:
         """
         from layoutopt.events import aggregate_events
 
+        if space.segments:
+            raise ValueError(
+                "from_events does not read segment columns; aggregate per segment with "
+                "from_frame (a column per context variable, plus age/round)"
+            )
         keys = [(c, space.variants[k]) for k, c in enumerate(space.components)]
         totals = aggregate_events(events, keys, now, batch_size=batch_size)
         source = str(events) if isinstance(events, str | Path) else "events"
@@ -315,12 +337,39 @@ class Observations:
                 zip(self.space.components, self.space.variants, strict=True)
             )
         }
+        for name, values in self.space.segments:
+            data[name] = pd.Categorical.from_codes(
+                self.segment_values(name), categories=list(values)
+            )
         data["impressions"] = self.impressions
         data["clicks"] = self.clicks
         for name in _TIME_COLUMNS:
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
         return pd.DataFrame(data)
+
+    def segment_values(self, name: str) -> np.ndarray:
+        """Per-row value codes (index into the declared values) of one context variable."""
+        names = self.space.segment_names
+        if self.segments is None or name not in names:
+            raise ValueError(f"no context variable {name!r}; the space has {list(names)}")
+        rest = np.asarray(self.segments, np.int64)
+        for other, values in reversed(self.space.segments):
+            rest, code = np.divmod(rest, len(values))
+            if other == name:
+                return code.astype(np.int32)
+        raise AssertionError("unreachable")
+
+    def segment_shares(self) -> np.ndarray | None:
+        """Share of impressions in each segment, ``(G,)`` summing to 1 (``None`` without
+        segments; uniform when there are no impressions). This is the "traffic mix observed"
+        that scoring with ``segment=None`` averages over."""
+        if self.segments is None:
+            return None
+        G = self.space.num_segments
+        imp = np.bincount(self.segments, weights=self.impressions, minlength=G)
+        total = imp.sum()
+        return imp / total if total > 0 else np.full(G, 1.0 / G)
 
     # ----------------------------------------------------------------------- summaries
     def to_space(self, space: LayoutSpace) -> Observations:
@@ -334,16 +383,23 @@ class Observations:
             ValueError: when a component or an observed variant is not in ``space``.
         """
         codes = space.codes_from(self.space, self.codes)
+        segments = self.segments
+        if segments is not None and list(space.segments) != list(self.space.segments):
+            raise ValueError("to_space keeps the segments: the new space must declare the same")
         return Observations.from_codes(
-            space, codes, self.impressions, self.clicks, source="observations"
+            space, codes, self.impressions, self.clicks, source="observations", segments=segments
         )
 
     @property
     def num_layouts(self) -> int:
-        """Number of distinct observed layouts."""
+        """Number of distinct observed layouts (distinct (layout, segment) pairs when the
+        space has segments)."""
         if self.age is None and self.round is None:
             return int(self.codes.shape[0])
-        return int(len(np.unique(self.codes, axis=0)))
+        keys = self.codes
+        if self.segments is not None:
+            keys = np.concatenate([keys, self.segments[:, None]], axis=1)
+        return int(len(np.unique(keys, axis=0)))
 
     @property
     def num_rows(self) -> int:
@@ -523,20 +579,60 @@ def _label_codes(df, by_name: dict, space: LayoutSpace, source: str) -> np.ndarr
     """``(N, K)`` codes of the label columns; rejects missing or unknown labels."""
     codes = np.empty((len(df), space.num_components), dtype=np.int32)
     for k, comp in enumerate(space.components):
-        column = df[by_name[comp]]
-        missing = _missing_mask(column)
-        mapped = column.astype(str).map(space.label_codes[k]).to_numpy(dtype=float)
-        bad = np.flatnonzero(missing | np.isnan(mapped))
-        if bad.size:
-            r = int(bad[0])
-            value = column.iloc[r]
-            what = "missing label" if missing[r] else f"unknown variant {_plain(value)!r}"
-            raise ValueError(
-                f"{source}: row {r + 1}, column {comp!r}: {what}; "
-                f"valid variants: {list(space.variants[k])}"
-            )
-        codes[:, k] = mapped.astype(np.int32)
+        codes[:, k] = _column_codes(
+            df[by_name[comp]], space.label_codes[k], source, comp, ("label", "variant")
+        )
     return codes
+
+
+def _segment_codes(df, by_name: dict, space: LayoutSpace, source: str) -> np.ndarray:
+    """``(N,)`` segment codes of the context-variable columns; rejects unknown values."""
+    out = np.zeros(len(df), dtype=np.int64)
+    for name, values in space.segments:
+        lookup = {v: i for i, v in enumerate(values)}
+        codes = _column_codes(df[by_name[name]], lookup, source, name, ("value", "segment value"))
+        out = out * len(values) + codes
+    return out.astype(np.int32)
+
+
+def _column_codes(column, lookup: dict, source: str, name: str, words) -> np.ndarray:
+    """Codes of one label column through ``lookup``; the first missing or unknown cell is
+    reported with its row, the column, the value and the valid ``lookup`` keys."""
+    missing = _missing_mask(column)
+    mapped = column.astype(str).map(lookup).to_numpy(dtype=float)
+    bad = np.flatnonzero(missing | np.isnan(mapped))
+    if bad.size:
+        r = int(bad[0])
+        what = f"missing {words[0]}" if missing[r] else f"unknown {words[1]}"
+        if not missing[r]:
+            what += f" {_plain(column.iloc[r])!r}"
+        raise ValueError(
+            f"{source}: row {r + 1}, column {name!r}: {what}; "
+            f"valid {words[1].split()[-1]}s: {list(lookup)}"
+        )
+    return mapped.astype(np.int64)
+
+
+def _check_segment_codes(space: LayoutSpace, segments, shape, source: str):
+    if not space.segments:
+        if segments is not None:
+            raise ValueError(f"{source}: segment codes given but the space declares no segments")
+        return None
+    if segments is None:
+        raise ValueError(
+            f"{source}: the space has segments {list(space.segment_names)}; every row needs "
+            "a segment code (segments=...)"
+        )
+    seg = np.asarray(segments)
+    if seg.shape != tuple(shape) or not np.issubdtype(seg.dtype, np.integer):
+        raise ValueError(f"{source}: segments must be {tuple(shape)} integer codes")
+    bad = np.flatnonzero((seg < 0) | (seg >= space.num_segments))
+    if bad.size:
+        raise ValueError(
+            f"{source}: row {bad[0]}: segment code {seg[bad[0]]} out of range "
+            f"[0, {space.num_segments})"
+        )
+    return seg.astype(np.int32)
 
 
 def _check_allowed(codes: np.ndarray, space: LayoutSpace, source: str, first_row: int = 1) -> None:
@@ -633,12 +729,14 @@ def _check_time_array(values, name: str, n: int, source: str) -> np.ndarray:
     return values
 
 
-def _time_rows(cls, space, codes, impressions, clicks, source, age, round, delay_counts):
-    """Observations summed per distinct (layout, age, round); see ``from_codes``."""
+def _time_rows(cls, space, codes, impressions, clicks, source, age, round, delay_counts, seg):
+    """Observations summed per distinct (layout[, segment], age, round); see ``from_codes``."""
     from layoutopt.delay import DELAY_EDGES
 
     n = len(codes)
     columns = [codes.astype(np.float64)]
+    if seg is not None:
+        columns.append(seg.astype(np.float64)[:, None])
     for name, values in (("age", age), ("round", round)):
         if values is not None:
             columns.append(_check_time_array(values, name, n, source)[:, None])
@@ -647,7 +745,9 @@ def _time_rows(cls, space, codes, impressions, clicks, source, age, round, delay
     imp = np.bincount(inverse, weights=impressions, minlength=len(uniq)).astype(np.int64)
     clk = np.bincount(inverse, weights=clicks, minlength=len(uniq)).astype(np.int64)
     K = space.num_components
-    out_age = uniq[:, K].copy() if age is not None else None
+    S = 0 if seg is None else 1
+    out_seg = None if seg is None else uniq[:, K].astype(np.int32)
+    out_age = uniq[:, K + S].copy() if age is not None else None
     out_round = uniq[:, -1].astype(np.int64) if round is not None else None
     if delay_counts is not None:
         delay_counts = np.asarray(delay_counts)
@@ -664,4 +764,6 @@ def _time_rows(cls, space, codes, impressions, clicks, source, age, round, delay
             )
         delay_counts = delay_counts.astype(np.int64)
     codes = uniq[:, :K].astype(np.int32)
-    return cls(space, codes, imp, clk, age=out_age, round=out_round, delay_counts=delay_counts)
+    return cls(
+        space, codes, imp, clk, out_seg, age=out_age, round=out_round, delay_counts=delay_counts
+    )

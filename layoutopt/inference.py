@@ -53,7 +53,9 @@ from layoutopt.model import (
     numpyro_model,
     numpyro_model_spec,
     pair_list,
+    segment_effect_sizes,
     unflatten_effects,
+    unflatten_segment_effects,
 )
 from layoutopt.posterior import Posterior
 from layoutopt.priors import MetaPrior, PriorSpec, attribute_design
@@ -547,13 +549,24 @@ class _Structure(NamedTuple):
     cardinalities: tuple[int, ...]
     pairwise: bool
     link: str
+    num_segments: int = 0
+    segment_pairs: bool = False
 
 
-def design_indices(codes: np.ndarray, cardinalities: tuple[int, ...], pairwise: bool):
+def design_indices(
+    codes: np.ndarray,
+    cardinalities: tuple[int, ...],
+    pairwise: bool,
+    segments: np.ndarray | None = None,
+    num_segments: int = 0,
+    segment_pairs: bool = False,
+):
     """Column of each active one-hot entry per layout, ``(N, 1 + K + K(K-1)/2)`` int32.
 
     The column order is that of ``[b0, flatten_effects(params)]``, so the Hessian built
-    from these indices matches the gradient that autodiff takes through ``logits``.
+    from these indices matches the gradient that autodiff takes through ``logits``. With
+    segments the row also touches its segment's ``c[s]``, ``d_k[s, x_k]`` (and ``q_kl``)
+    columns, laid out after the pair block as :func:`unflatten_segment_effects` reads them.
     """
     codes = np.asarray(codes, dtype=np.int64)
     sizes_m, sizes_p = effect_sizes(cardinalities, pairwise)
@@ -564,7 +577,30 @@ def design_indices(codes: np.ndarray, cardinalities: tuple[int, ...], pairwise: 
         off_p = 1 + sum(sizes_m) + np.concatenate([[0], np.cumsum(sizes_p)[:-1]])
         for i, (k, j) in enumerate(pair_list(len(cardinalities))):
             cols.append(off_p[i] + codes[:, k] * cardinalities[j] + codes[:, j])
+    if num_segments:
+        cols += _segment_design_columns(
+            codes,
+            cardinalities,
+            pairwise,
+            np.asarray(segments, np.int64),
+            num_segments,
+            segment_pairs,
+            1 + sum(sizes_m) + sum(sizes_p),
+        )
     return np.stack(cols, axis=1).astype(np.int32)
+
+
+def _segment_design_columns(codes, card, pairwise, seg, G, segment_pairs, start) -> list:
+    cols = [start + seg]
+    off = start + G
+    for k, n in enumerate(card):
+        cols.append(off + seg * n + codes[:, k])
+        off += G * n
+    if pairwise and segment_pairs:
+        for k, j in pair_list(len(card)):
+            cols.append(off + (seg * card[k] + codes[:, k]) * card[j] + codes[:, j])
+            off += G * card[k] * card[j]
+    return cols
 
 
 LAPLACE_SCALES = ("pooled", "per_group")
@@ -595,14 +631,20 @@ def laplace_solver(solver: str, num_params: int, num_rows: int) -> str:
 
 
 def _groups(
-    cardinalities: tuple[int, ...], pairwise: bool, scales: str = "pooled"
+    cardinalities: tuple[int, ...],
+    pairwise: bool,
+    scales: str = "pooled",
+    num_segments: int = 0,
+    segment_pairs: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Hyper-scale groups for the Laplace fit.
 
     Returns ``(group, group_size, kind)``: the group of every flat parameter (-1 marks the
-    intercept), the number of effects in each group, and each group's kind (0 main, 1 pair).
-    ``"per_group"`` gives one scale per component and per pair, as in the NumPyro model;
-    ``"pooled"`` one scale for all main effects and one for all pair effects.
+    intercept), the number of effects in each group, and each group's kind (0 main, 1 pair,
+    2 segment). ``"per_group"`` gives one scale per component and per pair, as in the NumPyro
+    model; ``"pooled"`` one scale for all main effects and one for all pair effects. With
+    segments the segment intercepts get a scale of their own (``omega_c``), and the segment
+    deviations one per component (``"per_group"``) or one for all (``"pooled"``).
     """
     sizes_m, sizes_p = effect_sizes(cardinalities, pairwise)
     if scales == "per_group":
@@ -611,6 +653,13 @@ def _groups(
     else:
         sizes = [sum(sizes_m)] + ([sum(sizes_p)] if sizes_p else [])
         kind = [0] + ([1] if sizes_p else [])
+    if num_segments:
+        prior = PriorConfig(pairwise=pairwise, segment_pairs=segment_pairs)
+        seg_m, seg_p = segment_effect_sizes(cardinalities, num_segments, prior)
+        if scales == "pooled":
+            seg_m, seg_p = [sum(seg_m)], ([sum(seg_p)] if seg_p else [])
+        sizes = sizes + [num_segments] + seg_m + seg_p
+        kind = kind + [2] * (1 + len(seg_m)) + [1] * len(seg_p)
     group = np.concatenate([[-1], np.repeat(np.arange(len(sizes)), sizes)]).astype(np.int32)
     return group, np.asarray(sizes, np.float64), np.asarray(kind, np.int32)
 
@@ -641,6 +690,7 @@ def loglik_eta_derivatives(eta, impressions, clicks, link, exposure=None):
 @partial(jax.jit, static_argnames=("structure",))
 def _laplace_kernel(
     codes,
+    segs,
     design,
     impressions,
     clicks,
@@ -666,21 +716,30 @@ def _laplace_kernel(
     num_main = sum(card)
     is_b0 = group < 0
     gidx = jnp.maximum(group, 0)
-    # theta = [b0, e (residual main effects), pair cells, beta (attribute coefficients)];
-    # without attributes beta is empty, the design values are 1 and the means 0, so every
-    # number below is what it was before attributes existed.
+    # theta = [b0, e (residual main effects), pair cells, segment terms, beta (attribute
+    # coefficients)]; without attributes beta is empty, the design values are 1 and the
+    # means 0, so every number below is what it was before attributes existed. Segments and
+    # attributes are never combined here (``_fit_laplace`` refuses it).
     end_pair = P - extra.attributes.shape[1]
     prior_mean = jnp.where(is_b0, intercept_loc, extra.prior_mean)
+    num_seg = structure.num_segments
+    num_pair = (
+        sum(effect_sizes(card, structure.pairwise)[1]) if num_seg else end_pair - 1 - num_main
+    )
 
     def unflat(theta):
         main = theta[1 : 1 + num_main] + extra.attributes @ theta[end_pair:]
-        return unflatten_effects(theta[0], main, theta[1 + num_main : end_pair], card)
+        pair = theta[1 + num_main : 1 + num_main + num_pair]
+        params = unflatten_effects(theta[0], main, pair, card)
+        if num_seg:
+            params = _segment_params(params, theta[1 + num_main + num_pair : end_pair], structure)
+        return params
 
     def precision(log_var):
         return jnp.where(is_b0, intercept_scale**-2.0, jnp.exp(-log_var)[gidx])
 
     def newton_system(theta, log_var):
-        eta = logits(unflat(theta), codes)
+        eta = logits(unflat(theta), codes, segs if num_seg else None)
         d1, w = loglik_eta_derivatives(eta, impressions, clicks, link, exposure)
         prec = precision(log_var)
         values = extra.design_values
@@ -847,6 +906,15 @@ def _laplace_result(
     )
 
 
+def _segment_params(params: Params, flat, structure: _Structure) -> Params:
+    """``params`` with the flat segment block ``[c, d..., q...]`` unpacked into it."""
+    card, G = structure.cardinalities, structure.num_segments
+    num_d = G * sum(card)
+    return unflatten_segment_effects(
+        params, flat[..., :G], flat[..., G : G + num_d], flat[..., G + num_d :], card, G
+    )
+
+
 @partial(jax.jit, static_argnames=("num_samples",))
 def _gaussian_draws(key, mode, chol, d, *, num_samples: int):
     """``num_samples`` draws of N(mode, H^-1) with ``H = D L L' D``, ``D = diag(d)``."""
@@ -854,12 +922,22 @@ def _gaussian_draws(key, mode, chol, d, *, num_samples: int):
     return mode + solve_triangular(chol.T, z.T, lower=False).T / d
 
 
-def _prior_arrays(space, prior, spec, scales_mode, codes, design):
-    """The kernel's :class:`_PriorArrays` and the number of attribute coefficients B."""
-    G = len(_groups(space.cardinalities, prior.pairwise, scales_mode)[1])
+def _prior_arrays(space, prior, spec, scales_mode, codes, design, structure=None):
+    """The kernel's :class:`_PriorArrays` and the number of attribute coefficients B.
+
+    With segments (``structure.num_segments``) the segment groups and parameters are
+    included: prior mean 0, learned scales, design value 1 on their columns.
+    """
+    num_seg = 0 if structure is None else structure.num_segments
+    seg_pairs = False if structure is None else structure.segment_pairs
+    card = space.cardinalities
+    G = len(_groups(card, prior.pairwise, scales_mode, num_seg, seg_pairs)[1])
     ones = np.ones(design.shape, np.float64)
     if spec is None:
-        P = 1 + sum(sum(s) for s in effect_sizes(space.cardinalities, prior.pairwise))
+        P = 1 + sum(sum(s) for s in effect_sizes(card, prior.pairwise))
+        if num_seg:
+            seg_m, seg_p = segment_effect_sizes(card, num_seg, prior)
+            P += num_seg + sum(seg_m) + sum(seg_p)
         zeros = np.zeros((sum(space.cardinalities), 0))
         return _PriorArrays(np.zeros(P), np.ones(G, bool), ones, zeros), 0
     A, _ = attribute_design(space)
@@ -915,10 +993,15 @@ def _fit_laplace(
     scale_floor = float(options.scale_floor)
     card = space.cardinalities
     K, num_pairs = _num_hypers(space, prior.pairwise)
+    G = space.num_segments
+    structure = _Structure(card, prior.pairwise, prior.link, G, prior.segment_pairs and G > 0)
     n = observations.num_rows
     rows = _pad_rows(n)
     codes = np.zeros((rows, K), np.int32)
     codes[:n] = observations.codes
+    segs = np.zeros(rows, np.int32)
+    if G:
+        segs[:n] = observations.segments
     impressions = np.zeros(rows)
     impressions[:n] = observations.impressions if time is None else time.impressions
     clicks = np.zeros(rows)
@@ -928,19 +1011,26 @@ def _fit_laplace(
     if delay is not None:
         exposure = np.ones(rows)
         exposure[:n] = np.asarray(delay.cdf(time.age))
-    group, group_size, group_kind = _groups(card, prior.pairwise, scales_mode)
-    hyper_scale = np.where(group_kind == 0, prior.main_scale, prior.pair_scale)
-    design = design_indices(codes, card, prior.pairwise)
-    extra, num_beta = _prior_arrays(space, prior, spec, scales_mode, codes, design)
+    if G and spec is not None:
+        raise ValueError(
+            "the Laplace fit does not combine segments with variant attributes or a "
+            "meta-prior; use method='nuts' or method='svi'"
+        )
+    group, group_size, group_kind = _groups(
+        card, prior.pairwise, scales_mode, G, structure.segment_pairs
+    )
+    hyper_scale = np.choose(group_kind, [prior.main_scale, prior.pair_scale, prior.segment_scale])
+    design = design_indices(codes, card, prior.pairwise, segs, G, structure.segment_pairs)
+    extra, num_beta = _prior_arrays(space, prior, spec, scales_mode, codes, design, structure)
     if spec is not None:
         hyper_scale = _spec_hyper_scale(spec, scales_mode)
         group, group_size, hyper_scale = _beta_groups(group, group_size, hyper_scale, spec)
         design = np.concatenate([design, _beta_columns(space, codes, len(group) - num_beta)], 1)
     solver = laplace_solver(options.solver, len(group), rows)
-    if solver == "lowrank" and (spec is not None or exposure is not None):
+    if solver == "lowrank" and (spec is not None or exposure is not None or G):
         raise ValueError(
-            "laplace solver='lowrank' supports neither variant attributes, a meta-prior nor "
-            "a delay model; use LaplaceOptions(solver='dense') or method='svi'"
+            "laplace solver='lowrank' supports neither segments, variant attributes, a "
+            "meta-prior nor a delay model; use LaplaceOptions(solver='dense') or method='svi'"
         )
     # The one-hot design is collinear by construction (b0, a component's main effects and
     # every pair table containing it can trade a constant), so with large counts the
@@ -952,6 +1042,7 @@ def _fit_laplace(
         kernel = _laplace_kernel if solver == "dense" else _laplace_lowrank.lowrank_kernel
         out = kernel(
             jnp.asarray(codes),
+            *((jnp.asarray(segs),) if solver == "dense" else ()),
             jnp.asarray(design),
             f64(impressions),
             f64(clicks),
@@ -968,7 +1059,9 @@ def _fit_laplace(
                 if solver == "dense"
                 else ()
             ),
-            structure=_Structure(card, prior.pairwise, prior.link),
+            structure=structure
+            if solver == "dense"
+            else _Structure(card, prior.pairwise, prior.link),
         )
         if solver == "dense":
             draws = _gaussian_draws(
@@ -986,11 +1079,15 @@ def _fit_laplace(
             )
         out, draws = jax.device_get((out, draws))
     num_main = sum(card)
+    num_pair = sum(effect_sizes(card, prior.pairwise)[1])
+    end = 1 + num_main + num_pair
     end_pair = draws.shape[1] - num_beta
     beta = draws[:, end_pair:]
     main = draws[:, 1 : 1 + num_main] + beta @ np.asarray(extra.attributes).T
-    params = _params_from_flat(draws[:, 0], main, draws[:, 1 + num_main : end_pair], card)
+    params = _params_from_flat(draws[:, 0], main, draws[:, 1 + num_main : end], card)
     scales = np.asarray(out.scales, np.float32)[: len(out.scales) - num_beta]
+    num_base = (1 + (num_pairs > 0)) if scales_mode == "pooled" else K + num_pairs
+    scales, seg_scales = scales[:num_base], scales[num_base:]
     if scales_mode == "pooled":
         # Same shapes as per-group scales (and as NUTS/SVI), the pooled value repeated.
         scales = np.concatenate([np.repeat(scales[:1], K), np.repeat(scales[1:], num_pairs)])
@@ -998,6 +1095,10 @@ def _fit_laplace(
         "sigma_main": np.repeat(scales[None, :K], num_samples, axis=0),
         "tau_pair": np.repeat(scales[None, K:], num_samples, axis=0),
     }
+    if G:
+        params = _segment_params(params, draws[:, end:end_pair], structure)
+        params = jax.tree.map(lambda a: np.ascontiguousarray(a, dtype=np.float32), params)
+        hyper.update(_segment_hyper(seg_scales, scales_mode, K, num_pairs, structure, num_samples))
     if num_beta:
         hyper["beta"] = np.ascontiguousarray(beta, dtype=np.float32)
     diagnostics = {
@@ -1025,7 +1126,25 @@ def _fit_laplace(
         hyper=hyper,
         diagnostics=diagnostics,
         observed_codes=np.array(observations.codes, np.int32),
+        segment_shares=observations.segment_shares(),
     )
+
+
+def _segment_hyper(seg_scales, scales_mode, K, num_pairs, structure, S) -> dict:
+    """Laplace point estimates of the segment scales, repeated over draws like NUTS's."""
+    omega_c, rest = seg_scales[:1], seg_scales[1:]
+    num_d = 1 if scales_mode == "pooled" else K
+    omega, ups = rest[:num_d], rest[num_d:]
+    if scales_mode == "pooled":
+        omega = np.repeat(omega, K)
+        ups = np.repeat(ups, num_pairs if structure.segment_pairs else 0)
+    out = {
+        "omega_intercept": np.repeat(omega_c, S).astype(np.float32),
+        "omega_main": np.repeat(omega[None, :], S, axis=0).astype(np.float32),
+    }
+    if structure.segment_pairs:
+        out["upsilon_pair"] = np.repeat(ups[None, :], S, axis=0).astype(np.float32)
+    return out
 
 
 # --------------------------------------------------------------------------------- NUTS
@@ -1047,6 +1166,8 @@ def _model_args(
         "clicks": jnp.asarray(observations.clicks, jnp.float32),
         "cardinalities": space.cardinalities,
         "prior": prior,
+        "segments": None if observations.segments is None else jnp.asarray(observations.segments),
+        "num_segments": space.num_segments,
     }
     if time is not None:
         args["impressions"] = jnp.asarray(time.impressions, jnp.float32)
@@ -1071,6 +1192,24 @@ def _posterior_from_sites(space, prior, samples, method, num_chains, diagnostics
             S, num_pairs
         ),
     }
+    if space.num_segments:
+        structure = _Structure(
+            space.cardinalities,
+            prior.pairwise,
+            prior.link,
+            space.num_segments,
+            "segment_pair" in samples,
+        )
+        flat = [samples["segment_intercept"], samples["segment_main"]]
+        flat.append(samples.get("segment_pair", np.zeros((S, 0), np.float32)))
+        flat = np.concatenate([np.asarray(a, np.float32).reshape(S, -1) for a in flat], axis=1)
+        params = _segment_params(params, flat, structure)
+        params = jax.tree.map(lambda a: np.ascontiguousarray(a, dtype=np.float32), params)
+        for name in ("omega_intercept", "omega_main", "upsilon_pair"):
+            if name in samples:
+                hyper[name] = np.asarray(samples[name], np.float32).reshape(
+                    (S,) + np.shape(samples[name])[1:]
+                )
     for name in ("delay_shape", "delay_scale"):
         if name in samples:
             hyper[name] = np.asarray(samples[name], np.float32).reshape(S)
@@ -1085,6 +1224,7 @@ def _posterior_from_sites(space, prior, samples, method, num_chains, diagnostics
         hyper=hyper,
         diagnostics=diagnostics,
         observed_codes=np.array(obs.codes, np.int32),
+        segment_shares=obs.segment_shares(),
     )
 
 
@@ -1128,6 +1268,9 @@ def _fit_nuts(
     effects = [by_chain["intercept"][..., None], by_chain["main"]]
     if "pair" in by_chain:
         effects.append(by_chain["pair"])
+    for name in ("segment_intercept", "segment_main", "segment_pair"):
+        if name in by_chain:
+            effects.append(by_chain[name])
     effects = np.concatenate([np.asarray(e, np.float64) for e in effects], axis=-1)
     r_hat = np.asarray(split_gelman_rubin(effects))
     ess = np.asarray(effective_sample_size(effects))
@@ -1175,6 +1318,10 @@ def _fit_svi(
         # by ~1 posterior sd on the demo model. Its P^2 covariance only binds for large P.
         sizes_m, sizes_p = effect_sizes(space.cardinalities, prior.pairwise)
         latent = 1 + 2 * space.num_components + len(sizes_p) + sum(sizes_m) + sum(sizes_p)
+        if space.num_segments:
+            seg_m, seg_p = segment_effect_sizes(space.cardinalities, space.num_segments, prior)
+            latent += 2 + space.num_segments + space.num_components + sum(seg_m)
+            latent += len(seg_p) + sum(seg_p)
         latent += 0 if spec is None else len(spec.beta_loc)
         guide_name = "full" if latent <= _FULL_GUIDE_MAX_DIM else "lowrank"
     num_steps = int(options.num_steps)
@@ -1203,6 +1350,10 @@ def _fit_svi(
     sites = ["intercept", "main", "sigma_main"]
     if prior.pairwise:
         sites += ["pair", "tau_pair"]
+    if space.num_segments:
+        sites += ["segment_intercept", "segment_main", "omega_intercept", "omega_main"]
+        if prior.pairwise and prior.segment_pairs:
+            sites += ["segment_pair", "upsilon_pair"]
     if time is not None and time.delay == "auto":
         sites += ["delay_shape", "delay_scale"]
     if spec is not None and len(spec.beta_loc):

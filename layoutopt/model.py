@@ -11,6 +11,13 @@ with hierarchical, non-centred priors::
     sigma_k ~ HalfNormal(main_scale),   m_k = sigma_k * z_k,    z_k ~ Normal(0, 1)
     tau_kl  ~ HalfNormal(pair_scale),   p_kl = tau_kl * z_kl,   z_kl ~ Normal(0, 1)
 
+With segments (context variables declared in the space; ``s`` is a segment code)::
+
+    eta(x, s) = eta(x) + c[s] + sum_k d_k[s, x_k]   (+ sum_{k<l} q_kl[s, x_k, x_l] optionally)
+    omega_c ~ HalfNormal(segment_scale),   c = omega_c * z_c
+    omega_k ~ HalfNormal(segment_scale),   d_k = omega_k * z_dk    (partial pooling)
+    upsilon_kl ~ HalfNormal(pair_scale),   q_kl = upsilon_kl * z_qkl  (``segment_pairs``)
+
 A component-level mean ``mu_k`` (DESIGN.md) is not a separate parameter: any shift common to
 all variants of a component is absorbed by ``b0``, and a second copy would only make the
 posterior improper along that direction.
@@ -47,6 +54,10 @@ __all__ = [
     "numpyro_model",
     "numpyro_model_spec",
     "zero_params",
+    "fold_segment",
+    "has_segments",
+    "segment_effect_sizes",
+    "unflatten_segment_effects",
 ]
 
 LINKS = ("logit", "probit")
@@ -60,11 +71,20 @@ class Params(NamedTuple):
         main: tuple of K arrays; ``main[k]`` has shape ``(..., n_k)`` (effects ``m_k``).
         pair: tuple of K(K-1)/2 arrays in :func:`pair_list` order; ``pair[i]`` for the pair
             ``(k, l)`` has shape ``(..., n_k, n_l)``. Empty for the additive-only model.
+        segment_intercept: segment intercepts ``c``, shape ``(..., G)`` for G segments;
+            ``None`` without segments.
+        segment_main: segment deviations: K arrays, ``segment_main[k]`` of shape
+            ``(..., G, n_k)`` (``d_k``); empty without segments.
+        segment_pair: segment-specific pair deviations ``q_kl``, ``(..., G, n_k, n_l)`` in
+            :func:`pair_list` order; empty unless segment-specific pair tables were asked for.
     """
 
     intercept: jax.Array
     main: tuple[jax.Array, ...]
     pair: tuple[jax.Array, ...]
+    segment_intercept: jax.Array | None = None
+    segment_main: tuple[jax.Array, ...] = ()
+    segment_pair: tuple[jax.Array, ...] = ()
 
 
 def pair_list(num_components: int) -> list[tuple[int, int]]:
@@ -72,14 +92,20 @@ def pair_list(num_components: int) -> list[tuple[int, int]]:
     return list(itertools.combinations(range(num_components), 2))
 
 
-def logits(params: Params, layouts: jax.Array) -> jax.Array:
+def logits(params: Params, layouts: jax.Array, segments: jax.Array | None = None) -> jax.Array:
     """Linear predictor eta for layouts: K + K(K-1)/2 table look-ups each, no one-hot.
 
-    ``eta(x) = b0 + sum_k m_k[x_k] + sum_{k<l} p_kl[x_k, x_l]``
+    ``eta(x, s) = b0 + sum_k m_k[x_k] + sum_{k<l} p_kl[x_k, x_l]
+    + c[s] + sum_k d_k[s, x_k] (+ sum_{k<l} q_kl[s, x_k, x_l])``
+
+    The segment terms are added only when ``params`` has them; without them the sum (and its
+    float order) is exactly the segment-free model's.
 
     Args:
         params: unbatched :class:`Params` (vmap over draws at the call site).
         layouts: integer variant codes, shape ``(..., K)``.
+        segments: integer segment codes, shape ``layouts.shape[:-1]``; required when
+            ``params`` has segment terms, ignored otherwise.
 
     Returns:
         eta with shape ``layouts.shape[:-1]``.
@@ -91,7 +117,52 @@ def logits(params: Params, layouts: jax.Array) -> jax.Array:
         pairs = pair_list(len(params.main))
         for (k, l), p in zip(pairs, params.pair, strict=True):
             eta = eta + p[layouts[..., k], layouts[..., l]]
+    if has_segments(params):
+        if segments is None:
+            raise ValueError(
+                "params have segment terms: pass segments= (segment codes), or fold one "
+                "segment in with fold_segment()"
+            )
+        eta = eta + params.segment_intercept[segments]
+        for k, d in enumerate(params.segment_main):
+            eta = eta + d[segments, layouts[..., k]]
+        if params.segment_pair:
+            pairs = pair_list(len(params.main))
+            for (k, l), q in zip(pairs, params.segment_pair, strict=True):
+                eta = eta + q[segments, layouts[..., k], layouts[..., l]]
     return eta
+
+
+def has_segments(params: Params) -> bool:
+    """Whether ``params`` carry segment terms (``segment_intercept`` is not None)."""
+    return getattr(params, "segment_intercept", None) is not None
+
+
+def fold_segment(params: Params, segment: int) -> Params:
+    """Ordinary :class:`Params` of one segment: its terms folded into intercept and tables.
+
+    ``b0 + c[s]``, ``m_k + d_k[s]`` and ``p_kl + q_kl[s]``, so that
+    ``logits(fold_segment(params, s), x) == logits(params, x, s)`` (up to float rounding) and
+    every segment-free consumer (grid kernel, optimiser) scores segment ``s`` unchanged.
+    Works with or without leading draw axes. Params without segment terms come back as they
+    are.
+
+    Args:
+        params: :class:`Params`, possibly batched over draws.
+        segment: the segment code (Python int).
+
+    Returns:
+        :class:`Params` without segment terms.
+    """
+    if not has_segments(params):
+        return params
+    s = int(segment)
+    intercept = params.intercept + params.segment_intercept[..., s]
+    main = tuple(m + d[..., s, :] for m, d in zip(params.main, params.segment_main, strict=True))
+    pair = params.pair
+    if params.segment_pair:
+        pair = tuple(p + q[..., s, :, :] for p, q in zip(pair, params.segment_pair, strict=True))
+    return Params(intercept, main, pair)
 
 
 def inv_link(eta: jax.Array, link: str = "logit") -> jax.Array:
@@ -197,6 +268,8 @@ def numpyro_model(
     age: jax.Array | None = None,
     delay=None,
     delay_counts: jax.Array | None = None,
+    segments: jax.Array | None = None,
+    num_segments: int = 0,
 ) -> None:
     """NumPyro model of aggregated click data (one row per distinct tested layout).
 
@@ -204,6 +277,10 @@ def numpyro_model(
     ``tau_pair`` (K(K-1)/2,) and ``z_pair`` (sum n_k n_l) when ``prior.pairwise``.
     Deterministic sites ``main`` and ``pair`` hold the flat effects
     (see :func:`unflatten_effects`); the likelihood enters as factor ``loglik``.
+    With segments also ``omega_intercept`` and ``z_segment_intercept`` (G,), ``omega_main``
+    (K,) and ``z_segment_main`` (G * sum n_k), and with ``prior.segment_pairs``
+    ``upsilon_pair`` and ``z_segment_pair``; deterministic sites ``segment_intercept``,
+    ``segment_main`` and ``segment_pair`` hold them flat (see :func:`unflatten_segment_effects`).
 
     Args:
         layouts: ``(N, K)`` integer codes of the distinct tested layouts.
@@ -218,6 +295,8 @@ def numpyro_model(
             sample sites, learned jointly from the binomial cohorts and ``delay_counts``
             (see :func:`layoutopt.delay.delay_log_likelihood`).
         delay_counts: histogram of observed delays over ``DELAY_EDGES`` (``"auto"``).
+        segments: ``(N,)`` segment codes of the rows (``None`` without segments).
+        num_segments: number of segments G (0 without segments).
     """
 
     K = len(cardinalities)
@@ -235,7 +314,10 @@ def numpyro_model(
     else:
         pair = jnp.zeros((0,))
     params = unflatten_effects(b0, main, pair, cardinalities)
-    _likelihood(logits(params, layouts), impressions, clicks, prior.link, age, delay, delay_counts)
+    if num_segments:
+        params = _sample_segment_terms(params, cardinalities, prior, num_segments)
+    eta = logits(params, layouts, segments)
+    _likelihood(eta, impressions, clicks, prior.link, age, delay, delay_counts)
 
 
 def _likelihood(eta, impressions, clicks, link: str, age=None, delay=None, delay_counts=None):
@@ -278,6 +360,8 @@ def numpyro_model_spec(
     age: jax.Array | None = None,
     delay=None,
     delay_counts: jax.Array | None = None,
+    segments: jax.Array | None = None,
+    num_segments: int = 0,
 ) -> None:
     """:func:`numpyro_model` with per-block prior means/scales and variant attributes.
 
@@ -294,6 +378,8 @@ def numpyro_model_spec(
         attributes: ``(sum n_k, B)`` block-diagonal attribute design
             (:func:`layoutopt.priors.attribute_design`).
         age, delay, delay_counts: the delay model, as in :func:`numpyro_model`.
+        segments, num_segments: the segment terms, as in :func:`numpyro_model` (their
+            scales from ``prior.segment_scale``/``prior.pair_scale``; not meta-learned).
     """
     sizes_m, sizes_p = effect_sizes(cardinalities, prior.pairwise)
     b0 = numpyro.sample("intercept", dist.Normal(spec.intercept_loc, spec.intercept_scale))
@@ -324,4 +410,75 @@ def numpyro_model_spec(
     else:
         pair = jnp.zeros((0,))
     params = unflatten_effects(b0, main, pair, cardinalities)
-    _likelihood(logits(params, layouts), impressions, clicks, prior.link, age, delay, delay_counts)
+    if num_segments:
+        params = _sample_segment_terms(params, cardinalities, prior, num_segments)
+    eta = logits(params, layouts, segments)
+    _likelihood(eta, impressions, clicks, prior.link, age, delay, delay_counts)
+
+
+def segment_effect_sizes(
+    cardinalities: tuple[int, ...], num_segments: int, prior: PriorConfig
+) -> tuple[list, list]:
+    """Sizes of the flat segment blocks: ``([G n_k], [G n_k n_l])`` (pairs only with
+    ``prior.segment_pairs``)."""
+    G = num_segments
+    main, pair = effect_sizes(cardinalities, prior.pairwise and prior.segment_pairs)
+    return [G * n for n in main], [G * n for n in pair]
+
+
+def unflatten_segment_effects(
+    params: Params,
+    intercept: jax.Array,
+    main: jax.Array,
+    pair: jax.Array,
+    cardinalities: tuple[int, ...],
+    num_segments: int,
+) -> Params:
+    """``params`` with the flat segment blocks ``c`` (G,), ``d`` and ``q`` unpacked into it.
+
+    ``main`` holds ``d_k`` for k = 1..K one after the other, each ``(G, n_k)`` row-major;
+    ``pair`` the ``q_kl`` ``(G, n_k, n_l)`` in :func:`pair_list` order (length 0: none).
+    """
+    batch = jnp.shape(intercept)[:-1]
+    G = num_segments
+    mains, off = [], 0
+    for n in cardinalities:
+        mains.append(main[..., off : off + G * n].reshape(batch + (G, n)))
+        off += G * n
+    pairs = []
+    if pair.shape[-1] > 0:
+        off = 0
+        for k, l in pair_list(len(cardinalities)):
+            n = G * cardinalities[k] * cardinalities[l]
+            shape = batch + (G, cardinalities[k], cardinalities[l])
+            pairs.append(pair[..., off : off + n].reshape(shape))
+            off += n
+    return params._replace(
+        segment_intercept=intercept, segment_main=tuple(mains), segment_pair=tuple(pairs)
+    )
+
+
+def _sample_segment_terms(params, cardinalities, prior: PriorConfig, G: int) -> Params:
+    import numpyro
+    import numpyro.distributions as dist
+
+    K = len(cardinalities)
+    sizes_m, sizes_p = segment_effect_sizes(cardinalities, G, prior)
+    w_c = numpyro.sample("omega_intercept", dist.HalfNormal(prior.segment_scale))
+    z_c = numpyro.sample("z_segment_intercept", dist.Normal(0.0, 1.0).expand([G]).to_event(1))
+    c = numpyro.deterministic("segment_intercept", w_c * z_c)
+    omega = numpyro.sample(
+        "omega_main", dist.HalfNormal(prior.segment_scale).expand([K]).to_event(1)
+    )
+    z_d = numpyro.sample("z_segment_main", dist.Normal(0.0, 1.0).expand([sum(sizes_m)]).to_event(1))
+    d = numpyro.deterministic("segment_main", omega[_segments(sizes_m)] * z_d)
+    q = jnp.zeros((0,))
+    if sizes_p:
+        ups = numpyro.sample(
+            "upsilon_pair", dist.HalfNormal(prior.pair_scale).expand([len(sizes_p)]).to_event(1)
+        )
+        z_q = numpyro.sample(
+            "z_segment_pair", dist.Normal(0.0, 1.0).expand([sum(sizes_p)]).to_event(1)
+        )
+        q = numpyro.deterministic("segment_pair", ups[_segments(sizes_p)] * z_q)
+    return unflatten_segment_effects(params, c, d, q, cardinalities, G)

@@ -42,6 +42,9 @@ class Posterior:
             NUTS, ``{"converged": ..., "iterations": ...}`` for Laplace, ``{"final_loss": ...}``
             for SVI.
         observed_codes: ``(N, K)`` codes of the layouts the fit saw (may be empty).
+        segment_shares: ``(G,)`` share of the observed impressions in each segment (the
+            traffic mix that scoring with ``segment=None`` averages over); ``None`` when the
+            space has no segments.
     """
 
     space: LayoutSpace
@@ -52,6 +55,7 @@ class Posterior:
     hyper: dict[str, np.ndarray] = field(default_factory=dict)
     diagnostics: dict[str, Any] = field(default_factory=dict)
     observed_codes: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int32))
+    segment_shares: np.ndarray | None = None
 
     @property
     def num_draws(self) -> int:
@@ -157,6 +161,9 @@ class Posterior:
                 names = json.loads(attrs["variables"])
                 group = fh["posterior"]
                 wanted = ["intercept", *names["main"], *names["pair"], *names["hyper"]]
+                if "segment_main" in names:
+                    wanted += ["segment_intercept", *names["segment_main"]]
+                    wanted += names["segment_pair"]
                 arrays = {v: np.asarray(group[v][()]) for v in wanted}
                 codes = np.asarray(fh["constant_data"]["observed_codes"][()])
             space = LayoutSpace.from_dict(json.loads(attrs["space"]), source=path)
@@ -172,6 +179,14 @@ class Posterior:
                 tuple(flat(arrays[v]) for v in names["main"]),
                 tuple(flat(arrays[v]) for v in names["pair"]),
             )
+            shares = None
+            if "segment_intercept" in arrays:
+                params = params._replace(
+                    segment_intercept=flat(arrays["segment_intercept"]),
+                    segment_main=tuple(flat(arrays[v]) for v in names["segment_main"]),
+                    segment_pair=tuple(flat(arrays[v]) for v in names["segment_pair"]),
+                )
+                shares = np.asarray(json.loads(attrs["segment_shares"]), np.float64)
             hyper = {k: flat(arrays[k]) for k in names["hyper"]}
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from None
@@ -188,6 +203,7 @@ class Posterior:
             hyper=hyper,
             diagnostics=diagnostics,
             observed_codes=codes,
+            segment_shares=shares,
         )
 
     def _to_datasets(self):
@@ -215,6 +231,8 @@ class Posterior:
             name = f"pair__{dims[k]}__{dims[j]}"
             data[name] = (("chain", "draw", dims[k], dims[j]), chains(table))
             names["pair"].append(name)
+        if self.params.segment_intercept is not None:
+            _segment_variables(self, dims, chains, data, coords, names)
         for key, value in self.hyper.items():
             value = np.asarray(value)
             if key == "sigma_main":
@@ -257,16 +275,39 @@ class Posterior:
                 "variables": json.dumps(names),
             }
         )
+        if self.segment_shares is not None:
+            root.attrs["segment_shares"] = json.dumps(np.asarray(self.segment_shares).tolist())
         return root, posterior, constant
 
 
 _FORMAT = "layoutopt.posterior/1"
 
 
+def _segment_variables(post: Posterior, dims, chains, data, coords, names) -> None:
+    """Add the segment terms to the posterior group: ``segment_intercept`` (dim
+    ``segment``, labelled like ``"member=prime"``), ``segment_main__<component>`` and
+    ``segment_pair__<a>__<b>``."""
+    space, params = post.space, post.params
+    coords["segment"] = np.array(
+        [space.segment_label(g) for g in range(space.num_segments)], dtype=object
+    )
+    data["segment_intercept"] = (("chain", "draw", "segment"), chains(params.segment_intercept))
+    names["segment_main"], names["segment_pair"] = [], []
+    for k, dim in enumerate(dims):
+        name = f"segment_main__{dim}"
+        data[name] = (("chain", "draw", "segment", dim), chains(params.segment_main[k]))
+        names["segment_main"].append(name)
+    pairs = itertools.combinations(range(space.num_components), 2)
+    for (k, j), table in zip(pairs, params.segment_pair, strict=False):
+        name = f"segment_pair__{dims[k]}__{dims[j]}"
+        data[name] = (("chain", "draw", "segment", dims[k], dims[j]), chains(table))
+        names["segment_pair"].append(name)
+
+
 def _safe_names(components) -> list[str]:
     """Unique NetCDF-safe identifiers for component names (labels stay in coordinates)."""
     reserved = {"chain", "draw", "component", "pair", "observed_layout", "layout_component"}
-    reserved |= {"intercept", "sigma_main", "tau_pair", "observed_codes"}
+    reserved |= {"intercept", "sigma_main", "tau_pair", "observed_codes", "segment"}
     reserved |= {"attribute", "beta"}  # variant-attribute coefficients (hyper["beta"])
     out: list[str] = []
     for k, name in enumerate(components):

@@ -65,6 +65,11 @@ class PriorConfig:
         pairwise: include the pairwise interaction terms; ``False`` gives the additive model.
         attribute_scale: prior sd of each variant-attribute coefficient ``beta_k,j``
             (``N(0, attribute_scale^2)``); only used when the space declares attributes.
+        segment_scale: scale of the HalfNormal priors on the segment scales ``omega_c`` (of
+            the segment intercepts) and ``omega_k`` (of the segment x component
+            deviations); only used when the space has segments.
+        segment_pairs: give every segment its own deviation from each pair table (scales
+            ``upsilon_kl ~ HalfNormal(pair_scale)``); by default pair tables are shared.
     """
 
     base_rate: float = 0.05
@@ -74,10 +79,13 @@ class PriorConfig:
     link: str = "logit"
     pairwise: bool = True
     attribute_scale: float = 0.5
+    segment_scale: float = 0.5
+    segment_pairs: bool = False
 
     def __post_init__(self):
         _check_number("base_rate", self.base_rate, *BASE_RATE_RANGE)
-        for name in ("intercept_scale", "main_scale", "pair_scale", "attribute_scale"):
+        scales = ("intercept_scale", "main_scale", "pair_scale", "attribute_scale")
+        for name in scales + ("segment_scale",):
             _check_number(name, getattr(self, name), *SCALE_RANGE)
         if self.link not in LINKS:
             raise ValueError(f"link must be one of {LINKS}, got {self.link!r}")

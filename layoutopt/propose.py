@@ -27,6 +27,7 @@ from layoutopt.optimize import argmax_codes
 from layoutopt.posterior import Posterior
 from layoutopt.scoring import score_grid
 from layoutopt.seeds import split_seed
+from layoutopt.segments import mix_p_best, segment_view
 from layoutopt.space import LayoutSpace
 
 __all__ = ["propose", "STRATEGIES"]
@@ -48,6 +49,7 @@ def propose(
     beta: float = 0.5,
     quantile: float = 0.95,
     method: str = "auto",
+    segment: dict | None = None,
 ) -> pd.DataFrame:
     """The next batch of layouts to test, with the share of traffic each should get.
 
@@ -91,6 +93,10 @@ def propose(
         method: optimiser for the per-draw argmax, passed to
             :func:`layoutopt.optimize.argmax_codes` (``"auto"``, ``"enumerate"``, ``"exact"``
             or ``"hill"``).
+        segment: on a space with segments, propose for one segment ``{context variable:
+            value}`` (its terms folded into the draws); ``None`` proposes for the traffic
+            mix observed (P(best) and scores of the CTR averaged over segments with their
+            impression shares; enumerates the space, see :mod:`layoutopt.segments`).
 
     Returns:
         DataFrame, one row per proposed layout sorted by ``weight`` descending (equal weights:
@@ -141,16 +147,19 @@ def propose(
     # one seed per use: the draw subsample and tie order, and the optimiser's restarts
     seed_rng, seed_argmax = split_seed(seed, 2)
     rng = np.random.default_rng(seed_rng)
+    posterior, mix = segment_view(posterior, segment)
     params = _subsample(posterior, num_draws, rng)
     excluded = _exclude_codes(space, exclude)
     target = _without(space, excluded)
+    # The traffic mix has no single eta: its per-draw argmax comes from enumeration.
+    mixed = dataclasses.replace(posterior, params=params) if mix else None
 
     if strategy in ("thompson", "top_two"):
-        codes, prob = _p_best(params, target, method, seed_argmax)
+        codes, prob = _p_best(params, target, method, seed_argmax, mixed)
         if strategy == "top_two":
             prob = _top_two(prob, beta)
             if len(codes) == 1 and target.num_allowed > 1:
-                runner, q = _p_best(params, _without(target, codes), method, seed_argmax)
+                runner, q = _p_best(params, _without(target, codes), method, seed_argmax, mixed)
                 codes = np.concatenate([codes, runner], axis=0)
                 prob = np.concatenate([[beta], (1.0 - beta) * q])
         return _batch(space, codes, prob, k, rng)
@@ -238,7 +247,7 @@ def _without(space: LayoutSpace, codes: np.ndarray) -> LayoutSpace:
     spec = space.to_dict()
     rules = spec["forbidden"] + [space.decode(c) for c in codes]
     try:
-        return LayoutSpace(spec["components"], forbidden=rules)
+        return LayoutSpace(spec["components"], forbidden=rules, segments=spec.get("segments"))
     except ValueError:
         raise ValueError(
             f"exclude removes every one of the {space.num_allowed} allowed layouts; "
@@ -246,8 +255,13 @@ def _without(space: LayoutSpace, codes: np.ndarray) -> LayoutSpace:
         ) from None
 
 
-def _p_best(params, space: LayoutSpace, method: str, seed: int):
-    """Distinct per-draw argmax codes and the share of draws each wins (exact given draws)."""
+def _p_best(params, space: LayoutSpace, method: str, seed: int, mixed=None):
+    """Distinct per-draw argmax codes and the share of draws each wins (exact given draws).
+
+    ``mixed``: the posterior (with ``params``) whose traffic mix is maximised instead.
+    """
+    if mixed is not None:
+        return mix_p_best(mixed, space)
     check_argmax_work(params, space, method, seed, "Thompson sampling")
     best = np.asarray(argmax_codes(params, space, method=method, seed=seed))
     codes, counts = np.unique(best, axis=0, return_counts=True)

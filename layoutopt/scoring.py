@@ -54,6 +54,7 @@ from layoutopt.model import inv_link
 from layoutopt.optimize import AUTO_ENUMERATE_LIMIT, argmax_codes, argmax_layout
 from layoutopt.posterior import Posterior
 from layoutopt.seeds import split_seed
+from layoutopt.segments import mix_stats, scan_mix, segment_view
 from layoutopt.space import LayoutSpace
 
 __all__ = [
@@ -347,6 +348,7 @@ def score_grid(
     *,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     grid_options: GridOptions = DEFAULT_GRID,
+    segment: dict | None = None,
 ) -> GridScores:
     """Score every allowed layout of the space under the posterior.
 
@@ -363,6 +365,9 @@ def score_grid(
         memory_budget: bytes of device memory one chunk may use (default 256 MiB).
         grid_options: tunables of the grid engine (:class:`layoutopt.grid.GridOptions`);
             results do not depend on them.
+        segment: ``{context variable: value}`` to score one segment of a space with
+            segments; ``None`` scores the traffic mix observed (CTR averaged over segments
+            with their impression shares; see :mod:`layoutopt.segments`).
 
     Returns:
         :class:`GridScores`; ``p_best`` is always relative to the whole space.
@@ -376,6 +381,9 @@ def score_grid(
         >>> grid = score_grid(post, top=10)               # doctest: +SKIP
         >>> grid.to_pandas()[["index", "mean", "p_best"]]  # doctest: +SKIP
     """
+    posterior, mix = segment_view(posterior, segment)
+    if mix:
+        return _score_grid_mix(posterior, space, top, level)
     space, params, link = _resolve(posterior, space)
     level = _check_level(level)
     if top is not None:
@@ -453,6 +461,38 @@ def score_grid(
     )
 
 
+def _score_grid_mix(posterior: Posterior, space, top, level) -> GridScores:
+    """:func:`score_grid` under the traffic mix of a posterior with segment terms."""
+    space = posterior.space if space is None else space
+    if space != posterior.space:
+        raise ValueError(
+            f"space {space!r} differs from the space the posterior was fitted on "
+            f"{posterior.space!r}"
+        )
+    level = _check_level(level)
+    if top is not None and (int(top) != top or top <= 0):
+        raise ValueError(f"top must be a positive integer or None, got {top!r}")
+    scan = scan_mix(posterior, space, level)
+    codes, mean, lower, upper = scan.codes, scan.mean, scan.lower, scan.upper
+    if top is not None:
+        keep = np.lexsort((np.arange(len(mean)), -mean))[: int(top)]
+        keep = np.sort(keep)
+        codes, mean, lower, upper = codes[keep], mean[keep], lower[keep], upper[keep]
+    p_best = _p_best_of(space, codes, _p_best_lookup(space, scan.best_codes))
+    return GridScores(
+        space=space,
+        codes=codes,
+        mean=mean,
+        lower=lower.astype(np.float32),
+        upper=upper.astype(np.float32),
+        p_best=p_best,
+        level=level,
+        num_draws=posterior.num_draws,
+        num_scored=space.num_allowed,
+        best_codes=scan.best_codes,
+    )
+
+
 def _sortable_index(space: LayoutSpace, codes: np.ndarray) -> np.ndarray:
     # lexicographic order of codes == index order (mixed radix, last component fastest)
     if len(codes) == 0:
@@ -471,6 +511,7 @@ def score_grid_to_parquet(
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     argmax_method: str = "auto",
     seed: int | None = None,
+    segment: dict | None = None,
     shard: tuple[int, int] | None = None,
 ) -> int:
     """Stream the scores of every allowed layout to a Parquet file, in index order.
@@ -491,6 +532,7 @@ def score_grid_to_parquet(
         argmax_method: method of the per-draw argmax pass (see ``argmax_codes``).
         seed: seed of that pass's random restarts (needed when it is ``"exact"`` or
             ``"hill"``, as ``"auto"`` is for spaces above ``AUTO_ENUMERATE_LIMIT``).
+        segment: one segment, or ``None`` for the traffic mix (as in :func:`score_grid`).
         shard: ``(i, n)``: write only the i-th (0-based) of n contiguous slices of the index
             range, in one pass, for batch schedulers that split a grid over machines. Its
             ``p_best`` column is NaN; the slice's per-draw best layout and eta go into the
@@ -501,6 +543,17 @@ def score_grid_to_parquet(
     Returns:
         The number of rows written (the allowed layouts, of the slice with ``shard``).
     """
+
+    posterior, mix = segment_view(posterior, segment)
+    if mix and shard is not None:
+        raise ValueError(
+            "shard= scores one segment (segment={...}); the traffic mix is scored whole"
+        )
+    if mix:  # bounded by MAX_MIX_LAYOUTS, so it fits in memory
+        grid = score_grid(posterior, space, level=level)
+        grid.to_parquet(path)
+        return len(grid)
+
     space, params, link = _resolve(posterior, space)
     level = _check_level(level)
     if space.size > 2**63 - 1:
@@ -592,6 +645,7 @@ def score_layouts(
     best_codes: np.ndarray | None = None,
     argmax_method: str = "auto",
     seed: int | None = None,
+    segment: dict | None = None,
 ) -> pd.DataFrame:
     """Score given layouts: the same columns as :meth:`GridScores.to_pandas`.
 
@@ -606,6 +660,7 @@ def score_layouts(
         argmax_method: method of the per-draw argmax over the whole space for ``p_best``.
         seed: seed of that argmax's random restarts (needed when it is ``"exact"`` or
             ``"hill"``, as ``"auto"`` is for spaces above ``AUTO_ENUMERATE_LIMIT``).
+        segment: one segment, or ``None`` for the traffic mix (as in :func:`score_grid`).
 
     Returns:
         DataFrame in the input's row order with ``index``, the component labels, ``mean``,
@@ -616,18 +671,27 @@ def score_layouts(
         ValueError: naming the column and value of an unknown variant, a missing component
             column, or a forbidden layout.
     """
-    space, params, link = _resolve(posterior, space)
-    level = _check_level(level)
-    codes = _encode_frame(space, layouts)
-    if best_codes is None:
-        check_argmax_work(params, space, argmax_method, seed, "P(best)")
-        best_codes = argmax_codes(params, space, method=argmax_method, seed=seed)
+    posterior, mix = segment_view(posterior, segment)
+    if mix:
+        space = posterior.space if space is None else space
+        level = _check_level(level)
+        codes = _encode_frame(space, layouts)
+        if best_codes is None:
+            best_codes = scan_mix(posterior, space, level).best_codes
+        mean, lower, upper = mix_stats(posterior, codes, level)
+    else:
+        space, params, link = _resolve(posterior, space)
+        level = _check_level(level)
+        codes = _encode_frame(space, layouts)
+        if best_codes is None:
+            check_argmax_work(params, space, argmax_method, seed, "P(best)")
+            best_codes = argmax_codes(params, space, method=argmax_method, seed=seed)
+        if len(codes):
+            _, mean, lower, upper = _stats_chunked(params, space, codes, link, level)
+        else:
+            mean = lower = upper = np.zeros(0)
     lookup = _p_best_lookup(space, np.asarray(best_codes))
     df = space.frame(codes)
-    if len(codes):
-        _, mean, lower, upper = _stats_chunked(params, space, codes, link, level)
-    else:
-        mean = lower = upper = np.zeros(0)
     df["mean"] = np.asarray(mean, np.float64)
     df["lower"] = np.asarray(lower, np.float64)
     df["upper"] = np.asarray(upper, np.float64)
@@ -667,6 +731,7 @@ def best_layout(
     num_candidates: int = 8,
     devices=None,
     seed: int | None = None,
+    segment: dict | None = None,
 ) -> BestLayout:
     """The allowed layout with the highest posterior mean CTR.
 
@@ -692,24 +757,20 @@ def best_layout(
         devices: devices to shard enumeration over (default: all visible).
         seed: seed of the candidate search's random restarts; needed only for spaces above
             ``enumerate_limit`` (the enumeration is exact and not random).
+        segment: the best layout for one segment ``{context variable: value}``; ``None``
+            gives the one layout best for the traffic mix observed (highest mean CTR
+            averaged over segments with their impression shares; exact, by enumeration).
 
     Returns:
         :class:`BestLayout`.
     """
+    posterior, mix = segment_view(posterior, segment)
+    if mix:  # exact: the mix is always enumerated
+        return _best_of_grid(score_grid(posterior, space, top=1, level=level))
     space, params, link = _resolve(posterior, space)
     level = _check_level(level)
     if space.size <= enumerate_limit:
-        grid = score_grid(posterior, space, top=1, level=level, devices=devices)
-        codes = grid.codes[0]
-        return BestLayout(
-            space.decode(codes),
-            _index_of(space, codes[None])[0],
-            float(grid.mean[0]),
-            float(grid.lower[0]),
-            float(grid.upper[0]),
-            float(grid.p_best[0]),
-            True,
-        )
+        return _best_of_grid(score_grid(posterior, space, top=1, level=level, devices=devices))
     if seed is None:
         raise ValueError(
             f"the space has {space.size} layouts, more than enumerate_limit={enumerate_limit}: "
@@ -744,6 +805,20 @@ def best_layout(
         float(upper[0]),
         float(lookup.get(index, 0.0)),
         False,
+    )
+
+
+def _best_of_grid(grid: GridScores) -> BestLayout:
+    """The top row of an enumerated ``score_grid(top=1)`` as an exact :class:`BestLayout`."""
+    codes = grid.codes[0]
+    return BestLayout(
+        grid.space.decode(codes),
+        _index_of(grid.space, codes[None])[0],
+        float(grid.mean[0]),
+        float(grid.lower[0]),
+        float(grid.upper[0]),
+        float(grid.p_best[0]),
+        True,
     )
 
 

@@ -48,6 +48,8 @@ __all__ = [
     "CampaignResult",
     "run_campaign",
     "HILL2017_CHECKPOINTS",
+    "SegmentWorld",
+    "run_segment_campaign",
 ]
 
 #: Impression counts at which Hill et al. (2017) read their regret curves, and we report.
@@ -481,3 +483,7 @@ def run_campaign(
         policy, space, serve, budget=budget, batch_size=batch_size, seed=seed, callback=record
     )
     return CampaignResult.from_records(policy.name, best_ctr, records)
+
+
+# Worlds with audiences live in their own module; re-exported here with the other worlds.
+from layoutopt.segment_sim import SegmentWorld, run_segment_campaign  # noqa: E402

@@ -66,6 +66,10 @@ class LayoutSpace:
         forbidden: optional list of partial layouts ``{component: variant label}``; every
             layout that matches all entries of one rule is not allowed (e.g.
             ``{"headline": "h2", "image": "img3"}`` forbids every layout pairing them).
+        segments: optional ordered mapping ``{context variable: [values]}`` (e.g.
+            ``{"member": ["prime", "non_prime"]}``). A *segment* is one combination of
+            values, addressed by a mixed-radix segment code (last variable fastest). Data
+            then carry one column per context variable, and the model gains segment terms.
         attributes: optional variant attributes ``{component: {label: {name: value}}}``;
             values are booleans, strings (categories) or numbers. A component that has
             attributes needs a value of every attribute for every variant. They enter the
@@ -83,6 +87,7 @@ class LayoutSpace:
             forbidden layouts also excludes retired variants.
         retired: the retired variants as ``(component index, variant code)`` pairs.
         attributes: per component, a tuple of ``(attribute name, values per variant)``.
+        segments: tuple of ``(context variable, (values...))`` pairs; empty without segments.
 
     Raises:
         ValueError: on an empty space or component, a duplicate component or variant label,
@@ -103,6 +108,7 @@ class LayoutSpace:
     components: tuple[str, ...]
     variants: tuple[tuple[str, ...], ...]
     forbidden: tuple[tuple[tuple[int, int], ...], ...] = ()
+    segments: tuple[tuple[str, tuple[str, ...]], ...] = ()
     retired: tuple[tuple[int, int], ...] = ()
     attributes: tuple[tuple[tuple[str, tuple[Any, ...]], ...], ...] = ()
     _lookup: tuple[dict[str, int], ...] = field(default=(), repr=False, compare=False)
@@ -114,6 +120,7 @@ class LayoutSpace:
         self,
         components: Mapping[str, Sequence[str]],
         forbidden: Sequence[Mapping[str, str]] | None = None,
+        segments: Mapping[str, Sequence[str]] | None = None,
         attributes: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
         retired: Mapping[str, Sequence[str]] | None = None,
     ):
@@ -190,6 +197,7 @@ class LayoutSpace:
         object.__setattr__(self, "_num_allowed", self.size - self._count_union(0, {}, 0))
         if self.num_allowed == 0:
             raise ValueError("the forbidden rules forbid every layout in the space")
+        object.__setattr__(self, "segments", _check_segments(segments, self.components))
 
     # ----------------------------------------------------------------------------- basics
     @property
@@ -249,13 +257,75 @@ class LayoutSpace:
         return self._key() == other._key()
 
     def _key(self) -> tuple:
-        return (self.components, self.variants, self.forbidden, self.retired, self.attributes)
+        key = (self.components, self.variants, self.forbidden, self.retired, self.attributes)
+        return key + (self.segments,)
 
     def __repr__(self) -> str:
         comps = ", ".join(
             f"{c}[{n}]" for c, n in zip(self.components, self.cardinalities, strict=True)
         )
-        return f"LayoutSpace({comps}; size={self.size}, forbidden rules={len(self.forbidden)})"
+        segs = f", segments={self.num_segments}" if self.segments else ""
+        return (
+            f"LayoutSpace({comps}; size={self.size}, forbidden rules={len(self.forbidden)}{segs})"
+        )
+
+    # ----------------------------------------------------------------------- segments
+    @property
+    def segment_names(self) -> tuple[str, ...]:
+        """Names of the context variables (empty without segments)."""
+        return tuple(name for name, _ in self.segments)
+
+    @property
+    def num_segments(self) -> int:
+        """Number of segments (combinations of context values); 0 without segments."""
+        return math.prod(len(v) for _, v in self.segments) if self.segments else 0
+
+    def segment_code(self, segment: Mapping[str, str]) -> int:
+        """Mixed-radix code of a segment ``{context variable: value}`` (last fastest).
+
+        Raises:
+            ValueError: without segments, or for a missing/unknown variable or value.
+        """
+        if not isinstance(segment, Mapping):
+            raise ValueError(f"a segment must be a mapping {{variable: value}}, got {segment!r}")
+        if not self.segments:
+            raise ValueError(f"segment {dict(segment)!r} given but the space declares no segments")
+        unknown = [v for v in segment if v not in self.segment_names]
+        if unknown:
+            raise ValueError(
+                f"segment names unknown context variable(s) {unknown}; "
+                f"valid: {list(self.segment_names)}"
+            )
+        code = 0
+        for name, values in self.segments:
+            if name not in segment:
+                raise ValueError(
+                    f"segment {dict(segment)!r} lacks context variable {name!r}; "
+                    f"valid values: {list(values)}"
+                )
+            value = str(segment[name])
+            if value not in values:
+                raise ValueError(
+                    f"unknown value {value!r} of context variable {name!r}; "
+                    f"valid values: {list(values)}"
+                )
+            code = code * len(values) + values.index(value)
+        return code
+
+    def segment_of(self, code: int) -> dict[str, str]:
+        """The segment ``{context variable: value}`` of a segment code."""
+        code = int(code)
+        if not 0 <= code < self.num_segments:
+            raise ValueError(f"segment code {code} is out of range [0, {self.num_segments})")
+        out = {}
+        for name, values in reversed(self.segments):
+            code, r = divmod(code, len(values))
+            out[name] = values[r]
+        return dict(reversed(list(out.items())))
+
+    def segment_label(self, code: int) -> str:
+        """A segment as text, e.g. ``"member=prime"`` (``", "`` between variables)."""
+        return ", ".join(f"{k}={v}" for k, v in self.segment_of(code).items())
 
     # ------------------------------------------------------------------- single layouts
     def encode(self, layout: Mapping[str, str]) -> tuple[int, ...]:
@@ -621,8 +691,9 @@ class LayoutSpace:
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form ``{"components": {...}, "forbidden": [...]}`` (JSON/TOML-able).
 
-        ``"attributes"`` (``{component: {label: {name: value}}}``) and ``"retired"``
-        (``{component: [labels]}``) are added when the space has them.
+        ``"segments"`` (``{context variable: [values]}``), ``"attributes"`` (``{component:
+        {label: {name: value}}}``) and ``"retired"`` (``{component: [labels]}``) are added
+        when the space has them.
         """
         out: dict[str, Any] = {
             "components": {c: list(v) for c, v in zip(self.components, self.variants, strict=True)},
@@ -631,6 +702,8 @@ class LayoutSpace:
                 for rule in self._user_rules()
             ],
         }
+        if self.segments:
+            out["segments"] = {name: list(values) for name, values in self.segments}
         out.update(_lifecycle_dict(self))
         return out
 
@@ -641,11 +714,16 @@ class LayoutSpace:
             raise ValueError(
                 f"{source}: needs a [components] table mapping component names to variant lists"
             )
-        extra = set(data) - {"components", "forbidden", "attributes", "retired"}
+        extra = set(data) - {"components", "forbidden", "segments", "attributes", "retired"}
         if extra:
             raise ValueError(
                 f"{source}: unknown top-level key(s) {sorted(extra)}; "
-                "valid: 'components', 'forbidden', 'attributes', 'retired'"
+                "valid: 'components', 'forbidden', 'segments', 'attributes', 'retired'"
+            )
+        if "segments" in data and not isinstance(data["segments"], Mapping):
+            raise ValueError(
+                f"{source}: 'segments' must be a table {{context variable: [values]}}; in TOML "
+                "write [segments] then one line per variable"
             )
         if isinstance(data.get("forbidden"), Mapping):
             raise ValueError(
@@ -656,6 +734,7 @@ class LayoutSpace:
             return cls(
                 data["components"],
                 data.get("forbidden") or None,
+                data.get("segments") or None,
                 attributes=data.get("attributes") or None,
                 retired=data.get("retired") or None,
             )
@@ -675,6 +754,9 @@ class LayoutSpace:
             [[forbidden]]
             headline = "h2"
             image = "img3"
+
+            [segments]            # optional: context variables and their values
+            member = ["prime", "non_prime"]
 
             [attributes.headline.h1]      # optional: variant attributes
             free = true
@@ -718,8 +800,44 @@ class LayoutSpace:
             lines.append(f"{q(c)} = [{', '.join(q(v) for v in vs)}]")
         for rule in self.to_dict()["forbidden"]:
             lines += ["", "[[forbidden]]"] + [f"{q(c)} = {q(v)}" for c, v in rule.items()]
+        if self.segments:
+            lines += ["", "[segments]"]
+            lines += [f"{q(n)} = [{', '.join(q(v) for v in vs)}]" for n, vs in self.segments]
         lines += _lifecycle_toml(self, q)
         return "\n".join(lines) + "\n"
+
+
+def _check_segments(segments, components: tuple[str, ...]) -> tuple:
+    """Validated ``((variable, (values...)), ...)`` of a ``segments=`` argument."""
+    if segments is None:
+        return ()
+    if not isinstance(segments, Mapping) or len(segments) == 0:
+        raise ValueError(
+            "segments must be a non-empty mapping {context variable: [values, ...]}, "
+            f"got {segments!r}"
+        )
+    out = []
+    for name, values in segments.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"context variable names must be non-empty strings, got {name!r}")
+        if name in components:
+            raise ValueError(
+                f"context variable {name!r} is also a component; a data column can be only one"
+            )
+        if name.strip().lower() in RESERVED_NAMES:
+            raise ValueError(
+                f"context variable name {name!r} is reserved (a data, output or posterior "
+                f"name); reserved (in any case): {', '.join(RESERVED_NAMES)}"
+            )
+        if isinstance(values, str) or not isinstance(values, Sequence) or len(values) == 0:
+            raise ValueError(
+                f"context variable {name!r}: values must be a non-empty list, got {values!r}"
+            )
+        labels = tuple(str(v) for v in values)
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"context variable {name!r} lists a value twice: {list(labels)}")
+        out.append((name, labels))
+    return tuple(out)
 
 
 # ------------------------------------------------------------ retired variants and attributes

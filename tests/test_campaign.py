@@ -245,3 +245,25 @@ def test_meta_prior_is_kept_and_used_by_every_fit(tmp_path):
 def camp_obs(target):
     with Campaign.open(target) as camp:
         return camp.observations()
+
+
+def test_campaign_stores_and_reads_segments(tmp_path):
+    space = LayoutSpace(
+        {"headline": ["h1", "h2"], "image": ["i1", "i2"]}, segments={"member": ["prime", "non"]}
+    )
+    layouts = pd.DataFrame({"headline": ["h1", "h1", "h2", "h2"], "image": ["i1", "i2"] * 2})
+    frames = []
+    for member, n in (("prime", 700), ("non", 300)):
+        part = served(space, layouts, n, seed=1).assign(member=member)
+        frames.append(part)
+    data = pd.concat(frames, ignore_index=True)
+    csv = tmp_path / "seg.csv"
+    data.to_csv(csv, index=False)
+    with Campaign.create(tmp_path / "seg.db", space) as camp:
+        camp.ingest(csv)
+        obs = camp.observations()
+    expected = Observations.from_frame(data, space)
+    np.testing.assert_array_equal(obs.segments, expected.segments)
+    np.testing.assert_array_equal(obs.codes, expected.codes)
+    np.testing.assert_array_equal(obs.clicks, expected.clicks)
+    np.testing.assert_array_equal(obs.segment_shares(), [0.7, 0.3])

@@ -72,6 +72,23 @@ def test_extrapolation_smoke(tmp_path):
     assert mod.main(["--impressions", "lots", "--out-dir", str(tmp_path)]) == 2
 
 
+def test_segments_smoke(tmp_path):
+    mod = _load("segments")
+    argv = ["--worlds", "1", "--small-worlds", "1", "--budget", "2000", "--batch-size", "1000"]
+    argv += ["--impressions", "3000"]
+    argv += ["--num-samples", "50", "--k", "3", "--out-dir", str(tmp_path)]
+    assert mod.main(argv) == 0
+    for name in ("segments.md", "segments_picks.csv", "segments_small.csv", "segments.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    picks = pd.read_csv(tmp_path / "segments_picks.csv")
+    assert list(picks["mode"]) == ["per segment", "one for all"]
+    # no shipped layout can beat every audience's own best
+    assert (picks["pick_ctr"] <= picks["own_best_ctr"] + 1e-12).all()
+    small = pd.read_csv(tmp_path / "segments_small.csv")
+    assert list(small["method"]) == ["pooled", "alone"]
+    assert mod.main(["--impressions", "lots", "--out-dir", str(tmp_path)]) == 2
+
+
 def test_cold_start_smoke(tmp_path):
     mod = _load("cold_start")
     argv = "--worlds 1 --past 2 --rounds 1 --k 2 --batch 50 --thin 50 --num-samples 50"
