@@ -43,6 +43,7 @@ from rich.table import Table
 from layoutopt import cli_campaign, policies
 from layoutopt._io import atomic_path, check_output_path, one_line
 from layoutopt.data import Observations, read_layout_codes
+from layoutopt.delay import parse_delay
 from layoutopt.design import DESIGN_KINDS, initial_design
 from layoutopt.inference import METHODS
 from layoutopt.inference import fit as fit_model
@@ -293,17 +294,40 @@ def fit(
     samples: Annotated[
         int, typer.Option("--samples", min=1, help="Number of posterior draws.")
     ] = 1000,
+    delay: Annotated[
+        str | None,
+        typer.Option(
+            "--delay",
+            help="Click delay model (data need an 'age' column, hours since served): 'auto', "
+            "'exponential:RATE' or 'weibull:SHAPE,SCALE'.",
+        ),
+    ] = None,
+    half_life: Annotated[
+        float | None,
+        typer.Option(
+            "--half-life",
+            help="Discount older rows by 0.5**(rounds / H) ('round' column; else hours of 'age').",
+        ),
+    ] = None,
 ) -> None:
     """Fit the additive + pairwise model to observed clicks and save the posterior."""
 
     output = check_output_path(output, (".nc",))
+    delay_model = None if delay is None else parse_delay(delay)
     sp = LayoutSpace.from_toml(space)
     obs = Observations.from_file(data, sp)
 
     nuts = method is Method.nuts
     with _status(f"fitting {method.value} on {obs.num_layouts} layouts", enabled=not nuts):
         post = fit_model(
-            sp, obs, method=method.value, seed=seed, num_samples=samples, progress=nuts
+            sp,
+            obs,
+            method=method.value,
+            seed=seed,
+            num_samples=samples,
+            progress=nuts,
+            delay=delay_model,
+            half_life=half_life,
         )
     _check_converged(post, output)
     post.save(output)  # atomic: a temporary file renamed into place

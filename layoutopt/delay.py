@@ -173,6 +173,31 @@ def check_delay(delay) -> Weibull | str | None:
     )
 
 
+def parse_delay(text: str) -> Weibull | str:
+    """A delay model from its command-line spelling.
+
+    ``"auto"`` (learned from the observed delays), ``"exponential:RATE"`` (per hour) or
+    ``"weibull:SHAPE,SCALE"`` (scale in hours).
+
+    Raises:
+        ValueError: naming the text and the valid spellings.
+    """
+    kind, _, args = str(text).strip().partition(":")
+    kind = kind.lower()
+    valid = "'auto', 'exponential:RATE' (per hour) or 'weibull:SHAPE,SCALE' (hours)"
+    try:
+        if kind == "auto" and not args:
+            return "auto"
+        if kind == "exponential":
+            return Exponential(float(args))
+        if kind == "weibull":
+            shape, scale = (float(v) for v in args.split(","))
+            return Weibull(shape, scale)
+    except ValueError as err:
+        raise ValueError(f"--delay {text!r}: {err}; valid: {valid}") from None
+    raise ValueError(f"--delay {text!r} is not a delay model; valid: {valid}")
+
+
 def delay_log_likelihood(delay_counts, shape, scale):
     """``sum_b h_b log(F(e_b+1) - F(e_b))``: the observed delays, interval-censored to bins."""
     counts = jnp.asarray(delay_counts)

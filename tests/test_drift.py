@@ -140,3 +140,51 @@ def test_time_campaign_records_every_round(space):
     )
     assert res.simple_regret.shape == (2,) and res.interval_width.shape == (2,)
     assert np.all(res.simple_regret >= 0) and np.all(res.interval_width > 0)
+
+
+def test_cli_fit_takes_delay_and_half_life(space, tmp_path, capsys):
+    """`layoutopt fit --delay ... --half-life ...` is the API fit with the same model."""
+    from layoutopt.cli import main
+
+    (tmp_path / "s.toml").write_text(space.to_toml())
+    codes = _codes(space)
+    obs = lo.Observations.from_codes(
+        space,
+        np.concatenate([codes, codes]),
+        np.full(8, 500),
+        np.array([20, 30, 25, 40, 5, 8, 6, 10]),
+        age=[30.0] * 4 + [2.0] * 4,
+        round=[0] * 4 + [1] * 4,
+    )
+    obs.to_frame().to_csv(tmp_path / "d.csv", index=False)
+    argv = ["fit", "--space", str(tmp_path / "s.toml"), "--data", str(tmp_path / "d.csv")]
+    out = tmp_path / "p.nc"
+    assert main([*argv, "-o", str(out), "--delay", "weibull:0.8,10", "--half-life", "2"]) == 0
+    post = lo.Posterior.load(out)
+    direct = lo.fit(
+        space,
+        lo.Observations.from_csv(tmp_path / "d.csv", space),
+        delay=lo.Weibull(0.8, 10.0),
+        half_life=2.0,
+        seed=0,
+    )
+    np.testing.assert_array_equal(post.params.intercept, direct.params.intercept)
+    assert post.diagnostics["half_life"] == 2.0 and "Weibull" in post.diagnostics["delay"]
+    capsys.readouterr()
+    bad = tmp_path / "q.nc"
+    for flag in (["--delay", "gamma:2"], ["--delay", "exponential:-1"], ["--half-life", "0"]):
+        assert main([*argv, "-o", str(bad), *flag]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error:") and "Traceback" not in err[0]
+        assert not bad.exists()
+
+
+def test_parse_delay_spellings():
+    from layoutopt.delay import parse_delay
+
+    assert parse_delay("auto") == "auto"
+    assert parse_delay("exponential:0.5").rate == 0.5
+    assert parse_delay("Weibull:0.8,10").weibull == (0.8, 10.0)
+    for text in ("auto:1", "weibull:1", "exp:1", ""):
+        with pytest.raises(ValueError, match="valid: 'auto'"):
+            parse_delay(text)
