@@ -995,37 +995,16 @@ def _fit_laplace(
     K, num_pairs = _num_hypers(space, prior.pairwise)
     G = space.num_segments
     structure = _Structure(card, prior.pairwise, prior.link, G, prior.segment_pairs and G > 0)
-    n = observations.num_rows
-    rows = _pad_rows(n)
-    codes = np.zeros((rows, K), np.int32)
-    codes[:n] = observations.codes
-    segs = np.zeros(rows, np.int32)
-    if G:
-        segs[:n] = observations.segments
-    impressions = np.zeros(rows)
-    impressions[:n] = observations.impressions if time is None else time.impressions
-    clicks = np.zeros(rows)
-    clicks[:n] = observations.clicks if time is None else time.clicks
-    delay = _resolve_delay(observations, time)
-    exposure = None
-    if delay is not None:
-        exposure = np.ones(rows)
-        exposure[:n] = np.asarray(delay.cdf(time.age))
+    codes, segs, impressions, clicks, delay, exposure = _laplace_rows(observations, time, K, G)
+    rows = len(codes)
     if G and spec is not None:
         raise ValueError(
             "the Laplace fit does not combine segments with variant attributes or a "
             "meta-prior; use method='nuts' or method='svi'"
         )
-    group, group_size, group_kind = _groups(
-        card, prior.pairwise, scales_mode, G, structure.segment_pairs
+    group, group_size, hyper_scale, design, extra, num_beta = _laplace_design(
+        space, prior, spec, scales_mode, codes, segs, structure
     )
-    hyper_scale = np.choose(group_kind, [prior.main_scale, prior.pair_scale, prior.segment_scale])
-    design = design_indices(codes, card, prior.pairwise, segs, G, structure.segment_pairs)
-    extra, num_beta = _prior_arrays(space, prior, spec, scales_mode, codes, design, structure)
-    if spec is not None:
-        hyper_scale = _spec_hyper_scale(spec, scales_mode)
-        group, group_size, hyper_scale = _beta_groups(group, group_size, hyper_scale, spec)
-        design = np.concatenate([design, _beta_columns(space, codes, len(group) - num_beta)], 1)
     solver = laplace_solver(options.solver, len(group), rows)
     if solver == "lowrank" and (spec is not None or exposure is not None or G):
         raise ValueError(
@@ -1078,29 +1057,9 @@ def _fit_laplace(
                 num_samples=num_samples,
             )
         out, draws = jax.device_get((out, draws))
-    num_main = sum(card)
-    num_pair = sum(effect_sizes(card, prior.pairwise)[1])
-    end = 1 + num_main + num_pair
-    end_pair = draws.shape[1] - num_beta
-    beta = draws[:, end_pair:]
-    main = draws[:, 1 : 1 + num_main] + beta @ np.asarray(extra.attributes).T
-    params = _params_from_flat(draws[:, 0], main, draws[:, 1 + num_main : end], card)
-    scales = np.asarray(out.scales, np.float32)[: len(out.scales) - num_beta]
-    num_base = (1 + (num_pairs > 0)) if scales_mode == "pooled" else K + num_pairs
-    scales, seg_scales = scales[:num_base], scales[num_base:]
-    if scales_mode == "pooled":
-        # Same shapes as per-group scales (and as NUTS/SVI), the pooled value repeated.
-        scales = np.concatenate([np.repeat(scales[:1], K), np.repeat(scales[1:], num_pairs)])
-    hyper = {
-        "sigma_main": np.repeat(scales[None, :K], num_samples, axis=0),
-        "tau_pair": np.repeat(scales[None, K:], num_samples, axis=0),
-    }
-    if G:
-        params = _segment_params(params, draws[:, end:end_pair], structure)
-        params = jax.tree.map(lambda a: np.ascontiguousarray(a, dtype=np.float32), params)
-        hyper.update(_segment_hyper(seg_scales, scales_mode, K, num_pairs, structure, num_samples))
-    if num_beta:
-        hyper["beta"] = np.ascontiguousarray(beta, dtype=np.float32)
+    params, hyper = _laplace_params(
+        draws, np.asarray(out.scales), extra, num_beta, scales_mode, prior, structure
+    )
     diagnostics = {
         "converged": bool(out.converged),
         "iterations": int(out.iterations),
@@ -1128,6 +1087,80 @@ def _fit_laplace(
         observed_codes=np.array(observations.codes, np.int32),
         segment_shares=observations.segment_shares(),
     )
+
+
+def _laplace_design(space, prior, spec, scales_mode, codes, segs, structure):
+    """Hyper-scale groups, their prior scales, the design columns of every row and the
+    kernel's :class:`_PriorArrays` (attribute coefficients appended when ``spec`` has them).
+
+    Returns ``(group, group_size, hyper_scale, design, extra, num_beta)``.
+    """
+    card, G = structure.cardinalities, structure.num_segments
+    group, group_size, group_kind = _groups(
+        card, prior.pairwise, scales_mode, G, structure.segment_pairs
+    )
+    hyper_scale = np.choose(group_kind, [prior.main_scale, prior.pair_scale, prior.segment_scale])
+    design = design_indices(codes, card, prior.pairwise, segs, G, structure.segment_pairs)
+    extra, num_beta = _prior_arrays(space, prior, spec, scales_mode, codes, design, structure)
+    if spec is not None:
+        hyper_scale = _spec_hyper_scale(spec, scales_mode)
+        group, group_size, hyper_scale = _beta_groups(group, group_size, hyper_scale, spec)
+        design = np.concatenate([design, _beta_columns(space, codes, len(group) - num_beta)], 1)
+    return group, group_size, hyper_scale, design, extra, num_beta
+
+
+def _laplace_rows(observations: Observations, time, K: int, G: int):
+    """The fitted rows padded to a power of two: codes, segment codes, (time-weighted)
+    impressions and clicks, the delay the fit holds fixed and its exposure ``F(age)``."""
+    n = observations.num_rows
+    rows = _pad_rows(n)
+    codes = np.zeros((rows, K), np.int32)
+    codes[:n] = observations.codes
+    segs = np.zeros(rows, np.int32)
+    if G:
+        segs[:n] = observations.segments
+    impressions = np.zeros(rows)
+    impressions[:n] = observations.impressions if time is None else time.impressions
+    clicks = np.zeros(rows)
+    clicks[:n] = observations.clicks if time is None else time.clicks
+    delay = _resolve_delay(observations, time)
+    exposure = None
+    if delay is not None:
+        exposure = np.ones(rows)
+        exposure[:n] = np.asarray(delay.cdf(time.age))
+    return codes, segs, impressions, clicks, delay, exposure
+
+
+def _laplace_params(draws, out_scales, extra, num_beta, scales_mode, prior, structure):
+    """Posterior :class:`Params` and hyper draws from the flat Laplace draws and scales."""
+    card, G = structure.cardinalities, structure.num_segments
+    K = len(card)
+    num_pairs = K * (K - 1) // 2 if prior.pairwise else 0
+    num_samples = draws.shape[0]
+    num_main = sum(card)
+    num_pair = sum(effect_sizes(card, prior.pairwise)[1])
+    end = 1 + num_main + num_pair
+    end_pair = draws.shape[1] - num_beta
+    beta = draws[:, end_pair:]
+    main = draws[:, 1 : 1 + num_main] + beta @ np.asarray(extra.attributes).T
+    params = _params_from_flat(draws[:, 0], main, draws[:, 1 + num_main : end], card)
+    scales = np.asarray(out_scales, np.float32)[: len(out_scales) - num_beta]
+    num_base = (1 + (num_pairs > 0)) if scales_mode == "pooled" else K + num_pairs
+    scales, seg_scales = scales[:num_base], scales[num_base:]
+    if scales_mode == "pooled":
+        # Same shapes as per-group scales (and as NUTS/SVI), the pooled value repeated.
+        scales = np.concatenate([np.repeat(scales[:1], K), np.repeat(scales[1:], num_pairs)])
+    hyper = {
+        "sigma_main": np.repeat(scales[None, :K], num_samples, axis=0),
+        "tau_pair": np.repeat(scales[None, K:], num_samples, axis=0),
+    }
+    if G:
+        params = _segment_params(params, draws[:, end:end_pair], structure)
+        params = jax.tree.map(lambda a: np.ascontiguousarray(a, dtype=np.float32), params)
+        hyper.update(_segment_hyper(seg_scales, scales_mode, K, num_pairs, structure, num_samples))
+    if num_beta:
+        hyper["beta"] = np.ascontiguousarray(beta, dtype=np.float32)
+    return params, hyper
 
 
 def _segment_hyper(seg_scales, scales_mode, K, num_pairs, structure, S) -> dict:
