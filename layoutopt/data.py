@@ -245,10 +245,11 @@ class Observations:
     ) -> Observations:
         """Aggregate an impression-level event log into age cohorts, streaming.
 
-        The log has one row per impression: one label column per component, ``served_at``
-        and ``clicked_at`` (timestamps; ``clicked_at`` empty/null while there has been no
-        click), optionally ``round``; other columns are not read. It is read in record
-        batches of ``batch_size`` rows and summed per distinct (layout, age cohort[, round]),
+        The log has one row per impression: one label column per component, one column per
+        context variable when the space has segments, ``served_at`` and ``clicked_at``
+        (timestamps; ``clicked_at`` empty/null while there has been no click), optionally
+        ``round``; other columns are not read. It is read in record batches of ``batch_size``
+        rows and summed per distinct (layout, segment, age cohort[, round]),
         so memory does not grow with the length of the log. Cohorts follow the geometric
         grid :data:`layoutopt.events.AGE_EDGES`; a cohort's ``age`` is the mean age of its
         impressions at ``now``. The observed click delays are kept as a histogram
@@ -274,20 +275,24 @@ class Observations:
         """
         from layoutopt.events import aggregate_events
 
-        if space.segments:
-            raise ValueError(
-                "from_events does not read segment columns; aggregate per segment with "
-                "from_frame (a column per context variable, plus age/round)"
-            )
+        # segment variables are extra group-by keys after the components
         keys = [(c, space.variants[k]) for k, c in enumerate(space.components)]
+        keys += [(name, values) for name, values in space.segments]
         totals = aggregate_events(events, keys, now, batch_size=batch_size)
         source = str(events) if isinstance(events, str | Path) else "events"
+        K = space.num_components
+        segments = None
+        if space.segments:
+            segments = np.zeros(len(totals.codes), np.int64)
+            for j, (_, values) in enumerate(space.segments):
+                segments = segments * len(values) + totals.codes[:, K + j]
         return cls.from_codes(
             space,
-            totals.codes,
+            totals.codes[:, :K],
             totals.impressions,
             totals.clicks,
             source=source,
+            segments=segments,
             age=totals.age,
             round=totals.round,
             delay_counts=totals.delay_counts,

@@ -142,3 +142,29 @@ def test_bad_logs_name_row_column_and_value(space, df, now, message):
 def test_missing_file(space, tmp_path):
     with pytest.raises(ValueError, match="no such file"):
         Observations.from_events(tmp_path / "nope.parquet", space, now=NOW)
+
+
+def test_segment_columns_are_group_keys(space, log):
+    """A space with segments: one column per context variable in the log, aggregated per
+    (layout, segment, age cohort); the per-segment totals equal pandas', and an unknown value
+    is named with its row."""
+    seg_space = LayoutSpace(
+        {"headline": ["h1", "h2"], "image": ["a", "b", "c"]},
+        segments={"member": ["prime", "non"], "device": ["web", "app", "tv"]},
+    )
+    rng = np.random.default_rng(7)
+    df = log.assign(
+        member=rng.choice(["prime", "non"], len(log)), device=rng.choice(["web", "app"], len(log))
+    )
+    obs = Observations.from_events(df, seg_space, now=NOW, batch_size=500)
+    keys = ["headline", "image", "member", "device"]
+    got = obs.to_frame()
+    got = got.astype({k: str for k in keys}).groupby(keys)[["impressions", "clicks"]].sum()
+    want = df.assign(click=df["clicked_at"].notna().astype(int)).astype({k: str for k in keys})
+    want = want.groupby(keys).agg(impressions=("click", "size"), clicks=("click", "sum"))
+    pd.testing.assert_frame_equal(got.astype(np.int64), want.astype(np.int64))
+    codes = {seg_space.segment_code({"member": m, "device": d}) for m, d in [("non", "app")]}
+    assert codes <= set(obs.segments.tolist())
+    bad = df.assign(device=df["device"].where(df.index != 41, "fridge"))
+    with pytest.raises(ValueError, match="fridge"):
+        Observations.from_events(bad, seg_space, now=NOW)

@@ -502,8 +502,6 @@ def test_segments_refused_where_not_supported(tmp_path):
     obs = lo.Observations.from_codes(space, codes, imp, clk, segments=seg)
     with pytest.raises(ValueError, match="lowrank"):
         lo.fit(space, obs, seed=0, options=inference.LaplaceOptions(solver="lowrank"))
-    with pytest.raises(ValueError, match="from_frame"):
-        lo.Observations.from_events(pd.DataFrame(), space, now="2026-01-01")
     attrs = {"h": {"a": {"free": True}, "b": {"free": False}, "c": {"free": True}}}
     spa = _tiny_segment_space(attributes=attrs)
     obsa = lo.Observations.from_codes(spa, codes, imp, clk, segments=seg)
