@@ -34,6 +34,12 @@ from jax.scipy.linalg import cho_solve
 
 from layoutopt.model import log_likelihood, logits, unflatten_effects
 
+#: Newton steps are capped at this largest change of one effect (logit units): the first
+#: step from zero effects can overshoot on sparse data.
+_MAX_STEP = 2.0
+#: Trial step lengths 1, 1/2, ..., 2^-(_BACKTRACKS - 1) of the line search.
+_BACKTRACKS = 16
+
 
 class LowRankState(NamedTuple):
     """Loop state of the low-rank Laplace iteration (as ``inference.LaplaceState``).
@@ -194,15 +200,44 @@ def lowrank_kernel(
         s_new = sq / (gamma + s_old / hyper_scale**2)
         return jnp.maximum(jnp.log(jnp.maximum(s_new, 1e-30)), min_log_var)
 
+    def log_post(theta, prec):
+        eta = logits(unflat(theta), codes)
+        loglik = jnp.sum(log_likelihood(eta, impressions, clicks, link))
+        return loglik - 0.5 * jnp.sum(prec * (theta - prior_mean) ** 2)
+
+    def line_search(theta, delta, grad, prec, eta):
+        # Backtracking (Armijo) on the log posterior at fixed scales, all trial lengths at
+        # once: O(L N C), negligible beside the N x N factorisation. The slack absorbs
+        # float64 rounding of a sum over ~10^5 clicks near the mode.
+        here = jnp.sum(log_likelihood(eta, impressions, clicks, link)) - 0.5 * jnp.sum(
+            prec * (theta - prior_mean) ** 2
+        )
+        ts = 0.5 ** jnp.arange(_BACKTRACKS, dtype=theta.dtype)
+        there = jax.vmap(lambda t: log_post(theta + t * delta, prec))(ts)
+        slack = 1e-10 * (1.0 + jnp.abs(here))
+        ok = there >= here + 1e-4 * ts * jnp.dot(grad, delta) - slack
+        return ts[jnp.argmax(ok)] * jnp.any(ok) + ts[-1] * ~jnp.any(ok)
+
     def body(state: LowRankState) -> LowRankState:
         eta, grad, chol, s, prec = system(state.theta, state.log_var)
         searching = state.phase == 0
         delta = _solve(design, chol, s, prec, grad)
-        delta = delta * jnp.minimum(1.0, 2.0 / jnp.max(jnp.abs(delta)))
+        size = jnp.max(jnp.abs(delta))
+        delta = delta * jnp.minimum(1.0, _MAX_STEP / size)
+        t = line_search(state.theta, delta, grad, prec, eta)
+        delta = t * delta
         theta = jnp.where(state.phase < 2, state.theta + delta, state.theta)
-        log_var = jnp.where(searching, hyper_update(theta, state.log_var, chol, s), state.log_var)
+        # The scales move only after a full, uncapped Newton step, i.e. once the mode at
+        # the current scales is within Newton's quadratic range. Updating them after every
+        # step (as the dense kernel does) let mode and scales chase each other in a
+        # 2-cycle at 12 x 12 (P = 9,649, N = 241): capped steps for 500 iterations.
+        newton = (t == 1.0) & (size <= _MAX_STEP)
+        update = searching & newton
+        log_var = jnp.where(update, hyper_update(theta, state.log_var, chol, s), state.log_var)
         d_scale = jnp.abs(jnp.exp(0.5 * log_var) - jnp.exp(0.5 * state.log_var)) / hyper_scale
         step = jnp.maximum(jnp.max(jnp.abs(delta)), jnp.max(d_scale, initial=0.0))
+        # a damped step is never the last one: the scales have not seen its mode
+        step = jnp.where(newton, step, jnp.inf)
         iteration = state.iteration + searching
         done_searching = (step <= tol) | (iteration >= max_iter)
         return LowRankState(
