@@ -9,8 +9,12 @@ import pytest
 from conftest import make_truth, simulate_observations
 
 from layoutopt import _laplace_lowrank as lr
+from layoutopt.data import Observations
+from layoutopt.delay import Exponential
+from layoutopt.design import initial_design
 from layoutopt.inference import LaplaceOptions, design_indices, fit, laplace_solver
-from layoutopt.limits import check_fit_size
+from layoutopt.limits import LAPLACE_MAX_PARAMS, check_fit_size
+from layoutopt.simulate import SyntheticWorld
 from layoutopt.space import LayoutSpace
 
 CARD = (4, 3, 5, 3)
@@ -83,20 +87,112 @@ def test_woodbury_solve_and_draws_match_the_dense_inverse(data):
     np.testing.assert_allclose(z.var(0) / np.diag(cov), 1.0, atol=5 * np.sqrt(2 / S))
 
 
-def test_solver_choice_and_option_check():
-    assert laplace_solver("auto", 9649, 512) == "lowrank"
-    assert laplace_solver("auto", 9649, 16384) == "dense"  # more rows than parameters
-    assert laplace_solver("auto", 210, 64) == "dense"  # small: the dense Hessian is cheap
-    assert laplace_solver("lowrank", 210, 1024) == "lowrank"
+@pytest.mark.parametrize(
+    "solver, num_params, num_rows, expected",
+    [
+        ("auto", 9649, 256, "lowrank"),  # dense refused above LAPLACE_MAX_PARAMS
+        ("auto", 9649, 16384, "dense"),  # more rows than parameters: Woodbury saves nothing
+        ("auto", 4000, 64, "dense"),  # the dense solver's limit: it still runs dense
+        ("auto", 210, 64, "dense"),
+        ("lowrank", 210, 1024, "lowrank"),
+        ("dense", 9649, 256, "dense"),  # asked for: check_fit_size refuses it
+    ],
+)
+def test_solver_choice(solver, num_params, num_rows, expected):
+    assert LAPLACE_MAX_PARAMS == 4000
+    assert laplace_solver(solver, num_params, num_rows) == expected
+
+
+def test_solver_option_check():
     with pytest.raises(ValueError, match="solver='cg' is not valid"):
         laplace_solver("cg", 10, 10)
     with pytest.raises(ValueError, match="solver='cg' is not valid"):
         LaplaceOptions(solver="cg")
 
 
-def test_size_limits_apply_to_the_dense_solver_only():
-    card = (12,) * 12  # 9,649 parameters
-    with pytest.raises(ValueError, match="9,649 parameters, more than method 'laplace'"):
-        check_fit_size(card, 241, "laplace", 1000)
-    size = check_fit_size(card, 241, "laplace-lowrank", 1000)
+@pytest.mark.parametrize(
+    "card, rows, method, parts",
+    [
+        # dense: P x P Hessian; the message names the low-rank solver, SVI and additive
+        ((12,) * 12, 241, "laplace", ["9,649 parameters", "dense solver", "(4,000)",
+                                      "solver='lowrank'", "'svi'", "additive"]),
+        # low-rank: an N x N factorisation per iteration; 9x9 would still fit dense
+        ((9,) * 9, 5000, "laplace-lowrank", ["5,000 distinct observed rows", "(4,096)",
+                                             "solver='dense'", "'svi'"]),
+        ((12,) * 12, 5000, "laplace-lowrank", ["5,000 distinct observed rows", "'svi'"]),
+        # low-rank parameter cap (40 x 10 = 78,401): neither solver
+        ((10,) * 40, 3, "laplace-lowrank", ["78,401 parameters", "low-rank solver",
+                                           "(50,000)", "'svi'", "additive"]),
+        ((10,) * 40, 3, "laplace", ["78,401 parameters", "'svi'", "additive"]),
+    ],
+)  # fmt: skip
+def test_size_limits_by_solver(card, rows, method, parts):
+    with pytest.raises(ValueError) as err:
+        check_fit_size(card, rows, method, 1000)
+    for part in parts:
+        assert part in str(err.value)
+    if method == "laplace" and card == (10,) * 40:
+        assert "solver='lowrank'" not in str(err.value)  # beyond its limit too
+    if rows == 5000 and card == (12,) * 12:
+        assert "solver='dense'" not in str(err.value)
+
+
+def test_size_limits_accept_the_lowrank_solver_at_12x12_and_20000():
+    size = check_fit_size((12,) * 12, 241, "laplace-lowrank", 1000)
     assert size.num_params == 9649 and size.memory_bytes < 2**30
+    size = check_fit_size((15,) * 14, 512, "laplace-lowrank", 1000)
+    assert size.num_params == 20686 and size.memory_bytes < 2**30
+    assert check_fit_size((12,) * 12, 4096, "laplace-lowrank", 1000).num_rows == 4096
+
+
+def test_damped_newton_takes_full_steps_near_the_mode_and_backtracks_far_away():
+    # f(x) = -sum log cosh(x): concave, Newton from |x| > 1.09 overshoots the mode 0
+    def f(x):
+        return -jnp.sum(jnp.log(jnp.cosh(x)))
+
+    with jax.enable_x64(True):
+        for x0, full in [(0.3, True), (1.5, False), (40.0, False)]:
+            x = jnp.full(3, x0)
+            g = -jnp.tanh(x)
+            delta = g * jnp.cosh(x) ** 2  # H^-1 g with H = 1 / cosh^2
+            step, newton = lr.damped_newton(f, x, delta, g)
+            assert bool(newton) is full
+            assert float(f(x + step)) > float(f(x))  # ascent every time
+            assert float(jnp.max(jnp.abs(step))) <= 2.0  # never beyond the cap
+            if full:
+                np.testing.assert_allclose(np.asarray(step), np.asarray(delta))
+
+
+@pytest.fixture(scope="module")
+def obs_12x12():
+    space = LayoutSpace({f"c{k}": [f"v{i}" for i in range(12)] for k in range(12)})
+    world = SyntheticWorld.random(space, 0, base_rate=0.04, main_scale=0.2, pair_scale=0.1)
+    codes = space.codes(initial_design(space, seed=0)["index"].to_numpy())  # 241 layouts
+    n = np.full(len(codes), 3000)
+    return space, Observations.from_codes(space, codes, n, world.serve(codes, n, seed=0))
+
+
+def test_fit_12x12_just_works_with_the_default_solver(obs_12x12):
+    """9,649 parameters on 241 layouts: the dense solver is refused, "auto" picks the
+    low-rank one, and the iteration converges (it ran 500 iterations without converging
+    before Newton steps were backtracked and the scales waited for full steps)."""
+    space, obs = obs_12x12
+    post = fit(space, obs, method="laplace", seed=0, num_samples=200)
+    d = post.diagnostics
+    assert d["converged"] and d["iterations"] < 50, d
+    assert d["newton_decrement"] < 1e-3
+    assert post.params.intercept.shape == (200,)
+    # the world's scales are 0.2 and 0.1; empirical Bayes from 241 layouts lands near them
+    assert 0.1 < float(post.hyper["sigma_main"].ravel()[0]) < 0.4
+    assert 0.04 < float(post.hyper["tau_pair"].ravel()[0]) < 0.2
+    with pytest.raises(ValueError, match="9,649 parameters, more than method 'laplace' with"):
+        fit(space, obs, seed=0, options=LaplaceOptions(solver="dense"))
+
+
+def test_auto_refuses_what_the_lowrank_solver_cannot_fit(obs_12x12):
+    space, obs = obs_12x12
+    aged = Observations.from_codes(
+        space, obs.codes, obs.impressions, obs.clicks, age=np.full(obs.num_layouts, 48.0)
+    )
+    with pytest.raises(ValueError, match="9,649 parameters.*dense solver.*'svi'"):
+        fit(space, aged, seed=0, delay=Exponential(rate=0.1))
