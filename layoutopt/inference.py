@@ -43,7 +43,7 @@ from layoutopt import _laplace_lowrank
 from layoutopt.data import Observations
 from layoutopt.delay import Weibull, check_delay, estimate_delay
 from layoutopt.grid import pow2_at_least
-from layoutopt.limits import check_fit_size, check_seed
+from layoutopt.limits import LAPLACE_MAX_PARAMS, check_fit_size, check_seed, fit_size
 from layoutopt.model import (
     Params,
     PriorConfig,
@@ -103,13 +103,14 @@ class LaplaceOptions:
             towards zero for many groups, which made 90% intervals on untested layouts cover
             only ~70% of true CTRs in the extrapolation study; pooled scales covered ~90%
             (``experiments/README.md``).
-        solver: ``"auto"`` (``"lowrank"`` above :data:`LOWRANK_MIN_PARAMS` parameters when
-            fewer layouts were observed than there are parameters, else ``"dense"``; fit
-            refuses Laplace above ``limits.LAPLACE_MAX_PARAMS`` unless ``"lowrank"`` is
-            asked for explicitly),
-            ``"dense"`` (the P x P Hessian and its Cholesky factor) or ``"lowrank"``
-            (Woodbury over the observed layouts, never forming the P x P Hessian: exact,
-            O(N^3) instead of O(P^3); see ``layoutopt._laplace_lowrank``).
+        solver: ``"auto"`` (``"lowrank"`` where the dense solver is refused, above
+            ``limits.LAPLACE_MAX_PARAMS`` parameters, when fewer rows were observed than
+            there are parameters; else ``"dense"``), ``"dense"`` (the P x P Hessian and its
+            Cholesky factor) or ``"lowrank"`` (Woodbury over the N observed rows, never
+            forming the P x P Hessian: exact, O(N^3 + C N^2) per iteration instead of
+            O(P^3); up to ``limits.LAPLACE_LOWRANK_MAX_PARAMS`` parameters and
+            ``limits.LAPLACE_LOWRANK_MAX_ROWS`` rows; no segments, variant attributes,
+            meta-prior or delay model; see ``layoutopt._laplace_lowrank``).
     """
 
     max_iter: int = 500
@@ -340,7 +341,7 @@ def fit(
     check_fit_size(
         space.cardinalities,
         observations.num_layouts,
-        _size_method(method, options, space, observations, prior),
+        _size_method(method, options, space, observations, prior, spec, time),
         int(num_samples),
         prior.pairwise,
         guide=getattr(options, "guide", "auto"),
@@ -605,24 +606,47 @@ def _segment_design_columns(codes, card, pairwise, seg, G, segment_pairs, start)
 
 LAPLACE_SCALES = ("pooled", "per_group")
 LAPLACE_SOLVERS = ("auto", "dense", "lowrank")
-#: ``solver="auto"`` avoids the dense P x P Hessian above this many parameters (when there
-#: are fewer observed layouts than parameters): 4,096 doubles squared is 128 MiB.
-LOWRANK_MIN_PARAMS = 4096
+#: ``solver="auto"`` picks the low-rank solver above this many parameters, where the dense
+#: solver is refused (:func:`layoutopt.limits.check_fit_size`). Below it the low-rank solver
+#: is often faster too (``benchmarks/README.md``), but only the dense one carries segments,
+#: attributes, meta-priors and delays, so it has to be asked for.
+LOWRANK_MIN_PARAMS = LAPLACE_MAX_PARAMS
 
 
-def _size_method(method, options, space, observations, prior) -> str:
-    """``"laplace-lowrank"`` (no P x P limit) where ``solver="lowrank"`` was asked for.
+def _size_method(method, options, space, observations, prior, spec, time) -> str:
+    """The method name for :func:`layoutopt.limits.check_fit_size`: ``"laplace-lowrank"``
+    where the low-rank solver will run (its own limits), else ``method``.
 
-    ``solver="auto"`` stays under the dense Laplace parameter cap of
-    :func:`layoutopt.limits.check_fit_size`: large models need an explicit opt-in.
+    ``solver="auto"`` on a model the low-rank solver cannot fit (segments, attributes, a
+    meta-prior, a delay) stays ``"laplace"``: the dense limit then refuses it, naming SVI.
     """
-    if method == "laplace" and options.solver == "lowrank":
+    if method != "laplace":
+        return method
+    num_params = fit_size(space.cardinalities, 0, "laplace", 0, prior.pairwise).num_params
+    solver = laplace_solver(options.solver, num_params, _pad_rows(observations.num_rows))
+    unsupported = (
+        spec is not None or space.num_segments > 0 or (time is not None and time.delay is not None)
+    )
+    if solver == "lowrank" and not (unsupported and options.solver == "auto"):
         return "laplace-lowrank"
-    return method
+    return "laplace"
 
 
 def laplace_solver(solver: str, num_params: int, num_rows: int) -> str:
-    """``"dense"`` or ``"lowrank"`` (:mod:`layoutopt._laplace_lowrank`) for the option."""
+    """``"dense"`` or ``"lowrank"`` (:mod:`layoutopt._laplace_lowrank`) for the option.
+
+    Args:
+        solver: ``"auto"``, ``"dense"`` or ``"lowrank"`` (:class:`LaplaceOptions`).
+        num_params: parameters P of the model.
+        num_rows: (padded) observed rows N.
+
+    Returns:
+        The solver: for ``"auto"``, ``"lowrank"`` when ``P > LOWRANK_MIN_PARAMS`` (the dense
+        solver's limit) and ``N < P`` (else Woodbury saves nothing), else ``"dense"``.
+
+    Raises:
+        ValueError: for an unknown solver, naming the valid ones.
+    """
     if solver not in LAPLACE_SOLVERS:
         raise ValueError(f"laplace option solver={solver!r} is not valid; valid: {LAPLACE_SOLVERS}")
     if solver == "auto":

@@ -24,6 +24,8 @@ __all__ = [
     "MAX_COUNT",
     "FIT_MEMORY_LIMIT",
     "LAPLACE_MAX_PARAMS",
+    "LAPLACE_LOWRANK_MAX_PARAMS",
+    "LAPLACE_LOWRANK_MAX_ROWS",
     "NUTS_MAX_PARAMS",
     "SVI_FULL_MAX_PARAMS",
     "MAX_GRID_WORK",
@@ -44,8 +46,16 @@ SEED_MAX = 2**32 - 1
 MAX_COUNT = 2**53
 #: Memory a fit may plan to use (bytes) before it is refused.
 FIT_MEMORY_LIMIT = 4 * 2**30
-#: Laplace factorises a dense P x P Hessian at every Newton step (about 1.3 P^3 flops).
+#: The dense Laplace solver factorises and inverts a P x P Hessian at every iteration
+#: (about 2.3 P^3 flops: ~10^11 and 0.8 GB of float64 arrays at 4,000 parameters).
 LAPLACE_MAX_PARAMS = 4_000
+#: The low-rank Laplace solver (Woodbury over the N observed rows) costs O(P + N C) per
+#: iteration in the parameters; it was measured to ~21,000 (``benchmarks/README.md``) and
+#: every draw holds all P effects, so beyond this use SVI.
+LAPLACE_LOWRANK_MAX_PARAMS = 50_000
+#: The low-rank solver factorises an N x N matrix over the (padded) observed rows at every
+#: iteration (about 2.3 N^3 + 2 C N^2 flops: ~10^11 at 4,096 rows, seconds per iteration).
+LAPLACE_LOWRANK_MAX_ROWS = 4_096
 #: NUTS beyond this many parameters needs hours of gradient evaluations to mix.
 NUTS_MAX_PARAMS = 20_000
 #: The full-rank SVI guide holds a P x P scale matrix and factorises it every step.
@@ -121,8 +131,9 @@ def fit_size(
 
     Laplace: dense Hessian and its Cholesky factor and inverse (about six ``P x P`` float64
     arrays), the scattered one-hot products ``N x D^2`` (D look-ups per layout, padded
-    rows), and the draws. NUTS/SVI: the draws (float32, a few copies) and, for a full-rank
-    SVI guide, ``P x P`` scale matrices.
+    rows), and the draws. Low-rank Laplace: about six ``N x N`` float64 arrays, the line
+    search's 16 trial points and the draws (``N x D`` per batch of 32). NUTS/SVI: the draws
+    (float32, a few copies) and, for a full-rank SVI guide, ``P x P`` scale matrices.
 
     Args:
         cardinalities: variants per component.
@@ -141,9 +152,11 @@ def fit_size(
         memory = 6 * 8 * P * P + 16 * N * D * D + 2 * 8 * int(num_samples) * P
         flops = 1.33 * float(P) ** 3 + float(N) * D * D
     elif method == "laplace-lowrank":
-        # Woodbury over the N rows (layoutopt._laplace_lowrank): N x N systems, no P x P
-        memory = 6 * 8 * N * N + 16 * N * D * 32 + 2 * 8 * int(num_samples) * P
-        flops = 1.33 * float(N) ** 3 + float(N) * N * D
+        # Woodbury over the N rows (layoutopt._laplace_lowrank): N x N systems, no P x P;
+        # Cholesky (N^3 / 3), the inverse for the scale traces (N^3) and the slot Gram
+        # matrix and traces (2 C N^2) per iteration
+        memory = 6 * 8 * N * N + 8 * (32 + 16) * (N * D + P) + 2 * 8 * int(num_samples) * P
+        flops = 2.33 * float(N) ** 3 + 2.0 * float(N) * N * D
     elif method == "svi-full":
         memory = draws + 8 * 4 * P * P
         flops = float(P) ** 3 / 3 + float(N) * D
@@ -168,14 +181,17 @@ def check_fit_size(
 ) -> FitSize:
     """Refuse, before it starts, a fit that a method cannot do.
 
-    Limits: Laplace up to ``LAPLACE_MAX_PARAMS`` parameters, NUTS up to ``NUTS_MAX_PARAMS``,
-    SVI with a full-rank guide up to ``SVI_FULL_MAX_PARAMS`` (the low-rank and diagonal
-    guides have no parameter limit), and every method within ``memory_limit`` bytes.
+    Limits: dense Laplace (``"laplace"``) up to ``LAPLACE_MAX_PARAMS`` parameters, low-rank
+    Laplace (``"laplace-lowrank"``) up to ``LAPLACE_LOWRANK_MAX_PARAMS`` parameters on up
+    to ``LAPLACE_LOWRANK_MAX_ROWS`` distinct rows, NUTS up to ``NUTS_MAX_PARAMS``, SVI with
+    a full-rank guide up to ``SVI_FULL_MAX_PARAMS`` (the low-rank and diagonal guides have
+    no parameter limit), and every method within ``memory_limit`` bytes.
 
     Args:
         cardinalities: variants per component.
         num_rows: distinct observed rows.
-        method: ``"laplace"``, ``"nuts"`` or ``"svi"``.
+        method: ``"laplace"`` (the dense solver), ``"laplace-lowrank"``, ``"nuts"`` or
+            ``"svi"``.
         num_samples: posterior draws requested.
         pairwise: whether pair tables are in the model.
         guide: the SVI guide (``"auto"`` picks full rank up to 2,000 parameters).
@@ -185,8 +201,8 @@ def check_fit_size(
         The :class:`FitSize` estimate.
 
     Raises:
-        ValueError: naming the parameter count, the limit hit and what would work (another
-            method, the additive model, fewer draws).
+        ValueError: naming the parameter (or row) count, the limit hit and what would work
+            (another solver or method, the additive model, fewer draws).
     """
     full = method == "svi" and guide == "full"
     size = fit_size(cardinalities, num_rows, "svi-full" if full else method, num_samples, pairwise)
@@ -195,15 +211,36 @@ def check_fit_size(
     alt = []
     if pairwise:
         alt.append(f"the additive model (PriorConfig(pairwise=False): {additive:,} parameters)")
-    cap = {"laplace": LAPLACE_MAX_PARAMS, "nuts": NUTS_MAX_PARAMS}.get(method)
+    if method == "laplace-lowrank" and int(num_rows) > LAPLACE_LOWRANK_MAX_ROWS:
+        dense = ["LaplaceOptions(solver='dense')"] if P <= LAPLACE_MAX_PARAMS else []
+        raise ValueError(
+            f"the low-rank Laplace solver factorises an N x N matrix over the "
+            f"{int(num_rows):,} distinct observed rows, more than it handles "
+            f"({LAPLACE_LOWRANK_MAX_ROWS:,}); use "
+            + " or ".join(dense + ["method 'svi' (low-rank guide, no parameter cap)"])
+        )
+    cap = {
+        "laplace": LAPLACE_MAX_PARAMS,
+        "laplace-lowrank": LAPLACE_LOWRANK_MAX_PARAMS,
+        "nuts": NUTS_MAX_PARAMS,
+    }.get(method)
     if full:
         cap = SVI_FULL_MAX_PARAMS
     if cap is not None and P > cap:
-        what = "guide='full'" if full else f"method {method!r}"
-        better = "guide='lowrank'" if full else "method 'svi' (low-rank guide, no parameter cap)"
+        what = {
+            "laplace": "method 'laplace' with the dense solver",
+            "laplace-lowrank": "method 'laplace' with the low-rank solver",
+        }.get(method, "guide='full'" if full else f"method {method!r}")
+        better = ["guide='lowrank'" if full else "method 'svi' (low-rank guide, no parameter cap)"]
+        if method == "laplace" and P <= LAPLACE_LOWRANK_MAX_PARAMS:
+            better.insert(
+                0,
+                f"LaplaceOptions(solver='lowrank') (up to {LAPLACE_LOWRANK_MAX_PARAMS:,} "
+                "parameters; no segments, attributes, meta-prior or delay)",
+            )
         raise ValueError(
             f"the model has {P:,} parameters, more than {what} handles ({cap:,}); use "
-            + " or ".join([better] + alt)
+            + " or ".join(better + alt)
         )
     if size.memory_bytes > memory_limit:
         fewer = max(1, int(num_samples * memory_limit / size.memory_bytes))

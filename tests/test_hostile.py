@@ -589,12 +589,6 @@ HEAVY_CASES = [
         2,
         ["78,401 parameters", "(20,000)"],
     ),
-    (
-        "fit-mid-laplace",
-        ["fit", "-s", "mid.toml", "-d", "mid.csv", "-o", "o.nc"],
-        2,
-        ["6,841 parameters", "(4,000)"],
-    ),
     ("score-huge-top3", ["score", "-p", "huge.nc", "--top", "3"], 2, ["10^20", "layoutopt best"]),
     ("score-huge-parquet", ["score", "-p", "huge.nc", "-o", "g.parquet"], 2, ["10^20"]),
     (
@@ -633,20 +627,25 @@ def test_heavy_inputs_refused_under_memory_limit(heavy_results, case_id, code, p
 
 
 def test_fit_size_api_refuses_before_allocating(ws):
-    """The API refusal of a too-large SVI full-rank guide, in a memory-limited subprocess."""
+    """The API refusals of a too-large SVI full-rank guide and dense Laplace Hessian, in a
+    memory-limited subprocess."""
     script = textwrap.dedent(
         f"""
         import resource
         resource.setrlimit(resource.RLIMIT_AS, ({MEMORY_LIMIT}, {MEMORY_LIMIT}))
         from layoutopt.data import Observations
-        from layoutopt.inference import SviOptions, fit
+        from layoutopt.inference import LaplaceOptions, SviOptions, fit
         from layoutopt.space import LayoutSpace
         space = LayoutSpace.from_toml("mid.toml")
         obs = Observations.from_csv("mid.csv", space)
-        try:
-            fit(space, obs, method="svi", seed=0, options=SviOptions(guide="full"))
-        except ValueError as err:
-            print(err)
+        for method, options in [
+            ("svi", SviOptions(guide="full")),
+            ("laplace", LaplaceOptions(solver="dense")),  # "auto" fits it low-rank
+        ]:
+            try:
+                fit(space, obs, method=method, seed=0, options=options)
+            except ValueError as err:
+                print(err)
         """
     )
     proc = subprocess.run(
@@ -657,7 +656,9 @@ def test_fit_size_api_refuses_before_allocating(ws):
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "6,841 parameters" in proc.stdout and "guide='lowrank'" in proc.stdout
+    svi, dense = proc.stdout.strip().splitlines()
+    assert "6,841 parameters" in svi and "guide='lowrank'" in svi
+    assert "6,841 parameters" in dense and "(4,000)" in dense and "solver='lowrank'" in dense
 
 
 # A size limit on written files stands in for a full disk: writes beyond it fail with EFBIG
