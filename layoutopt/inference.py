@@ -805,24 +805,37 @@ def _laplace_kernel(
         # Fixed groups (attribute coefficients, meta-prior scales) keep their prior sd.
         return jnp.where(extra.learn, new, log_var)
 
+    def log_post(theta, prec):
+        eta = logits(unflat(theta), codes, segs if num_seg else None)
+        loglik = jnp.sum(log_likelihood(eta, impressions, clicks, link, exposure))
+        return loglik - 0.5 * jnp.sum(prec * (theta - prior_mean) ** 2)
+
     def body(state: LaplaceState) -> LaplaceState:
         # One traced copy of the Newton system serves all three phases (search, polish,
         # final curvature): XLA compile time on CPU grows with every copy.
         eta, grad, chol, d, prec = newton_system(state.theta, state.log_var)
         searching = state.phase == 0
         delta = cho_solve((chol, True), grad / d) / d
-        # Cap the step: the first Newton step from zero effects can overshoot on sparse
-        # data; later steps are far below the cap, so quadratic convergence is kept.
-        delta = delta * jnp.minimum(1.0, 2.0 / jnp.max(jnp.abs(delta)))
+        # Cap the step (the first Newton step from zero effects can overshoot on sparse
+        # data) and backtrack it until the log posterior rises; near the mode the full
+        # step is taken, so quadratic convergence is kept.
+        delta, newton = _laplace_lowrank.damped_newton(
+            partial(log_post, prec=prec), state.theta, delta, grad
+        )
         # Phase 1 polishes the mode at the final scales so that it matches the returned
         # curvature; phase 2 only records the curvature at that mode.
         theta = jnp.where(state.phase < 2, state.theta + delta, state.theta)
-        log_var = jnp.where(searching, hyper_update(theta, state.log_var, chol, d), state.log_var)
+        # The scales move only after a full Newton step: updated after every step, mode
+        # and scales chased each other in a 2-cycle on a 9 x 9 model (P = 2,998, N = 124).
+        log_var = jnp.where(
+            searching & newton, hyper_update(theta, state.log_var, chol, d), state.log_var
+        )
         # Scales are compared in sd units of their hyperprior: along the flat ridges of the
         # evidence (an effect a pair table can absorb, a scale sinking to its floor) the
         # fixed point creeps, and sd changes below tol * S no longer move predictions.
         d_scale = jnp.abs(jnp.exp(0.5 * log_var) - jnp.exp(0.5 * state.log_var)) / hyper_scale
         step = jnp.maximum(jnp.max(jnp.abs(delta)), jnp.max(d_scale, initial=0.0))
+        step = jnp.where(newton, step, jnp.inf)  # the scales have not seen a damped step
         iteration = state.iteration + searching
         done_searching = (step <= tol) | (iteration >= max_iter)
         return LaplaceState(
