@@ -11,12 +11,15 @@ layoutopt): ``--pymc-python PATH`` names it; by default the first of this interp
 ``python`` and ``python3`` on ``PATH`` that can import pymc is used, and without one the PyMC
 column is skipped with a message. The worker is this same file run with ``--pymc-worker``; it
 reads the data from a temporary ``.npz`` and, on each request from stdin, builds the model,
-runs ``pm.sample`` and writes the draws back. Rounds are interleaved (PyMC, NUTS, SVI,
-Laplace, then again), so load drift on a shared machine hits every method alike.
+runs ``pm.sample`` and writes the draws back. Rounds are interleaved (PyMC, then the
+layoutopt methods, in reverse order every other round), so load drift on a shared machine
+hits every method alike.
 
 Reported per method (median over ``--repeats`` rounds; round 1 is the first call and
 includes compilation, reported separately):
 
+- NUTS twice: ``chain_method="sequential"`` and ``"vectorized"`` (same seed, data and
+  options; ``--methods`` picks a subset, e.g. ``--methods nuts,nuts_vectorized --no-pymc``),
 - wall time of the whole fit call (first, warm median) and its CPU time,
 - samplers: min bulk ESS over the effect parameters (b0, main and pair effects) and over eta
   of every layout, and ESS per second of warm wall time,
@@ -384,6 +387,11 @@ def main(argv=None) -> int:
     ap.add_argument("--draws", type=int, default=500, help="draws per chain")
     ap.add_argument("--svi-steps", type=int, default=5000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--methods",
+        default="nuts,nuts_vectorized,svi,laplace",
+        help="layoutopt methods to run (nuts: sequential chains, nuts_vectorized: vmap-ed)",
+    )
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--pymc-worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -452,11 +460,23 @@ def main(argv=None) -> int:
             num_samples=S,
             num_chains=args.chains,
             num_warmup=args.warmup,
-            options=NutsOptions(target_accept_prob=target),
+            options=NutsOptions(target_accept_prob=target, chain_method="sequential"),
+        ),
+        # the same chains (same seed, data and options) vmap-ed into one sampler
+        "nuts_vectorized": dict(
+            method="nuts",
+            num_samples=S,
+            num_chains=args.chains,
+            num_warmup=args.warmup,
+            options=NutsOptions(target_accept_prob=target, chain_method="vectorized"),
         ),
         "svi": dict(method="svi", num_samples=S, options=SviOptions(num_steps=args.svi_steps)),
         "laplace": dict(method="laplace", num_samples=S),
     }
+    unknown = set(args.methods.split(",")) - set(methods)
+    if unknown:
+        ap.error(f"--methods: unknown {sorted(unknown)}; valid: {list(methods)}")
+    methods = {k: v for k, v in methods.items() if k in args.methods.split(",")}
     runs = {name: [] for name in (["pymc"] if worker else []) + list(methods)}
     for rnd in range(args.repeats):
         seed = args.seed + 100 + rnd
@@ -478,7 +498,8 @@ def main(argv=None) -> int:
                 )
             )
             print(f"round {rnd} pymc {res['wall']:.1f}s", file=sys.stderr)
-        for name, kw in methods.items():
+        # alternate the order of the layoutopt methods, so neither always runs first
+        for name, kw in list(methods.items())[:: 1 if rnd % 2 == 0 else -1]:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 t0, c0 = time.perf_counter(), time.process_time()
@@ -494,7 +515,7 @@ def main(argv=None) -> int:
                 diagnostics=post.diagnostics,
                 warnings=[str(w.message)[:200] for w in caught],
             )
-            if name == "nuts":
+            if name.startswith("nuts"):
                 C, D = args.chains, S // args.chains
                 by_chain = {k: v.reshape((C, D) + v.shape[1:]) for k, v in flat.items()}
                 rec["ess_eff"], rec["ess_eta"] = ess_summary(by_chain, eta.reshape(C, D, -1))
@@ -509,7 +530,7 @@ def main(argv=None) -> int:
     load_after = os.getloadavg()
     total = time.perf_counter() - t_start
 
-    ref_name = "pymc" if worker else "nuts"
+    ref_name = "pymc" if worker else next(iter(runs))
     ref = runs[ref_name][0]["eta"]
     rows = []
     med = np.median
@@ -568,7 +589,8 @@ def print_table(res: dict) -> None:
     a = res["args"]
     names = {
         "pymc": "PyMC NUTS (reference)",
-        "nuts": "layoutopt NUTS",
+        "nuts": "layoutopt NUTS (sequential chains)",
+        "nuts_vectorized": "layoutopt NUTS (vectorized chains)",
         "svi": "layoutopt SVI",
         "laplace": "layoutopt Laplace",
     }
@@ -607,12 +629,22 @@ def print_table(res: dict) -> None:
             f"{v['mean_abs_dctr']:.2e} |"
         )
     print()
+    by = {r["method"]: r for r in res["rows"]}
+    if "nuts" in by and "nuts_vectorized" in by:
+        seq, vec = by["nuts"], by["nuts_vectorized"]
+        per_round = [s / v for s, v in zip(seq["warm_all_s"], vec["warm_all_s"], strict=True)]
+        print(
+            "sequential / vectorized chains, warm wall time per round: "
+            + ", ".join(f"{x:.2f}" for x in per_round)
+            + f" (median {np.median(per_round):.2f}); warm CPU time: "
+            f"{seq['cpu_warm_s'] / vec['cpu_warm_s']:.2f}"
+        )
     for r in res["rows"]:
         extra = {k: r[k] for k in ("warm_all_s", "divergences", "mean_tree_steps") if k in r}
         print(f"{r['method']}: {extra}")
         if r["warnings"]:
             print(f"  warnings: {r['warnings']}")
-        if r["method"] in ("nuts", "laplace", "svi"):
+        if r["method"] != "pymc":
             print(f"  diagnostics: {r['diagnostics']}")
 
 

@@ -86,7 +86,8 @@ def attr_fits():
         num_samples=400,
         num_chains=2,
         num_warmup=300,
-        options=NutsOptions(target_accept_prob=0.99),
+        # sequential chains, as when this short run's seed was chosen (vectorized: min ESS 68)
+        options=NutsOptions(target_accept_prob=0.99, chain_method="sequential"),
     )
     return space, obs, lap, nuts
 
