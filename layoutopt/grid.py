@@ -20,8 +20,11 @@ output)`` (the shape of optax's ``GradientTransformation``). The reductions here
 posterior mean CTR (:func:`mean_ctr`), the interval's order statistics
 (:func:`order_statistics`, or :func:`eta_rows` for a sort on the host), the per-draw max and
 argmax (:func:`per_draw_argmax`) and the running top-k by mean CTR (:func:`top_k`);
-:func:`compose` runs several in one pass. Memory is O(S x chunk) whatever the size of the
-space; with several devices the prefix axis of each step is sharded over a 1-D mesh of them.
+:func:`compose` runs several in one pass. For a Gaussian (Laplace) posterior the batch may
+stack pseudo-draws after the S draws (:func:`gaussian_stats`, :func:`gaussian_top_k`;
+:func:`on_rows` restricts a reduction to the real draws), so one ``block_eta`` serves both.
+Memory is O(S x chunk) whatever the size of the space; with several devices the prefix axis
+of each step is sharded over a 1-D mesh of them.
 """
 
 from __future__ import annotations
@@ -45,7 +48,11 @@ __all__ = [
     "Reduction",
     "compose",
     "eta_rows",
+    "gaussian_mean_ctr",
+    "gaussian_stats",
+    "gaussian_top_k",
     "mean_ctr",
+    "on_rows",
     "order_statistics",
     "per_draw_argmax",
     "scan_grid",
@@ -402,18 +409,91 @@ def eta_rows() -> Reduction:
 @functools.cache
 def top_k(k: int, link: str) -> Reduction:
     """Running top-k of the allowed layouts by posterior mean CTR (earlier layouts win ties)."""
+    return _top_k_by(k, functools.partial(_masked_mean, link=link))
+
+
+def _top_k_by(k: int, score: Callable[[Block], jax.Array]) -> Reduction:
+    """Running top-k of ``score(block)`` ``(C,)`` (-inf where not allowed)."""
 
     def init(S, K):
         return TopKState(jnp.full((k,), -jnp.inf, jnp.float32), jnp.zeros((k, K), jnp.int32))
 
     def update(state, block):
-        mean = _masked_mean(block, link)
+        mean = score(block)
         # the running rows come first, so earlier layouts win ties
         cm = jnp.concatenate([state.top_mean, mean])
         _, sel = jax.lax.top_k(cm, k)
         step = block.codes_at(jnp.maximum(sel - k, 0))
         codes = jnp.where((sel < k)[:, None], state.top_codes[jnp.minimum(sel, k - 1)], step)
         return TopKState(cm[sel], codes), None
+
+    return Reduction(init, update)
+
+
+def gaussian_mean_ctr(m: jax.Array, sd: jax.Array, link: str, nodes: int) -> jax.Array:
+    """``E[inv_link(eta)]`` for ``eta ~ N(m, sd^2)`` (elementwise, float32).
+
+    Probit: exactly ``Phi(m / sqrt(1 + sd^2))``. Logit: ``nodes``-point Gauss-Hermite
+    quadrature, ``pi^-1/2 sum_i w_i sigmoid(m + sqrt(2) sd t_i)`` (sigmoid is smooth, so a
+    few nodes reach float32 accuracy; tested against high-order quadrature).
+    """
+    if link == "probit":
+        return jax.scipy.special.ndtr(m / jnp.sqrt(1.0 + sd**2))
+    t, w = np.polynomial.hermite.hermgauss(nodes)
+    t = jnp.asarray(np.sqrt(2.0) * t, jnp.float32)
+    w = jnp.asarray(w / np.sqrt(np.pi), jnp.float32)
+    return jnp.sum(w * inv_link(m[..., None] + sd[..., None] * t, link), axis=-1)
+
+
+def gaussian_moments(eta: jax.Array, first: int, rank: int) -> tuple[jax.Array, jax.Array]:
+    """``(m, sd)`` of eta from the pseudo-draw rows of a stacked batch.
+
+    Rows ``first`` (eta under the mode), ``first + 1`` (``x' D x``: tables holding prior
+    variances) and ``first + 2 ...`` (the ``rank`` factor columns ``U_j``) give
+    ``v = x' D x - sum_j (x . U_j)^2``, clamped at 0 against float32 rounding.
+    """
+    m = eta[first]
+    u = eta[first + 2 : first + 2 + rank]
+    v = eta[first + 1] - jnp.sum(u * u, axis=0)
+    return m, jnp.sqrt(jnp.maximum(v, 0.0))
+
+
+def _gaussian_score(block: Block, first: int, rank: int, link: str, nodes: int) -> jax.Array:
+    m, sd = gaussian_moments(block.eta, first, rank)
+    return jnp.where(block.ok, gaussian_mean_ctr(m, sd, link, nodes), -jnp.inf)
+
+
+@functools.cache
+def gaussian_stats(first: int, rank: int, link: str, nodes: int) -> Reduction:
+    """Stateless: outputs ``(3, C)``: mean CTR (-inf where not allowed), m and sd of eta.
+
+    See :func:`gaussian_moments` for the rows read and :func:`gaussian_mean_ctr` for the mean.
+    """
+
+    def update(state, block):
+        m, sd = gaussian_moments(block.eta, first, rank)
+        mean = jnp.where(block.ok, gaussian_mean_ctr(m, sd, link, nodes), -jnp.inf)
+        return state, jnp.stack([mean, m, sd])
+
+    return Reduction(lambda S, K: None, update)
+
+
+@functools.cache
+def gaussian_top_k(k: int, first: int, rank: int, link: str, nodes: int) -> Reduction:
+    """Running top-k by the Gaussian mean CTR of :func:`gaussian_stats` (earlier layouts win)."""
+    score = functools.partial(_gaussian_score, first=first, rank=rank, link=link, nodes=nodes)
+    return _top_k_by(k, score)
+
+
+@functools.cache
+def on_rows(reduction: Reduction, lo: int, hi: int) -> Reduction:
+    """``reduction`` over eta rows ``lo .. hi-1`` only (the real draws of a stacked batch)."""
+
+    def init(S, K):
+        return reduction.init(hi - lo, K)
+
+    def update(state, block):
+        return reduction.update(state, block._replace(eta=block.eta[lo:hi]))
 
     return Reduction(init, update)
 
