@@ -38,6 +38,9 @@ class GaussianPosterior(NamedTuple):
     table with weight ``a_k(v)^2``) and ``factor_j`` the j-th column of U as tables. Segment
     terms fold like draws (:meth:`fold`).
 
+    The tables are float64 (the subtraction in v cancels for well-observed layouts) and
+    are scored in float64.
+
     Attributes:
         mode: :class:`Params` with a leading axis of length 1: the posterior mode.
         var: :class:`Params` with a leading axis of length 1: the prior variances D.
@@ -54,9 +57,9 @@ class GaussianPosterior(NamedTuple):
         return int(np.shape(self.factor.intercept)[0])
 
     def stacked(self) -> Params:
-        """``[mode; var; factor]`` as one :class:`Params` with a leading axis of 2 + r rows."""
+        """``[mode; var; factor]`` as one float64 :class:`Params` with 2 + r leading rows."""
         return jax.tree.map(
-            lambda *a: np.concatenate([np.asarray(x, np.float32) for x in a]),
+            lambda *a: np.concatenate([np.asarray(x, np.float64) for x in a]),
             self.mode,
             self.var,
             self.factor,
@@ -346,7 +349,7 @@ def _gaussian_dataset(gauss: GaussianPosterior) -> xr.Dataset:
     data = {}
     for part, tree in zip(GaussianPosterior._fields, gauss, strict=True):
         for i, leaf in enumerate(jax.tree.leaves(tree)):
-            a = np.asarray(leaf, np.float32)
+            a = np.asarray(leaf, np.float64)
             data[f"{part}_{i}"] = (tuple(f"{part}_{i}_dim_{d}" for d in range(a.ndim)), a)
     return xr.Dataset(data)
 
