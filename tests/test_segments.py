@@ -328,7 +328,7 @@ def test_posterior_with_segments_round_trips(tmp_path, post):
 # ----------------------------------------------------------------------------- scoring
 @pytest.mark.parametrize("g", [0, 1])
 def test_score_grid_for_one_segment_matches_brute_force(space, post, g):
-    grid = lo.score_grid(post, segment=space.segment_of(g))
+    grid = lo.score_grid(post, segment=space.segment_of(g), method="draws")  # draw oracle
     codes = _all_codes(space)
     ctr = 1 / (1 + np.exp(-_eta_oracle(post.params, codes, g).astype(np.float64)))
     df = grid.to_pandas().set_index("index")
