@@ -22,7 +22,7 @@ posterior mean CTR (:func:`mean_ctr`), the interval's order statistics
 argmax (:func:`per_draw_argmax`, or :func:`per_draw_max` + :func:`resolve_argmax`) and the
 running top-k by mean CTR (:func:`top_k`); :func:`compose` runs several in one pass. For a
 Gaussian (Laplace) posterior the "draws" may be the 2 + r rows of its closed form
-(:func:`gaussian_stats`, :func:`gaussian_top_k`, in float64).
+(:func:`gaussian_stats`, in float64).
 Memory is O(S x chunk) whatever the size of the space; with several devices the prefix axis
 of each step is sharded over a 1-D mesh of them.
 """
@@ -50,7 +50,6 @@ __all__ = [
     "eta_rows",
     "gaussian_mean_ctr",
     "gaussian_stats",
-    "gaussian_top_k",
     "mean_ctr",
     "order_statistics",
     "per_draw_argmax",
@@ -475,17 +474,12 @@ def eta_rows() -> Reduction:
 @functools.cache
 def top_k(k: int, link: str) -> Reduction:
     """Running top-k of the allowed layouts by posterior mean CTR (earlier layouts win ties)."""
-    return _top_k_by(k, functools.partial(_masked_mean, link=link))
-
-
-def _top_k_by(k: int, score: Callable[[Block], jax.Array]) -> Reduction:
-    """Running top-k of ``score(block)`` ``(C,)`` (-inf where not allowed)."""
 
     def init(S, K):
         return TopKState(jnp.full((k,), -jnp.inf, jnp.float32), jnp.zeros((k, K), jnp.int32))
 
     def update(state, block):
-        mean = score(block)
+        mean = _masked_mean(block, link)
         # the running rows come first, so earlier layouts win ties
         cm = jnp.concatenate([state.top_mean, mean])
         _, sel = jax.lax.top_k(cm, k)
@@ -523,13 +517,6 @@ def gaussian_moments(eta: jax.Array) -> tuple[jax.Array, jax.Array]:
     return eta[0], jnp.sqrt(jnp.maximum(v, 0.0))
 
 
-def _gaussian_score(block: Block, link: str, nodes: int) -> jax.Array:
-    m, sd = gaussian_moments(block.eta)
-    # ranked in float32, as the full grid's float32 means are sorted
-    mean = gaussian_mean_ctr(m, sd, link, nodes).astype(jnp.float32)
-    return jnp.where(block.ok, mean, -jnp.inf)
-
-
 @functools.cache
 def gaussian_stats(link: str, nodes: int) -> Reduction:
     """Stateless, over a stacked Gaussian batch (:func:`gaussian_moments`): outputs
@@ -541,12 +528,6 @@ def gaussian_stats(link: str, nodes: int) -> Reduction:
         return state, jnp.stack([mean, m, sd])
 
     return Reduction(lambda S, K: None, update)
-
-
-@functools.cache
-def gaussian_top_k(k: int, link: str, nodes: int) -> Reduction:
-    """Running top-k by the Gaussian mean CTR of :func:`gaussian_stats` (earlier layouts win)."""
-    return _top_k_by(k, functools.partial(_gaussian_score, link=link, nodes=nodes))
 
 
 @functools.cache

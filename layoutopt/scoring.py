@@ -238,7 +238,8 @@ def _scan_space(
     layouts (forbidden rows carry mean -inf); without it no interval is computed for layouts
     not kept. With ``gauss`` (the stacked float64 Gaussian of :func:`_gaussian_batch`) mean
     and interval are the closed-form ones, from a second pass over its 2 + r rows in
-    float64; the draws' pass then only keeps the per-draw max (nothing is sorted).
+    float64; the draws' pass then only keeps the per-draw max (nothing is sorted), and a
+    top-k is kept by the caller from ``on_chunk`` (:class:`_HostTop`).
 
     Returns:
         ``(argmax state or None, top-k state or None)``.
@@ -257,11 +258,10 @@ def _scan_space(
     if argmax:
         state = engine.scan_grid(params, space, engine.per_draw_max(), **kw)
         best = engine.resolve_argmax(params, space, state, options)
-    if top is None and on_chunk is None:
+    if top is not None:
+        raise ValueError("closed-form scoring ranks the top rows on the host (_HostTop)")
+    if on_chunk is None:
         return best, None
-    parts = [] if top is None else [engine.gaussian_top_k(int(top), link, GAUSS_HERMITE_NODES)]
-    if on_chunk is not None:
-        parts.append(engine.gaussian_stats(link, GAUSS_HERMITE_NODES))
 
     def collect(start, n, out):  # (steps, 3, C) float64
         out = np.asarray(out[-1])
@@ -270,10 +270,9 @@ def _scan_space(
 
     with jax.enable_x64(True):
         g = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), gauss)
-        state = engine.scan_grid(
-            g, space, engine.compose(*parts), on_chunk=None if on_chunk is None else collect, **kw
-        )
-    return best, (state[0] if top is not None else None)
+        stats = engine.compose(engine.gaussian_stats(link, GAUSS_HERMITE_NODES))
+        engine.scan_grid(g, space, stats, on_chunk=collect, **kw)
+    return best, None
 
 
 def _scan_draws(params, space, level, link, top, on_chunk, kw):
@@ -531,22 +530,27 @@ def score_grid(
     def collect(start, n_valid, out):
         pieces.append((start, n_valid, out))
 
+    # closed form with top=k: the chunks' 3 numbers per layout cost less to rank on the host
+    # than a device top-k per step (lax.top_k, measured)
+    host_top = None if gauss is None or top is None else _HostTop(space, top)
     argmax, top_state = _scan_space(
         params,
         space,
         level,
         link,
-        top,
+        None if host_top else top,
         chunk_size,
         memory_budget,
         devices,
-        collect if top is None else None,
+        host_top or (collect if top is None else None),
         grid_options,
         gauss=gauss,
     )
     best_codes = np.asarray(argmax.best_codes)
     lookup = _p_best_lookup(space, best_codes)
-    if top is None:
+    if host_top is not None:
+        codes, mean, lower, upper = host_top.rows()
+    elif top is None:
         codes, mean, lower, upper = [], [], [], []
         for start, n_valid, (m, lo, hi) in pieces:
             keep = np.isfinite(m)
@@ -581,6 +585,39 @@ def score_grid(
         num_scored=space.num_allowed,
         best_codes=best_codes,
     )
+
+
+class _HostTop:
+    """Running top-k of streamed ``(mean, lower, upper)`` chunks by mean, on the host.
+
+    Chunks arrive in index order, so ties go to the layout seen first (lowest index), as
+    in :func:`layoutopt.grid.top_k`. Memory O(k + chunk).
+    """
+
+    def __init__(self, space: LayoutSpace, k: int):
+        self.space, self.k, self.seen = space, int(k), 0
+        K = space.num_components
+        self.kept = (np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros((0, K), np.int32))
+        self.bounds = (np.zeros(0, np.float32), np.zeros(0, np.float32))
+
+    def __call__(self, start, n, out):
+        m, lo, hi = out
+        at = np.flatnonzero(np.isfinite(m))
+        if len(at) > self.k:  # all values tied with the k-th largest stay candidates
+            at = at[m[at] >= np.partition(m[at], len(at) - self.k)[len(at) - self.k]]
+        codes = self.space.codes_range(start, n)[at]
+        mean = np.concatenate([self.kept[0], m[at]])
+        seq = np.concatenate([self.kept[1], self.seen + at])
+        keep = np.lexsort((seq, -mean))[: self.k]
+        self.kept = (mean[keep], seq[keep], np.concatenate([self.kept[2], codes])[keep])
+        self.bounds = tuple(
+            np.concatenate([b, x[at]])[keep] for b, x in zip(self.bounds, (lo, hi), strict=True)
+        )
+        self.seen += n
+
+    def rows(self):
+        """``(codes, mean, lower, upper)`` of the kept layouts, highest mean first."""
+        return self.kept[2], self.kept[0], *self.bounds
 
 
 def _score_grid_mix(posterior: Posterior, space, top, level) -> GridScores:
