@@ -848,12 +848,12 @@ def score_layouts(
     else:
         space, params, link = _resolve(posterior, space)
         level = _check_level(level)
+        gauss = _gaussian_batch(posterior, method)
         codes = _encode_frame(space, layouts)
         if best_codes is None:
             check_argmax_work(params, space, argmax_method, seed, "P(best)")
             best_codes = argmax_codes(params, space, method=argmax_method, seed=seed)
         if len(codes):
-            gauss = _gaussian_batch(posterior, method)
             mean, lower, upper = _stats_chunked(params, space, codes, link, level, gauss=gauss)
         else:
             mean = lower = upper = np.zeros(0)
