@@ -5,8 +5,9 @@ Clicks arrive after a Weibull(0.8) delay with the given mean. The log is aggrega
 ``Observations.from_events`` and fitted with ``delay=None`` (naive) and ``delay="auto"``;
 we report the mean relative error of the three young layouts' posterior mean CTR.
 
-Part 2 (regret): ``run_time_campaign`` (Thompson sampling, 1 h per round) against a world
-whose clicks arrive after the same delays; naive vs ``delay="auto"``.
+Part 2 (regret): the campaign driver (``simulate.run_campaign`` with
+``policies.thompson(k=8, delay=...)``, 1 h per round) against a world whose clicks arrive
+after the same delays; naive vs ``delay="auto"``.
 
     python experiments/delayed_feedback.py --seeds 3 --rounds 15
 """
@@ -21,8 +22,9 @@ import numpy as np
 import pandas as pd
 
 import layoutopt as lo
-from layoutopt.simulate import SyntheticWorld
-from layoutopt.timesim import TimeWorld, event_log, run_time_campaign
+from layoutopt import policies
+from layoutopt.simulate import SyntheticWorld, run_campaign
+from layoutopt.timesim import TimeWorld, event_log
 
 SHAPE = 0.8
 
@@ -64,9 +66,8 @@ def regret(mean_delay: float, seed: int, rounds: int) -> list[dict]:
     )
     rows = []
     for name, delay in (("naive", None), ("auto", "auto")):
-        res = run_time_campaign(
-            world, budget=rounds * 1000, batch_size=1000, seed=seed, delay=delay
-        )
+        policy = policies.thompson(k=8, num_samples=500, delay=delay)
+        res = run_campaign(world, policy=policy, budget=rounds * 1000, batch_size=1000, seed=seed)
         rows.append(
             {
                 "mean_delay_h": mean_delay,
