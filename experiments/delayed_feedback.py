@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _markdown import to_markdown
 
 import layoutopt as lo
 from layoutopt import policies
@@ -78,17 +79,6 @@ def regret(mean_delay: float, seed: int, rounds: int) -> list[dict]:
             }
         )
     return rows
-
-
-def to_markdown(df: pd.DataFrame, fmt: str) -> str:
-    """A DataFrame (index included) as a Markdown table, without extra dependencies."""
-    df = df.reset_index()
-    df.columns = [" ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in df.columns]
-    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
-    for row in df.itertuples(index=False):
-        cells = [format(v, fmt) if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def main(argv=None) -> int:

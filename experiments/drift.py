@@ -16,6 +16,7 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
+from _markdown import to_markdown
 
 import layoutopt as lo
 from layoutopt import policies
@@ -45,17 +46,6 @@ def one(seed: int, rounds: int, change: int, half_life) -> dict:
     }
 
 
-def to_markdown(df: pd.DataFrame, fmt: str) -> str:
-    """A DataFrame (index included) as a Markdown table, without extra dependencies."""
-    df = df.reset_index()
-    df.columns = [" ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in df.columns]
-    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
-    for row in df.itertuples(index=False):
-        cells = [format(v, fmt) if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=2)
@@ -76,7 +66,7 @@ def main(argv=None) -> int:
         "# Drift",
         "",
         f"Command: `python experiments/drift.py --seeds {args.seeds} --rounds {args.rounds} "
-        f"--change {args.change}`",
+        f"--change {args.change} --half-lives {' '.join(f'{h:g}' for h in args.half_lives)}`",
         "",
         to_markdown(table, ".4f"),
         "",

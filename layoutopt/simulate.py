@@ -11,7 +11,11 @@ and the model can never disagree about what a parameter means.
 :mod:`layoutopt.policies` policy against a world, recording per round the **local regret**
 (mean regret of the impressions served in the round) and the **simple regret** of the layout
 the policy would ship now. Presets: :meth:`SyntheticWorld.hill2017` (the simulation of Hill
-et al. 2017) and :meth:`SyntheticWorld.demo` (the ``layoutopt demo`` world).
+et al. 2017) and :meth:`SyntheticWorld.demo` (the ``layoutopt demo`` world). The same
+driver plays worlds with audiences (:class:`SegmentWorld`, from
+:mod:`layoutopt.segment_sim`) and in time (:class:`~layoutopt.timesim.TimeWorld`: click
+delays, a change of taste); all three implement the driver's
+:class:`~layoutopt.driver.World` protocol.
 
 References:
     Hill, Nassif, Liu, Iyer and Vishwanathan, "An Efficient Bandit Algorithm for Realtime
