@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from layoutopt.driver import Response
+from layoutopt.grid import pow2_at_least
 from layoutopt.model import LINKS, Params, PriorConfig, inv_link, logits, pair_list
 from layoutopt.simulate import WorldBest
 from layoutopt.space import LayoutSpace
@@ -121,10 +122,13 @@ class SegmentWorld:
     def ctr(self, codes, segment: int) -> np.ndarray:
         """True CTR of layouts ``(n, K)`` in segment ``segment`` (a code), float64."""
         codes = np.asarray(codes, np.int32).reshape(-1, self.space.num_components)
-        seg = np.full(len(codes), int(segment), np.int32)
-        return np.asarray(
-            _ctr_kernel(self.params, jnp.asarray(codes), jnp.asarray(seg), self.link), np.float64
-        )
+        n = len(codes)
+        # Pad to a power-of-two bucket so varying n costs O(log n) compilations, not O(n).
+        padded = np.zeros((pow2_at_least(n, minimum=16), codes.shape[1]), np.int32)
+        padded[:n] = codes
+        seg = np.full(len(padded), int(segment), np.int32)
+        out = _ctr_kernel(self.params, jnp.asarray(padded), jnp.asarray(seg), self.link)
+        return np.asarray(out, np.float64)[:n]
 
     def mix_ctr(self, codes) -> np.ndarray:
         """True CTR of layouts under the traffic mix: ``sum_g w_g ctr(x, g)``."""

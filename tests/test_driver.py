@@ -112,6 +112,33 @@ def test_per_segment_policy_picks_per_segment_and_beats_uniform():
     np.testing.assert_allclose(per.pick_ctr + per.simple_regret, own, rtol=1e-9)
 
 
+def test_segment_campaign_compiles_once():
+    """Rows padded to every (layout, segment): new rows after round 1 trigger no compilation."""
+    from jax import monitoring
+
+    compiles, per_round = [0], []
+
+    def listener(name, duration, **kwargs):
+        if name == "/jax/core/compile/backend_compile_duration":
+            compiles[0] += 1
+
+    monitoring.register_event_duration_secs_listener(listener)
+    try:
+        run_campaign(
+            _segment_world(),
+            policy=policies.thompson(k=3, **MODEL),
+            budget=12 * BATCH,
+            batch_size=BATCH,
+            seed=1,
+            callback=lambda info, rec: per_round.append((compiles[0], info.observations.num_rows)),
+        )
+    finally:
+        monitoring.unregister_event_duration_listener(listener)
+    counts, rows = zip(*per_round, strict=True)
+    assert rows[-1] > rows[1], "the check is only meaningful if new rows get tested"
+    assert counts[-1] == counts[1], f"compilations per round: {np.diff(counts).tolist()}"
+
+
 def test_allocation_must_cover_every_segment():
     base = policies.uniform()
 
