@@ -35,7 +35,7 @@ import jax
 import numpy as np
 
 from layoutopt.data import Observations
-from layoutopt.delay import Weibull
+from layoutopt.delay import Weibull, check_delay
 from layoutopt.design import DESIGN_KINDS, UncoverablePairsWarning, initial_design
 from layoutopt.grid import pow2_at_least
 from layoutopt.inference import FitWarning, LaplaceOptions, NutsOptions, SviOptions, fit
@@ -396,6 +396,12 @@ def _model_policy(cfg: ModelConfig) -> Policy:
         raise ValueError(f"initial must be one of {INITIAL_DESIGNS}, got {cfg.initial!r}")
     if cfg.split not in SPLITS:
         raise ValueError(f"allocation must be one of {SPLITS}, got {cfg.split!r}")
+    check_delay(cfg.delay)
+    h = cfg.half_life
+    if h is not None and (
+        isinstance(h, bool) or not isinstance(h, int | float) or not (math.isfinite(h) and h > 0)
+    ):
+        raise ValueError(f"half_life must be None or a positive number of rounds, got {h!r}")
 
     def init(space, key):
         pool = _pool(space, np.random.default_rng(seed_of(key)))

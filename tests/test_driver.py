@@ -265,6 +265,19 @@ def test_half_life_follows_the_change():
     assert corr[1.0] > 0.8
 
 
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"delay": "gamma"}, "delay must be None, 'auto'"),
+        ({"half_life": 0.0}, "half_life must be None or a positive number of rounds, got 0.0"),
+        ({"half_life": True}, "half_life must be None or a positive number"),
+    ],
+)
+def test_model_policy_refuses_bad_time_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        policies.thompson(**kwargs)
+
+
 def test_model_policy_fits_with_its_delay_and_half_life():
     infos = []
     run_campaign(
