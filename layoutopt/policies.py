@@ -18,6 +18,13 @@ baselines of Hill et al. (2017) fit no model: :func:`uniform` (a classic A/B/n t
 :func:`independent` (Beta-Bernoulli Thompson sampling with one arm per layout, their
 "N^D-MAB").
 
+On a space with segments the model policies fit the segment model and, by default
+(``per_segment=True``), propose and pick per segment: their ``Allocation`` carries a
+segment code per row and their ``PolicyInfo`` the pick of every segment. Built with
+``delay=`` / ``half_life=`` they pass them to every ``fit``, for observations with ``age``
+and ``round`` columns (a campaign in time, see :class:`layoutopt.timesim.TimeWorld`). The
+baselines pool every segment and cohort of a layout.
+
 References:
     Hill, Nassif, Liu, Iyer and Vishwanathan, "An Efficient Bandit Algorithm for Realtime
     Multivariate Optimization", KDD 2017. Russo, "Simple Bayesian Algorithms for Best Arm
