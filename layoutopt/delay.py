@@ -198,6 +198,18 @@ def parse_delay(text: str) -> Weibull | str:
     raise ValueError(f"--delay {text!r} is not a delay model; valid: {valid}")
 
 
+def delay_spec(delay: Weibull | str | None) -> str | None:
+    """The spelling :func:`parse_delay` reads back: ``"auto"``, ``"exponential:RATE"`` or
+    ``"weibull:SHAPE,SCALE"`` (``None`` stays ``None``); exact (``repr`` of the floats)."""
+    if delay is None or delay == "auto":
+        return delay
+    if isinstance(delay, Exponential):
+        return f"exponential:{delay.rate!r}"
+    if isinstance(delay, Weibull):
+        return f"weibull:{float(delay.shape)!r},{float(delay.scale)!r}"
+    raise ValueError(f"delay must be None, 'auto', Exponential or Weibull, got {delay!r}")
+
+
 def delay_log_likelihood(delay_counts, shape, scale):
     """``sum_b h_b log(F(e_b+1) - F(e_b))``: the observed delays, interval-censored to bins."""
     counts = jnp.asarray(delay_counts)
