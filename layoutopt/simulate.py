@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from layoutopt import driver
-from layoutopt.driver import Response, RoundInfo
+from layoutopt.driver import Response, RoundInfo, World
 from layoutopt.grid import pow2_at_least
 from layoutopt.limits import check_seed
 from layoutopt.model import LINKS, Params, PriorConfig, inv_link, logits, pair_list
@@ -400,7 +400,8 @@ class CampaignResult:
 
     Attributes:
         name: the policy's name (``"thompson"``, ``"additive/thompson"``, ``"uniform"``...).
-        best_ctr: the world's true best CTR ``ctr*``.
+        best_ctr: the world's true best CTR ``ctr*`` (in round 0; with segments the
+            traffic-weighted best of every segment, ``sum_g w_g ctr*_g``).
         rounds: ``{field: (R,) array}`` for every field of :class:`CampaignRecord`; also
             readable as attributes (``result.local_regret``).
     """
@@ -453,7 +454,7 @@ class CampaignResult:
 
 
 def run_campaign(
-    world: SyntheticWorld,
+    world: World,
     policy: Policy,
     budget: int,
     batch_size: int,
