@@ -1146,10 +1146,11 @@ def laplace_factor(mode, prec, design, values, impressions, clicks, link, exposu
     where ``C C' = I + B B'`` (eigenvalues >= 1: a well-conditioned N x N Cholesky, unlike
     ``W^-1 + X D X'`` whose W^-1 is infinite for an empty row). Rows with the same layout
     (age cohorts) are merged by adding their weights, and rows of weight 0 dropped, so U
-    has one column per distinct observed layout (r <= N).
+    has one column per distinct observed layout; zero columns pad it to the N padded rows,
+    so that scoring compiles once per N, like the kernel (a loop adding layouts each round).
 
     Returns:
-        ``(mode, D, U)``: ``(P,)``, ``(P,)`` and ``(P, r)`` float64.
+        ``(mode, D, U)``: ``(P,)``, ``(P,)`` and ``(P, N)`` float64.
     """
     mode = np.asarray(mode, np.float64)
     design, values = np.asarray(design), np.asarray(values, np.float64)
@@ -1175,7 +1176,9 @@ def laplace_factor(mode, prec, design, values, impressions, clicks, link, exposu
     B = np.sqrt(w_u)[:, None] * X * np.sqrt(d)[None, :]
     C = np.linalg.cholesky(np.eye(r) + B @ B.T)
     # U' = C^-1 W^1/2 X D
-    U = np.linalg.solve(C, np.sqrt(w_u)[:, None] * X * d[None, :]).T if r else np.zeros((P, 0))
+    U = np.zeros((P, len(design)))
+    if r:
+        U[:, :r] = np.linalg.solve(C, np.sqrt(w_u)[:, None] * X * d[None, :]).T
     return mode, d, U
 
 

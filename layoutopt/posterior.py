@@ -44,7 +44,8 @@ class GaussianPosterior(NamedTuple):
     Attributes:
         mode: :class:`Params` with a leading axis of length 1: the posterior mode.
         var: :class:`Params` with a leading axis of length 1: the prior variances D.
-        factor: :class:`Params` with a leading axis of length r (r <= observed rows): U.
+        factor: :class:`Params` with a leading axis of length r: U (one column per distinct
+            observed layout, zero columns up to the fit's padded row count).
     """
 
     mode: Params

@@ -24,6 +24,16 @@ sorted along the draw axis on the host (CPU) or on the device (accelerators). Wi
 devices the prefix axis of each step is sharded over a 1-D mesh of all of them
 (``jax.sharding``); results do not depend on the number of devices.
 
+Closed form (``method="auto"``, the default for Laplace posteriors; ``method="draws"`` keeps
+the estimates above): the posterior is Gaussian in the parameters and eta is linear, so
+``eta(x) ~ N(m(x), v(x))`` exactly (:class:`~layoutopt.posterior.GaussianPosterior`), and::
+
+    mean(x) = E[inv_link(eta(x))]            (32-node Gauss-Hermite; probit: exact)
+    lower(x), upper(x) = inv_link(m(x) -+ z sqrt(v(x))),   z = Phi^-1((1 + level) / 2)
+
+with m and v from 2 + r float64 pseudo-draws through the same grid kernel. ``p_best``
+always comes from the draws (joint over layouts).
+
 Ties: ``p_best`` credits, per draw, the allowed layout with the highest float32 eta as summed
 by the kernel; exactly equal values go to the lowest index.
 """

@@ -138,7 +138,11 @@ def test_representation_matches_the_dense_covariance(case):
     # the oracle's inverse of H (condition ~1e7) is good to ~1e-9 relative
     np.testing.assert_allclose(got_m, m, rtol=1e-9, atol=0)
     np.testing.assert_allclose(got_v, v, rtol=1e-6, atol=0)
-    assert post.gaussian.rank <= obs.num_rows
+    # one column per distinct observed layout, zero-padded to the fit's padded rows
+    assert post.gaussian.rank == inference._pad_rows(obs.num_rows)
+    cells = obs.codes if not space.num_segments else np.c_[obs.codes, obs.segments]
+    distinct = len(np.unique(cells, axis=0))  # (layout, segment) cells
+    assert np.all(np.asarray(post.gaussian.factor.intercept)[distinct:] == 0)
     assert v.max() / v.min() > 5  # both seen and unseen layouts
 
 
