@@ -5,8 +5,9 @@ Clicks arrive after a Weibull(0.8) delay with the given mean. The log is aggrega
 ``Observations.from_events`` and fitted with ``delay=None`` (naive) and ``delay="auto"``;
 we report the mean relative error of the three young layouts' posterior mean CTR.
 
-Part 2 (regret): ``run_time_campaign`` (Thompson sampling, 1 h per round) against a world
-whose clicks arrive after the same delays; naive vs ``delay="auto"``.
+Part 2 (regret): the campaign driver (``simulate.run_campaign`` with
+``policies.thompson(k=8, delay=...)``, 1 h per round) against a world whose clicks arrive
+after the same delays; naive vs ``delay="auto"``.
 
     python experiments/delayed_feedback.py --seeds 3 --rounds 15
 """
@@ -19,10 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _markdown import to_markdown
 
 import layoutopt as lo
-from layoutopt.simulate import SyntheticWorld
-from layoutopt.timesim import TimeWorld, event_log, run_time_campaign
+from layoutopt import policies
+from layoutopt.simulate import SyntheticWorld, run_campaign
+from layoutopt.timesim import TimeWorld, event_log
 
 SHAPE = 0.8
 
@@ -64,9 +67,8 @@ def regret(mean_delay: float, seed: int, rounds: int) -> list[dict]:
     )
     rows = []
     for name, delay in (("naive", None), ("auto", "auto")):
-        res = run_time_campaign(
-            world, budget=rounds * 1000, batch_size=1000, seed=seed, delay=delay
-        )
+        policy = policies.thompson(k=8, num_samples=500, delay=delay)
+        res = run_campaign(world, policy=policy, budget=rounds * 1000, batch_size=1000, seed=seed)
         rows.append(
             {
                 "mean_delay_h": mean_delay,
@@ -77,17 +79,6 @@ def regret(mean_delay: float, seed: int, rounds: int) -> list[dict]:
             }
         )
     return rows
-
-
-def to_markdown(df: pd.DataFrame, fmt: str) -> str:
-    """A DataFrame (index included) as a Markdown table, without extra dependencies."""
-    df = df.reset_index()
-    df.columns = [" ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in df.columns]
-    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
-    for row in df.itertuples(index=False):
-        cells = [format(v, fmt) if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def main(argv=None) -> int:

@@ -1,12 +1,13 @@
 """Drift: regret after a change of taste, with and without ``half_life``.
 
 At round ``--change`` every effect of the world flips sign (the old best becomes one of the
-worst); Thompson sampling
-(``run_time_campaign``, no click delay) refits every round with ``half_life=None`` or a
-half-life in rounds. We report the simple regret averaged over the rounds after the change
-and the width of the pick's 90% interval before the change (the price of forgetting).
+worst); Thompson sampling (the campaign driver, ``simulate.run_campaign`` with
+``policies.thompson(k=8, half_life=...)``, no click delay) refits every round with
+``half_life=None`` or a half-life in rounds. We report the simple regret averaged over
+the rounds after the change and the width of the pick's 90% interval before the change
+(the price of forgetting).
 
-    python experiments/drift.py --seeds 2 --rounds 24 --change 12
+    python experiments/drift.py --seeds 2 --rounds 24 --change 16 --half-lives 3
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
+from _markdown import to_markdown
 
 import layoutopt as lo
-from layoutopt.simulate import SyntheticWorld
-from layoutopt.timesim import TimeWorld, run_time_campaign
+from layoutopt import policies
+from layoutopt.simulate import SyntheticWorld, TimeWorld, run_campaign
 
 
 def one(seed: int, rounds: int, change: int, half_life) -> dict:
@@ -32,8 +34,8 @@ def one(seed: int, rounds: int, change: int, half_life) -> dict:
     flipped = lo.Params(p.intercept, tuple(-m for m in p.main), tuple(-t for t in p.pair))
     after = SyntheticWorld(space, flipped, before.link)
     world = TimeWorld(before, change_round=change, after=after)
-    res = run_time_campaign(world, budget=rounds * 1000, batch_size=1000, seed=seed,
-                            half_life=half_life)  # fmt: skip
+    policy = policies.thompson(k=8, num_samples=500, half_life=half_life)
+    res = run_campaign(world, policy=policy, budget=rounds * 1000, batch_size=1000, seed=seed)
     return {
         "seed": seed,
         "half_life": "none" if half_life is None else half_life,
@@ -42,17 +44,6 @@ def one(seed: int, rounds: int, change: int, half_life) -> dict:
         "width_before_change": float(res.interval_width[change - 3 : change].mean()),
         "width_after_change": float(res.interval_width[-3:].mean()),
     }
-
-
-def to_markdown(df: pd.DataFrame, fmt: str) -> str:
-    """A DataFrame (index included) as a Markdown table, without extra dependencies."""
-    df = df.reset_index()
-    df.columns = [" ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in df.columns]
-    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
-    for row in df.itertuples(index=False):
-        cells = [format(v, fmt) if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -75,7 +66,7 @@ def main(argv=None) -> int:
         "# Drift",
         "",
         f"Command: `python experiments/drift.py --seeds {args.seeds} --rounds {args.rounds} "
-        f"--change {args.change}`",
+        f"--change {args.change} --half-lives {' '.join(f'{h:g}' for h in args.half_lives)}`",
         "",
         to_markdown(table, ".4f"),
         "",

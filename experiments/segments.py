@@ -5,10 +5,11 @@ x body 3 x image 3 x reviews 2 = 72 layouts; audience ``member = prime | non_pri
 effects ``m_k ~ N(0, main_scale^2)``, ``p_kl ~ N(0, pair_scale^2)``, segment intercepts and
 segment x component deviations ``~ N(0, segment_scale^2)``):
 
-* **picks** - a campaign per world (:func:`~layoutopt.simulate.run_segment_campaign`, Thompson
-  sampling, Laplace refit per round), played twice on the same seed: ``per segment`` (each
-  audience gets its own proposals and its own shipped layout, ``segment=g``) and ``one for
-  all`` (one proposal and one shipped layout for the traffic mix, ``segment=None``).
+* **picks** - a campaign per world (the campaign driver, :func:`~layoutopt.simulate.run_campaign`
+  with :func:`~layoutopt.policies.thompson`, Laplace refit per round), played twice on the
+  same seed: ``per segment`` (``per_segment=True``: each audience gets its own proposals and
+  its own shipped layout, ``segment=g``) and ``one for all`` (``per_segment=False``: one
+  proposal and one shipped layout for the traffic mix, ``segment=None``).
   Reported: the traffic-weighted true CTR of what would be shipped at the end,
   ``sum_g w_g ctr(pick_g, g)``, beside the two ceilings (every audience's own best; the one
   best layout for the mix), and the mean local regret over the campaign.
@@ -41,7 +42,8 @@ import numpy as np
 import pandas as pd
 
 import layoutopt as lo
-from layoutopt.simulate import SegmentWorld, run_segment_campaign
+from layoutopt import policies
+from layoutopt.simulate import SegmentWorld, run_campaign
 
 COMPONENTS = {
     "headline": [f"h{i}" for i in range(4)],
@@ -92,23 +94,18 @@ def run_picks(seed: int, args) -> list[dict]:
     own = float(world.shares @ [world.best(g).ctr for g in range(2)])
     rows = []
     for mode, per_segment in (("per segment", True), ("one for all", False)):
-        result = run_segment_campaign(
-            world,
-            per_segment=per_segment,
-            budget=args.budget,
-            batch_size=args.batch_size,
-            seed=seed,
-            k=args.k,
-            num_samples=args.num_samples,
+        policy = policies.thompson(k=args.k, num_samples=args.num_samples, per_segment=per_segment)
+        result = run_campaign(
+            world, policy=policy, budget=args.budget, batch_size=args.batch_size, seed=seed
         )
         rows.append(
             {
                 "world": seed,
                 "mode": mode,
-                "pick_ctr": float(result["pick_ctr"].iloc[-1]),
+                "pick_ctr": float(result.pick_ctr[-1]),
                 "own_best_ctr": own,
                 "mix_best_ctr": world.best(None).ctr,
-                "mean_local_regret": float(result["local_regret"].mean()),
+                "mean_local_regret": float(result.local_regret.mean()),
                 "audiences_disagree": world.best(0).index != world.best(1).index,
             }
         )

@@ -24,6 +24,7 @@ import pandas as pd
 
 from layoutopt._io import one_line
 from layoutopt.data import Observations
+from layoutopt.delay import Weibull, delay_spec, parse_delay
 from layoutopt.inference import METHODS
 from layoutopt.inference import fit as fit_model
 from layoutopt.limits import check_seed
@@ -99,17 +100,31 @@ class Proposal(NamedTuple):
     refit: str | None
 
 
-def _hash_file(path: Path) -> str:
+def _hash_file(path: Path, extra: bytes = b"") -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
+    h.update(extra)
     return h.hexdigest()
 
 
-def _hash_frame(df: pd.DataFrame) -> str:
+def _hash_path(path: Path, extra: bytes = b"") -> str:
+    """SHA-256 of a file, or of a directory's Parquet files (names and contents) in order."""
+    if path.is_file():
+        return _hash_file(path, extra)
+    h = hashlib.sha256()
+    for file in sorted(path.rglob("*.parquet")):
+        h.update(str(file.relative_to(path)).encode() + b"\0")
+        h.update(_hash_file(file).encode())
+    h.update(extra)
+    return h.hexdigest()
+
+
+def _hash_frame(df: pd.DataFrame, extra: bytes = b"") -> str:
     h = hashlib.sha256(json.dumps([str(c) for c in df.columns]).encode())
     h.update(pd.util.hash_pandas_object(df.astype(str), index=False).to_numpy().tobytes())
+    h.update(extra)
     return h.hexdigest()
 
 
@@ -193,15 +208,16 @@ def _read_observations(path: Path, space: LayoutSpace, chunk_rows: int) -> tuple
             obs = Observations.from_frame(chunk, space, source=str(path))
         except ValueError as err:
             raise _shift_rows(err, offset) from None
-        parts.append((obs.codes, obs.impressions, obs.clicks, obs.segments))
+        parts.append((obs.codes, obs.impressions, obs.clicks, obs.segments, obs.age, obs.round))
         offset += len(chunk)
     if not parts:
         raise ValueError(f"{path}: no data rows; at least one observed layout is needed")
-    codes = np.concatenate([p[0] for p in parts])
-    imp = np.concatenate([p[1] for p in parts])
-    clk = np.concatenate([p[2] for p in parts])
-    seg = None if parts[0][3] is None else np.concatenate([p[3] for p in parts])
-    obs = Observations.from_codes(space, codes, imp, clk, source=str(path), segments=seg)
+    codes, imp, clk, seg, age, rnd = (
+        None if p[0] is None else np.concatenate(p) for p in zip(*parts, strict=True)
+    )
+    obs = Observations.from_codes(
+        space, codes, imp, clk, source=str(path), segments=seg, age=age, round=rnd
+    )
     return obs, offset
 
 
@@ -377,27 +393,81 @@ class Campaign:
             obs, rows = Observations.from_frame(data, space, source=source), len(data)
         else:
             obs, rows = _read_observations(path, space, chunk_rows)
+        return self._store_batch(obs, source, digest, int(rows), version)
+
+    def ingest_events(
+        self, events: str | Path | pd.DataFrame, *, now: Any, batch_size: int = 1 << 20
+    ) -> IngestResult:
+        """Add an impression-level event log, aggregated to age cohorts: all-or-nothing and
+        idempotent like :meth:`ingest`.
+
+        The log is read by :meth:`Observations.from_events` (one row per impression: labels,
+        segment columns, ``served_at``, ``clicked_at``, optionally ``round``; streamed, so a
+        log of any length aggregates in bounded memory). The batch keeps each cohort's age
+        at ``now`` and the histogram of observed click delays, so
+        ``fit(delay="auto")`` can learn the delay. Each impression must be ingested once:
+        rows of different batches add up (a later export of the same impressions with more
+        clicks would count them twice). The content hash covers the log and ``now``.
+
+        Args:
+            events: a Parquet/CSV file, a directory of Parquet files, or a DataFrame.
+            now: when the log was extracted (datetime or ISO text; naive times are UTC).
+            batch_size: rows per record batch while reading.
+
+        Returns:
+            :class:`IngestResult` (``rows`` counts impressions read).
+
+        Raises:
+            ValueError: naming the file, row, column and value of a bad event, or a missing
+                file.
+        """
+        from layoutopt.events import parse_now
+
+        space, version = self.space, self.space_version
+        stamp = str(parse_now(now)).encode()
+        if isinstance(events, pd.DataFrame):
+            source, digest = "events", _hash_frame(events, stamp)
+        else:
+            path = Path(events)
+            if not path.exists():
+                raise ValueError(f"{path}: no such file or directory")
+            source, digest = str(path), _hash_path(path, stamp)
+        earlier = self._batch(digest)
+        if earlier is not None:
+            return _ingest_result(source, earlier, False)
+        obs = Observations.from_events(events, space, now, batch_size=batch_size)
+        return self._store_batch(obs, source, digest, int(obs.impressions.sum()), version)
+
+    def _store_batch(self, obs: Observations, source, digest, rows: int, version) -> IngestResult:
+        """Store aggregated observations as one batch (one transaction)."""
+        space = obs.space
         batch = {
             "content_hash": digest,
             "source": source,
-            "rows": int(rows),
+            "rows": rows,
             "layouts": obs.num_layouts,
             "impressions": int(obs.impressions.sum()),
             "clicks": int(obs.clicks.sum()),
             "space_version": version,
+            "delay_counts": None
+            if obs.delay_counts is None
+            else json.dumps(obs.delay_counts.tolist()),
         }
-        segs = [None] * len(obs.codes) if obs.segments is None else obs.segments.tolist()
+        n = len(obs.codes)
+        segs = [None] * n if obs.segments is None else obs.segments.tolist()
+        ages = [None] * n if obs.age is None else obs.age.tolist()
+        rounds = [None] * n if obs.round is None else obs.round.tolist()
         stored = [
             {
                 "codes": ",".join(map(str, c)),
                 "segment": None if g is None else json.dumps(space.segment_of(g)),
-                "age": None,
-                "round": None,
+                "age": a,
+                "round": r,
                 "impressions": int(i),
                 "clicks": int(k),
             }
-            for c, g, i, k in zip(
-                obs.codes.tolist(), segs, obs.impressions, obs.clicks, strict=True
+            for c, g, a, r, i, k in zip(
+                obs.codes.tolist(), segs, ages, rounds, obs.impressions, obs.clicks, strict=True
             )
         ]
         # add_batch checks the hash again inside its transaction (another process may have
@@ -408,8 +478,15 @@ class Campaign:
     def _batch(self, digest: str) -> dict[str, Any] | None:
         return next((b for b in self.store.batches(self._id) if b["content_hash"] == digest), None)
 
-    def observations(self) -> Observations:
+    def observations(self, *, time: bool = False) -> Observations:
         """Everything ingested so far, aggregated to one row per layout on the current space.
+
+        Args:
+            time: also keep the rows' time keys, for ``fit(delay=..., half_life=...)``:
+                ``round`` (the data's own round column where a batch had one, else the
+                round the batch answered), ``age`` (when every stored row has one: batches
+                from :meth:`ingest_events` or with an ``age`` column) and ``delay_counts``
+                (the summed delay histograms of event-log batches).
 
         Raises:
             ValueError: if nothing has been ingested yet.
@@ -428,8 +505,30 @@ class Campaign:
             seg = np.array(
                 [self.space.segment_code(json.loads(r[1])) for r in rows], dtype=np.int32
             )
+        if not time:
+            return Observations.from_codes(
+                self.space, codes, imp, clk, source=self.store.target, segments=seg
+            )
+        rounds = np.array([r[6] if r[3] is None else r[3] for r in rows], dtype=np.int64)
+        age = None
+        if all(r[2] is not None for r in rows):
+            age = np.array([r[2] for r in rows], dtype=np.float64)
+        histograms = [
+            json.loads(b["delay_counts"])
+            for b in self.store.batches(self._id)
+            if b.get("delay_counts") is not None
+        ]
+        delay_counts = np.sum(histograms, axis=0, dtype=np.int64) if histograms else None
         return Observations.from_codes(
-            self.space, codes, imp, clk, source=self.store.target, segments=seg
+            self.space,
+            codes,
+            imp,
+            clk,
+            source=self.store.target,
+            segments=seg,
+            age=age,
+            round=rounds,
+            delay_counts=delay_counts,
         )
 
     # ------------------------------------------------------------------ fits
@@ -454,7 +553,15 @@ class Campaign:
         stored = None if prior is None else json.dumps(prior.to_dict())
         self.store.set_prior(self._id, stored)
 
-    def fit(self, method: str = "laplace", *, seed: int, num_samples: int = 1000) -> Posterior:
+    def fit(
+        self,
+        method: str = "laplace",
+        *,
+        seed: int,
+        num_samples: int = 1000,
+        delay: Weibull | str | None = None,
+        half_life: float | None = None,
+    ) -> Posterior:
         """Fit the model to everything ingested and record the fit (posterior, diagnostics,
         the pick). The campaign's meta-prior (:meth:`set_prior`), when it has one, is the
         prior of the fit.
@@ -464,6 +571,13 @@ class Campaign:
             seed: seed of the fit; split (:func:`layoutopt.seeds.split_seed`) into one seed
                 for the fit and one for the pick's candidate search (huge spaces only).
             num_samples: posterior draws.
+            delay: click-delay model (see :func:`layoutopt.fit`): needs an age on every
+                stored row (:meth:`ingest_events`, or results with an ``age`` column);
+                ``"auto"`` also needs the delay histogram of event-log batches.
+            half_life: discount older rounds (see :func:`layoutopt.fit`); a row's round is
+                its data's ``round`` column, else the round its batch answered.
+                ``delay`` and ``half_life`` are recorded with the fit, and a fit made by
+                :meth:`propose` reuses those of the latest fit.
 
         Returns:
             The :class:`Posterior`.
@@ -475,7 +589,14 @@ class Campaign:
             raise ValueError(f"unknown method {method!r}; use one of {list(METHODS)}")
         last = self.store.last_batch_id(self._id)
         version = self.space_version
-        obs = self.observations()
+        timed = delay is not None or half_life is not None
+        obs = self.observations(time=timed)
+        if delay is not None and obs.age is None:
+            raise ValueError(
+                f"campaign {self.name!r}: delay needs the age of every stored row; some "
+                "batches have none (ingest event logs with `ingest_events`, or results with "
+                "an 'age' column), or fit without delay"
+            )
         fit_seed, pick_seed = split_seed(check_seed(seed), 2)
         post = fit_model(
             obs.space,
@@ -484,6 +605,8 @@ class Campaign:
             seed=fit_seed,
             num_samples=num_samples,
             prior=self.prior,
+            delay=delay,
+            half_life=half_life,
         )
         pick = best_layout(post, seed=pick_seed)
         with tempfile.TemporaryDirectory() as tmp:
@@ -497,7 +620,11 @@ class Campaign:
                 "last_batch_id": last,
                 "method": method,
                 "seed": int(seed),
-                "options": {"num_samples": int(num_samples)},
+                "options": {
+                    "num_samples": int(num_samples),
+                    "delay": delay_spec(delay),
+                    "half_life": None if half_life is None else float(half_life),
+                },
                 "diagnostics": _jsonable(post.diagnostics),
                 "best": _jsonable(pick._asdict()),
                 "posterior": blob,
@@ -505,6 +632,16 @@ class Campaign:
         )
         self._posteriors[fit_id] = post
         return post
+
+    def _time_options(self) -> dict[str, Any]:
+        """``delay`` and ``half_life`` of the latest fit (none before the first fit)."""
+        fits = self.store.fits(self._id)
+        options = fits[-1]["options"] if fits else {}
+        delay = options.get("delay")
+        return {
+            "delay": None if delay is None else parse_delay(delay),
+            "half_life": options.get("half_life"),
+        }
 
     def posterior(self, fit_id: int | None = None) -> Posterior:
         """The posterior of a recorded fit (default: the latest).
@@ -544,9 +681,10 @@ class Campaign:
         """Propose the next layouts and record them, with seed and strategy, as the next round.
 
         When data arrived (or the space changed) since the last fit, the campaign is fitted
-        first with ``method`` and the returned :class:`Proposal` says so in ``refit``. The
-        seed is split (:func:`layoutopt.seeds.split_seed`) into one seed for that fit and one
-        for the proposal.
+        first with ``method`` (and the ``delay`` / ``half_life`` of the latest fit) and the
+        returned :class:`Proposal` says so in ``refit``. The seed is split
+        (:func:`layoutopt.seeds.split_seed`) into one seed for that fit and one for the
+        proposal.
 
         Args:
             k: most layouts to propose.
@@ -566,7 +704,7 @@ class Campaign:
         reason = self.stale()
         note = None
         if reason is not None:
-            self.fit(method, seed=fit_seed)
+            self.fit(method, seed=fit_seed, **self._time_options())
             note = f"fitted {method} first ({reason})"
         fit_id = self.store.fits(self._id)[-1]["id"]
         frame = propose_layouts(self.posterior(fit_id), k=k, strategy=strategy, seed=propose_seed)

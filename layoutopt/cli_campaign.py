@@ -33,6 +33,7 @@ from rich.table import Table
 
 from layoutopt._io import atomic_path, check_output_path
 from layoutopt.campaign import Campaign
+from layoutopt.delay import parse_delay
 from layoutopt.inference import METHODS
 from layoutopt.propose import STRATEGIES
 from layoutopt.space import LayoutSpace
@@ -95,11 +96,28 @@ def ingest(
     db: DbOpt,
     files: Annotated[list[Path], typer.Argument(help="Results files (CSV/Parquet).")],
     name: NameOpt = None,
+    events: Annotated[
+        bool,
+        typer.Option(
+            "--events",
+            help="The files are impression-level event logs (labels, served_at, clicked_at), "
+            "aggregated to age cohorts; needs --now.",
+        ),
+    ] = False,
+    now: Annotated[
+        str | None,
+        typer.Option("--now", help="When the event logs were extracted (ISO time, UTC)."),
+    ] = None,
 ) -> None:
     """Add results files; each is all-or-nothing, and a file seen before adds nothing."""
+    if events and now is None:
+        raise ValueError("--events needs --now, the time the logs were extracted (ISO, UTC)")
+    if now is not None and not events:
+        raise ValueError("--now applies to event logs; add --events")
     with Campaign.open(db, name) as camp:
         for file in files:
-            _out().print(camp.ingest(file).message())
+            result = camp.ingest_events(file, now=now) if events else camp.ingest(file)
+            _out().print(result.message())
 
 
 @app.command()
@@ -110,10 +128,23 @@ def fit(
     ),
     seed: Annotated[int, typer.Option("--seed", help="Seed of the fit.")] = 0,
     name: NameOpt = None,
+    delay: Annotated[
+        str | None,
+        typer.Option(
+            "--delay",
+            help="Click delay model (rows need ages: ingest event logs with --events): "
+            "'auto', 'exponential:RATE' or 'weibull:SHAPE,SCALE'.",
+        ),
+    ] = None,
+    half_life: Annotated[
+        float | None,
+        typer.Option("--half-life", help="Discount older rounds by 0.5**(rounds / H)."),
+    ] = None,
 ) -> None:
     """Fit the model to everything ingested and record the fit."""
+    delay_model = None if delay is None else parse_delay(delay)
     with Campaign.open(db, name) as camp:
-        post = camp.fit(method.value, seed=seed)
+        post = camp.fit(method.value, seed=seed, delay=delay_model, half_life=half_life)
         obs = camp.observations()
         pick = camp.best()
     _out().print(

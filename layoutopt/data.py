@@ -380,6 +380,8 @@ class Observations:
     def to_space(self, space: LayoutSpace) -> Observations:
         """The same data on another space, matched by component name and variant label.
 
+        Segments, ``age``, ``round`` and ``delay_counts`` are carried over unchanged.
+
         Use it after :meth:`LayoutSpace.with_variants` / ``without_variants``: existing
         variants keep their labels, so old data line up with the new space (the codes
         change only if components were reordered; indices change when a component grew).
@@ -392,7 +394,15 @@ class Observations:
         if segments is not None and list(space.segments) != list(self.space.segments):
             raise ValueError("to_space keeps the segments: the new space must declare the same")
         return Observations.from_codes(
-            space, codes, self.impressions, self.clicks, source="observations", segments=segments
+            space,
+            codes,
+            self.impressions,
+            self.clicks,
+            source="observations",
+            segments=segments,
+            age=self.age,
+            round=self.round,
+            delay_counts=self.delay_counts,
         )
 
     @property
@@ -747,9 +757,10 @@ def _time_rows(cls, space, codes, impressions, clicks, source, age, round, delay
             columns.append(_check_time_array(values, name, n, source)[:, None])
     uniq, inverse = np.unique(np.concatenate(columns, axis=1), axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
-    imp = np.bincount(inverse, weights=impressions, minlength=len(uniq)).astype(np.int64)
-    clk = np.bincount(inverse, weights=clicks, minlength=len(uniq)).astype(np.int64)
     K = space.num_components
+    imp = _exact_sums(inverse, impressions, len(uniq))
+    clk = _exact_sums(inverse, clicks, len(uniq))
+    _check_totals(space, uniq[:, :K].astype(np.int32), imp, source)
     S = 0 if seg is None else 1
     out_seg = None if seg is None else uniq[:, K].astype(np.int32)
     out_age = uniq[:, K + S].copy() if age is not None else None

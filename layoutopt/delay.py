@@ -148,7 +148,10 @@ def log_bin_probs(edges, shape, scale):
     Computed from survival terms, ``log S(lo) + log(1 - S(hi) / S(lo))``, which stays
     accurate where ``F`` is near 1.
     """
-    edges = jnp.asarray(edges)
+    # The dtype of the parameters, explicitly: a float64 edge array converted inside
+    # estimate_delay's x64 scope could otherwise reach a later float32 trace (NUTS) as a
+    # float64 constant, and JAX warns about (and truncates) it there.
+    edges = jnp.asarray(np.asarray(edges), dtype=jnp.result_type(shape, scale))
     lo, hi = edges[:-1], edges[1:]
     a = jnp.where(lo > 0, (jnp.where(lo > 0, lo, 1.0) / scale) ** shape, 0.0)
     finite = jnp.isfinite(hi)
@@ -196,6 +199,18 @@ def parse_delay(text: str) -> Weibull | str:
     except ValueError as err:
         raise ValueError(f"--delay {text!r}: {err}; valid: {valid}") from None
     raise ValueError(f"--delay {text!r} is not a delay model; valid: {valid}")
+
+
+def delay_spec(delay: Weibull | str | None) -> str | None:
+    """The spelling :func:`parse_delay` reads back: ``"auto"``, ``"exponential:RATE"`` or
+    ``"weibull:SHAPE,SCALE"`` (``None`` stays ``None``); exact (``repr`` of the floats)."""
+    if delay is None or delay == "auto":
+        return delay
+    if isinstance(delay, Exponential):
+        return f"exponential:{delay.rate!r}"
+    if isinstance(delay, Weibull):
+        return f"weibull:{float(delay.shape)!r},{float(delay.scale)!r}"
+    raise ValueError(f"delay must be None, 'auto', Exponential or Weibull, got {delay!r}")
 
 
 def delay_log_likelihood(delay_counts, shape, scale):

@@ -192,7 +192,10 @@ def _open_batches(source, batch_size):
                     yield from _csv_reader(path, columns, batch_size)
                     return
                 for file in files:
-                    reader = pq.ParquetFile(file)
+                    # pre_buffer (pyarrow's default) keeps coalesced column chunks of row
+                    # groups already read alive, so the pool's peak grew with the log
+                    # (123 MiB at 5M rows, 264 MiB at 20M); without it the peak is flat.
+                    reader = pq.ParquetFile(file, pre_buffer=False)
                     yield from reader.iter_batches(batch_size=batch_size, columns=columns)
             except (pa.ArrowInvalid, OSError) as err:
                 raise ValueError(f"{path}: unreadable {fmt} data ({err})") from None

@@ -57,7 +57,7 @@ from layoutopt.model import (
     unflatten_effects,
     unflatten_segment_effects,
 )
-from layoutopt.posterior import Posterior
+from layoutopt.posterior import GaussianPosterior, Posterior
 from layoutopt.priors import MetaPrior, PriorSpec, attribute_design
 from layoutopt.space import LayoutSpace
 
@@ -515,10 +515,10 @@ def _num_hypers(space: LayoutSpace, pairwise: bool) -> tuple[int, int]:
     return K, (K * (K - 1) // 2 if pairwise else 0)
 
 
-def _params_from_flat(intercept, main, pair, cardinalities) -> Params:
+def _params_from_flat(intercept, main, pair, cardinalities, dtype=np.float32) -> Params:
     # Contiguous host copies: slices of one big array would keep it alive and complicate I/O.
     p = unflatten_effects(np.asarray(intercept), np.asarray(main), np.asarray(pair), cardinalities)
-    return jax.tree.map(lambda a: np.ascontiguousarray(a, dtype=np.float32), p)
+    return jax.tree.map(lambda a: np.ascontiguousarray(a, dtype=dtype), p)
 
 
 # ------------------------------------------------------------------------------ Laplace
@@ -1051,8 +1051,6 @@ def _fit_laplace(
     if spec is not None and not spec.learn_scales:
         scales_mode = "per_group"  # a meta-prior fixes one scale per component and pair
     max_iter = int(options.max_iter)
-    tol = float(options.tol)
-    scale_floor = float(options.scale_floor)
     card = space.cardinalities
     K, num_pairs = _num_hypers(space, prior.pairwise)
     G = space.num_segments
@@ -1068,42 +1066,24 @@ def _fit_laplace(
         space, prior, spec, scales_mode, codes, segs, structure
     )
     solver = laplace_solver(options.solver, len(group), rows)
+    intercept_scale = prior.intercept_scale if spec is None else spec.intercept_scale
     if solver == "lowrank" and (spec is not None or exposure is not None or G):
         raise ValueError(
             "laplace solver='lowrank' supports neither segments, variant attributes, a "
             "meta-prior nor a delay model; use LaplaceOptions(solver='dense') or method='svi'"
         )
-    # The one-hot design is collinear by construction (b0, a component's main effects and
-    # every pair table containing it can trade a constant), so with large counts the
-    # Hessian's condition number reaches 1e6-1e7 and float32 Cholesky breaks down. The
-    # kernel therefore runs in float64 under a scoped switch; draws are returned as float32
-    # like the other methods'.
+    intercept = (prior.intercept_loc if spec is None else spec.intercept_loc, intercept_scale)
+    flat_design = design if solver == "dense" else design_indices(codes, card, prior.pairwise)
+    out = _laplace_solve(
+        solver,
+        (codes, segs, flat_design, impressions, clicks, exposure),
+        (group, group_size, hyper_scale),
+        intercept,
+        options,
+        extra,
+        structure,
+    )
     with jax.enable_x64(True):
-        f64 = partial(jnp.asarray, dtype=jnp.float64)
-        kernel = _laplace_kernel if solver == "dense" else _laplace_lowrank.lowrank_kernel
-        out = kernel(
-            jnp.asarray(codes),
-            *((jnp.asarray(segs),) if solver == "dense" else ()),
-            jnp.asarray(design),
-            f64(impressions),
-            f64(clicks),
-            jnp.asarray(group),
-            f64(group_size),
-            f64(hyper_scale),
-            f64(prior.intercept_loc if spec is None else spec.intercept_loc),
-            f64(prior.intercept_scale if spec is None else spec.intercept_scale),
-            f64(scale_floor),
-            f64(tol),
-            jnp.asarray(max_iter),
-            *(
-                (jax.tree.map(jnp.asarray, extra), None if exposure is None else f64(exposure))
-                if solver == "dense"
-                else ()
-            ),
-            structure=structure
-            if solver == "dense"
-            else _Structure(card, prior.pairwise, prior.link),
-        )
         if solver == "dense":
             draws = _gaussian_draws(
                 jax.random.PRNGKey(seed), out.mode, out.chol, out.d, num_samples=num_samples
@@ -1111,16 +1091,26 @@ def _fit_laplace(
         else:
             draws = _laplace_lowrank.lowrank_draws(
                 jax.random.PRNGKey(seed),
-                jnp.asarray(design_indices(codes, card, prior.pairwise)),
-                out.mode,
-                out.chol,
-                out.s,
-                out.prec,
+                jnp.asarray(flat_design),
+                *(jnp.asarray(a) for a in (out.mode, out.chol, out.s, out.prec)),
                 num_samples=num_samples,
             )
-        out, draws = jax.device_get((out, draws))
+        draws = np.asarray(draws)
+    mode, var, factor = laplace_factor(
+        out.mode,
+        _prior_precision(out.scales, group, intercept_scale),
+        flat_design,
+        extra.design_values if solver == "dense" else np.ones(flat_design.shape),
+        impressions,
+        clicks,
+        prior.link,
+        exposure,
+    )
     params, hyper = _laplace_params(
         draws, np.asarray(out.scales), extra, num_beta, scales_mode, prior, structure
+    )
+    gaussian = _gaussian_params(
+        (mode, var, factor), out.scales, extra, num_beta, scales_mode, prior, structure
     )
     diagnostics = {
         "converged": bool(out.converged),
@@ -1148,6 +1138,126 @@ def _fit_laplace(
         diagnostics=diagnostics,
         observed_codes=np.array(observations.codes, np.int32),
         segment_shares=observations.segment_shares(),
+        gaussian=gaussian,
+    )
+
+
+def _laplace_solve(solver, rows, groups, intercept, options: LaplaceOptions, extra, structure):
+    """Run the dense or low-rank Laplace kernel; its result as host (numpy) arrays.
+
+    Args:
+        solver: ``"dense"`` or ``"lowrank"``.
+        rows: ``(codes, segs, design, impressions, clicks, exposure)`` of the padded rows.
+        groups: ``(group, group_size, hyper_scale)`` of the hyper-scales.
+        intercept: ``(loc, scale)`` of the intercept prior.
+        options: the :class:`LaplaceOptions`.
+        extra: the kernel's :class:`_PriorArrays`.
+        structure: the :class:`_Structure`.
+    """
+    codes, segs, design, impressions, clicks, exposure = rows
+    group, group_size, hyper_scale = groups
+    dense = solver == "dense"
+    # The one-hot design is collinear by construction (b0, a component's main effects and
+    # every pair table containing it can trade a constant), so with large counts the
+    # Hessian's condition number reaches 1e6-1e7 and float32 Cholesky breaks down. The
+    # kernel therefore runs in float64 under a scoped switch; draws are returned as float32
+    # like the other methods'.
+    with jax.enable_x64(True):
+        f64 = partial(jnp.asarray, dtype=jnp.float64)
+        kernel = _laplace_kernel if dense else _laplace_lowrank.lowrank_kernel
+        out = kernel(
+            jnp.asarray(codes),
+            *((jnp.asarray(segs),) if dense else ()),
+            jnp.asarray(design),
+            f64(impressions),
+            f64(clicks),
+            jnp.asarray(group),
+            f64(group_size),
+            f64(hyper_scale),
+            f64(intercept[0]),
+            f64(intercept[1]),
+            f64(options.scale_floor),
+            f64(options.tol),
+            jnp.asarray(int(options.max_iter)),
+            *(
+                (jax.tree.map(jnp.asarray, extra), None if exposure is None else f64(exposure))
+                if dense
+                else ()
+            ),
+            structure=structure if dense else structure._replace(num_segments=0),
+        )
+        return jax.device_get(out)
+
+
+def _prior_precision(scales, group, intercept_scale) -> np.ndarray:
+    """``(P,)`` prior precision of every flat parameter from the final hyper-scales."""
+    scales = np.asarray(scales, np.float64)
+    g = np.asarray(group)
+    return np.where(g < 0, float(intercept_scale) ** -2.0, scales[np.maximum(g, 0)] ** -2.0)
+
+
+def laplace_factor(mode, prec, design, values, impressions, clicks, link, exposure=None):
+    """``Sigma = H^-1 = D - U U'`` of a Laplace fit, from the Woodbury identity (float64).
+
+    ``H = Lam + X' W X`` with ``Lam = diag(prec)`` the prior precision and X the N observed
+    rows (active columns ``design`` with values ``values``; W the likelihood weights at the
+    mode, as the Laplace kernel takes them). With ``D = Lam^-1`` and ``B = W^1/2 X D^1/2``::
+
+        Sigma = D - D X' W^1/2 (I + B B')^-1 W^1/2 X D = D - U U',   U = D X' W^1/2 C^-T
+
+    where ``C C' = I + B B'`` (eigenvalues >= 1: a well-conditioned N x N Cholesky, unlike
+    ``W^-1 + X D X'`` whose W^-1 is infinite for an empty row). Rows with the same layout
+    (age cohorts) are merged by adding their weights, and rows of weight 0 dropped, so U
+    has one column per distinct observed layout; zero columns pad it to the N padded rows,
+    so that scoring compiles once per N, like the kernel (a loop adding layouts each round).
+
+    Returns:
+        ``(mode, D, U)``: ``(P,)``, ``(P,)`` and ``(P, N)`` float64.
+    """
+    mode = np.asarray(mode, np.float64)
+    design, values = np.asarray(design), np.asarray(values, np.float64)
+    eta = np.sum(values * mode[design], axis=1)
+    with jax.enable_x64(True):
+        f = None if exposure is None else jnp.asarray(exposure, jnp.float64)
+        _, w = loglik_eta_derivatives(
+            jnp.asarray(eta), jnp.asarray(impressions, jnp.float64),
+            jnp.asarray(clicks, jnp.float64), link, f,
+        )  # fmt: skip
+    w = np.asarray(w, np.float64)
+    uniq, inverse = np.unique(design, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    w_u = np.bincount(inverse, weights=w, minlength=len(uniq))
+    first = np.zeros(len(uniq), np.int64)
+    first[inverse[::-1]] = np.arange(len(design))[::-1]
+    keep = w_u > 0
+    rows, vals, w_u = uniq[keep], values[first[keep]], w_u[keep]
+    P, r = mode.shape[0], len(rows)
+    X = np.zeros((r, P))
+    np.add.at(X, (np.repeat(np.arange(r), rows.shape[1]), rows.reshape(-1)), vals.reshape(-1))
+    d = 1.0 / np.asarray(prec, np.float64)
+    B = np.sqrt(w_u)[:, None] * X * np.sqrt(d)[None, :]
+    C = np.linalg.cholesky(np.eye(r) + B @ B.T)
+    # U' = C^-1 W^1/2 X D
+    U = np.zeros((P, len(design)))
+    if r:
+        U[:, :r] = np.linalg.solve(C, np.sqrt(w_u)[:, None] * X * d[None, :]).T
+    return mode, d, U
+
+
+def _gaussian_params(flat, scales, extra, num_beta, scales_mode, prior, structure):
+    """:class:`GaussianPosterior` tables from the flat ``(mode, D, U)`` of
+    :func:`laplace_factor`: composed like the draws (:func:`_laplace_params`), except that an
+    attribute coefficient's variance enters its component's table with weight ``a^2``."""
+    mode, var, factor = flat
+    # float64: v = x'Dx - |U'x|^2 cancels where the data determine eta far better than the
+    # prior does; float32 tables would lose ~1e-7 x'Dx (30% of the sd at 10^7 impressions)
+    args = (num_beta, scales_mode, prior, structure, np.float64)
+    scales = np.asarray(scales)
+    squared = extra._replace(attributes=np.asarray(extra.attributes, np.float64) ** 2)
+    return GaussianPosterior(
+        _laplace_params(mode[None], scales, extra, *args)[0],
+        _laplace_params(var[None], scales, squared, *args)[0],
+        _laplace_params(np.ascontiguousarray(factor.T), scales, extra, *args)[0],
     )
 
 
@@ -1193,8 +1303,11 @@ def _laplace_rows(observations: Observations, time, K: int, G: int):
     return codes, segs, impressions, clicks, delay, exposure
 
 
-def _laplace_params(draws, out_scales, extra, num_beta, scales_mode, prior, structure):
-    """Posterior :class:`Params` and hyper draws from the flat Laplace draws and scales."""
+def _laplace_params(
+    draws, out_scales, extra, num_beta, scales_mode, prior, structure, dtype=np.float32
+):
+    """Posterior :class:`Params` (``dtype``) and hyper draws from the flat Laplace draws and
+    scales."""
     card, G = structure.cardinalities, structure.num_segments
     K = len(card)
     num_pairs = K * (K - 1) // 2 if prior.pairwise else 0
@@ -1205,7 +1318,7 @@ def _laplace_params(draws, out_scales, extra, num_beta, scales_mode, prior, stru
     end_pair = draws.shape[1] - num_beta
     beta = draws[:, end_pair:]
     main = draws[:, 1 : 1 + num_main] + beta @ np.asarray(extra.attributes).T
-    params = _params_from_flat(draws[:, 0], main, draws[:, 1 + num_main : end], card)
+    params = _params_from_flat(draws[:, 0], main, draws[:, 1 + num_main : end], card, dtype)
     scales = np.asarray(out_scales, np.float32)[: len(out_scales) - num_beta]
     num_base = (1 + (num_pairs > 0)) if scales_mode == "pooled" else K + num_pairs
     scales, seg_scales = scales[:num_base], scales[num_base:]
@@ -1218,7 +1331,7 @@ def _laplace_params(draws, out_scales, extra, num_beta, scales_mode, prior, stru
     }
     if G:
         params = _segment_params(params, draws[:, end:end_pair], structure)
-        params = jax.tree.map(lambda a: np.ascontiguousarray(a, dtype=np.float32), params)
+        params = jax.tree.map(lambda a: np.ascontiguousarray(a, dtype=dtype), params)
         hyper.update(_segment_hyper(seg_scales, scales_mode, K, num_pairs, structure, num_samples))
     if num_beta:
         hyper["beta"] = np.ascontiguousarray(beta, dtype=np.float32)

@@ -18,6 +18,13 @@ baselines of Hill et al. (2017) fit no model: :func:`uniform` (a classic A/B/n t
 :func:`independent` (Beta-Bernoulli Thompson sampling with one arm per layout, their
 "N^D-MAB").
 
+On a space with segments the model policies fit the segment model and, by default
+(``per_segment=True``), propose and pick per segment: their ``Allocation`` carries a
+segment code per row and their ``PolicyInfo`` the pick of every segment. Built with
+``delay=`` / ``half_life=`` they pass them to every ``fit``, for observations with ``age``
+and ``round`` columns (a campaign in time, see :class:`layoutopt.timesim.TimeWorld`). The
+baselines pool every segment and cohort of a layout.
+
 References:
     Hill, Nassif, Liu, Iyer and Vishwanathan, "An Efficient Bandit Algorithm for Realtime
     Multivariate Optimization", KDD 2017. Russo, "Simple Bayesian Algorithms for Best Arm
@@ -35,6 +42,7 @@ import jax
 import numpy as np
 
 from layoutopt.data import Observations
+from layoutopt.delay import Weibull, check_delay
 from layoutopt.design import DESIGN_KINDS, UncoverablePairsWarning, initial_design
 from layoutopt.grid import pow2_at_least
 from layoutopt.inference import FitWarning, LaplaceOptions, NutsOptions, SviOptions, fit
@@ -78,11 +86,15 @@ class Allocation(NamedTuple):
         split: how a batch is divided by the weights: ``"multinomial"`` (each impression
             drawn independently, as per-impression Thompson sampling would) or ``"round"``
             (largest-remainder rounding of ``batch * weight``, ties in a random order).
+        segments: ``(n,)`` segment code each row is meant for, or None: every segment is
+            served all rows. With segment codes, a segment's traffic is split by the weights
+            of its own rows only.
     """
 
     codes: np.ndarray
     weights: np.ndarray
     split: str
+    segments: np.ndarray | None = None
 
 
 class PolicyInfo(NamedTuple):
@@ -96,6 +108,8 @@ class PolicyInfo(NamedTuple):
         p_best: its posterior probability of being the best layout (NaN for baselines).
         posterior: the fitted :class:`~layoutopt.posterior.Posterior` (None for baselines).
         converged: whether the step's fit reported convergence (True without a fit).
+        segment_picks: ``(G,)`` the layout it would ship to each segment code when it picks
+            per segment (None: ``pick`` for every segment).
     """
 
     pick: int
@@ -105,6 +119,7 @@ class PolicyInfo(NamedTuple):
     p_best: float
     posterior: Posterior | None
     converged: bool
+    segment_picks: np.ndarray | None = None
 
 
 class Policy(NamedTuple):
@@ -136,12 +151,25 @@ def _allowed_codes(space: LayoutSpace, limit: int) -> np.ndarray:
     return np.concatenate([c for _, c in space.iter_chunks(65536, allowed_only=True)])
 
 
+def _layout_totals(obs: Observations) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(index, codes, impressions, clicks)`` per distinct layout, summed over segments and
+    cohorts, sorted by index (the rows of ``obs`` themselves when it has one per layout)."""
+    index = obs.space.indices(obs.codes)
+    uniq, first, inv = np.unique(index, return_index=True, return_inverse=True)
+    if len(uniq) == len(index):
+        return index, obs.codes, obs.impressions, obs.clicks
+    imp = np.bincount(inv, obs.impressions, len(uniq)).astype(np.int64)
+    clk = np.bincount(inv, obs.clicks, len(uniq)).astype(np.int64)
+    return uniq, obs.codes[first], imp, clk
+
+
 # ------------------------------------------------------------------------------ baselines
 def uniform() -> Policy:
     """A classic A/B/n test: every round spreads the batch evenly over all allowed layouts.
 
     The batch is split by largest-remainder rounding with the remainder going to layouts in
-    a random order. The pick is the served layout with the highest observed CTR.
+    a random order. The pick is the served layout with the highest observed CTR (summed
+    over segments and rounds; late clicks count once they are seen).
 
     Returns:
         The :class:`Policy`.
@@ -155,10 +183,10 @@ def uniform() -> Policy:
         alloc = Allocation(allowed[order], np.ones(len(allowed)), "round")
         if obs is None:
             return allowed, alloc, _no_info()
-        rate = obs.clicks / np.maximum(obs.impressions, 1)
-        served = obs.impressions > 0
-        j = int(np.argmax(np.where(served, rate, -1.0)))
-        return allowed, alloc, _no_info(int(obs.space.indices(obs.codes[j][None])[0]), rate[j])
+        index, _, imp, clk = _layout_totals(obs)
+        rate = clk / np.maximum(imp, 1)
+        j = int(np.argmax(np.where(imp > 0, rate, -1.0)))
+        return allowed, alloc, _no_info(int(index[j]), rate[j])
 
     return Policy(init, step, "uniform")
 
@@ -190,11 +218,12 @@ def independent(draws_per_round: int = 1000) -> Policy:
         b = np.ones(len(allowed))
         info = _no_info()
         if obs is not None:
-            pos = np.searchsorted(allowed_index, obs.space.indices(obs.codes))
-            a[pos] += obs.clicks
-            b[pos] += obs.impressions - obs.clicks
-            j = int(np.argmax(obs.impressions))
-            info = _no_info(int(allowed_index[pos[j]]), obs.clicks[j] / obs.impressions[j])
+            index, _, imp, clk = _layout_totals(obs)
+            pos = np.searchsorted(allowed_index, index)
+            a[pos] += clk
+            b[pos] += imp - clk
+            j = int(np.argmax(imp))
+            info = _no_info(int(allowed_index[pos[j]]), clk[j] / imp[j])
         rng = np.random.default_rng(seed_of(key))
         draws = rng.beta(a, b, size=(draws_per_round, len(allowed)))
         n = np.bincount(draws.argmax(axis=1), minlength=len(allowed))
@@ -238,6 +267,9 @@ class ModelConfig(NamedTuple):
     fit_options: Any
     split: str
     propose: dict
+    per_segment: bool = True
+    delay: Any = None
+    half_life: float | None = None
 
 
 def _pool(space: LayoutSpace, rng: np.random.Generator) -> np.ndarray:
@@ -259,23 +291,31 @@ def _padded(obs: Observations, pool: np.ndarray) -> Observations:
     """``obs`` plus zero-impression rows from ``pool``, up to a size that rarely changes.
 
     Zero-impression rows add nothing to the binomial likelihood, and a fixed row count lets
-    a jitted fit reuse one compilation for the whole campaign: every allowed layout on small
-    spaces, the next power of two of the tested count otherwise.
+    a jitted fit reuse one compilation for the whole campaign: every allowed (layout,
+    segment) on small spaces, the next power of two of the observed rows otherwise.
+    Observations with time columns gain a cohort every round anyway and are not padded.
     """
+    if obs.age is not None or obs.round is not None:
+        return obs
     space = obs.space
+    G = max(space.num_segments, 1)
     small = space.num_allowed <= FULL_PADDING_LIMIT
-    capacity = len(pool) if small else pow2_at_least(obs.num_layouts, minimum=64)
-    need = capacity - obs.num_layouts
+    capacity = len(pool) * G if small else pow2_at_least(obs.num_rows, minimum=64)
+    need = capacity - obs.num_rows
     if need <= 0:
         return obs
-    free = pool[~np.isin(space.indices(pool), space.indices(obs.codes))][:need]
+    seen = space.indices(obs.codes) * G + (0 if obs.segments is None else obs.segments)
+    # candidate rows, layout-major: (pool[0], seg 0), (pool[0], seg 1), ..., (pool[1], seg 0)
+    candidates = (space.indices(pool)[:, None] * G + np.arange(G)).reshape(-1)
+    free = np.flatnonzero(~np.isin(candidates, seen))[:need]
     zeros = np.zeros(len(free), np.int64)
     return Observations.from_codes(
         space,
-        np.concatenate([obs.codes, free]),
+        np.concatenate([obs.codes, pool[free // G]]),
         np.concatenate([obs.impressions, zeros]),
         np.concatenate([obs.clicks, zeros]),
         source="campaign",
+        segments=None if obs.segments is None else np.concatenate([obs.segments, free % G]),
     )
 
 
@@ -314,11 +354,46 @@ def _fit(space, obs, state: ModelState, cfg: ModelConfig, seed: int):
             num_samples=cfg.num_samples,
             prior=prior,
             options=cfg.fit_options,
+            delay=cfg.delay,
+            half_life=cfg.half_life,
         )
     for w in caught:
         if not issubclass(w.category, FitWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return prior, post, not any(issubclass(w.category, FitWarning) for w in caught)
+
+
+def _no_delays_yet(obs: Observations, cfg: ModelConfig) -> bool:
+    """True while ``delay="auto"`` has no matured click to learn the delay from."""
+    return cfg.delay == "auto" and (obs.delay_counts is None or obs.delay_counts.sum() == 0)
+
+
+def _proposal(post, space: LayoutSpace, cfg: ModelConfig, seed: int, segment) -> Allocation:
+    """``propose`` for one segment (or the traffic mix, ``segment=None``) as an Allocation."""
+    batch = propose(
+        post, space, k=cfg.k, strategy=cfg.strategy, seed=seed, segment=segment, **cfg.propose
+    )
+    return Allocation(
+        space.codes(np.asarray(batch["index"], np.int64)),
+        np.asarray(batch["weight"], np.float64),
+        cfg.split,
+    )
+
+
+def _per_segment(post, space: LayoutSpace, cfg: ModelConfig, key) -> tuple[Allocation, np.ndarray]:
+    """One proposal and one pick per segment code; segment g proposes with key fold_in(key, g)."""
+    parts, picks = [], []
+    for g in range(space.num_segments):
+        segment = space.segment_of(g)
+        parts.append(_proposal(post, space, cfg, seed_of(jax.random.fold_in(key, g)), segment))
+        picks.append(int(best_layout(post, space, segment=segment).index))
+    alloc = Allocation(
+        np.concatenate([p.codes for p in parts]),
+        np.concatenate([p.weights for p in parts]),
+        cfg.split,
+        np.concatenate([np.full(len(p.codes), g, np.int32) for g, p in enumerate(parts)]),
+    )
+    return alloc, np.asarray(picks, np.int64)
 
 
 def _model_policy(cfg: ModelConfig) -> Policy:
@@ -328,6 +403,12 @@ def _model_policy(cfg: ModelConfig) -> Policy:
         raise ValueError(f"initial must be one of {INITIAL_DESIGNS}, got {cfg.initial!r}")
     if cfg.split not in SPLITS:
         raise ValueError(f"allocation must be one of {SPLITS}, got {cfg.split!r}")
+    check_delay(cfg.delay)
+    h = cfg.half_life
+    if h is not None and (
+        isinstance(h, bool) or not isinstance(h, int | float) or not (math.isfinite(h) and h > 0)
+    ):
+        raise ValueError(f"half_life must be None or a positive number of rounds, got {h!r}")
 
     def init(space, key):
         pool = _pool(space, np.random.default_rng(seed_of(key)))
@@ -336,22 +417,18 @@ def _model_policy(cfg: ModelConfig) -> Policy:
     def step(state, obs, key):
         k_design, k_fit, k_propose = jax.random.split(key, 3)
         space = state.space
-        if obs is None:  # round 0: the initial design, evenly
+        if obs is None or _no_delays_yet(obs, cfg):  # round 0: the initial design, evenly
             codes = _design(space, cfg, seed_of(k_design))
             alloc = Allocation(codes, np.ones(len(codes)), "round")
-            return state._replace(round=1), alloc, _no_info()
+            return state._replace(round=state.round + 1), alloc, _no_info()
         prior, post, converged = _fit(space, obs, state, cfg, seed_of(k_fit))
         pick = best_layout(post, space)
-        batch = propose(
-            post, space, k=cfg.k, strategy=cfg.strategy, seed=seed_of(k_propose), **cfg.propose
-        )
-        alloc = Allocation(
-            space.codes(np.asarray(batch["index"], np.int64)),
-            np.asarray(batch["weight"], np.float64),
-            cfg.split,
-        )
+        if space.num_segments and cfg.per_segment:
+            alloc, picks = _per_segment(post, space, cfg, k_propose)
+        else:
+            alloc, picks = _proposal(post, space, cfg, seed_of(k_propose), None), None
         info = PolicyInfo(
-            int(pick.index), pick.mean, pick.lower, pick.upper, pick.p_best, post, converged
+            int(pick.index), pick.mean, pick.lower, pick.upper, pick.p_best, post, converged, picks
         )
         return state._replace(round=state.round + 1, prior=prior, posterior=post), alloc, info
 
@@ -371,6 +448,9 @@ def thompson(
     num_samples: int = 1000,
     fit_options: FitOptions | None = None,
     allocation: str = "multinomial",
+    per_segment: bool = True,
+    delay: Weibull | str | None = None,
+    half_life: float | None = None,
 ) -> Policy:
     """Batch Thompson sampling: traffic proportional to P(layout is the best).
 
@@ -392,6 +472,13 @@ def thompson(
         fit_options: options of the fit method (e.g. ``LaplaceOptions(tol=1e-2)``), the
             same every round.
         allocation: how the batch is split by the proposal weights (:class:`Allocation`).
+        per_segment: on a space with segments, propose and pick per segment
+            (``propose(..., segment=g)``, ``best_layout(..., segment=g)``); False: one
+            proposal for the traffic mix, served to every segment.
+        delay: ``fit``'s click-delay model (``"auto"``: learned from the observed delays;
+            a :class:`~layoutopt.delay.Weibull`; None: clicks taken as complete). With
+            ``"auto"`` the initial design is served again until a first click has arrived.
+        half_life: ``fit``'s half-life in rounds (None: no forgetting).
 
     Returns:
         The :class:`Policy`.
@@ -410,6 +497,9 @@ def thompson(
             fit_options,
             allocation,
             {},
+            per_segment=per_segment,
+            delay=delay,
+            half_life=half_life,
         )
     )
 
@@ -427,6 +517,9 @@ def top_two(
     num_samples: int = 1000,
     fit_options: FitOptions | None = None,
     allocation: str = "multinomial",
+    per_segment: bool = True,
+    delay: Weibull | str | None = None,
+    half_life: float | None = None,
 ) -> Policy:
     """Top-two Thompson sampling: a share ``beta`` to the leader, the rest to a challenger.
 
@@ -449,6 +542,13 @@ def top_two(
         fit_options: options of the fit method (e.g. ``LaplaceOptions(tol=1e-2)``), the
             same every round.
         allocation: how the batch is split by the proposal weights (:class:`Allocation`).
+        per_segment: on a space with segments, propose and pick per segment
+            (``propose(..., segment=g)``, ``best_layout(..., segment=g)``); False: one
+            proposal for the traffic mix, served to every segment.
+        delay: ``fit``'s click-delay model (``"auto"``: learned from the observed delays;
+            a :class:`~layoutopt.delay.Weibull`; None: clicks taken as complete). With
+            ``"auto"`` the initial design is served again until a first click has arrived.
+        half_life: ``fit``'s half-life in rounds (None: no forgetting).
 
     Returns:
         The :class:`Policy`.
@@ -467,6 +567,9 @@ def top_two(
             fit_options,
             allocation,
             {"beta": beta},
+            per_segment=per_segment,
+            delay=delay,
+            half_life=half_life,
         )
     )
 
@@ -483,6 +586,9 @@ def greedy(
     num_samples: int = 1000,
     fit_options: FitOptions | None = None,
     allocation: str = "multinomial",
+    per_segment: bool = True,
+    delay: Weibull | str | None = None,
+    half_life: float | None = None,
 ) -> Policy:
     """The k layouts of highest posterior mean CTR, equal weights.
 
@@ -504,6 +610,13 @@ def greedy(
         fit_options: options of the fit method (e.g. ``LaplaceOptions(tol=1e-2)``), the
             same every round.
         allocation: how the batch is split by the proposal weights (:class:`Allocation`).
+        per_segment: on a space with segments, propose and pick per segment
+            (``propose(..., segment=g)``, ``best_layout(..., segment=g)``); False: one
+            proposal for the traffic mix, served to every segment.
+        delay: ``fit``'s click-delay model (``"auto"``: learned from the observed delays;
+            a :class:`~layoutopt.delay.Weibull`; None: clicks taken as complete). With
+            ``"auto"`` the initial design is served again until a first click has arrived.
+        half_life: ``fit``'s half-life in rounds (None: no forgetting).
 
     Returns:
         The :class:`Policy`.
@@ -522,6 +635,9 @@ def greedy(
             fit_options,
             allocation,
             {},
+            per_segment=per_segment,
+            delay=delay,
+            half_life=half_life,
         )
     )
 
@@ -539,6 +655,9 @@ def ucb(
     num_samples: int = 1000,
     fit_options: FitOptions | None = None,
     allocation: str = "multinomial",
+    per_segment: bool = True,
+    delay: Weibull | str | None = None,
+    half_life: float | None = None,
 ) -> Policy:
     """Bayes-UCB: the k layouts of highest upper posterior ``quantile`` of CTR.
 
@@ -561,6 +680,13 @@ def ucb(
         fit_options: options of the fit method (e.g. ``LaplaceOptions(tol=1e-2)``), the
             same every round.
         allocation: how the batch is split by the proposal weights (:class:`Allocation`).
+        per_segment: on a space with segments, propose and pick per segment
+            (``propose(..., segment=g)``, ``best_layout(..., segment=g)``); False: one
+            proposal for the traffic mix, served to every segment.
+        delay: ``fit``'s click-delay model (``"auto"``: learned from the observed delays;
+            a :class:`~layoutopt.delay.Weibull`; None: clicks taken as complete). With
+            ``"auto"`` the initial design is served again until a first click has arrived.
+        half_life: ``fit``'s half-life in rounds (None: no forgetting).
 
     Returns:
         The :class:`Policy`.
@@ -579,5 +705,8 @@ def ucb(
             fit_options,
             allocation,
             {"quantile": quantile},
+            per_segment=per_segment,
+            delay=delay,
+            half_life=half_life,
         )
     )

@@ -9,7 +9,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import h5py
 import jax
@@ -17,10 +17,59 @@ import numpy as np
 import xarray as xr
 
 from layoutopt._io import atomic_path
-from layoutopt.model import Params, PriorConfig
+from layoutopt.model import Params, PriorConfig, fold_segment
 from layoutopt.space import LayoutSpace
 
-__all__ = ["Posterior"]
+__all__ = ["GaussianPosterior", "Posterior"]
+
+
+class GaussianPosterior(NamedTuple):
+    """A Gaussian posterior over the flat parameters, in a form the grid kernel evaluates.
+
+    A Laplace posterior is ``theta ~ N(mode, Sigma)`` and eta is linear in theta, so a
+    layout's eta is exactly ``N(m(x), v(x))``. With the prior covariance diagonal and the
+    data entering through the N observed rows, ``Sigma = D - U U'`` (Woodbury), hence::
+
+        m(x) = logits(mode, x)
+        v(x) = logits(var, x) - sum_j logits(factor_j, x)^2
+
+    where ``var`` holds the prior variances ``D`` as tables (``x' D x`` is a sum over the
+    active entries; an attribute coefficient's variance is folded into its component's
+    table with weight ``a_k(v)^2``) and ``factor_j`` the j-th column of U as tables. Segment
+    terms fold like draws (:meth:`fold`).
+
+    The tables are float64 (the subtraction in v cancels for well-observed layouts) and
+    are scored in float64.
+
+    Attributes:
+        mode: :class:`Params` with a leading axis of length 1: the posterior mode.
+        var: :class:`Params` with a leading axis of length 1: the prior variances D.
+        factor: :class:`Params` with a leading axis of length r: U (one column per distinct
+            observed layout, zero columns up to the fit's padded row count).
+    """
+
+    mode: Params
+    var: Params
+    factor: Params
+
+    @property
+    def rank(self) -> int:
+        """Number of factor columns r."""
+        return int(np.shape(self.factor.intercept)[0])
+
+    def stacked(self) -> Params:
+        """``[mode; var; factor]`` as one float64 :class:`Params` with 2 + r leading rows."""
+        return jax.tree.map(
+            lambda *a: np.concatenate([np.asarray(x, np.float64) for x in a]),
+            self.mode,
+            self.var,
+            self.factor,
+        )
+
+    def fold(self, segment: int) -> GaussianPosterior:
+        """The Gaussian of one segment (:func:`layoutopt.model.fold_segment`): the mode and
+        the factor columns fold linearly; the variances fold by adding (independent terms)."""
+        return GaussianPosterior(*(fold_segment(p, segment) for p in self))
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -45,6 +94,8 @@ class Posterior:
         segment_shares: ``(G,)`` share of the observed impressions in each segment (the
             traffic mix that scoring with ``segment=None`` averages over); ``None`` when the
             space has no segments.
+        gaussian: the Laplace Gaussian (:class:`GaussianPosterior`) that the draws were
+            sampled from, for closed-form scoring; ``None`` for NUTS and SVI.
     """
 
     space: LayoutSpace
@@ -56,6 +107,7 @@ class Posterior:
     diagnostics: dict[str, Any] = field(default_factory=dict)
     observed_codes: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int32))
     segment_shares: np.ndarray | None = None
+    gaussian: GaussianPosterior | None = None
 
     @property
     def num_draws(self) -> int:
@@ -72,7 +124,9 @@ class Posterior:
 
         Groups: ``posterior`` (dims ``chain``, ``draw``; variables ``intercept``,
         ``main__<component>`` with a dim named after the component, ``pair__<a>__<b>``,
-        ``sigma_main``, ``tau_pair``) and ``constant_data`` (``observed_codes``). Component
+        ``sigma_main``, ``tau_pair``), ``constant_data`` (``observed_codes``) and, for a
+        Laplace fit, ``gaussian`` (``mode_<i>``, ``var_<i>``, ``factor_<i>``: the leaves of
+        :class:`GaussianPosterior`'s tables in pytree order). Component
         names are made into safe identifiers where needed; the real component and variant
         labels are the coordinates. The space (JSON), prior, method, number of chains and
         diagnostics are attributes of the root group. The file is written to a temporary
@@ -99,7 +153,10 @@ class Posterior:
         # which atomic_path turns into a message naming the target.
         buffer = io.BytesIO()
         root.to_netcdf(buffer, mode="w", engine="h5netcdf")
-        for name, ds in (("posterior", posterior), ("constant_data", constant)):
+        groups = [("posterior", posterior), ("constant_data", constant)]
+        if self.gaussian is not None:
+            groups.append(("gaussian", _gaussian_dataset(self.gaussian)))
+        for name, ds in groups:
             encoding = {v: {"_FillValue": None} for v in ds.data_vars}
             ds.to_netcdf(buffer, mode="a", group=name, engine="h5netcdf", encoding=encoding)
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
@@ -166,6 +223,9 @@ class Posterior:
                     wanted += names["segment_pair"]
                 arrays = {v: np.asarray(group[v][()]) for v in wanted}
                 codes = np.asarray(fh["constant_data"]["observed_codes"][()])
+                gauss = None
+                if "gaussian" in fh:
+                    gauss = {k: np.asarray(v[()]) for k, v in fh["gaussian"].items()}
             space = LayoutSpace.from_dict(json.loads(attrs["space"]), source=path)
             prior = PriorConfig(**json.loads(attrs["prior"]))
             num_chains = int(attrs["num_chains"])
@@ -188,6 +248,7 @@ class Posterior:
                 )
                 shares = np.asarray(json.loads(attrs["segment_shares"]), np.float64)
             hyper = {k: flat(arrays[k]) for k in names["hyper"]}
+            gaussian = None if gauss is None else _gaussian_of(gauss, params)
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from None
         except (OSError, KeyError, TypeError, json.JSONDecodeError) as err:
@@ -204,6 +265,7 @@ class Posterior:
             diagnostics=diagnostics,
             observed_codes=codes,
             segment_shares=shares,
+            gaussian=gaussian,
         )
 
     def _to_datasets(self):
@@ -281,6 +343,27 @@ class Posterior:
 
 
 _FORMAT = "layoutopt.posterior/1"
+
+
+def _gaussian_dataset(gauss: GaussianPosterior) -> xr.Dataset:
+    """The ``gaussian`` group: every table leaf as ``<part>_<i>`` with generic dims."""
+    data = {}
+    for part, tree in zip(GaussianPosterior._fields, gauss, strict=True):
+        for i, leaf in enumerate(jax.tree.leaves(tree)):
+            a = np.asarray(leaf, np.float64)
+            data[f"{part}_{i}"] = (tuple(f"{part}_{i}_dim_{d}" for d in range(a.ndim)), a)
+    return xr.Dataset(data)
+
+
+def _gaussian_of(arrays: dict, params: Params) -> GaussianPosterior:
+    """Rebuild a :class:`GaussianPosterior` from its group, shaped like ``params``."""
+    treedef = jax.tree.structure(params)
+    n = treedef.num_leaves
+    parts = [
+        jax.tree.unflatten(treedef, [arrays[f"{part}_{i}"] for i in range(n)])
+        for part in GaussianPosterior._fields
+    ]
+    return GaussianPosterior(*parts)
 
 
 def _segment_variables(post: Posterior, dims, chains, data, coords, names) -> None:

@@ -1,4 +1,4 @@
-"""Synthetic worlds with audiences (segments), and a campaign that serves each audience.
+"""Synthetic worlds with audiences (segments).
 
 A :class:`SegmentWorld` is the model with segment terms and *known* parameters::
 
@@ -7,36 +7,28 @@ A :class:`SegmentWorld` is the model with segment terms and *known* parameters::
 computed by :func:`layoutopt.model.logits`, with a traffic share ``w_g`` per segment. Its
 "one layout for everyone" is the layout of highest ``sum_g w_g ctr(x, g)``.
 
-:func:`run_segment_campaign` plays rounds of *propose -> serve -> refit* in which each round's
-traffic arrives split over the segments by their shares, and either every segment gets its
-own proposal (``per_segment=True``: ``propose(post, segment=g)``) or all get the one proposal
-for the traffic mix (``segment=None``). Regret is measured against each segment's own best.
-Both are re-exported from :mod:`layoutopt.simulate`.
+:func:`layoutopt.simulate.run_campaign` plays any policy against it: each round's traffic
+arrives split over the segments by their shares, and a segment-aware policy (the model
+policies, ``per_segment=True``) proposes and picks per segment. Regret is measured against
+each segment's own best. Re-exported from :mod:`layoutopt.simulate`.
 """
 
 from __future__ import annotations
 
 import functools
-import math
-import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pandas as pd
 
-from layoutopt.data import Observations
-from layoutopt.design import initial_design
-from layoutopt.inference import FitWarning, fit
+from layoutopt.driver import Response
+from layoutopt.grid import pow2_at_least
 from layoutopt.model import LINKS, Params, PriorConfig, inv_link, logits, pair_list
-from layoutopt.propose import propose
-from layoutopt.scoring import best_layout
 from layoutopt.simulate import WorldBest
 from layoutopt.space import LayoutSpace
 
-__all__ = ["SegmentWorld", "run_segment_campaign"]
+__all__ = ["SegmentWorld"]
 
 #: Largest space a :class:`SegmentWorld` enumerates for its true best layouts.
 _ENUMERATE_LIMIT = 1 << 20
@@ -130,10 +122,13 @@ class SegmentWorld:
     def ctr(self, codes, segment: int) -> np.ndarray:
         """True CTR of layouts ``(n, K)`` in segment ``segment`` (a code), float64."""
         codes = np.asarray(codes, np.int32).reshape(-1, self.space.num_components)
-        seg = np.full(len(codes), int(segment), np.int32)
-        return np.asarray(
-            _ctr_kernel(self.params, jnp.asarray(codes), jnp.asarray(seg), self.link), np.float64
-        )
+        n = len(codes)
+        # Pad to a power-of-two bucket so varying n costs O(log n) compilations, not O(n).
+        padded = np.zeros((pow2_at_least(n, minimum=16), codes.shape[1]), np.int32)
+        padded[:n] = codes
+        seg = np.full(len(padded), int(segment), np.int32)
+        out = _ctr_kernel(self.params, jnp.asarray(padded), jnp.asarray(seg), self.link)
+        return np.asarray(out, np.float64)[:n]
 
     def mix_ctr(self, codes) -> np.ndarray:
         """True CTR of layouts under the traffic mix: ``sum_g w_g ctr(x, g)``."""
@@ -170,105 +165,28 @@ class SegmentWorld:
             raise ValueError("impressions must be non-negative")
         return rng.binomial(impressions, self.ctr(codes, segment)).astype(np.int64)
 
+    # ---------------------------------------------------- the driver's World protocol
+    @property
+    def hours_per_round(self) -> None:
+        """No time: clicks are seen at once and rounds are merged."""
+        return None
 
-def run_segment_campaign(
-    world: SegmentWorld,
-    per_segment: bool,
-    budget: int,
-    batch_size: int,
-    seed: int,
-    k: int = 8,
-    strategy: str = "thompson",
-    num_samples: int = 300,
-    prior: PriorConfig | None = None,
-    callback: Callable[[int, dict], None] | None = None,
-) -> pd.DataFrame:
-    """Play a campaign against a :class:`SegmentWorld`; regret against each segment's best.
+    def respond(self, codes, impressions, *, segment, round, rng) -> Response:
+        """Serve one round's rows to one segment (:class:`~layoutopt.driver.World`)."""
+        if segment is None:
+            raise ValueError("a SegmentWorld serves one segment code at a time, got None")
+        return Response(self.serve(codes, impressions, segment, rng), None)
 
-    Every round ``batch_size`` impressions arrive, split over segments multinomially by the
-    world's shares. Round 0 serves the pairwise initial design to every segment (equal
-    split). Later rounds serve ``propose(post, k=k, strategy=strategy, segment=g)`` to
-    segment ``g`` (``per_segment=True``) or the one proposal for the mix
-    (``segment=None``) to everyone, with impressions split by the proposal weights
-    (multinomial). After each round the segment model is refitted (Laplace) on all
-    (layout, segment) rows.
+    def truth(self, index, segments, round: int) -> np.ndarray:
+        """True CTR of layouts (by index) in segment codes ``segments`` (same every round)."""
+        codes = self.space.codes(np.asarray(index, np.int64))
+        segments = np.broadcast_to(np.asarray(segments), (len(codes),))
+        out = np.empty(len(codes))
+        for g in np.unique(segments):
+            at = segments == g
+            out[at] = self.ctr(codes[at], int(g))
+        return out
 
-    Args:
-        world: the ground truth.
-        per_segment: one proposal and one pick per segment, or one for everyone.
-        budget: total impressions.
-        batch_size: impressions per round.
-        seed: integer seed of every random choice.
-        k: layouts per proposal.
-        strategy: a :func:`~layoutopt.propose.propose` strategy.
-        num_samples: posterior draws per fit.
-        prior: fit prior; default ``PriorConfig(base_rate=<round-0 CTR>, link=world.link)``.
-        callback: called as ``callback(round, record)`` after every round.
-
-    Returns:
-        DataFrame, one row per round: ``impressions`` (cumulative), ``local_regret``
-        (traffic-weighted mean of ``best_g - ctr(x, g)`` over the round's impressions),
-        ``simple_regret`` (``sum_g w_g (best_g - ctr(pick_g, g))`` of the layouts that would
-        be shipped now) and ``pick_ctr`` (``sum_g w_g ctr(pick_g, g)``).
-    """
-    space, G = world.space, world.space.num_segments
-    rng = np.random.default_rng(seed)
-    best = np.array([world.best(g).ctr for g in range(G)])
-    ledger: dict[tuple, list] = {}
-    design = initial_design(space, seed=int(rng.integers(2**31)))
-    design_codes = space.codes(np.asarray(design["index"], np.int64))
-    post, rows = None, []
-    for r in range(math.ceil(budget / batch_size)):
-        n_batch = min(batch_size, budget - r * batch_size)
-        per_seg = rng.multinomial(n_batch, world.shares)
-        served_regret = 0.0
-        mix_batch = None
-        for g in range(G):
-            if r == 0:
-                codes, weight = design_codes, np.ones(len(design_codes))
-            else:
-                if per_segment or mix_batch is None:
-                    seg = space.segment_of(g) if per_segment else None
-                    s = int(rng.integers(2**31))
-                    mix_batch = propose(post, k=k, strategy=strategy, seed=s, segment=seg)
-                codes = space.codes(np.asarray(mix_batch["index"], np.int64))
-                weight = np.asarray(mix_batch["weight"])
-            n = rng.multinomial(per_seg[g], weight / weight.sum())
-            clicks = world.serve(codes, n, g, rng)
-            served_regret += float(np.sum(n * (best[g] - world.ctr(codes, g))))
-            for c, ni, yi in zip(codes, n, clicks, strict=True):
-                if ni:
-                    entry = ledger.setdefault((*c.tolist(), g), [0, 0])
-                    entry[0] += int(ni)
-                    entry[1] += int(yi)
-        keys = np.array(list(ledger), np.int32)
-        counts = np.array(list(ledger.values()), np.int64)
-        obs = Observations.from_codes(
-            space, keys[:, :-1], counts[:, 0], counts[:, 1], source="campaign", segments=keys[:, -1]
-        )
-        if prior is None:
-            rate = float(
-                np.clip((counts[:, 1].sum() + 0.5) / (counts[:, 0].sum() + 1.0), 1e-4, 0.5)
-            )
-            prior = PriorConfig(base_rate=float(f"{rate:.3g}"), link=world.link)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FitWarning)
-            post = fit(
-                space, obs, seed=int(rng.integers(2**31)), num_samples=num_samples, prior=prior
-            )
-        if per_segment:
-            picks = [best_layout(post, segment=space.segment_of(g)).index for g in range(G)]
-        else:
-            picks = [best_layout(post, segment=None).index] * G
-        pick_ctr = np.array([world.ctr(space.codes_of(i), g)[0] for g, i in enumerate(picks)])
-        record = {
-            "round": r,
-            "impressions": int(counts[:, 0].sum()),
-            "local_regret": served_regret / max(n_batch, 1),
-            "simple_regret": float(world.shares @ (best - pick_ctr)),
-            "pick_ctr": float(world.shares @ pick_ctr),
-        }
-        rows.append(record)
-        if callback is not None:
-            callback(r, record)
-    return pd.DataFrame(rows)
+    def best_at(self, segment, round: int) -> WorldBest:
+        """The true best layout of a segment code (None: the traffic mix), every round."""
+        return self.best(segment)

@@ -71,7 +71,13 @@ def segment_view(posterior: Posterior, segment: Mapping[str, str] | None) -> tup
             "the posterior has no segment terms (it was fitted without segments); "
             "refit on data with segment columns"
         )
-    return dataclasses.replace(posterior, params=fold_segment(posterior.params, code)), False
+    gauss = posterior.gaussian
+    folded = dataclasses.replace(
+        posterior,
+        params=fold_segment(posterior.params, code),
+        gaussian=None if gauss is None else gauss.fold(code),
+    )
+    return folded, False
 
 
 def _shares(posterior: Posterior) -> np.ndarray:

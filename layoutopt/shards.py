@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from layoutopt._io import atomic_path
 from layoutopt.grid import DEFAULT_MEMORY_BUDGET, plan
 from layoutopt.posterior import Posterior
-from layoutopt.scoring import _arrow_rows, _check_level, _resolve, _scan_space
+from layoutopt.scoring import _arrow_rows, _check_level, _gaussian_batch, _resolve, _scan_space
 
 __all__ = ["merge_shards", "parse_shard", "write_shard"]
 
@@ -96,6 +96,7 @@ def write_shard(
     chunk_size: int | None = None,
     devices=None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    method: str = "auto",
 ) -> int:
     """Score one contiguous slice of the grid to Parquet, with its per-draw best in metadata.
 
@@ -111,12 +112,16 @@ def write_shard(
         chunk_size: layouts per kernel call.
         devices: devices to shard each chunk over (default: all visible).
         memory_budget: bytes of device memory one chunk may use.
+        method: ``"auto"``, ``"gaussian"`` or ``"draws"``: how mean and interval are
+            computed (see :func:`layoutopt.scoring.score_grid`); the per-draw best always
+            comes from the draws.
 
     Returns:
         The number of rows written (the allowed layouts of the slice).
     """
     space, params, link = _resolve(posterior, None)
     level = _check_level(level)
+    gauss = _gaussian_batch(posterior, method)
     i, n = check_shard(shard)
     if space.size > 2**63 - 1:
         raise ValueError("spaces beyond 2^63 layouts cannot be written with int64 indices")
@@ -142,7 +147,7 @@ def write_shard(
         if hi > lo:
             state, _ = _scan_space(
                 params, space, level, link, None, chunk_size, memory_budget, devices, on_chunk,
-                prefixes=(lo, hi),
+                prefixes=(lo, hi), gauss=gauss,
             )  # fmt: skip
         S = int(params.intercept.shape[0])
         if state is None:

@@ -11,7 +11,11 @@ and the model can never disagree about what a parameter means.
 :mod:`layoutopt.policies` policy against a world, recording per round the **local regret**
 (mean regret of the impressions served in the round) and the **simple regret** of the layout
 the policy would ship now. Presets: :meth:`SyntheticWorld.hill2017` (the simulation of Hill
-et al. 2017) and :meth:`SyntheticWorld.demo` (the ``layoutopt demo`` world).
+et al. 2017) and :meth:`SyntheticWorld.demo` (the ``layoutopt demo`` world). The same
+driver plays worlds with audiences (:class:`SegmentWorld`, from
+:mod:`layoutopt.segment_sim`) and in time (:class:`~layoutopt.timesim.TimeWorld`: click
+delays, a change of taste); all three implement the driver's
+:class:`~layoutopt.driver.World` protocol.
 
 References:
     Hill, Nassif, Liu, Iyer and Vishwanathan, "An Efficient Bandit Algorithm for Realtime
@@ -32,13 +36,12 @@ import numpy as np
 import pandas as pd
 
 from layoutopt import driver
-from layoutopt.driver import RoundInfo
+from layoutopt.driver import Response, RoundInfo, World
 from layoutopt.grid import pow2_at_least
 from layoutopt.limits import check_seed
 from layoutopt.model import LINKS, Params, PriorConfig, inv_link, logits, pair_list
 from layoutopt.optimize import argmax_codes
 from layoutopt.policies import Policy
-from layoutopt.seeds import seed_of
 from layoutopt.space import LayoutSpace
 
 __all__ = [
@@ -49,7 +52,7 @@ __all__ = [
     "run_campaign",
     "HILL2017_CHECKPOINTS",
     "SegmentWorld",
-    "run_segment_campaign",
+    "TimeWorld",
 ]
 
 #: Impression counts at which Hill et al. (2017) read their regret curves, and we report.
@@ -330,6 +333,29 @@ class SyntheticWorld:
             raise ValueError(f"impressions need shape {p.shape}, got {impressions.shape}")
         return rng.binomial(impressions.astype(np.int64), p).astype(np.int64)
 
+    # ---------------------------------------------------- the driver's World protocol
+    @property
+    def shares(self) -> None:
+        """No segments: the driver serves the whole batch to one audience."""
+        return None
+
+    @property
+    def hours_per_round(self) -> None:
+        """No time: clicks are seen at once and rounds are merged."""
+        return None
+
+    def respond(self, codes, impressions, *, segment, round, rng) -> Response:
+        """Serve one round's rows (:class:`~layoutopt.driver.World`): clicks at once."""
+        return Response(self.serve(codes, impressions, rng=rng), None)
+
+    def truth(self, index, segments, round: int) -> np.ndarray:
+        """True CTR of layouts by index (one truth for every segment and round)."""
+        return self.ctr_of_index(index)
+
+    def best_at(self, segment, round: int) -> WorldBest:
+        """The true best layout (the same for every segment and round)."""
+        return self.best()
+
 
 # ======================================================================= campaigns
 class CampaignRecord(NamedTuple):
@@ -349,6 +375,9 @@ class CampaignRecord(NamedTuple):
         num_tested: distinct layouts served so far.
         seconds: wall time of the round.
         fit_converged: whether the round's fit converged (True for the baselines).
+        pick_ctr: true CTR of what the policy would ship now (traffic-weighted over
+            segments: ``sum_g w_g ctr(pick_g, g)``).
+        interval_width: width of the pick's 90% credible interval (NaN for baselines).
     """
 
     round: int
@@ -361,6 +390,8 @@ class CampaignRecord(NamedTuple):
     num_tested: int
     seconds: float
     fit_converged: bool
+    pick_ctr: float
+    interval_width: float
 
 
 @dataclass(frozen=True)
@@ -369,7 +400,8 @@ class CampaignResult:
 
     Attributes:
         name: the policy's name (``"thompson"``, ``"additive/thompson"``, ``"uniform"``...).
-        best_ctr: the world's true best CTR ``ctr*``.
+        best_ctr: the world's true best CTR ``ctr*`` (in round 0; with segments the
+            traffic-weighted best of every segment, ``sum_g w_g ctr*_g``).
         rounds: ``{field: (R,) array}`` for every field of :class:`CampaignRecord`; also
             readable as attributes (``result.local_regret``).
     """
@@ -422,7 +454,7 @@ class CampaignResult:
 
 
 def run_campaign(
-    world: SyntheticWorld,
+    world: World,
     policy: Policy,
     budget: int,
     batch_size: int,
@@ -431,12 +463,23 @@ def run_campaign(
 ) -> CampaignResult:
     """Play a policy against a synthetic world and record regret per round.
 
-    This is :func:`layoutopt.driver.run` with ``world.serve`` as the traffic; every round's
+    This is :func:`layoutopt.driver.run` against the world; every round's
     :class:`CampaignRecord` scores the served impressions and the policy's pick against the
-    known truth.
+    known truth. Three kinds of world are played the same way:
+
+    * :class:`SyntheticWorld`: regret against the one best layout.
+    * :class:`SegmentWorld`: every round's traffic splits over the segments by their
+      shares; a segment-aware policy allocates (and picks) per segment. Local regret is
+      ``best_g - ctr(x, g)`` averaged over the round's impressions; simple regret is
+      ``sum_g w_g (best_g - ctr(pick_g, g))``, with the policy's pick for every segment
+      when it does not pick per segment.
+    * :class:`~layoutopt.timesim.TimeWorld`: clicks arrive after a delay (the policy sees
+      only those arrived by each round's end) and the CTRs may change at a round; regret
+      in a round is against that round's best.
 
     Args:
-        world: the ground truth.
+        world: the ground truth: a :class:`SyntheticWorld`, :class:`SegmentWorld` or
+            :class:`~layoutopt.timesim.TimeWorld`.
         policy: a :class:`~layoutopt.policies.Policy` (e.g. ``policies.thompson(k=8)``).
         budget: total impressions.
         batch_size: impressions per round (the last round may be smaller).
@@ -445,45 +488,69 @@ def run_campaign(
             :class:`~layoutopt.driver.RoundInfo` and the round's :class:`CampaignRecord`.
 
     Returns:
-        :class:`CampaignResult`.
+        :class:`CampaignResult`; its ``best_ctr`` is the traffic-weighted best CTR of round
+        0 (every segment's own best).
 
     References:
         Hill et al., "An Efficient Bandit Algorithm for Realtime Multivariate Optimization",
         KDD 2017 (regret definitions and the uniform / N^D-MAB / MVT1 baselines).
     """
     space = world.space
-    best_ctr = world.best().ctr
     records: list[CampaignRecord] = []
 
-    def serve(codes, impressions, key):
-        return world.serve(codes, impressions, seed=seed_of(key))
-
     def record(info: RoundInfo) -> None:
-        ctr = world.ctr_of_index(space.indices(info.codes))
         obs = info.observations
+        tested = space.indices(obs.codes)
+        best = _bests(world, info.round)
+        rows = None if info.segments is None else info.segments
+        served_best = best[0] if rows is None else best[rows]
+        ctr = world.truth(space.indices(info.codes), rows, info.round)
+        pick_ctr, simple = _shipped(world, info, best)
         rec = CampaignRecord(
             round=info.round,
             impressions=int(obs.impressions.sum()),
             clicks=int(obs.clicks.sum()),
             local_regret=float(
-                np.sum(info.impressions * (best_ctr - ctr)) / info.impressions.sum()
+                np.sum(info.impressions * (served_best - ctr)) / info.impressions.sum()
             ),
-            simple_regret=float(best_ctr - world.ctr_of_index([info.pick])[0]),
+            simple_regret=simple,
             pick_index=info.pick,
-            pick_tested=bool(np.isin(info.pick, space.indices(obs.codes))),
-            num_tested=obs.num_layouts,
+            pick_tested=bool(np.isin(info.pick, tested)),
+            num_tested=len(np.unique(tested)),
             seconds=info.seconds,
             fit_converged=info.converged,
+            pick_ctr=pick_ctr,
+            interval_width=float(info.upper - info.lower),
         )
         records.append(rec)
         if callback is not None:
             callback(info, rec)
 
-    driver.run(
-        policy, space, serve, budget=budget, batch_size=batch_size, seed=seed, callback=record
-    )
-    return CampaignResult.from_records(policy.name, best_ctr, records)
+    driver.run(policy, world, budget=budget, batch_size=batch_size, seed=seed, callback=record)
+    best_ctr = _bests(world, 0)
+    if world.shares is not None:
+        best_ctr = world.shares @ best_ctr
+    return CampaignResult.from_records(policy.name, float(np.ravel(best_ctr)[0]), records)
 
 
-# Worlds with audiences live in their own module; re-exported here with the other worlds.
-from layoutopt.segment_sim import SegmentWorld, run_segment_campaign  # noqa: E402
+def _bests(world, round: int) -> np.ndarray:
+    """True best CTR of every segment code in ``round`` (one entry without segments)."""
+    if world.shares is None:
+        return np.array([world.best_at(None, round).ctr])
+    return np.array([world.best_at(g, round).ctr for g in range(len(world.shares))])
+
+
+def _shipped(world, info: RoundInfo, best: np.ndarray) -> tuple[float, float]:
+    """``(pick_ctr, simple_regret)`` of what the policy would ship after ``info``'s round."""
+    if world.shares is None:
+        ctr = float(world.truth([info.pick], None, info.round)[0])
+        return ctr, float(best[0] - ctr)
+    G = len(world.shares)
+    picks = np.full(G, info.pick) if info.segment_picks is None else info.segment_picks
+    ctr = world.truth(np.asarray(picks, np.int64), np.arange(G), info.round)
+    return float(world.shares @ ctr), float(world.shares @ (best - ctr))
+
+
+# Worlds with audiences and in time live in their own modules; re-exported here.
+from layoutopt.segment_sim import SegmentWorld  # noqa: E402
+from layoutopt.timesim import TimeWorld  # noqa: E402

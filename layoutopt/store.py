@@ -14,7 +14,8 @@ Tables (see ``docs/campaigns.md``):
   kept as an opaque document.
 - ``batches``: one row per ingested file or frame: content hash (unique per campaign, so the
   same content is never stored twice), source name, row count, totals, the round it answers,
-  the space version it was read with, time.
+  the space version it was read with, time, and for an event log the histogram of its
+  observed click delays (``delay_counts``, JSON; schema version 3).
 - ``observations``: the batch aggregated to one row per distinct layout (and, when the data
   carry them, per segment / age cohort / round): variant codes as text, nullable ``segment``
   (JSON), ``age`` (hours) and ``round``, impressions, clicks.
@@ -48,7 +49,7 @@ __all__ = [
 
 #: Version of the table layout written by this code. History: 1 = first layout; 2 = adds
 #: ``campaigns.prior`` (a slot for a meta-prior). Older stores are migrated on open.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _WRITE = "layoutopt_write"  # execution option marking a write transaction
 
@@ -95,6 +96,8 @@ BATCHES = sa.Table(
     sa.Column("round", sa.Integer, nullable=False),
     sa.Column("space_version", sa.Integer, nullable=False),
     sa.Column("created_at", sa.String(40), nullable=False),
+    # event-log batches: JSON histogram of the observed click delays (delay.DELAY_EDGES)
+    sa.Column("delay_counts", sa.Text, nullable=True),
     sa.UniqueConstraint("campaign_id", "content_hash"),
 )
 OBSERVATIONS = sa.Table(
@@ -474,7 +477,8 @@ class Store:
         Args:
             cid: campaign id.
             batch: ``content_hash, source, rows, layouts, impressions, clicks,
-                space_version`` (``round`` is set here: the number of proposals so far).
+                space_version`` and optionally ``delay_counts`` (JSON text) (``round`` is set
+                here: the number of proposals so far).
             rows: ``codes, segment, age, round, impressions, clicks`` per row.
 
         Returns:
@@ -526,7 +530,8 @@ class Store:
         return [r._asdict() for r in rows]
 
     def observation_rows(self, cid: int) -> list[tuple]:
-        """Every stored observation row ``(codes, segment, age, round, impressions, clicks)``."""
+        """Every stored observation row ``(codes, segment, age, round, impressions, clicks,
+        batch round)``; the last is the round the row's batch answered."""
         with self.engine.connect() as conn:
             q = (
                 sa.select(
@@ -536,6 +541,7 @@ class Store:
                     OBSERVATIONS.c.round,
                     OBSERVATIONS.c.impressions,
                     OBSERVATIONS.c.clicks,
+                    BATCHES.c.round,
                 )
                 .join(BATCHES, BATCHES.c.id == OBSERVATIONS.c.batch_id)
                 .where(BATCHES.c.campaign_id == cid)
@@ -614,4 +620,8 @@ def _migrate_1_to_2(conn: sa.Connection) -> None:
     conn.execute(sa.text("ALTER TABLE campaigns ADD COLUMN prior TEXT"))
 
 
-_MIGRATIONS = {1: _migrate_1_to_2}
+def _migrate_2_to_3(conn: sa.Connection) -> None:
+    conn.execute(sa.text("ALTER TABLE batches ADD COLUMN delay_counts TEXT"))
+
+
+_MIGRATIONS = {1: _migrate_1_to_2, 2: _migrate_2_to_3}

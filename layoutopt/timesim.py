@@ -3,33 +3,32 @@
 A :class:`TimeWorld` wraps a :class:`~layoutopt.simulate.SyntheticWorld`: each impression
 that will be clicked is clicked a random delay after it was served (``delay``), and from
 round ``change_round`` on the click-through rates are those of a second world (``after``).
-:func:`run_time_campaign` plays a Thompson-sampling campaign against it, round by round:
-at the end of every round it observes only the clicks that have arrived by then, aggregates
-them to (layout, round) cohorts with their ``age``, ``round`` and the histogram of the
-observed delays, and fits with the given ``delay=`` and ``half_life=``.
+:func:`layoutopt.simulate.run_campaign` plays any policy against it: the driver keeps one
+cohort per (layout, round), shows the policy at every round's end only the clicks that have
+arrived by then, with each cohort's ``age`` and ``round`` and the histogram of the observed
+delays, and a model policy built with ``delay=`` / ``half_life=`` fits with them.
+:func:`event_log` writes the same world as an impression-level log.
 
 Examples:
     >>> space = LayoutSpace({"a": ["a0", "a1"], "b": ["b0", "b1", "b2"]})
     >>> world = TimeWorld(SyntheticWorld.random(space, seed=0), delay=Exponential(0.1))
-    >>> result = run_time_campaign(world, budget=4000, batch_size=1000, seed=0,
-    ...                            delay="auto")  # doctest: +SKIP
+    >>> result = run_campaign(world, policy=policies.thompson(k=4, delay="auto"),
+    ...                       budget=4000, batch_size=1000, seed=0)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from layoutopt.data import Observations
-from layoutopt.delay import DELAY_EDGES, Weibull
-from layoutopt.simulate import SyntheticWorld
+from layoutopt.delay import Weibull
+from layoutopt.driver import Response
+from layoutopt.simulate import SyntheticWorld, WorldBest
 from layoutopt.space import LayoutSpace
 
-__all__ = ["TimeWorld", "TimeCampaignResult", "event_log", "run_time_campaign", "served_clicks"]
+__all__ = ["TimeWorld", "event_log", "served_clicks"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,6 +70,28 @@ class TimeWorld:
             return self.after
         return self.world
 
+    # ---------------------------------------------------- the driver's World protocol
+    @property
+    def shares(self) -> None:
+        """No segments: the driver serves the whole batch to one audience."""
+        return None
+
+    def respond(self, codes, impressions, *, segment, round, rng) -> Response:
+        """Serve one round's rows (:class:`~layoutopt.driver.World`): eventual clicks under
+        round ``round``'s CTRs and the delay of each (see :func:`served_clicks`)."""
+        clicks = self.at(round).serve(codes, impressions, rng=rng)
+        n = int(clicks.sum())
+        delays = np.zeros(n) if self.delay is None else self.delay.sample(rng, n)
+        return Response(clicks, delays)
+
+    def truth(self, index, segments, round: int) -> np.ndarray:
+        """True CTR of layouts by index in ``round`` (segments are ignored)."""
+        return self.at(round).ctr_of_index(index)
+
+    def best_at(self, segment, round: int) -> WorldBest:
+        """The true best layout in ``round``."""
+        return self.at(round).best()
+
 
 def served_clicks(
     world: TimeWorld, codes, impressions, round: int, rng: np.random.Generator
@@ -90,11 +111,9 @@ def served_clicks(
     Returns:
         ``(row, hour)``: for each eventual click, its row in ``codes`` and arrival hour.
     """
-    clicks = world.at(round).serve(codes, impressions, rng=rng)
-    row = np.repeat(np.arange(len(codes)), clicks)
-    served = round * world.hours_per_round
-    delay = np.zeros(len(row)) if world.delay is None else world.delay.sample(rng, len(row))
-    return row, served + delay
+    response = world.respond(codes, impressions, segment=None, round=round, rng=rng)
+    row = np.repeat(np.arange(len(codes)), response.clicks)
+    return row, round * world.hours_per_round + response.delays
 
 
 def event_log(
@@ -144,141 +163,3 @@ def event_log(
     clicked = t0 + pd.to_timedelta(np.where(seen, click_hours, 0.0), unit="h")
     frame["clicked_at"] = pd.Series(clicked).where(seen)
     return pd.DataFrame(frame)
-
-
-@dataclass(frozen=True)
-class TimeCampaignResult:
-    """Per-round record of :func:`run_time_campaign`.
-
-    Attributes:
-        simple_regret: ``(R,)`` best CTR of the round's world minus the pick's CTR there.
-        local_regret: ``(R,)`` impression-weighted regret of what the round served.
-        pick_index: ``(R,)`` picked layout per round.
-        interval_width: ``(R,)`` width of the pick's 90% interval.
-        change_round: the world's change round (None without one).
-    """
-
-    simple_regret: np.ndarray
-    local_regret: np.ndarray
-    pick_index: np.ndarray
-    interval_width: np.ndarray
-    change_round: int | None
-
-
-def run_time_campaign(
-    world: TimeWorld,
-    budget: int,
-    batch_size: int,
-    seed: int,
-    *,
-    delay: Weibull | str | None = None,
-    half_life: float | None = None,
-    k: int = 8,
-    num_samples: int = 500,
-    options: Any = None,
-) -> TimeCampaignResult:
-    """Thompson sampling against a :class:`TimeWorld`, refitting with delay and drift.
-
-    Round 0 serves the pairwise initial design; later rounds serve
-    ``propose(posterior, k=k, strategy="thompson")`` with impressions drawn from the
-    proposal weights. Every fit sees one row per (layout, round) with ``age`` (hours from
-    serving to the end of the current round), ``round`` and the clicks arrived so far, and
-    the histogram of their delays, and is run with ``delay`` and ``half_life``.
-
-    Args:
-        world: the ground truth.
-        budget: total impressions.
-        batch_size: impressions per round.
-        seed: seed of every random choice.
-        delay: ``fit``'s delay model (None: naive).
-        half_life: ``fit``'s half-life in rounds (None: no forgetting).
-        k: layouts per proposal.
-        num_samples: posterior draws per fit.
-        options: ``fit``'s method options (e.g. ``LaplaceOptions(tol=1e-2)``).
-
-    Returns:
-        :class:`TimeCampaignResult`.
-    """
-    from layoutopt.design import UncoverablePairsWarning, initial_design
-    from layoutopt.inference import FitWarning, fit
-    from layoutopt.propose import propose
-    from layoutopt.scoring import best_layout
-
-    if budget <= 0 or batch_size <= 0:
-        raise ValueError("budget and batch_size must be positive")
-    space = world.space
-    rng = np.random.default_rng(seed)
-    codes_log, imp_log, round_log = [], [], []
-    click_row, click_hour = np.zeros(0, np.int64), np.zeros(0)
-    simple, local, picks, widths = [], [], [], []
-    posterior = None
-    for r in range(math.ceil(budget / batch_size)):
-        n_batch = min(batch_size, budget - r * batch_size)
-        if r == 0:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UncoverablePairsWarning)
-                design = initial_design(space, seed=int(rng.integers(2**31)))
-            codes = space.codes(np.asarray(design["index"], np.int64))
-            weights = np.ones(len(codes))
-        else:
-            key = int(rng.integers(2**31))
-            batch = propose(posterior, space, k=k, strategy="thompson", seed=key)
-            codes = space.codes(np.asarray(batch["index"], np.int64))
-            weights = np.asarray(batch["weight"], np.float64)
-        n = rng.multinomial(n_batch, weights / weights.sum())
-        codes, n = codes[n > 0], n[n > 0]
-        row, hour = served_clicks(world, codes, n, r, rng)
-        click_row = np.concatenate([click_row, row + sum(len(c) for c in codes_log)])
-        click_hour = np.concatenate([click_hour, hour])
-        codes_log.append(codes)
-        imp_log.append(n)
-        round_log.append(np.full(len(codes), r))
-        truth = world.at(r)
-        local.append(float(np.sum(n * (truth.best().ctr - truth.ctr(codes))) / np.sum(n)))
-        # Observe at the end of the round.
-        now = (r + 1) * world.hours_per_round
-        obs = _observe(space, codes_log, imp_log, round_log, click_row, click_hour, now, world)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FitWarning)
-            posterior = fit(
-                space,
-                obs,
-                seed=int(rng.integers(2**31)),
-                num_samples=num_samples,
-                delay=delay,
-                half_life=half_life,
-                options=options,
-            )
-        best = best_layout(posterior, space)
-        picks.append(int(best.index))
-        widths.append(float(best.upper - best.lower))
-        simple.append(float(truth.best().ctr - truth.ctr_of_index([best.index])[0]))
-    return TimeCampaignResult(
-        np.asarray(simple),
-        np.asarray(local),
-        np.asarray(picks, np.int64),
-        np.asarray(widths),
-        world.change_round,
-    )
-
-
-def _observe(space, codes_log, imp_log, round_log, click_row, click_hour, now, world):
-    """Observations at hour ``now``: per served row, the clicks arrived by then."""
-    codes = np.concatenate(codes_log)
-    rounds = np.concatenate(round_log)
-    seen = click_hour <= now
-    clicks = np.bincount(click_row[seen], minlength=len(codes))
-    served = rounds * world.hours_per_round
-    delays = click_hour[seen] - served[click_row[seen]]
-    bins = np.clip(np.searchsorted(DELAY_EDGES, delays, side="right") - 1, 0, None)
-    hist = np.bincount(bins, minlength=len(DELAY_EDGES) - 1)
-    return Observations.from_codes(
-        space,
-        codes,
-        np.concatenate(imp_log),
-        clicks,
-        source="campaign",
-        age=now - served,
-        round=rounds,
-        delay_counts=hist,
-    )

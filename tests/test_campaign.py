@@ -13,7 +13,9 @@ from layoutopt.campaign import Campaign
 from layoutopt.cli import main
 from layoutopt.data import Observations
 from layoutopt.design import initial_design
+from layoutopt.inference import fit
 from layoutopt.posterior import Posterior
+from layoutopt.seeds import split_seed
 from layoutopt.space import LayoutSpace
 
 SPACE = LayoutSpace(
@@ -267,3 +269,103 @@ def test_campaign_stores_and_reads_segments(tmp_path):
     np.testing.assert_array_equal(obs.codes, expected.codes)
     np.testing.assert_array_equal(obs.clicks, expected.clicks)
     np.testing.assert_array_equal(obs.segment_shares(), [0.7, 0.3])
+
+
+# ---------------------------------------------------------------- time: delays and drift
+def event_frame(space: LayoutSpace, n: int, seed: int, start_hour: float, hours: float):
+    """``n`` impressions of random layouts served over ``hours`` from ``start_hour`` after
+    2026-01-01, clicks from the known truth after an exponential delay (mean 5 h); clicks
+    after the extraction time ``start_hour + hours`` are not in the log."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, space.size, n)
+    frame = space.frame(space.codes(idx)).astype(str)
+    eta = -2.2 + sum(frame[c].map(lambda v: EFFECTS.get(v, 0.0)) for c in space.components)
+    served = start_hour + rng.uniform(0, hours, n)
+    click = served + rng.exponential(5.0, n)
+    seen = (rng.random(n) < 1 / (1 + np.exp(-eta.to_numpy()))) & (click <= start_hour + hours)
+    t0 = pd.Timestamp("2026-01-01")
+    frame["served_at"] = t0 + pd.to_timedelta(served, unit="h")
+    frame["clicked_at"] = (t0 + pd.to_timedelta(click, unit="h")).where(seen)
+    return frame, t0 + pd.Timedelta(hours=start_hour + hours)
+
+
+def test_event_logs_keep_ages_and_delays_for_the_fit(store_target, tmp_path):
+    log, now = event_frame(SPACE, 40_000, seed=1, start_hour=0, hours=48)
+    log.to_parquet(tmp_path / "day1.parquet")
+    with Campaign.create(store_target, SPACE) as camp:
+        first = camp.ingest_events(tmp_path / "day1.parquet", now=now)
+        assert first.added and first.rows == 40_000 and first.round == 0
+        assert not camp.ingest_events(tmp_path / "day1.parquet", now=now).added
+        # the same log extracted at another time is other content (other ages)
+        later = camp.ingest_events(log, now=now + pd.Timedelta(hours=1))
+        assert later.added
+    with Campaign.open(store_target) as camp:
+        obs = camp.observations(time=True)
+        plain = camp.observations()
+    want = Observations.from_events(log, SPACE, now=now)
+    want_later = Observations.from_events(log, SPACE, now=now + pd.Timedelta(hours=1))
+    # two batches: every cohort of both extractions, ages as they were at each `now`
+    assert obs.impressions.sum() == 80_000 == plain.impressions.sum()
+    assert obs.clicks.sum() == want.clicks.sum() + want_later.clicks.sum()
+    np.testing.assert_array_equal(obs.delay_counts, want.delay_counts + want_later.delay_counts)
+    np.testing.assert_allclose(
+        np.sort(obs.age), np.sort(np.concatenate([want.age, want_later.age]))
+    )
+    assert plain.age is None and plain.round is None
+
+
+def test_fit_with_delay_and_half_life_is_recorded_and_reused(tmp_path):
+    db = tmp_path / "c.db"
+    log, now = event_frame(SPACE, 30_000, seed=2, start_hour=0, hours=24)
+    with Campaign.create(db, SPACE) as camp:
+        camp.ingest_events(log, now=now)
+        post = camp.fit(seed=0, num_samples=200, delay="auto", half_life=2.0)
+        assert "(estimated)" in post.diagnostics["delay"]
+        assert post.diagnostics["half_life"] == 2.0
+        direct = fit(
+            SPACE,
+            camp.observations(time=True),
+            seed=split_seed(0, 2)[0],
+            num_samples=200,
+            delay="auto",
+            half_life=2.0,
+        )
+        np.testing.assert_array_equal(post.params.intercept, direct.params.intercept)
+        fits = camp.store.fits(camp.campaign_id)
+        assert fits[-1]["options"]["delay"] == "auto" and fits[-1]["options"]["half_life"] == 2.0
+        more, later = event_frame(SPACE, 30_000, seed=3, start_hour=24, hours=24)
+        camp.ingest_events(more, now=later)
+        camp.propose(k=3, seed=4)  # data arrived: refits with the latest fit's options
+        again = camp.store.fits(camp.campaign_id)[-1]
+        assert again["options"]["delay"] == "auto" and again["options"]["half_life"] == 2.0
+        assert "(estimated)" in again["diagnostics"]["delay"]
+        # rows answer round 0 and round 1 (after the proposal): half_life sees two rounds
+        obs = camp.observations(time=True)
+        assert sorted(set(obs.round.tolist())) == [0]  # both batches came before propose
+        camp.ingest(served(SPACE, initial_design(SPACE, seed=0), 500, seed=5))
+        with pytest.raises(ValueError, match="delay needs the age of every stored row"):
+            camp.fit(seed=0, delay="auto")
+        assert sorted(set(camp.observations(time=True).round.tolist())) == [0, 1]
+
+
+def test_cli_campaign_takes_event_logs_delay_and_half_life(tmp_path, capsys):
+    log, now = event_frame(SPACE, 20_000, seed=6, start_hour=0, hours=24)
+    path = tmp_path / "events.parquet"
+    log.to_parquet(path)
+    space_file = tmp_path / "space.toml"
+    space_file.write_text(SPACE.to_toml())
+    db = str(tmp_path / "c.db")
+    assert run(capsys, "campaign", "init", "--space", str(space_file), "--db", db)[0] == 0
+    code, out, _ = run(
+        capsys, "campaign", "ingest", "--db", db, str(path), "--events", "--now", now.isoformat()
+    )
+    assert code == 0 and "20,000 rows" in out
+    code, out, _ = run(
+        capsys, "campaign", "fit", "--db", db, "--delay", "exponential:0.2", "--half-life", "3"
+    )
+    assert code == 0, out
+    with Campaign.open(db) as camp:
+        options = camp.store.fits(camp.campaign_id)[-1]["options"]
+    assert options["delay"] == "exponential:0.2" and options["half_life"] == 3.0
+    code, _, err = run(capsys, "campaign", "ingest", "--db", db, str(path), "--events")
+    assert code == 2 and "--now" in err and "Traceback" not in err

@@ -131,13 +131,12 @@ def test_time_world_switches_at_the_change_round(space):
 
 
 def test_time_campaign_records_every_round(space):
-    from layoutopt.simulate import SyntheticWorld
-    from layoutopt.timesim import TimeWorld, run_time_campaign
+    from layoutopt.simulate import SyntheticWorld, run_campaign
+    from layoutopt.timesim import TimeWorld
 
     world = TimeWorld(SyntheticWorld.random(space, seed=0, base_rate=0.1), lo.Exponential(0.2))
-    res = run_time_campaign(
-        world, budget=2000, batch_size=1000, seed=0, delay="auto", half_life=2.0, k=2
-    )
+    policy = lo.policies.thompson(k=2, delay="auto", half_life=2.0, num_samples=500)
+    res = run_campaign(world, policy=policy, budget=2000, batch_size=1000, seed=0)
     assert res.simple_regret.shape == (2,) and res.interval_width.shape == (2,)
     assert np.all(res.simple_regret >= 0) and np.all(res.interval_width > 0)
 

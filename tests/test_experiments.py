@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,9 @@ EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 
 
 def _load(name: str):
+    # a script's own folder is on sys.path when it runs; its shared helpers need the same
+    if str(EXPERIMENTS) not in sys.path:
+        sys.path.insert(0, str(EXPERIMENTS))
     spec = importlib.util.spec_from_file_location(f"experiment_{name}", EXPERIMENTS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -87,6 +91,33 @@ def test_segments_smoke(tmp_path):
     small = pd.read_csv(tmp_path / "segments_small.csv")
     assert list(small["method"]) == ["pooled", "alone"]
     assert mod.main(["--impressions", "lots", "--out-dir", str(tmp_path)]) == 2
+
+
+def test_delayed_feedback_smoke(tmp_path):
+    mod = _load("delayed_feedback")
+    argv = "--delays 6 --seeds 1 --events 2000 --rounds 2"
+    assert mod.main(argv.split() + ["--out", str(tmp_path)]) == 0
+    for name in (
+        "delayed_feedback.md",
+        "delayed_feedback_bias.csv",
+        "delayed_feedback_regret.csv",
+        "delayed_feedback.png",
+    ):
+        assert (tmp_path / name).stat().st_size > 0
+    regret = pd.read_csv(tmp_path / "delayed_feedback_regret.csv")
+    assert list(regret["model"]) == ["naive", "auto"]
+    assert (regret["mean_local_regret"] >= 0).all() and (regret["final_simple_regret"] >= 0).all()
+
+
+def test_drift_smoke(tmp_path):
+    mod = _load("drift")
+    argv = "--seeds 1 --rounds 4 --change 3 --half-lives 1"
+    assert mod.main(argv.split() + ["--out", str(tmp_path)]) == 0
+    for name in ("drift.md", "drift.csv"):
+        assert (tmp_path / name).stat().st_size > 0
+    table = pd.read_csv(tmp_path / "drift.csv")
+    assert list(table["half_life"].astype(str)) == ["none", "1.0"]
+    assert (table["regret_after_change"] >= 0).all() and (table["width_before_change"] > 0).all()
 
 
 def test_cold_start_smoke(tmp_path):

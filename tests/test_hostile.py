@@ -475,6 +475,13 @@ API_CASES = [
         ["add up to more than 2**53"],
     ),
     (
+        "codes-aged-sum-over-2^53",
+        lambda ws: Observations.from_codes(
+            _space(ws), [[0, 0, 0]] * 3, [BIG] * 3, [0] * 3, age=[1.0] * 3
+        ),
+        ["add up to more than 2**53"],
+    ),
+    (
         "frame-dup-columns",
         lambda ws: Observations.from_frame(
             pd.DataFrame(

@@ -29,7 +29,7 @@ from layoutopt.model import (
     pair_list,
 )
 from layoutopt.segments import best_by_segment
-from layoutopt.simulate import SegmentWorld, run_segment_campaign
+from layoutopt.simulate import SegmentWorld, run_campaign
 
 COMPONENTS = {"headline": ["h1", "h2", "h3"], "image": ["a", "b"], "reviews": ["none", "stars"]}
 SEGMENTS = {"member": ["prime", "non_prime"]}
@@ -328,7 +328,7 @@ def test_posterior_with_segments_round_trips(tmp_path, post):
 # ----------------------------------------------------------------------------- scoring
 @pytest.mark.parametrize("g", [0, 1])
 def test_score_grid_for_one_segment_matches_brute_force(space, post, g):
-    grid = lo.score_grid(post, segment=space.segment_of(g))
+    grid = lo.score_grid(post, segment=space.segment_of(g), method="draws")  # draw oracle
     codes = _all_codes(space)
     ctr = 1 / (1 + np.exp(-_eta_oracle(post.params, codes, g).astype(np.float64)))
     df = grid.to_pandas().set_index("index")
@@ -433,13 +433,12 @@ def test_segment_world_and_campaign(space, world):
         assert world.best(g).ctr == pytest.approx(world.ctr(codes, g).max())
     mix = 0.7 * world.ctr(codes, 0) + 0.3 * world.ctr(codes, 1)
     assert world.best(None).ctr == pytest.approx(mix.max())
-    result = run_segment_campaign(
-        world, per_segment=True, budget=6000, batch_size=2000, seed=0, k=4, num_samples=100
-    )
-    assert list(result["impressions"]) == [2000, 4000, 6000]
+    policy = lo.policies.thompson(k=4, num_samples=100)
+    result = run_campaign(world, policy=policy, budget=6000, batch_size=2000, seed=0)
+    assert list(result.impressions) == [2000, 4000, 6000]
     best = np.array([world.best(g).ctr for g in range(2)])
-    assert np.all(result["simple_regret"] >= 0) and np.all(result["local_regret"] >= 0)
-    np.testing.assert_allclose(result["pick_ctr"] + result["simple_regret"], [0.7, 0.3] @ best)
+    assert np.all(result.simple_regret >= 0) and np.all(result.local_regret >= 0)
+    np.testing.assert_allclose(result.pick_ctr + result.simple_regret, [0.7, 0.3] @ best)
 
 
 def test_readme_example_reproduces(tmp_path, capsys):

@@ -156,16 +156,19 @@ def test_newer_schema_is_refused_older_is_migrated(tmp_path):
         ValueError, match=r"schema version 99 was written by layoutopt 7\.1\.0; .* upgrade"
     ):
         Campaign.open(db)
-    # schema 1 had no prior slot on campaigns
+    # schema 1 had no prior slot on campaigns, schemas 1 and 2 no delay histogram on batches
     con = sqlite3.connect(db)
     con.execute("ALTER TABLE campaigns DROP COLUMN prior")
+    con.execute("ALTER TABLE batches DROP COLUMN delay_counts")
     con.execute("UPDATE layoutopt_meta SET value = '1' WHERE key = 'schema_version'")
     con.commit()
     con.close()
     with Campaign.open(db) as camp:
-        assert camp.store.schema_version() == SCHEMA_VERSION
+        assert camp.store.schema_version() == SCHEMA_VERSION == 3
         camp.store.set_prior(camp.campaign_id, '{"kind": "meta"}')
         assert camp.store.prior(camp.campaign_id) == '{"kind": "meta"}'
+        columns = {c["name"] for c in sa.inspect(camp.store.engine).get_columns("batches")}
+        assert "delay_counts" in columns
 
 
 def test_a_held_write_lock_gives_a_clear_busy_error(tmp_path):

@@ -23,6 +23,7 @@ from layoutopt import (
     score_grid,
 )
 from layoutopt.data import read_table
+from layoutopt.delay import DELAY_EDGES
 
 ATTRS = {
     "headline": {
@@ -88,6 +89,29 @@ def test_old_data_line_up_with_the_new_space(space):
     np.testing.assert_array_equal(via_labels.codes, moved.codes)
     with pytest.raises(ValueError, match="variant 'h3' of component 'headline' is not in"):
         obs.to_space(LayoutSpace({"headline": ["h1", "h2"], "image": ["a", "b"], "reviews": ["x"]}))
+
+
+def test_to_space_keeps_age_round_and_delays(space):
+    codes = np.array([[0, 0, 0], [2, 1, 1], [0, 0, 0]])
+    delays = np.arange(len(DELAY_EDGES) - 1)
+    obs = Observations.from_codes(
+        space,
+        codes,
+        [100, 200, 300],
+        [5, 6, 7],
+        age=[1.5, 30.0, 2.5],
+        round=[0, 1, 1],
+        delay_counts=delays,
+    )
+    new = space.with_variants(
+        {"headline": ["h4"]},
+        attributes={"headline": {"h4": {"free": True, "theme": "speed", "length": 5}}},
+    )
+    moved = obs.to_space(new)
+    np.testing.assert_array_equal(moved.age, obs.age)
+    np.testing.assert_array_equal(moved.round, obs.round)
+    np.testing.assert_array_equal(moved.delay_counts, delays)
+    np.testing.assert_array_equal(moved.impressions, obs.impressions)
 
 
 # ---------------------------------------------------------------------- without_variants
