@@ -132,7 +132,8 @@ def fit_size(
     Laplace: dense Hessian and its Cholesky factor and inverse (about six ``P x P`` float64
     arrays), the scattered one-hot products ``N x D^2`` (D look-ups per layout, padded
     rows), and the draws. Low-rank Laplace: about six ``N x N`` float64 arrays, the line
-    search's 16 trial points and the draws (``N x D`` per batch of 32). NUTS/SVI: the draws
+    search's 16 trial points, the draws (``N x D`` per batch of 32) and the ``N x P``
+    arrays of the posterior's Gaussian factor. NUTS/SVI: the draws
     (float32, a few copies) and, for a full-rank SVI guide, ``P x P`` scale matrices.
 
     Args:
@@ -155,7 +156,14 @@ def fit_size(
         # Woodbury over the N rows (layoutopt._laplace_lowrank): N x N systems, no P x P;
         # Cholesky (N^3 / 3), the inverse for the scale traces (N^3) and the slot Gram
         # matrix and traces (2 C N^2) per iteration
-        memory = 6 * 8 * N * N + 8 * (32 + 16) * (N * D + P) + 2 * 8 * int(num_samples) * P
+        # plus the posterior's Gaussian factor (inference.laplace_factor: X, W^1/2 X D and
+        # U, N x P float64 each)
+        memory = (
+            6 * 8 * N * N
+            + 8 * (32 + 16) * (N * D + P)
+            + 4 * 8 * N * P
+            + 2 * 8 * int(num_samples) * P
+        )
         flops = 2.33 * float(N) ** 3 + 2.0 * float(N) * N * D
     elif method == "svi-full":
         memory = draws + 8 * 4 * P * P
