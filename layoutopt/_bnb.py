@@ -1,4 +1,4 @@
-"""Exact per-draw argmax by branch and bound, vectorised over draws (host numpy, float64).
+"""Exact per-draw argmax by branch and bound, vectorised over draws (host numpy).
 
 The same search as ``optimize._branch_and_bound`` (the admissible bound over the pairwise
 tables, exact completion of the last two components, a node limit per draw), but every
@@ -14,6 +14,12 @@ of equal size by its own spreads. The bound is admissible in any order, so the
 certificates are the same in kind: ``upper_bound`` bounds eta over all allowed layouts,
 ``gap`` is its distance to the returned layout's eta, and a draw is proven optimal when its
 gap vanishes.
+
+The node bounds' maxima over the pairwise tables (the memory-bound bulk of the work) run
+in float32 with a per-draw rounding margin added to every bound, so the bounds stay
+admissible (see :func:`_bound_margin`); they only prune. Values of layouts (the fixed part
+F, the free-table offsets A, the exact completions at the last two levels and the
+incumbents) stay float64, so the returned values and codes are those of the float64 search.
 """
 
 from __future__ import annotations
@@ -27,6 +33,12 @@ from layoutopt.model import pair_list
 #: Floats of work per expanded batch (nodes x variants x free-table width), 2 MiB: cache-sized
 #: batches were fastest (2^16..2^20 within 20%, 2^22 ~3x slower; benchmarks/README.md).
 BATCH_ELEMS = 2**18
+
+#: Unit roundoff of float32 (round to nearest).
+_U32 = 2.0**-24
+#: Largest per-draw magnitude bound for which the bound tables use float32 (far from float32
+#: overflow, 2^128); beyond it they stay float64 with no margin.
+_F32_MAX_MAGNITUDE = 2.0**100
 
 
 class BatchTables(NamedTuple):
@@ -43,7 +55,9 @@ class BatchTables(NamedTuple):
         seg: ``seg[d]``: offsets of the partners e > d inside ``pair_cat[d]``'s last axis.
         rowmax: ``rowmax[d]``: ``(S, sum_{e>=d} n_e)``, ``R_e[w] = sum_{f>e} max_u p_ef[w, u]``
             for the positions e >= d, concatenated.
-        pair_rowmax: ``pair_rowmax[d]``: ``pair_cat[d] + R_e[w]`` of the partners e > d.
+        pair_rowmax: ``pair_rowmax[d]``: ``pair_cat[d] + R_e[w]`` of the partners e > d, in
+            the bound dtype (float32 unless the tables are huge, see :func:`_bound_margin`).
+        margin: ``margin[d]``: ``(S,)`` float64 rounding margin added to the bounds at depth d.
         pairs: ``{(k, j): (S, n_k, n_j)}`` for both orders, by component.
         rules_at: ``rules_at[d]``: forbidden rules ``(prefix [(position, code)], code)`` whose
             last position is d.
@@ -58,6 +72,7 @@ class BatchTables(NamedTuple):
     seg: list
     rowmax: list
     pair_rowmax: list
+    margin: list
     pairs: dict
     rules_at: list
 
@@ -141,6 +156,8 @@ def prepare(params_host, cardinalities, forbidden) -> BatchTables:
     rowmax = [np.concatenate(rowmax_one[d:], axis=1) for d in range(K)]
     pos = np.empty(K, np.intp)
     pos[common] = np.arange(K)
+    pair_rowmax = [pc + rowmax[d + 1][:, None, :] for d, pc in enumerate(pair_cat[:-1])]
+    margin, dtype = _bound_margin(main_o, pair_cat, offs, pair_rowmax)
     rules_at = [[] for _ in range(K)]
     for rule in forbidden:
         entries = sorted((int(pos[k]), int(v)) for k, v in rule)
@@ -154,10 +171,51 @@ def prepare(params_host, cardinalities, forbidden) -> BatchTables:
         pair_cat,
         seg,
         rowmax,
-        [pc + rowmax[d + 1][:, None, :] for d, pc in enumerate(pair_cat[:-1])] + [None],
+        [m.astype(dtype) for m in pair_rowmax] + [None],
+        margin,
         pairs,
         rules_at,
     )
+
+
+def _bound_margin(main_o, pair_cat, offs, pair_rowmax):
+    """Per-draw margins ``[(S,)] * K`` that keep float32 bounds admissible, and the dtype.
+
+    At depth d the bound adds, for each of the E = K - 1 - d partners e, the maximum over w
+    of ``c = fl32(fl32(x) + fl32(y))`` with ``x = p_de[v, w] + R_e[w]`` (a ``pair_rowmax``
+    entry, ``|x| <= X``) and ``y = A_e[w]`` (``|y| <= Y``). Each of the three roundings errs
+    by at most u = 2^-24 relatively (plus 2^-150 absolutely if it underflows), so
+    ``|c - (x + y)| <= (2u + u^2)(X + Y) + 3 * 2^-150``; a maximum moves by at most the
+    largest error of its terms. The E maxima are summed in float64 (error at most
+    ``(E - 1) 2^-53`` of their total, ``<= E (X + Y)(1 + 3u)``), which 3u in place of
+    ``2u + u^2`` covers for E < 2^27. Hence the margin ``E (3u (X + Y) + 2^-147)``.
+    Per draw, X is the largest ``|pair_rowmax|`` entry at any depth and
+    ``Y = max_e (max |m_e| + sum_{j != e} max |p_je|)`` bounds ``|A_e[w]|`` for every prefix.
+    Where X + Y exceeds ``_F32_MAX_MAGNITUDE`` for some draw the tables stay float64 and
+    the margins are zero (as in the per-draw loop, whose float64 bounds carry none).
+    """
+    K = len(offs) - 1
+    S = main_o.shape[0]
+    X = np.zeros(S)
+    for m in pair_rowmax:
+        if m.size:
+            X = np.maximum(X, np.abs(m).max(axis=(1, 2)))
+    # sum_{j != e} max|p_je|: every pair table enters the sums of both its positions
+    pair_abs = np.zeros((S, K))
+    for d, pc in enumerate(pair_cat):
+        for e in range(d + 1, K):
+            blk = pc[:, :, offs[e] - offs[d + 1] : offs[e + 1] - offs[d + 1]]
+            if blk.size:
+                a = np.abs(blk).max(axis=(1, 2))
+                pair_abs[:, d] += a
+                pair_abs[:, e] += a
+    main_abs = np.stack(
+        [np.abs(main_o[:, offs[e] : offs[e + 1]]).max(axis=1) for e in range(K)], axis=1
+    )
+    Y = (main_abs + pair_abs).max(axis=1)
+    if not np.all(X + Y <= _F32_MAX_MAGNITUDE):  # also catches non-finite tables
+        return [np.zeros(S) for _ in range(K)], np.float64
+    return [(K - 1 - d) * (3 * _U32 * (X + Y) + 2.0**-147) for d in range(K)], np.float32
 
 
 def eta64(t: BatchTables, codes: np.ndarray) -> np.ndarray:
@@ -256,8 +314,8 @@ def _expand(t: BatchTables, st: _State, b: _Batch) -> _Batch | None:
         vals[_forbidden_mask(t.rules_at[K - 1], b.x, t.sizes[K - 1], (d, v_codes))] = -np.inf
         _improve(st, t, b, vals.reshape(len(vals), -1), 2)
         return None
-    M = t.pair_rowmax[d][b.draw]  # (B, n_d, R): p_de[v, w] + R_e[w]
-    M += Arest[:, None, :]
+    M = t.pair_rowmax[d][b.draw]  # (B, n_d, R): p_de[v, w] + R_e[w], bound dtype
+    M += Arest.astype(M.dtype)[:, None, :]
     sizes = t.sizes[d + 1 :]
     if min(sizes) == max(sizes):
         # equal partners: a running maximum over strided views beats reduceat and a max
@@ -268,8 +326,10 @@ def _expand(t: BatchTables, st: _State, b: _Batch) -> _Batch | None:
             np.maximum(seg_max, M[..., w::n], out=seg_max)
     else:
         seg_max = np.maximum.reduceat(M, t.seg[d], axis=2)
-    # a product with ones sums the short last axis ~3x faster than .sum (measured)
+    # a product with ones sums the short last axis ~3x faster than .sum (measured); float64
+    # sum (the margin assumes it) and the rounding margin of the float32 maxima
     bounds = b.F[:, None] + Ad + seg_max @ np.ones(seg_max.shape[2])
+    bounds += t.margin[d][b.draw][:, None]
     bounds[forb] = -np.inf
     rows, v = np.nonzero(bounds > st.best[b.draw][:, None])
     if not len(rows):
