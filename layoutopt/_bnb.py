@@ -30,9 +30,11 @@ import numpy as np
 
 from layoutopt.model import pair_list
 
-#: Floats of work per expanded batch (nodes x variants x free-table width), 2 MiB: cache-sized
-#: batches were fastest (2^16..2^20 within 20%, 2^22 ~3x slower; benchmarks/README.md).
-BATCH_ELEMS = 2**18
+#: Elements of work per expanded batch (nodes x variants x free-table width). float64 tables:
+#: 2^18 was fastest (2^16..2^20 within 20%, 2^22 ~3x slower: cache); with the float32 bound
+#: tables 2^19 (2 MiB of them) is ~7% faster than 2^18 and as fast as 2^20, which expands
+#: ~0.4% more nodes (incumbents improve later); benchmarks/README.md.
+BATCH_ELEMS = 2**19
 
 #: Unit roundoff of float32 (round to nearest).
 _U32 = 2.0**-24
