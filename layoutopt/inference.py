@@ -984,6 +984,14 @@ def _gaussian_draws(key, mode, chol, d, *, num_samples: int):
     return mode + solve_triangular(chol.T, z.T, lower=False).T / d
 
 
+def _segment_param_count(card, num_seg: int, prior) -> int:
+    """Flat segment parameters ``[c, d..., q...]`` (0 without segments)."""
+    if not num_seg:
+        return 0
+    seg_m, seg_p = segment_effect_sizes(card, num_seg, prior)
+    return num_seg + sum(seg_m) + sum(seg_p)
+
+
 def _prior_arrays(space, prior, spec, scales_mode, codes, design, structure=None):
     """The kernel's :class:`_PriorArrays` and the number of attribute coefficients B.
 
@@ -997,15 +1005,21 @@ def _prior_arrays(space, prior, spec, scales_mode, codes, design, structure=None
     ones = np.ones(design.shape, np.float64)
     if spec is None:
         P = 1 + sum(sum(s) for s in effect_sizes(card, prior.pairwise))
-        if num_seg:
-            seg_m, seg_p = segment_effect_sizes(card, num_seg, prior)
-            P += num_seg + sum(seg_m) + sum(seg_p)
+        P += _segment_param_count(card, num_seg, prior)
         zeros = np.zeros((sum(space.cardinalities), 0))
         return _PriorArrays(np.zeros(P), np.ones(G, bool), ones, zeros), 0
     A, _ = attribute_design(space)
     B = A.shape[1]
-    mean = np.concatenate([[0.0], spec.main_loc, spec.pair_loc, spec.beta_loc])
-    learn = np.concatenate([np.full(G, spec.learn_scales), np.zeros(B, bool)])
+    # segment effects (after the pairs, before beta): prior mean 0 and learned scales, as
+    # without a spec; the spec's groups are the main and pair ones
+    num_spec = len(_spec_hyper_scale(spec, scales_mode))
+    num_seg_params = _segment_param_count(card, num_seg, prior)
+    mean = np.concatenate(
+        [[0.0], spec.main_loc, spec.pair_loc, np.zeros(num_seg_params), spec.beta_loc]
+    )
+    learn = np.concatenate(
+        [np.full(num_spec, spec.learn_scales), np.ones(G - num_spec, bool), np.zeros(B, bool)]
+    )
     values = np.concatenate([ones, _beta_values(space, codes)], axis=1)
     return _PriorArrays(mean, learn, values, A), B
 
@@ -1057,11 +1071,6 @@ def _fit_laplace(
     structure = _Structure(card, prior.pairwise, prior.link, G, prior.segment_pairs and G > 0)
     codes, segs, impressions, clicks, delay, exposure = _laplace_rows(observations, time, K, G)
     rows = len(codes)
-    if G and spec is not None:
-        raise ValueError(
-            "the Laplace fit does not combine segments with variant attributes or a "
-            "meta-prior; use method='nuts' or method='svi'"
-        )
     group, group_size, hyper_scale, design, extra, num_beta = _laplace_design(
         space, prior, spec, scales_mode, codes, segs, structure
     )
@@ -1275,7 +1284,9 @@ def _laplace_design(space, prior, spec, scales_mode, codes, segs, structure):
     design = design_indices(codes, card, prior.pairwise, segs, G, structure.segment_pairs)
     extra, num_beta = _prior_arrays(space, prior, spec, scales_mode, codes, design, structure)
     if spec is not None:
-        hyper_scale = _spec_hyper_scale(spec, scales_mode)
+        # the spec's scales for the main and pair groups; segment groups keep theirs
+        spec_scale = _spec_hyper_scale(spec, scales_mode)
+        hyper_scale = np.concatenate([spec_scale, hyper_scale[len(spec_scale) :]])
         group, group_size, hyper_scale = _beta_groups(group, group_size, hyper_scale, spec)
         design = np.concatenate([design, _beta_columns(space, codes, len(group) - num_beta)], 1)
     return group, group_size, hyper_scale, design, extra, num_beta
