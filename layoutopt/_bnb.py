@@ -59,6 +59,8 @@ class BatchTables(NamedTuple):
             for the positions e >= d, concatenated.
         pair_rowmax: ``pair_rowmax[d]``: ``pair_cat[d] + R_e[w]`` of the partners e > d, in
             the bound dtype (float32 unless the tables are huge, see :func:`_bound_margin`).
+        pair_vmax: ``pair_vmax[d]``: ``(S, R)`` maximum of ``pair_rowmax[d]`` over v, the
+            screen of :func:`_expand` (bound dtype).
         margin: ``margin[d]``: ``(S,)`` float64 rounding margin added to the bounds at depth d.
         pairs: ``{(k, j): (S, n_k, n_j)}`` for both orders, by component.
         rules_at: ``rules_at[d]``: forbidden rules ``(prefix [(position, code)], code)`` whose
@@ -74,6 +76,7 @@ class BatchTables(NamedTuple):
     seg: list
     rowmax: list
     pair_rowmax: list
+    pair_vmax: list
     margin: list
     pairs: dict
     rules_at: list
@@ -174,6 +177,7 @@ def prepare(params_host, cardinalities, forbidden) -> BatchTables:
         seg,
         rowmax,
         [m.astype(dtype) for m in pair_rowmax] + [None],
+        [m.max(axis=1).astype(dtype) for m in pair_rowmax] + [None],
         margin,
         pairs,
         rules_at,
@@ -300,6 +304,23 @@ def _improve(st: _State, t: BatchTables, b: _Batch, vals: np.ndarray, tail: int)
     st.best_x[draws] = np.concatenate([b.x[rows], codes], axis=1)
 
 
+def _seg_max_sum(t: BatchTables, d: int, M: np.ndarray) -> np.ndarray:
+    """``(C,)`` float64: the sum over partners e > d of ``max_w M[:, e, w]``, M ``(C, R)``."""
+    sizes = t.sizes[d + 1 :]
+    if min(sizes) == max(sizes):
+        # equal partners: a running maximum over strided views beats reduceat and a max
+        # over a short last axis (~2x and ~5x, measured)
+        n = sizes[0]
+        seg_max = np.maximum(M[:, 0::n], M[:, 1::n]) if n > 1 else M[:, 0::n].copy()
+        for w in range(2, n):
+            np.maximum(seg_max, M[:, w::n], out=seg_max)
+    else:
+        seg_max = np.maximum.reduceat(M, t.seg[d], axis=1)
+    # a product with ones sums the short last axis ~6x faster than .sum (measured), in
+    # float64 (the margin assumes it)
+    return seg_max @ np.ones(seg_max.shape[1])
+
+
 def _expand(t: BatchTables, st: _State, b: _Batch) -> _Batch | None:
     """Expand a batch of nodes; returns the surviving children (None at the last levels)."""
     K, d = len(t.sizes), b.depth
@@ -316,27 +337,22 @@ def _expand(t: BatchTables, st: _State, b: _Batch) -> _Batch | None:
         vals[_forbidden_mask(t.rules_at[K - 1], b.x, t.sizes[K - 1], (d, v_codes))] = -np.inf
         _improve(st, t, b, vals.reshape(len(vals), -1), 2)
         return None
-    M = t.pair_rowmax[d][b.draw]  # (B, n_d, R): p_de[v, w] + R_e[w], bound dtype
-    M += Arest.astype(M.dtype)[:, None, :]
-    sizes = t.sizes[d + 1 :]
-    if min(sizes) == max(sizes):
-        # equal partners: a running maximum over strided views beats reduceat and a max
-        # over a short last axis (~2x and ~5x, measured)
-        n = sizes[0]
-        seg_max = np.maximum(M[..., 0::n], M[..., 1::n]) if n > 1 else M[..., 0::n].copy()
-        for w in range(2, n):
-            np.maximum(seg_max, M[..., w::n], out=seg_max)
-    else:
-        seg_max = np.maximum.reduceat(M, t.seg[d], axis=2)
-    # a 2-d product with ones sums the short last axis ~6x faster than .sum (measured), in
-    # float64 (the margin assumes it); F and the rounding margin of the maxima per node
-    E = seg_max.shape[2]
-    bounds = (seg_max.reshape(-1, E) @ np.ones(E)).reshape(len(b.draw), n_d)
-    bounds += Ad
-    bounds += (b.F + t.margin[d][b.draw])[:, None]
+    # screen: with max_v of the table, one bound per node above all its children's bounds
+    # (the same margin holds: the entries are table entries); full bounds where it passes
+    tab, A32 = t.pair_rowmax[d], Arest.astype(t.pair_rowmax[d].dtype)
+    base = b.F + t.margin[d][b.draw]
+    screen = t.pair_vmax[d][b.draw]  # (B, R)
+    screen += A32
+    best = st.best[b.draw]
+    ok = (base + _seg_max_sum(t, d, screen))[:, None] + Ad > best[:, None]
     if t.rules_at[d]:
-        bounds[forb] = -np.inf
-    rows, v = np.nonzero(bounds > st.best[b.draw][:, None])
+        ok &= ~forb
+    rows, v = np.nonzero(ok)
+    M = np.take(tab.reshape(-1, tab.shape[2]), b.draw[rows] * n_d + v, axis=0)  # (C, R)
+    M += A32[rows]
+    bound = base[rows] + Ad[rows, v] + _seg_max_sum(t, d, M)
+    keep = bound > best[rows]
+    rows, v, bound = rows[keep], v[keep], bound[keep]
     if not len(rows):
         return None
     pc = t.pair_cat[d]
@@ -348,7 +364,7 @@ def _expand(t: BatchTables, st: _State, b: _Batch) -> _Batch | None:
         np.concatenate([b.x[rows], v[:, None]], axis=1),
         b.F[rows] + Ad[rows, v],
         child_A,
-        bounds[rows, v],
+        bound,
     )
 
 
