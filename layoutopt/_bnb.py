@@ -30,11 +30,12 @@ import numpy as np
 
 from layoutopt.model import pair_list
 
-#: Elements of work per expanded batch (nodes x variants x free-table width). float64 tables:
-#: 2^18 was fastest (2^16..2^20 within 20%, 2^22 ~3x slower: cache); with the float32 bound
-#: tables 2^19 (2 MiB of them) is ~7% faster than 2^18 and as fast as 2^20, which expands
-#: ~0.4% more nodes (incumbents improve later); benchmarks/README.md.
-BATCH_ELEMS = 2**19
+#: Elements per expanded batch (nodes x variants x free-table width), of which the screen in
+#: :func:`_expand` passes ~40% on to the full bound. float64 tables, no screen: 2^18 was
+#: fastest (2^16..2^20 within 20%, 2^22 ~3x slower: cache); float32 bound tables and the
+#: screen: 2^20 ~5% faster than 2^19 and 2^21 ~3% faster again, both expanding ~0.4% more
+#: nodes (incumbents improve later); benchmarks/README.md.
+BATCH_ELEMS = 2**20
 
 #: Unit roundoff of float32 (round to nearest).
 _U32 = 2.0**-24
