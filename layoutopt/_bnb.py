@@ -20,6 +20,9 @@ in float32 with a per-draw rounding margin added to every bound, so the bounds s
 admissible (see :func:`_bound_margin`); they only prune. Values of layouts (the fixed part
 F, the free-table offsets A, the exact completions at the last two levels and the
 incumbents) stay float64, so the returned values and codes are those of the float64 search.
+Before the full bounds of a node's children, one screen per node (the same bound with the
+table's maximum over the node's codes, so above every child's) drops the children it
+already prunes: ~60% of them on random 10^10 tables, at 1/n_d of the work.
 """
 
 from __future__ import annotations
