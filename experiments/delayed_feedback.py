@@ -87,27 +87,39 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--events", type=int, default=60_000)
     p.add_argument("--rounds", type=int, default=15)
+    p.add_argument("--campaign-seeds", type=int, default=1, help="campaign worlds per delay")
     p.add_argument("--out", type=Path, default=Path(__file__).parent)
     args = p.parse_args(argv)
     b = pd.DataFrame([bias(d, s, args.events) for d in args.delays for s in range(args.seeds)])
-    r = pd.DataFrame([row for d in args.delays for row in regret(d, 0, args.rounds)])
+    r = pd.DataFrame(
+        [
+            row
+            for d in args.delays
+            for s in range(args.campaign_seeds)
+            for row in regret(d, s, args.rounds)
+        ]
+    )
     b.to_csv(args.out / "delayed_feedback_bias.csv", index=False, float_format="%.6g")
     r.to_csv(args.out / "delayed_feedback_regret.csv", index=False, float_format="%.6g")
     bt = b.groupby("mean_delay_h").mean(numeric_only=True).drop(columns="seed")
-    rt = r.pivot_table(
-        index="mean_delay_h", columns="model", values=["mean_local_regret", "final_simple_regret"]
-    )
+    values = ["mean_local_regret", "final_simple_regret"]
+    rt = r.pivot_table(index="mean_delay_h", columns="model", values=values)
+    if args.campaign_seeds > 1:  # standard errors over the campaign worlds
+        se = r.pivot_table(index="mean_delay_h", columns="model", values=values, aggfunc="sem")
+        se.columns = pd.MultiIndex.from_tuples([(f"{v} se", m) for v, m in se.columns])
+        rt = pd.concat([rt, se], axis=1)
     md = [
         "# Delayed feedback",
         "",
         f"Command: `python experiments/delayed_feedback.py --seeds {args.seeds} "
-        f"--events {args.events} --rounds {args.rounds}`",
+        f"--events {args.events} --rounds {args.rounds} --campaign-seeds {args.campaign_seeds}`",
         "",
         "## Relative bias of posterior mean CTR (young: added 0-6 h before now)",
         "",
         to_markdown(bt, ".3f"),
         "",
-        "## Campaign regret (Thompson, 1 h rounds of 1,000 impressions, seed 0)",
+        f"## Campaign regret (Thompson, 1 h rounds of 1,000 impressions, "
+        f"{args.campaign_seeds} campaign world(s), mean over them)",
         "",
         to_markdown(rt, ".4f"),
         "",
