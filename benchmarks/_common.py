@@ -13,7 +13,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from layoutopt.model import Params, PriorConfig, pair_list
+import layoutopt as lo
+from layoutopt.data import layout_codes
+from layoutopt.model import Params, PriorConfig, logits, pair_list
 from layoutopt.posterior import Posterior
 from layoutopt.space import LayoutSpace
 
@@ -61,6 +63,20 @@ def posterior(card, S, seed=0) -> Posterior:
         params=random_params(card, S, seed),
         method="laplace",
     )
+
+
+def laplace_posterior(card, S):
+    """A Laplace fit with S draws: the pairwise initial design of the space, 5,000
+    impressions per layout, clicks drawn from random true effects (seeded)."""
+    space = make_space(card)
+    design = lo.initial_design(space, seed=0)
+    truth = random_params(card, 1, seed=1)
+    eta = np.asarray(jax.vmap(logits, in_axes=(0, None))(truth, layout_codes(design, space)))[0]
+    frame = design[list(space.components)].copy()
+    frame["impressions"] = 5000
+    frame["clicks"] = np.random.default_rng(2).binomial(5000, 1.0 / (1.0 + np.exp(-eta)))
+    obs = lo.Observations.from_frame(frame, space)
+    return lo.fit(space, obs, method="laplace", seed=3, num_samples=S)
 
 
 def record(title: str, command: str, table: str) -> None:

@@ -16,11 +16,9 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _common import make_space, publish, random_params
+from _common import laplace_posterior, publish
 
-import layoutopt as lo
-from layoutopt.data import layout_codes
-from layoutopt.model import logits, pair_list
+from layoutopt.model import pair_list
 from layoutopt.scoring import score_grid
 
 CARD = (10, 8, 5, 4, 10, 10)  # 160,000 layouts
@@ -34,20 +32,6 @@ def median_time(f, repeats):
         f()
         ts.append(time.perf_counter() - t)
     return float(np.median(ts))
-
-
-def laplace_posterior(card, S):
-    """A Laplace fit with S draws: the pairwise initial design of the space, 5,000
-    impressions per layout, clicks drawn from random true effects (seeded)."""
-    space = make_space(card)
-    design = lo.initial_design(space, seed=0)
-    truth = random_params(card, 1, seed=1)
-    eta = np.asarray(jax.vmap(logits, in_axes=(0, None))(truth, layout_codes(design, space)))[0]
-    frame = design[list(space.components)].copy()
-    frame["impressions"] = 5000
-    frame["clicks"] = np.random.default_rng(2).binomial(5000, 1.0 / (1.0 + np.exp(-eta)))
-    obs = lo.Observations.from_frame(frame, space)
-    return lo.fit(space, obs, method="laplace", seed=3, num_samples=S)
 
 
 def one_hot_design(space):
