@@ -436,6 +436,60 @@ def _model_policy(cfg: ModelConfig) -> Policy:
     return Policy(init, step, name)
 
 
+_MODEL_ARGS = """\
+method: inference method of the refit (``"laplace"``, ``"nuts"``, ``"svi"``).
+        prior: the prior; default ``PriorConfig(base_rate=<pooled CTR of round 0>,
+            link=link, pairwise=pairwise)``, fixed for the campaign so the fit compiles once.
+        link: link of the default prior (``"logit"`` or ``"probit"``).
+        pairwise: model pairwise interactions (False: additive, Hill et al.'s "MVT1").
+        initial: round-0 design: ``"pairwise"``, ``"random"``, ``"full"`` (see
+            :func:`~layoutopt.design.initial_design`) or ``"uniform"`` (every allowed layout).
+        initial_size: layouts in the round-0 design (default: the design's own; for
+            ``"random"`` the product of the two largest cardinalities).
+        num_samples: posterior draws per fit.
+        fit_options: options of the fit method (e.g. ``LaplaceOptions(tol=1e-2)``), the
+            same every round.
+        allocation: how the batch is split by the proposal weights (:class:`Allocation`).
+        per_segment: on a space with segments, propose and pick per segment
+            (``propose(..., segment=g)``, ``best_layout(..., segment=g)``); False: one
+            proposal for the traffic mix, served to every segment.
+        delay: ``fit``'s click-delay model (``"auto"``: learned from the observed delays;
+            a :class:`~layoutopt.delay.Weibull`; None: clicks taken as complete). With
+            ``"auto"`` the initial design is served again until a first click has arrived.
+        half_life: ``fit``'s half-life in rounds (None: no forgetting).
+"""
+
+
+def _with_model_args(factory):
+    """Fill the ``{model_args}`` slot of a model-policy factory's docstring with the
+    arguments all of them share (one text, so the four factories cannot drift apart)."""
+    if factory.__doc__:  # None under python -OO
+        factory.__doc__ = factory.__doc__.replace("{model_args}\n", _MODEL_ARGS)
+    return factory
+
+
+def _config(strategy: str, args: dict[str, Any], propose: dict) -> ModelConfig:
+    """The :class:`ModelConfig` of a factory's arguments (its ``locals()``)."""
+    return ModelConfig(
+        strategy,
+        int(args["k"]),
+        args["method"],
+        args["prior"],
+        args["link"],
+        args["pairwise"],
+        args["initial"],
+        args["initial_size"],
+        int(args["num_samples"]),
+        args["fit_options"],
+        args["allocation"],
+        propose,
+        per_segment=args["per_segment"],
+        delay=args["delay"],
+        half_life=args["half_life"],
+    )
+
+
+@_with_model_args
 def thompson(
     k: int = 8,
     *,
@@ -459,51 +513,15 @@ def thompson(
 
     Args:
         k: most layouts per proposal.
-        method: inference method of the refit (``"laplace"``, ``"nuts"``, ``"svi"``).
-        prior: the prior; default ``PriorConfig(base_rate=<pooled CTR of round 0>,
-            link=link, pairwise=pairwise)``, fixed for the campaign so the fit compiles once.
-        link: link of the default prior (``"logit"`` or ``"probit"``).
-        pairwise: model pairwise interactions (False: additive, Hill et al.'s "MVT1").
-        initial: round-0 design: ``"pairwise"``, ``"random"``, ``"full"`` (see
-            :func:`~layoutopt.design.initial_design`) or ``"uniform"`` (every allowed layout).
-        initial_size: layouts in the round-0 design (default: the design's own; for
-            ``"random"`` the product of the two largest cardinalities).
-        num_samples: posterior draws per fit.
-        fit_options: options of the fit method (e.g. ``LaplaceOptions(tol=1e-2)``), the
-            same every round.
-        allocation: how the batch is split by the proposal weights (:class:`Allocation`).
-        per_segment: on a space with segments, propose and pick per segment
-            (``propose(..., segment=g)``, ``best_layout(..., segment=g)``); False: one
-            proposal for the traffic mix, served to every segment.
-        delay: ``fit``'s click-delay model (``"auto"``: learned from the observed delays;
-            a :class:`~layoutopt.delay.Weibull`; None: clicks taken as complete). With
-            ``"auto"`` the initial design is served again until a first click has arrived.
-        half_life: ``fit``'s half-life in rounds (None: no forgetting).
+        {model_args}
 
     Returns:
         The :class:`Policy`.
     """
-    return _model_policy(
-        ModelConfig(
-            "thompson",
-            int(k),
-            method,
-            prior,
-            link,
-            pairwise,
-            initial,
-            initial_size,
-            int(num_samples),
-            fit_options,
-            allocation,
-            {},
-            per_segment=per_segment,
-            delay=delay,
-            half_life=half_life,
-        )
-    )
+    return _model_policy(_config("thompson", locals(), {}))
 
 
+@_with_model_args
 def top_two(
     k: int = 8,
     *,
@@ -529,51 +547,15 @@ def top_two(
     Args:
         k: most layouts per proposal.
         beta: probability of playing the leader (Russo 2016).
-        method: inference method of the refit (``"laplace"``, ``"nuts"``, ``"svi"``).
-        prior: the prior; default ``PriorConfig(base_rate=<pooled CTR of round 0>,
-            link=link, pairwise=pairwise)``, fixed for the campaign so the fit compiles once.
-        link: link of the default prior (``"logit"`` or ``"probit"``).
-        pairwise: model pairwise interactions (False: additive, Hill et al.'s "MVT1").
-        initial: round-0 design: ``"pairwise"``, ``"random"``, ``"full"`` (see
-            :func:`~layoutopt.design.initial_design`) or ``"uniform"`` (every allowed layout).
-        initial_size: layouts in the round-0 design (default: the design's own; for
-            ``"random"`` the product of the two largest cardinalities).
-        num_samples: posterior draws per fit.
-        fit_options: options of the fit method (e.g. ``LaplaceOptions(tol=1e-2)``), the
-            same every round.
-        allocation: how the batch is split by the proposal weights (:class:`Allocation`).
-        per_segment: on a space with segments, propose and pick per segment
-            (``propose(..., segment=g)``, ``best_layout(..., segment=g)``); False: one
-            proposal for the traffic mix, served to every segment.
-        delay: ``fit``'s click-delay model (``"auto"``: learned from the observed delays;
-            a :class:`~layoutopt.delay.Weibull`; None: clicks taken as complete). With
-            ``"auto"`` the initial design is served again until a first click has arrived.
-        half_life: ``fit``'s half-life in rounds (None: no forgetting).
+        {model_args}
 
     Returns:
         The :class:`Policy`.
     """
-    return _model_policy(
-        ModelConfig(
-            "top_two",
-            int(k),
-            method,
-            prior,
-            link,
-            pairwise,
-            initial,
-            initial_size,
-            int(num_samples),
-            fit_options,
-            allocation,
-            {"beta": beta},
-            per_segment=per_segment,
-            delay=delay,
-            half_life=half_life,
-        )
-    )
+    return _model_policy(_config("top_two", locals(), {"beta": beta}))
 
 
+@_with_model_args
 def greedy(
     k: int = 8,
     *,
@@ -597,51 +579,15 @@ def greedy(
 
     Args:
         k: most layouts per proposal.
-        method: inference method of the refit (``"laplace"``, ``"nuts"``, ``"svi"``).
-        prior: the prior; default ``PriorConfig(base_rate=<pooled CTR of round 0>,
-            link=link, pairwise=pairwise)``, fixed for the campaign so the fit compiles once.
-        link: link of the default prior (``"logit"`` or ``"probit"``).
-        pairwise: model pairwise interactions (False: additive, Hill et al.'s "MVT1").
-        initial: round-0 design: ``"pairwise"``, ``"random"``, ``"full"`` (see
-            :func:`~layoutopt.design.initial_design`) or ``"uniform"`` (every allowed layout).
-        initial_size: layouts in the round-0 design (default: the design's own; for
-            ``"random"`` the product of the two largest cardinalities).
-        num_samples: posterior draws per fit.
-        fit_options: options of the fit method (e.g. ``LaplaceOptions(tol=1e-2)``), the
-            same every round.
-        allocation: how the batch is split by the proposal weights (:class:`Allocation`).
-        per_segment: on a space with segments, propose and pick per segment
-            (``propose(..., segment=g)``, ``best_layout(..., segment=g)``); False: one
-            proposal for the traffic mix, served to every segment.
-        delay: ``fit``'s click-delay model (``"auto"``: learned from the observed delays;
-            a :class:`~layoutopt.delay.Weibull`; None: clicks taken as complete). With
-            ``"auto"`` the initial design is served again until a first click has arrived.
-        half_life: ``fit``'s half-life in rounds (None: no forgetting).
+        {model_args}
 
     Returns:
         The :class:`Policy`.
     """
-    return _model_policy(
-        ModelConfig(
-            "greedy",
-            int(k),
-            method,
-            prior,
-            link,
-            pairwise,
-            initial,
-            initial_size,
-            int(num_samples),
-            fit_options,
-            allocation,
-            {},
-            per_segment=per_segment,
-            delay=delay,
-            half_life=half_life,
-        )
-    )
+    return _model_policy(_config("greedy", locals(), {}))
 
 
+@_with_model_args
 def ucb(
     k: int = 8,
     *,
@@ -667,46 +613,9 @@ def ucb(
     Args:
         k: most layouts per proposal.
         quantile: posterior quantile of CTR to rank by (Bayes-UCB), in (0.5, 1).
-        method: inference method of the refit (``"laplace"``, ``"nuts"``, ``"svi"``).
-        prior: the prior; default ``PriorConfig(base_rate=<pooled CTR of round 0>,
-            link=link, pairwise=pairwise)``, fixed for the campaign so the fit compiles once.
-        link: link of the default prior (``"logit"`` or ``"probit"``).
-        pairwise: model pairwise interactions (False: additive, Hill et al.'s "MVT1").
-        initial: round-0 design: ``"pairwise"``, ``"random"``, ``"full"`` (see
-            :func:`~layoutopt.design.initial_design`) or ``"uniform"`` (every allowed layout).
-        initial_size: layouts in the round-0 design (default: the design's own; for
-            ``"random"`` the product of the two largest cardinalities).
-        num_samples: posterior draws per fit.
-        fit_options: options of the fit method (e.g. ``LaplaceOptions(tol=1e-2)``), the
-            same every round.
-        allocation: how the batch is split by the proposal weights (:class:`Allocation`).
-        per_segment: on a space with segments, propose and pick per segment
-            (``propose(..., segment=g)``, ``best_layout(..., segment=g)``); False: one
-            proposal for the traffic mix, served to every segment.
-        delay: ``fit``'s click-delay model (``"auto"``: learned from the observed delays;
-            a :class:`~layoutopt.delay.Weibull`; None: clicks taken as complete). With
-            ``"auto"`` the initial design is served again until a first click has arrived.
-        half_life: ``fit``'s half-life in rounds (None: no forgetting).
+        {model_args}
 
     Returns:
         The :class:`Policy`.
     """
-    return _model_policy(
-        ModelConfig(
-            "ucb",
-            int(k),
-            method,
-            prior,
-            link,
-            pairwise,
-            initial,
-            initial_size,
-            int(num_samples),
-            fit_options,
-            allocation,
-            {"quantile": quantile},
-            per_segment=per_segment,
-            delay=delay,
-            half_life=half_life,
-        )
-    )
+    return _model_policy(_config("ucb", locals(), {"quantile": quantile}))
