@@ -576,8 +576,8 @@ class Campaign:
                 ``"auto"`` also needs the delay histogram of event-log batches.
             half_life: discount older rounds (see :func:`layoutopt.fit`); a row's round is
                 its data's ``round`` column, else the round its batch answered.
-                ``delay`` and ``half_life`` are recorded with the fit, and a fit made by
-                :meth:`propose` reuses those of the latest fit.
+                ``num_samples``, ``delay`` and ``half_life`` are recorded with the fit, and a
+                fit made by :meth:`propose` reuses those of the latest fit.
 
         Returns:
             The :class:`Posterior`.
@@ -633,12 +633,14 @@ class Campaign:
         self._posteriors[fit_id] = post
         return post
 
-    def _time_options(self) -> dict[str, Any]:
-        """``delay`` and ``half_life`` of the latest fit (none before the first fit)."""
+    def _refit_options(self) -> dict[str, Any]:
+        """``num_samples``, ``delay`` and ``half_life`` of the latest fit (the defaults
+        before the first fit)."""
         fits = self.store.fits(self._id)
         options = fits[-1]["options"] if fits else {}
         delay = options.get("delay")
         return {
+            "num_samples": int(options.get("num_samples", 1000)),
             "delay": None if delay is None else parse_delay(delay),
             "half_life": options.get("half_life"),
         }
@@ -681,10 +683,10 @@ class Campaign:
         """Propose the next layouts and record them, with seed and strategy, as the next round.
 
         When data arrived (or the space changed) since the last fit, the campaign is fitted
-        first with ``method`` (and the ``delay`` / ``half_life`` of the latest fit) and the
-        returned :class:`Proposal` says so in ``refit``. The seed is split
-        (:func:`layoutopt.seeds.split_seed`) into one seed for that fit and one for the
-        proposal.
+        first with ``method`` (and the ``num_samples``, ``delay`` and ``half_life`` of the
+        latest fit) and the returned :class:`Proposal` says so in ``refit``. The seed is
+        split (:func:`layoutopt.seeds.split_seed`) into one seed for that fit and one for
+        the proposal.
 
         Args:
             k: most layouts to propose.
@@ -704,7 +706,7 @@ class Campaign:
         reason = self.stale()
         note = None
         if reason is not None:
-            self.fit(method, seed=fit_seed, **self._time_options())
+            self.fit(method, seed=fit_seed, **self._refit_options())
             note = f"fitted {method} first ({reason})"
         fit_id = self.store.fits(self._id)[-1]["id"]
         frame = propose_layouts(self.posterior(fit_id), k=k, strategy=strategy, seed=propose_seed)
