@@ -767,8 +767,7 @@ def _laplace_kernel(
     gidx = jnp.maximum(group, 0)
     # theta = [b0, e (residual main effects), pair cells, segment terms, beta (attribute
     # coefficients)]; without attributes beta is empty, the design values are 1 and the
-    # means 0, so every number below is what it was before attributes existed. Segments and
-    # attributes are never combined here (``_fit_laplace`` refuses it).
+    # means 0, so every number below is what it was before attributes existed.
     end_pair = P - extra.attributes.shape[1]
     prior_mean = jnp.where(is_b0, intercept_loc, extra.prior_mean)
     num_seg = structure.num_segments
@@ -818,15 +817,7 @@ def _laplace_kernel(
         dev = theta - prior_mean
         sq = jnp.zeros(G, theta.dtype).at[gidx].add(jnp.where(is_b0, 0.0, dev**2))
         tr = jnp.zeros(G, theta.dtype).at[gidx].add(jnp.where(is_b0, 0.0, var))
-        s_old = jnp.exp(log_var)
-        # MacKay's fixed point with the HalfNormal(S) hyperprior on the sd: stationarity of
-        # the Laplace evidence + log hyperprior in s = sigma^2 reads
-        # s * (gamma + s / S^2) = ||m||^2, with gamma = n - tr(Sigma) / s the effective
-        # number of well-determined effects. Same fixed point as EM's
-        # s = (||m||^2 + tr Sigma) / n, reached in far fewer sweeps.
-        gamma = jnp.clip(group_size - tr / s_old, 1e-6, group_size)
-        s_new = sq / (gamma + s_old / hyper_scale**2)
-        new = jnp.maximum(jnp.log(jnp.maximum(s_new, 1e-30)), min_log_var)
+        new = _laplace_lowrank.mackay_log_var(sq, tr, log_var, group_size, hyper_scale, min_log_var)
         # Fixed groups (attribute coefficients, meta-prior scales) keep their prior sd.
         return jnp.where(extra.learn, new, log_var)
 
@@ -839,7 +830,6 @@ def _laplace_kernel(
         # One traced copy of the Newton system serves all three phases (search, polish,
         # final curvature): XLA compile time on CPU grows with every copy.
         eta, grad, chol, d, prec = newton_system(state.theta, state.log_var)
-        searching = state.phase == 0
         delta = cho_solve((chol, True), grad / d) / d
         # Cap the step (the first Newton step from zero effects can overshoot on sparse
         # data) and backtrack it until the log posterior rises; near the mode the full
@@ -847,34 +837,16 @@ def _laplace_kernel(
         delta, newton = _laplace_lowrank.damped_newton(
             partial(log_post, prec=prec), state.theta, delta, grad
         )
-        # Phase 1 polishes the mode at the final scales so that it matches the returned
-        # curvature; phase 2 only records the curvature at that mode.
-        theta = jnp.where(state.phase < 2, state.theta + delta, state.theta)
-        # The scales move only after a full Newton step: updated after every step, mode
-        # and scales chased each other in a 2-cycle on a 9 x 9 model (P = 2,998, N = 124).
-        log_var = jnp.where(
-            searching & newton, hyper_update(theta, state.log_var, chol, d), state.log_var
+        moved = _laplace_lowrank.advance(
+            state,
+            delta,
+            newton,
+            lambda theta: hyper_update(theta, state.log_var, chol, d),
+            hyper_scale,
+            tol,
+            max_iter,
         )
-        # Scales are compared in sd units of their hyperprior: along the flat ridges of the
-        # evidence (an effect a pair table can absorb, a scale sinking to its floor) the
-        # fixed point creeps, and sd changes below tol * S no longer move predictions.
-        d_scale = jnp.abs(jnp.exp(0.5 * log_var) - jnp.exp(0.5 * state.log_var)) / hyper_scale
-        step = jnp.maximum(jnp.max(jnp.abs(delta)), jnp.max(d_scale, initial=0.0))
-        step = jnp.where(newton, step, jnp.inf)  # the scales have not seen a damped step
-        iteration = state.iteration + searching
-        done_searching = (step <= tol) | (iteration >= max_iter)
-        return LaplaceState(
-            theta=theta,
-            log_var=log_var,
-            iteration=iteration,
-            step=jnp.where(searching, step, state.step),
-            phase=jnp.where(searching & ~done_searching, 0, state.phase + 1),
-            eta=eta,
-            grad=grad,
-            chol=chol,
-            d=d,
-            prec=prec,
-        )
+        return LaplaceState(*moved, eta=eta, grad=grad, chol=chol, d=d, prec=prec)
 
     init = _laplace_init(prior_mean, hyper_scale, codes.shape[0])
     state = jax.lax.while_loop(lambda s: s.phase < 3, body, init)
