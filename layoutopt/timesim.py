@@ -100,7 +100,7 @@ class TimeWorld:
         round ``round``'s CTRs (of ``segment`` in a segment world) and the delay of each
         (see :func:`served_clicks`)."""
         world = self.at(round)
-        if self._segmented:
+        if self._segmented:  # its respond refuses segment=None with a clear message
             clicks = world.respond(codes, impressions, segment=segment, round=round, rng=rng)
             clicks = clicks.clicks
         else:

@@ -187,3 +187,14 @@ def test_parse_delay_spellings():
     for text in ("auto:1", "weibull:1", "exp:1", ""):
         with pytest.raises(ValueError, match="valid: 'auto'"):
             parse_delay(text)
+
+
+def test_delay_spec_round_trips_through_parse_delay():
+    from layoutopt.delay import delay_spec, parse_delay
+
+    for delay in (None, "auto", lo.Exponential(0.3), lo.Weibull(0.8, 10.0 / 3.0)):
+        spec = delay_spec(delay)
+        assert (spec if delay is None else parse_delay(spec)) == delay
+    assert delay_spec(lo.Exponential(0.2)) == "exponential:0.2"
+    with pytest.raises(ValueError, match="delay must be None, 'auto', Exponential or Weibull"):
+        delay_spec("gamma")
