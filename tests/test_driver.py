@@ -342,3 +342,12 @@ def test_event_log_of_audiences_in_time_reads_back_per_segment():
         assert obs.clicks[at].sum() == pytest.approx(want, rel=0.1)
     with pytest.raises(ValueError, match="one segment code per impression"):
         event_log(world, SEG_SPACE.codes(idx[:5]), np.zeros(5), 1.0, rng)
+
+
+def test_time_world_after_must_match_the_world_kind_and_shares():
+    plain = SyntheticWorld.random(SEG_SPACE, seed=1)
+    with pytest.raises(ValueError, match="after must be a SegmentWorld like world"):
+        TimeWorld(_segment_world(), change_round=2, after=plain)
+    other = SegmentWorld.random(SEG_SPACE, seed=3, shares=[0.5, 0.5])
+    with pytest.raises(ValueError, match="keep the audiences' traffic shares"):
+        TimeWorld(_segment_world(), change_round=2, after=other)
