@@ -591,11 +591,13 @@ def _pass_chunk(
     return jax.lax.scan(step, state, (starts, offsets))
 
 
-def _chunking(S, plan: Plan, chunk_size, memory_budget, num_devices, factor, platform, options):
-    """(prefixes per step, steps per call) of a pass."""
+def _chunking(
+    S, plan: Plan, chunk_size, memory_budget, num_devices, factor, platform, options, itemsize
+):
+    """(prefixes per step, steps per call) of a pass (``itemsize``: bytes per float)."""
     Lf, Np = plan.leaf_size, plan.num_prefixes
     if chunk_size is None:
-        chunk_size = max(Lf, memory_budget // (max(1, S) * 4 * factor))
+        chunk_size = max(Lf, memory_budget // (max(1, S) * itemsize * factor))
     chunk_size = int(chunk_size)
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
@@ -625,11 +627,13 @@ def scan_grid(
     """Stream every layout of ``space`` through ``reduction``; returns its final state.
 
     Args:
-        params: :class:`~layoutopt.model.Params` with a leading draw axis S (float32).
+        params: :class:`~layoutopt.model.Params` with a leading draw axis S (float32, or
+            float64 inside an x64 scope).
         space: the layout space; forbidden layouts arrive with ``block.ok`` False.
         reduction: what to compute (:func:`compose` several for one pass).
         chunk_size: layouts per kernel call; by default sized to ``memory_budget``.
-        memory_budget: bytes one call may use, about ``S * chunk * 4 * factor``.
+        memory_budget: bytes one call may use, about ``S * chunk * itemsize * factor``
+            (``itemsize`` of the params' floats: 4, or 8 for float64 params).
         devices: devices to shard the prefix axis over (default: all visible).
         factor: floats per (draw, layout) the reduction keeps alive at once.
         on_chunk: called as ``on_chunk(first_layout, n_layouts, output)`` after every kernel
@@ -647,7 +651,10 @@ def scan_grid(
     S = int(params.intercept.shape[0])
     pl = plan(space.cardinalities, options.max_leaf)
     Lf, Np = pl.leaf_size, pl.num_prefixes
-    per_step, steps = _chunking(S, pl, chunk_size, memory_budget, ndev, factor, platform, options)
+    itemsize = np.dtype(params.intercept.dtype).itemsize
+    per_step, steps = _chunking(
+        S, pl, chunk_size, memory_budget, ndev, factor, platform, options, itemsize
+    )
     leaf = leaf_codes(pl)
     table = leaf_table(params, pl, leaf)
     wanted, active = space.forbidden_arrays()

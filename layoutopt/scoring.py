@@ -278,8 +278,6 @@ def _scan_space(
         mean, m, sd = np.moveaxis(out, 1, 0).reshape(3, -1)[:, :n]
         on_chunk(start, n, (mean.astype(np.float32), *_gaussian_interval(m, sd, link, level)))
 
-    # float64 rows (2 + r of them): twice the bytes per row the chunking assumes
-    kw = dict(kw, factor=2 * _KERNEL_FACTOR)
     with jax.enable_x64(True):
         g = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), gauss)
         stats = engine.compose(engine.gaussian_stats(link, GAUSS_HERMITE_NODES))
