@@ -14,10 +14,11 @@ import jax.numpy as jnp
 import numpy as np
 
 import layoutopt as lo
-from layoutopt.data import layout_codes
-from layoutopt.model import Params, PriorConfig, logits, pair_list
-from layoutopt.posterior import Posterior
-from layoutopt.space import LayoutSpace
+from layoutopt.data.observations import layout_codes
+from layoutopt.infer.posterior import Posterior
+from layoutopt.model.core import Params, logits, pair_list
+from layoutopt.model.priors import PriorConfig
+from layoutopt.model.space import LayoutSpace
 
 README = Path(__file__).with_name("README.md")
 

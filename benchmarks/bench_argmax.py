@@ -17,8 +17,13 @@ import time
 import numpy as np
 from _common import make_space, random_params
 
-from layoutopt.grid import as_params
-from layoutopt.optimize import _argmax_exact, _argmax_exact_loop, certified_argmax, hill_climb
+from layoutopt.score.grid import as_params
+from layoutopt.score.optimize import (
+    _argmax_exact,
+    _argmax_exact_loop,
+    certified_argmax,
+    hill_climb,
+)
 
 
 def batched_vs_loop(e: int, draws: int, repeats: int) -> str:

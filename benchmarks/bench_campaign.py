@@ -33,7 +33,7 @@ import pandas as pd
 from _common import publish
 
 import layoutopt as lo
-from layoutopt.seeds import split_seed
+from layoutopt.util.seeds import split_seed
 
 DEMO = Path(lo.__file__).parent / "examples" / "demo_space.toml"
 
@@ -42,7 +42,7 @@ import resource, sys, time
 t0 = time.perf_counter()
 from layoutopt.campaign import Campaign
 import layoutopt as lo
-from layoutopt.seeds import split_seed
+from layoutopt.util.seeds import split_seed
 space = lo.LayoutSpace.from_toml(sys.argv[3])
 t1 = time.perf_counter()
 r1 = resource.getrusage(resource.RUSAGE_SELF)

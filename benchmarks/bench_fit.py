@@ -2,7 +2,7 @@
 
 The data: the demo space (1,080 layouts), a pairwise initial design topped up with random
 layouts, a fixed number of impressions per layout and binomial clicks from a seeded
-:class:`~layoutopt.simulate.SyntheticWorld`. Every method gets the same data and the same
+:class:`~layoutopt.sim.SyntheticWorld`. Every method gets the same data and the same
 explicit :class:`~layoutopt.model.PriorConfig` (``default_prior`` of the data: the pooled CTR as
 ``base_rate``), so all fit exactly the same model.
 
@@ -226,11 +226,11 @@ class PymcWorker:
 
 # ------------------------------------------------------------------------ layoutopt side
 def make_data(num_layouts: int, impressions: int, seed: int):
-    from layoutopt.data import Observations
-    from layoutopt.design import initial_design
-    from layoutopt.inference import default_prior
-    from layoutopt.simulate import SyntheticWorld
-    from layoutopt.space import LayoutSpace
+    from layoutopt.data.observations import Observations
+    from layoutopt.decide.design import initial_design
+    from layoutopt.infer.fitting import default_prior
+    from layoutopt.model.space import LayoutSpace
+    from layoutopt.sim.simulate import SyntheticWorld
 
     space = LayoutSpace.from_toml(DEMO_SPACE)
     with warnings.catch_warnings():
@@ -264,7 +264,7 @@ def check_same_model(points: dict, pymc_logp, obs, prior, card) -> float:
     from numpyro.infer.util import log_density
     from scipy.special import gammaln
 
-    from layoutopt.model import numpyro_model
+    from layoutopt.model.numpyro_model import numpyro_model
 
     n, k = obs.impressions.astype(np.float64), obs.clicks.astype(np.float64)
     const = float(np.sum(gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)))
@@ -286,7 +286,7 @@ def eta_draws(params_flat: dict, card, all_codes: np.ndarray) -> np.ndarray:
     """``(S, L)`` eta of every layout from flat draws ``intercept (S,), main, pair``."""
     import jax
 
-    from layoutopt.model import logits, unflatten_effects
+    from layoutopt.model.core import logits, unflatten_effects
 
     p = unflatten_effects(
         np.asarray(params_flat["intercept"], np.float64),
@@ -298,7 +298,7 @@ def eta_draws(params_flat: dict, card, all_codes: np.ndarray) -> np.ndarray:
 
 
 def flat_of_posterior(post) -> dict:
-    from layoutopt.model import flatten_effects
+    from layoutopt.model.core import flatten_effects
 
     main, pair = flatten_effects(post.params)
     return {
@@ -403,7 +403,7 @@ def main(argv=None) -> int:
 
     import jax
 
-    from layoutopt.inference import NutsOptions, SviOptions, fit
+    from layoutopt.infer.fitting import NutsOptions, SviOptions, fit
 
     load_before = os.getloadavg()
     t_start = time.perf_counter()

@@ -29,12 +29,13 @@ import warnings
 import jax
 import numpy as np
 
-from layoutopt.data import Observations
-from layoutopt.design import initial_design
-from layoutopt.inference import LaplaceOptions, default_prior, fit
-from layoutopt.limits import LAPLACE_MAX_PARAMS
-from layoutopt.model import effect_sizes, logits, numpyro_model, unflatten_effects
-from layoutopt.simulate import SyntheticWorld
+from layoutopt.data.observations import Observations
+from layoutopt.decide.design import initial_design
+from layoutopt.infer.fitting import LaplaceOptions, default_prior, fit
+from layoutopt.model.core import effect_sizes, logits, unflatten_effects
+from layoutopt.model.numpyro_model import numpyro_model
+from layoutopt.sim.simulate import SyntheticWorld
+from layoutopt.util.limits import LAPLACE_MAX_PARAMS
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
 from _common import make_space, publish  # noqa: E402

@@ -28,7 +28,7 @@ if len(sys.argv) > 4:
 import layoutopt
 assert len(sys.argv) <= 4 or layoutopt.__file__.startswith(sys.argv[4]), layoutopt.__file__
 from _common import laplace_posterior, posterior
-from layoutopt.scoring import score_grid
+from layoutopt.score.scoring import score_grid
 e, S = int(sys.argv[1]), int(sys.argv[2])
 make = laplace_posterior if sys.argv[3] == "laplace" else posterior
 post = make((10,) * e, S)

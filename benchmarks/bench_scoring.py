@@ -18,8 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from _common import laplace_posterior, publish
 
-from layoutopt.model import pair_list
-from layoutopt.scoring import score_grid
+from layoutopt.model.core import pair_list
+from layoutopt.score.scoring import score_grid
 
 CARD = (10, 8, 5, 4, 10, 10)  # 160,000 layouts
 

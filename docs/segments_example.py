@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 import layoutopt as lo
-from layoutopt.model import Params, pair_list
-from layoutopt.simulate import SegmentWorld
+from layoutopt.model.core import Params, pair_list
+from layoutopt.sim.segments import SegmentWorld
 
 SPACE = Path(lo.__file__).parent / "examples" / "segments_space.toml"
 

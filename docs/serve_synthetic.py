@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 import layoutopt as lo
-from layoutopt.data import read_layout_codes
+from layoutopt.data.observations import read_layout_codes
 
 space = lo.LayoutSpace.from_toml(Path(lo.__file__).parent / "examples" / "demo_space.toml")
 world = lo.simulate.SyntheticWorld.random(

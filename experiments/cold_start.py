@@ -175,7 +175,8 @@ def learn_meta(world_rng, args):
 
 
 def study_new_variants(camp, meta, rng, args, seed) -> list[dict]:
-    from layoutopt import fit, propose
+    from layoutopt import fit
+    from layoutopt.decide import propose
 
     rows = []
     old = camp.space(HEADLINES[:4])

@@ -23,9 +23,9 @@ import pandas as pd
 from _markdown import to_markdown
 
 import layoutopt as lo
-from layoutopt import policies
-from layoutopt.simulate import SyntheticWorld, run_campaign
-from layoutopt.timesim import TimeWorld, event_log
+from layoutopt.decide import policies
+from layoutopt.sim.simulate import SyntheticWorld, run_campaign
+from layoutopt.sim.timeworld import TimeWorld, event_log
 
 SHAPE = 0.8
 

@@ -2,7 +2,8 @@
 
 For each space prints one markdown row: the cardinalities, the number of (allowed) layouts,
 the lower bound ``max n_k * n_l`` over component pairs (counting only coverable pairs), the
-rows of :func:`layoutopt.design.initial_design` (``kind="pairwise"``) for seeds 0-4 (seed 0 and
+rows of :func:`layoutopt.decide.design.initial_design` (``kind="pairwise"``) for seeds 0-4
+(seed 0 and
 the smallest), and the seconds one call takes. Every design is checked to cover all coverable
 pairs before it is reported.
 
@@ -22,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-import layoutopt.space
-from layoutopt.design import UncoverablePairsWarning, initial_design
-from layoutopt.space import LayoutSpace
+import layoutopt.model.space
+from layoutopt.decide.design import UncoverablePairsWarning, initial_design
+from layoutopt.model.space import LayoutSpace
 
-DEMO = Path(layoutopt.space.__file__).parent / "examples" / "demo_space.toml"
+DEMO = Path(layoutopt.model.space.__file__).parent / "examples" / "demo_space.toml"
 
 
 def _space(card, forbidden=None):

@@ -19,8 +19,9 @@ import pandas as pd
 from _markdown import to_markdown
 
 import layoutopt as lo
-from layoutopt import policies
-from layoutopt.simulate import SyntheticWorld, TimeWorld, run_campaign
+from layoutopt.decide import policies
+from layoutopt.sim.simulate import SyntheticWorld, run_campaign
+from layoutopt.sim.timeworld import TimeWorld
 
 
 def one(seed: int, rounds: int, change: int, half_life) -> dict:

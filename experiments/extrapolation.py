@@ -81,11 +81,11 @@ def run_world(seed: int, impressions: int, args) -> list[dict]:
     serves the pairwise design evenly, refits, and reports its pick. The same campaign seed
     gives both models the same design and the same clicks.
     """
-    from layoutopt import policies
-    from layoutopt.design import UncoverablePairsWarning, initial_design
-    from layoutopt.scoring import score_grid
-    from layoutopt.simulate import SyntheticWorld, run_campaign
-    from layoutopt.space import LayoutSpace
+    from layoutopt.decide import policies
+    from layoutopt.decide.design import UncoverablePairsWarning, initial_design
+    from layoutopt.model.space import LayoutSpace
+    from layoutopt.score.scoring import score_grid
+    from layoutopt.sim.simulate import SyntheticWorld, run_campaign
 
     space = LayoutSpace(*SPACES[args.space])
     world = SyntheticWorld.random(

@@ -1,7 +1,7 @@
 """Reproduce the simulation of Hill et al. (KDD 2017) and compare against their figures.
 
 Worlds: 3 widgets x 8 variants = 512 layouts, probit link, strong pairwise interactions
-(:meth:`layoutopt.simulate.SyntheticWorld.hill2017`). Each world is played for ``--budget``
+(:meth:`layoutopt.sim.SyntheticWorld.hill2017`). Each world is played for ``--budget``
 impressions in batches of ``--batch-size`` by four methods:
 
 * ``pairwise``    - our additive + pairwise model, Laplace refit per batch, Thompson proposals
@@ -82,8 +82,8 @@ def _parse(argv):
 
 def policy_of(method: str, args, link: str):
     """The policy a method name stands for (model policies share k, draws and fit settings)."""
-    from layoutopt import policies
-    from layoutopt.inference import LaplaceOptions
+    from layoutopt.decide import policies
+    from layoutopt.infer.fitting import LaplaceOptions
 
     if method == "uniform":
         return policies.uniform()
@@ -104,7 +104,7 @@ def _campaign(task):
     cache = Path(args.cache) / f"w{world_seed}_{method}.csv" if args.cache else None
     if cache is not None and cache.exists():
         return pd.read_csv(cache)
-    from layoutopt.simulate import SyntheticWorld, run_campaign
+    from layoutopt.sim.simulate import SyntheticWorld, run_campaign
 
     world = SyntheticWorld.hill2017(world_seed)
     t0 = time.perf_counter()

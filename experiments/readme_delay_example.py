@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 
 import layoutopt as lo
-from layoutopt.simulate import SyntheticWorld
-from layoutopt.timesim import TimeWorld, event_log
+from layoutopt.sim.simulate import SyntheticWorld
+from layoutopt.sim.timeworld import TimeWorld, event_log
 
 space = lo.LayoutSpace({"headline": ["h1", "h2", "h3"], "image": ["a", "b", "c"]})
 world = TimeWorld(SyntheticWorld.random(space, seed=3, base_rate=0.08), lo.Weibull(0.8, 10.0))

@@ -5,8 +5,8 @@ x body 3 x image 3 x reviews 2 = 72 layouts; audience ``member = prime | non_pri
 effects ``m_k ~ N(0, main_scale^2)``, ``p_kl ~ N(0, pair_scale^2)``, segment intercepts and
 segment x component deviations ``~ N(0, segment_scale^2)``):
 
-* **picks** - a campaign per world (the campaign driver, :func:`~layoutopt.simulate.run_campaign`
-  with :func:`~layoutopt.policies.thompson`, Laplace refit per round), played twice on the
+* **picks** - a campaign per world (the campaign driver, :func:`~layoutopt.sim.run_campaign`
+  with :func:`~layoutopt.decide.policies.thompson`, Laplace refit per round), played twice on the
   same seed: ``per segment`` (``per_segment=True``: each audience gets its own proposals and
   its own shipped layout, ``segment=g``) and ``one for all`` (``per_segment=False``: one
   proposal and one shipped layout for the traffic mix, ``segment=None``).
@@ -42,8 +42,9 @@ import numpy as np
 import pandas as pd
 
 import layoutopt as lo
-from layoutopt import policies
-from layoutopt.simulate import SegmentWorld, run_campaign
+from layoutopt.decide import policies
+from layoutopt.sim.segments import SegmentWorld
+from layoutopt.sim.simulate import run_campaign
 
 COMPONENTS = {
     "headline": [f"h{i}" for i in range(4)],

@@ -16,30 +16,73 @@ test next::
 The public API is re-exported here by hand; everything else is private by default.
 """
 
-from layoutopt import driver, grid, policies, simulate
-from layoutopt.campaign import Campaign
-from layoutopt.data import Observations
-from layoutopt.delay import Exponential, Weibull
-from layoutopt.design import UncoverablePairsWarning, initial_design
-from layoutopt.inference import FitWarning, fit
-from layoutopt.model import Params, PriorConfig, inv_link, logits
-from layoutopt.optimize import argmax_codes, argmax_layout, certified_argmax
-from layoutopt.posterior import Posterior
-from layoutopt.priors import MetaPrior
-from layoutopt.propose import propose
-from layoutopt.scoring import (
+import sys as _sys
+
+from layoutopt import sim as simulate
+from layoutopt.campaign import Campaign, store
+from layoutopt.data import Observations, events
+from layoutopt.decide import design as _design
+from layoutopt.decide import driver, policies
+from layoutopt.decide import proposals as _propose
+from layoutopt.decide.design import UncoverablePairsWarning, initial_design
+from layoutopt.decide.proposals import propose
+from layoutopt.infer import (
+    FitWarning,
+    LaplaceOptions,
+    MetaPrior,
+    NutsOptions,
+    Posterior,
+    SviOptions,
+    fit,
+)
+from layoutopt.infer import posterior as _posterior
+from layoutopt.model import Exponential, LayoutSpace, Params, PriorConfig, Weibull, inv_link, logits
+from layoutopt.model import delay as _delay
+from layoutopt.model import space as _space
+from layoutopt.score import (
     BestLayout,
     GridScores,
+    argmax_codes,
+    argmax_layout,
+    best_by_segment,
     best_layout,
+    certified_argmax,
+    grid,
+    merge_shards,
+    optimize,
     score_grid,
     score_grid_to_parquet,
     score_layouts,
+    scoring,
+    shards,
 )
-from layoutopt.segments import best_by_segment
-from layoutopt.shards import merge_shards
-from layoutopt.space import LayoutSpace
+from layoutopt.util import limits
+from layoutopt.util.version import __version__
 
-__version__ = "0.1.0"
+# The flat module paths of releases before the stage folders keep importing for one more
+# release (``from layoutopt.simulate import SyntheticWorld``, ``layoutopt.inference``):
+# each names the module or package that now holds what it held.
+_LEGACY = {
+    "simulate": simulate,
+    "policies": policies,
+    "driver": driver,
+    "grid": grid,
+    "inference": _sys.modules["layoutopt.infer"],
+    "delay": _delay,
+    "space": _space,
+    "posterior": _posterior,
+    "scoring": scoring,
+    "optimize": optimize,
+    "shards": shards,
+    "design": _design,
+    "propose": _propose,
+    "store": store,
+    "events": events,
+    "limits": limits,
+}
+for _name, _module in _LEGACY.items():
+    _sys.modules.setdefault(f"{__name__}.{_name}", _module)
+del _name, _module
 
 __all__ = [
     "BestLayout",
@@ -55,6 +98,10 @@ __all__ = [
     "PriorConfig",
     "UncoverablePairsWarning",
     "Weibull",
+    "LaplaceOptions",
+    "NutsOptions",
+    "SviOptions",
+    "__version__",
     "argmax_codes",
     "argmax_layout",
     "best_by_segment",

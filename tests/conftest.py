@@ -7,10 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from layoutopt.data import Observations
-from layoutopt.inference import NutsOptions, SviOptions
-from layoutopt.model import Params, inv_link, logits, pair_list
-from layoutopt.space import LayoutSpace
+from layoutopt.data.observations import Observations
+from layoutopt.infer.fitting import NutsOptions, SviOptions
+from layoutopt.model.core import Params, inv_link, logits, pair_list
+from layoutopt.model.space import LayoutSpace
 
 
 def make_truth(cardinalities, seed, base_rate=0.05, main_sd=0.3, pair_sd=0.15) -> Params:
@@ -125,7 +125,7 @@ def tiny_fits(tiny_space, tiny_obs):
     """
     import warnings
 
-    from layoutopt.inference import FitWarning, fit
+    from layoutopt.infer.fitting import FitWarning, fit
 
     cache = {}
 

@@ -1,0 +1,626 @@
+"""The campaign store: every space version, ingested batch, fit and proposal, in SQL.
+
+SQLAlchemy 2 Core over a single SQLite file (the default: WAL journal, ``synchronous=FULL``,
+a busy timeout, write transactions taken with ``BEGIN IMMEDIATE``) or a PostgreSQL database
+(``postgresql://`` URLs, driven by psycopg 3; ``pip install "layoutopt[postgres]"``). The same
+code runs on both. The store only stores: no statistics are computed in SQL.
+
+Tables (see ``docs/campaigns.md``):
+
+- ``layoutopt_meta``: ``schema_version`` and the layoutopt version that last wrote the schema.
+- ``campaigns``: one row per campaign (``name`` unique), with a nullable ``prior`` slot (JSON
+  text) for a meta-prior.
+- ``space_versions``: every version of a campaign's space as ``LayoutSpace.to_dict()`` JSON,
+  kept as an opaque document.
+- ``batches``: one row per ingested file or frame: content hash (unique per campaign, so the
+  same content is never stored twice), source name, row count, totals, the round it answers,
+  the space version it was read with, time, and for an event log the histogram of its
+  observed click delays (``delay_counts``, JSON; schema version 3).
+- ``observations``: the batch aggregated to one row per distinct layout (and, when the data
+  carry them, per segment / age cohort / round): variant codes as text, nullable ``segment``
+  (JSON), ``age`` (hours) and ``round``, impressions, clicks.
+- ``fits``: method, seed, options, diagnostics, the pick (JSON), the posterior as ArviZ NetCDF
+  bytes, and the last batch it saw.
+- ``proposals``: round number, seed, strategy, k, the fit used and the proposed rows (JSON).
+
+Every public write is one transaction: a failure or a ``kill -9`` at any moment leaves either
+all of it or none of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from layoutopt.util.version import __version__
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Store",
+    "StoreBusyError",
+    "connect",
+    "engine_url",
+]
+
+#: Version of the table layout written by this code. History: 1 = first layout; 2 = adds
+#: ``campaigns.prior`` (a slot for a meta-prior). Older stores are migrated on open.
+SCHEMA_VERSION = 3
+
+_WRITE = "layoutopt_write"  # execution option marking a write transaction
+
+#: Default seconds a SQLite writer waits for another writer's lock before giving up.
+BUSY_TIMEOUT_S = 60.0
+
+_meta = sa.MetaData()
+
+META = sa.Table(
+    "layoutopt_meta",
+    _meta,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+CAMPAIGNS = sa.Table(
+    "campaigns",
+    _meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("prior", sa.Text, nullable=True),
+)
+SPACE_VERSIONS = sa.Table(
+    "space_versions",
+    _meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("campaign_id", sa.Integer, sa.ForeignKey("campaigns.id"), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("space", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.UniqueConstraint("campaign_id", "version"),
+)
+BATCHES = sa.Table(
+    "batches",
+    _meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("campaign_id", sa.Integer, sa.ForeignKey("campaigns.id"), nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("layouts", sa.BigInteger, nullable=False),
+    sa.Column("impressions", sa.BigInteger, nullable=False),
+    sa.Column("clicks", sa.BigInteger, nullable=False),
+    sa.Column("round", sa.Integer, nullable=False),
+    sa.Column("space_version", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    # event-log batches: JSON histogram of the observed click delays (delay.DELAY_EDGES)
+    sa.Column("delay_counts", sa.Text, nullable=True),
+    sa.UniqueConstraint("campaign_id", "content_hash"),
+)
+OBSERVATIONS = sa.Table(
+    "observations",
+    _meta,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("batch_id", sa.Integer, sa.ForeignKey("batches.id"), nullable=False, index=True),
+    # comma-separated variant codes, one per component, valid in every later space version
+    # (update_space only appends variants)
+    sa.Column("codes", sa.Text, nullable=False),
+    sa.Column("segment", sa.Text, nullable=True),  # JSON {context variable: value}
+    sa.Column("age", sa.Float, nullable=True),  # hours since served
+    sa.Column("round", sa.Integer, nullable=True),  # the data's own round column, if any
+    sa.Column("impressions", sa.BigInteger, nullable=False),
+    sa.Column("clicks", sa.BigInteger, nullable=False),
+)
+FITS = sa.Table(
+    "fits",
+    _meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("campaign_id", sa.Integer, sa.ForeignKey("campaigns.id"), nullable=False),
+    sa.Column("space_version", sa.Integer, nullable=False),
+    sa.Column("last_batch_id", sa.Integer, nullable=False),
+    sa.Column("method", sa.String(20), nullable=False),
+    sa.Column("seed", sa.BigInteger, nullable=False),
+    sa.Column("options", sa.Text, nullable=False),
+    sa.Column("diagnostics", sa.Text, nullable=False),
+    sa.Column("best", sa.Text, nullable=False),
+    sa.Column("posterior", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+)
+PROPOSALS = sa.Table(
+    "proposals",
+    _meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("campaign_id", sa.Integer, sa.ForeignKey("campaigns.id"), nullable=False),
+    sa.Column("round", sa.Integer, nullable=False),
+    sa.Column("fit_id", sa.Integer, sa.ForeignKey("fits.id"), nullable=False),
+    sa.Column("seed", sa.BigInteger, nullable=False),
+    sa.Column("strategy", sa.String(40), nullable=False),
+    sa.Column("k", sa.Integer, nullable=False),
+    sa.Column("rows", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.UniqueConstraint("campaign_id", "round"),
+)
+
+
+class StoreBusyError(OSError):
+    """Another process held the store's write lock for longer than the busy timeout."""
+
+
+def now() -> str:
+    """The current UTC time as ISO 8601 text (what the store keeps in ``created_at``)."""
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
+
+
+def engine_url(target: str | Path) -> str:
+    """The SQLAlchemy URL for a store target: a file path (SQLite) or a PostgreSQL URL.
+
+    ``postgresql://`` and ``postgres://`` URLs get the psycopg 3 driver; any other string is
+    a path to a SQLite file.
+
+    Raises:
+        ValueError: for another URL scheme (``mysql://`` ...), naming what is accepted.
+    """
+    text = str(target)
+    for scheme in ("postgresql://", "postgres://"):
+        if text.startswith(scheme):
+            return "postgresql+psycopg://" + text[len(scheme) :]
+    if text.startswith("postgresql+"):
+        return text
+    if "://" in text:
+        raise ValueError(
+            f"{text.split('://')[0]}:// stores are not supported; give a file path (SQLite) "
+            "or a postgresql:// URL"
+        )
+    return "sqlite:///" + str(Path(text))
+
+
+def _sqlite_engine(url: str, busy_timeout: float) -> sa.Engine:
+    engine = sa.create_engine(url, connect_args={"timeout": busy_timeout, "isolation_level": None})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record):
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        # Writers take the lock up front: a deferred transaction that reads and then writes
+        # can fail with "database is locked" without waiting; IMMEDIATE waits (busy timeout).
+        write = conn.get_execution_options().get(_WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def connect(target: str | Path, busy_timeout: float = BUSY_TIMEOUT_S) -> sa.Engine:
+    """A SQLAlchemy engine for ``target`` (see :func:`engine_url`), configured for the store.
+
+    Args:
+        target: a SQLite file path or a PostgreSQL URL.
+        busy_timeout: seconds a SQLite writer waits for another writer's lock.
+
+    Raises:
+        ValueError: for an unsupported URL, a missing directory, or a missing driver.
+    """
+    url = engine_url(target)
+    if url.startswith("sqlite"):
+        path = Path(str(target))
+        if not path.parent.is_dir():
+            raise ValueError(f"{path}: directory {str(path.parent)!r} does not exist")
+        return _sqlite_engine(url, busy_timeout)
+    try:
+        return sa.create_engine(url, pool_pre_ping=True)
+    except ModuleNotFoundError:
+        raise ValueError(
+            'PostgreSQL stores need psycopg 3: pip install "layoutopt[postgres]"'
+        ) from None
+
+
+def _lock_campaign(conn: sa.Connection, cid: int) -> None:
+    """Serialise writers of one campaign (PostgreSQL row lock; SQLite holds the whole file)."""
+    conn.execute(sa.select(CAMPAIGNS.c.id).where(CAMPAIGNS.c.id == cid).with_for_update())
+
+
+def _is_busy(err: Exception) -> bool:
+    return "database is locked" in str(err) or "database is busy" in str(err)
+
+
+class Store:
+    """A campaign store: the tables above behind one SQLAlchemy engine.
+
+    Methods that write run in one transaction each. Reads return plain Python values (dicts,
+    lists, bytes); turning them into spaces, observations and posteriors is the caller's job
+    (:mod:`layoutopt.campaign`).
+
+    Attributes:
+        target: the path or URL given.
+        engine: the SQLAlchemy engine.
+    """
+
+    def __init__(
+        self, target: str | Path, *, create: bool, busy_timeout: float = BUSY_TIMEOUT_S
+    ) -> None:
+        """Open (``create=False``: must exist) or create-or-open a store.
+
+        Args:
+            target: a SQLite file path or a PostgreSQL URL.
+            create: create the store (and its tables) when missing.
+            busy_timeout: seconds a SQLite writer waits for another writer's lock.
+
+        Raises:
+            ValueError: if the store does not exist (``create=False``), is not a layoutopt
+                store, or was written by a newer layoutopt (naming its version).
+        """
+        url = engine_url(target)
+        # shown in messages: never a password
+        self.target = (
+            str(target)
+            if url.startswith("sqlite")
+            else sa.engine.make_url(url).render_as_string(hide_password=True)
+        )
+        self.busy_timeout = float(busy_timeout)
+        if url.startswith("sqlite") and not create:
+            path = Path(self.target)
+            if not path.is_file():
+                raise ValueError(f"{path}: no such campaign store (create it with `campaign init`)")
+        self.engine = connect(target, busy_timeout)
+        try:
+            self._prepare(create)
+        except sa.exc.OperationalError as err:
+            self.engine.dispose()
+            first = str(err.orig).strip().splitlines()[0] if err.orig else str(err)
+            raise ValueError(f"{self.target}: cannot open the store ({first})") from None
+        except Exception:
+            self.engine.dispose()
+            raise
+
+    # ------------------------------------------------------------------ schema
+    def _prepare(self, create: bool) -> None:
+        # The common case, a current store, needs no write lock.
+        with self.engine.connect() as conn:
+            if META.name in sa.inspect(conn).get_table_names():
+                q = sa.select(META.c.value).where(META.c.key == "schema_version")
+                if conn.execute(q).scalar() == str(SCHEMA_VERSION):
+                    return
+        with self.transaction() as conn:
+            if conn.dialect.name == "postgresql":
+                # serialise schema creation/migration between processes
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7301)"))
+            insp = sa.inspect(conn)
+            tables = set(insp.get_table_names())
+            if META.name not in tables:
+                if tables & {t.name for t in _meta.sorted_tables}:
+                    raise ValueError(f"{self.target}: has campaign tables but no layoutopt_meta")
+                if not create:
+                    raise ValueError(
+                        f"{self.target}: not a layoutopt campaign store "
+                        "(create one with `campaign init`)"
+                    )
+                _meta.create_all(conn)
+                self._write_version(conn)
+                return
+            meta = dict(conn.execute(sa.select(META.c.key, META.c.value)).all())
+            version = int(meta.get("schema_version", "0"))
+            if version > SCHEMA_VERSION:
+                raise ValueError(
+                    f"{self.target}: store schema version {version} was written by layoutopt "
+                    f"{meta.get('layoutopt_version', '?')}; this layoutopt {__version__} reads "
+                    f"schema versions up to {SCHEMA_VERSION}; upgrade layoutopt"
+                )
+            for v in range(version, SCHEMA_VERSION):
+                _MIGRATIONS[v](conn)
+            if version < SCHEMA_VERSION:
+                self._write_version(conn)
+
+    @staticmethod
+    def _write_version(conn: sa.Connection) -> None:
+
+        conn.execute(sa.delete(META))
+        conn.execute(
+            sa.insert(META),
+            [
+                {"key": "schema_version", "value": str(SCHEMA_VERSION)},
+                {"key": "layoutopt_version", "value": __version__},
+            ],
+        )
+
+    def schema_version(self) -> int:
+        """The schema version recorded in the store."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(META.c.value).where(META.c.key == "schema_version"))
+            return int(row.scalar_one())
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """One transaction: committed when the block succeeds, rolled back when it raises.
+
+        Raises:
+            StoreBusyError: if SQLite's write lock could not be taken within the busy timeout.
+        """
+        try:
+            with self.engine.connect().execution_options(**{_WRITE: True}) as conn:
+                with conn.begin():
+                    yield conn
+        except sa.exc.OperationalError as err:
+            if _is_busy(err):
+                raise StoreBusyError(
+                    f"{self.target}: store is busy (another process held its write lock for "
+                    f"over {self.busy_timeout:g}s); try again"
+                ) from None
+            raise
+
+    def close(self) -> None:
+        """Release the engine's connections."""
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ campaigns
+    def campaign_names(self) -> list[str]:
+        """Names of the campaigns in the store, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(CAMPAIGNS.c.name).order_by(CAMPAIGNS.c.id))
+            return [r[0] for r in rows]
+
+    def create_campaign(self, name: str, space: dict[str, Any]) -> int:
+        """Add a campaign with its first space version (version 1); return its id.
+
+        Raises:
+            ValueError: if a campaign of that name exists.
+        """
+        with self.transaction() as conn:
+            exists = conn.execute(sa.select(CAMPAIGNS.c.id).where(CAMPAIGNS.c.name == name))
+            if exists.first() is not None:
+                raise ValueError(f"{self.target}: campaign {name!r} already exists")
+            cid = conn.execute(
+                sa.insert(CAMPAIGNS).values(name=name, created_at=now(), prior=None)
+            ).inserted_primary_key[0]
+            conn.execute(
+                sa.insert(SPACE_VERSIONS).values(
+                    campaign_id=cid, version=1, space=json.dumps(space), created_at=now()
+                )
+            )
+            return int(cid)
+
+    def campaign_id(self, name: str | None) -> tuple[int, str]:
+        """``(id, name)`` of the named campaign, or of the only one when ``name`` is None.
+
+        Raises:
+            ValueError: if there is no such campaign, or several and no name was given.
+        """
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(CAMPAIGNS.c.id, CAMPAIGNS.c.name).order_by(CAMPAIGNS.c.id)
+            ).all()
+        names = [r.name for r in rows]
+        if name is None:
+            if len(rows) == 1:
+                return int(rows[0].id), rows[0].name
+            if not rows:
+                raise ValueError(f"{self.target}: the store holds no campaign")
+            raise ValueError(
+                f"{self.target}: the store holds {len(rows)} campaigns {names}; pick one with "
+                "--name / name="
+            )
+        for r in rows:
+            if r.name == name:
+                return int(r.id), r.name
+        raise ValueError(f"{self.target}: no campaign named {name!r}; campaigns: {names}")
+
+    def prior(self, cid: int) -> str | None:
+        """The campaign's prior slot (JSON text), or None."""
+        with self.engine.connect() as conn:
+            q = sa.select(CAMPAIGNS.c.prior).where(CAMPAIGNS.c.id == cid)
+            return conn.execute(q).scalar_one()
+
+    def set_prior(self, cid: int, prior_json: str | None) -> None:
+        """Store (or clear, with None) the campaign's prior slot."""
+        with self.transaction() as conn:
+            conn.execute(sa.update(CAMPAIGNS).where(CAMPAIGNS.c.id == cid).values(prior=prior_json))
+
+    # ------------------------------------------------------------------ spaces
+    def spaces(self, cid: int) -> list[dict[str, Any]]:
+        """Every space version: ``{"version", "space" (dict), "created_at"}``, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(SPACE_VERSIONS)
+                .where(SPACE_VERSIONS.c.campaign_id == cid)
+                .order_by(SPACE_VERSIONS.c.version)
+            ).all()
+        return [
+            {"version": r.version, "space": json.loads(r.space), "created_at": r.created_at}
+            for r in rows
+        ]
+
+    def add_space(self, cid: int, space: dict[str, Any], expected_version: int) -> int:
+        """Record a new space version after ``expected_version``; return the new number.
+
+        Raises:
+            ValueError: if another process recorded a version in between.
+        """
+        with self.transaction() as conn:
+            _lock_campaign(conn, cid)
+            latest = conn.execute(
+                sa.select(sa.func.max(SPACE_VERSIONS.c.version)).where(
+                    SPACE_VERSIONS.c.campaign_id == cid
+                )
+            ).scalar_one()
+            if latest != expected_version:
+                raise ValueError(
+                    f"{self.target}: the space changed meanwhile (now version {latest}); "
+                    "reopen the campaign and retry"
+                )
+            conn.execute(
+                sa.insert(SPACE_VERSIONS).values(
+                    campaign_id=cid,
+                    version=latest + 1,
+                    space=json.dumps(space),
+                    created_at=now(),
+                )
+            )
+            return latest + 1
+
+    # ------------------------------------------------------------------ batches
+    def add_batch(
+        self, cid: int, batch: dict[str, Any], rows: Sequence[dict[str, Any]]
+    ) -> tuple[int, bool]:
+        """Store a batch and its observation rows in one transaction.
+
+        Args:
+            cid: campaign id.
+            batch: ``content_hash, source, rows, layouts, impressions, clicks,
+                space_version`` and optionally ``delay_counts`` (JSON text) (``round`` is set
+                here: the number of proposals so far).
+            rows: ``codes, segment, age, round, impressions, clicks`` per row.
+
+        Returns:
+            ``(batch id, added)``; ``added`` is False when a batch with the same content hash
+            was already stored (then nothing is written and the id is the earlier batch's).
+        """
+        try:
+            with self.transaction() as conn:
+                _lock_campaign(conn, cid)
+                earlier = conn.execute(
+                    sa.select(BATCHES.c.id).where(
+                        BATCHES.c.campaign_id == cid,
+                        BATCHES.c.content_hash == batch["content_hash"],
+                    )
+                ).first()
+                if earlier is not None:
+                    return int(earlier.id), False
+                round_ = conn.execute(
+                    sa.select(sa.func.count()).where(PROPOSALS.c.campaign_id == cid)
+                ).scalar_one()
+                bid = conn.execute(
+                    sa.insert(BATCHES).values(
+                        campaign_id=cid, round=int(round_), created_at=now(), **batch
+                    )
+                ).inserted_primary_key[0]
+                for start in range(0, len(rows), 10_000):
+                    chunk = [dict(r, batch_id=bid) for r in rows[start : start + 10_000]]
+                    conn.execute(sa.insert(OBSERVATIONS), chunk)
+                return int(bid), True
+        except sa.exc.IntegrityError:
+            # PostgreSQL: a concurrent transaction stored the same content first.
+            with self.engine.connect() as conn:
+                earlier = conn.execute(
+                    sa.select(BATCHES.c.id).where(
+                        BATCHES.c.campaign_id == cid,
+                        BATCHES.c.content_hash == batch["content_hash"],
+                    )
+                ).first()
+            if earlier is None:
+                raise
+            return int(earlier.id), False
+
+    def batches(self, cid: int) -> list[dict[str, Any]]:
+        """Every batch of the campaign as a dict of its columns, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(BATCHES).where(BATCHES.c.campaign_id == cid).order_by(BATCHES.c.id)
+            ).all()
+        return [r._asdict() for r in rows]
+
+    def observation_rows(self, cid: int) -> list[tuple]:
+        """Every stored observation row ``(codes, segment, age, round, impressions, clicks,
+        batch round)``; the last is the round the row's batch answered."""
+        with self.engine.connect() as conn:
+            q = (
+                sa.select(
+                    OBSERVATIONS.c.codes,
+                    OBSERVATIONS.c.segment,
+                    OBSERVATIONS.c.age,
+                    OBSERVATIONS.c.round,
+                    OBSERVATIONS.c.impressions,
+                    OBSERVATIONS.c.clicks,
+                    BATCHES.c.round,
+                )
+                .join(BATCHES, BATCHES.c.id == OBSERVATIONS.c.batch_id)
+                .where(BATCHES.c.campaign_id == cid)
+                .order_by(OBSERVATIONS.c.id)
+            )
+            return [tuple(r) for r in conn.execute(q)]
+
+    def last_batch_id(self, cid: int) -> int:
+        """Id of the newest batch (0 when none)."""
+        with self.engine.connect() as conn:
+            q = sa.select(sa.func.max(BATCHES.c.id)).where(BATCHES.c.campaign_id == cid)
+            return int(conn.execute(q).scalar_one() or 0)
+
+    # ------------------------------------------------------------------ fits
+    def add_fit(self, cid: int, fit: dict[str, Any]) -> int:
+        """Store a fit (``space_version, last_batch_id, method, seed, options, diagnostics,
+        best`` as JSON-able values, ``posterior`` bytes); return its id."""
+        values = dict(fit)
+        for key in ("options", "diagnostics", "best"):
+            values[key] = json.dumps(values[key])
+        with self.transaction() as conn:
+            q = sa.insert(FITS).values(campaign_id=cid, created_at=now(), **values)
+            return int(conn.execute(q).inserted_primary_key[0])
+
+    def fits(self, cid: int, with_posterior: bool = False) -> list[dict[str, Any]]:
+        """Every fit, oldest first (the posterior bytes only when asked for)."""
+        cols = [c for c in FITS.c if with_posterior or c.name != "posterior"]
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(*cols).where(FITS.c.campaign_id == cid).order_by(FITS.c.id)
+            ).all()
+        out = []
+        for r in rows:
+            d = r._asdict()
+            for key in ("options", "diagnostics", "best"):
+                d[key] = json.loads(d[key])
+            out.append(d)
+        return out
+
+    def fit_posterior(self, fit_id: int) -> bytes:
+        """The NetCDF bytes of one fit's posterior."""
+        with self.engine.connect() as conn:
+            return bytes(
+                conn.execute(sa.select(FITS.c.posterior).where(FITS.c.id == fit_id)).scalar_one()
+            )
+
+    # ------------------------------------------------------------------ proposals
+    def add_proposal(self, cid: int, proposal: dict[str, Any]) -> int:
+        """Record a proposal as the next round (``fit_id, seed, strategy, k, rows``); return
+        the round number (1 for the first proposal)."""
+        with self.transaction() as conn:
+            _lock_campaign(conn, cid)
+            count = conn.execute(
+                sa.select(sa.func.count()).where(PROPOSALS.c.campaign_id == cid)
+            ).scalar_one()
+            values = dict(proposal, rows=json.dumps(proposal["rows"]))
+            conn.execute(
+                sa.insert(PROPOSALS).values(
+                    campaign_id=cid, round=int(count) + 1, created_at=now(), **values
+                )
+            )
+            return int(count) + 1
+
+    def proposals(self, cid: int) -> list[dict[str, Any]]:
+        """Every proposal, oldest first, with its rows decoded."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(PROPOSALS)
+                .where(PROPOSALS.c.campaign_id == cid)
+                .order_by(PROPOSALS.c.round)
+            ).all()
+        return [dict(r._asdict(), rows=json.loads(r.rows)) for r in rows]
+
+
+def _migrate_1_to_2(conn: sa.Connection) -> None:
+    conn.execute(sa.text("ALTER TABLE campaigns ADD COLUMN prior TEXT"))
+
+
+def _migrate_2_to_3(conn: sa.Connection) -> None:
+    conn.execute(sa.text("ALTER TABLE batches ADD COLUMN delay_counts TEXT"))
+
+
+_MIGRATIONS = {1: _migrate_1_to_2, 2: _migrate_2_to_3}

@@ -1,0 +1,313 @@
+"""``layoutopt campaign ...`` and ``layoutopt report``: the durable campaign from the shell.
+
+::
+
+    layoutopt campaign init     --space S --db D [--name N]
+    layoutopt campaign ingest   --db D FILE [FILE ...]
+    layoutopt campaign fit      --db D [--method M] [--seed N]
+    layoutopt campaign propose  --db D [--k K] [--strategy S] [--seed N] [-o next.csv]
+    layoutopt campaign best     --db D [--json]
+    layoutopt campaign status   --db D
+    layoutopt campaign report   --db D -o report.html
+    layoutopt campaign export   --db D -o DIR
+    layoutopt report            --posterior P -o report.html
+
+``--db`` is a SQLite file path or a ``postgresql://`` URL; ``--name`` picks a campaign when the
+store holds several. Like the rest of the CLI (:mod:`layoutopt.cli`, whose ``main`` runs these
+commands), errors are one ``error: ...`` line with exit status 2 and no traceback, and files
+are written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from layoutopt.campaign.campaign import Campaign
+from layoutopt.campaign.report import posterior_report
+from layoutopt.decide.proposals import STRATEGIES
+from layoutopt.infer.fitting import METHODS
+from layoutopt.infer.posterior import Posterior
+from layoutopt.model.delay import parse_delay
+from layoutopt.model.space import LayoutSpace
+from layoutopt.util.io import atomic_path, check_output_path
+
+__all__ = ["app", "report"]
+
+Method = StrEnum("Method", {m: m for m in METHODS})
+Strategy = StrEnum("Strategy", {s: s for s in STRATEGIES})
+
+app = typer.Typer(
+    name="campaign",
+    help="A campaign that remembers: ingest results, fit, propose, round after round, in a "
+    "SQLite file or a PostgreSQL database.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DbOpt = Annotated[
+    str, typer.Option("--db", help="Campaign store: a SQLite file or a postgresql:// URL.")
+]
+NameOpt = Annotated[
+    str | None,
+    typer.Option("--name", help="Campaign name (needed only when the store holds several)."),
+]
+
+
+def _out() -> Console:
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=150)
+    return console
+
+
+def _err() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _pct(x) -> str:
+    return "" if x is None or x != x else f"{100.0 * float(x):.2f}%"
+
+
+@app.command()
+def init(
+    space: Annotated[Path, typer.Option("--space", "-s", help="Layout space TOML file.")],
+    db: DbOpt,
+    name: Annotated[str, typer.Option("--name", help="Campaign name.")] = "default",
+) -> None:
+    """Create a campaign (and the store, if new) for a layout space."""
+    sp = LayoutSpace.from_toml(space)
+    with Campaign.create(db, sp, name=name) as camp:
+        _out().print(
+            f"created campaign {camp.name!r} in {db}: {sp.num_components} components, "
+            f"{sp.num_allowed:,} allowed layouts"
+        )
+
+
+@app.command()
+def ingest(
+    db: DbOpt,
+    files: Annotated[list[Path], typer.Argument(help="Results files (CSV/Parquet).")],
+    name: NameOpt = None,
+    events: Annotated[
+        bool,
+        typer.Option(
+            "--events",
+            help="The files are impression-level event logs (labels, served_at, clicked_at), "
+            "aggregated to age cohorts; needs --now.",
+        ),
+    ] = False,
+    now: Annotated[
+        str | None,
+        typer.Option("--now", help="When the event logs were extracted (ISO time, UTC)."),
+    ] = None,
+) -> None:
+    """Add results files; each is all-or-nothing, and a file seen before adds nothing."""
+    if events and now is None:
+        raise ValueError("--events needs --now, the time the logs were extracted (ISO, UTC)")
+    if now is not None and not events:
+        raise ValueError("--now applies to event logs; add --events")
+    with Campaign.open(db, name) as camp:
+        for file in files:
+            result = camp.ingest_events(file, now=now) if events else camp.ingest(file)
+            _out().print(result.message())
+
+
+@app.command()
+def fit(
+    db: DbOpt,
+    method: Annotated[Method, typer.Option("--method", "-m", help="Inference method.")] = (
+        Method.laplace
+    ),
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the fit.")] = 0,
+    name: NameOpt = None,
+    delay: Annotated[
+        str | None,
+        typer.Option(
+            "--delay",
+            help="Click delay model (rows need ages: ingest event logs with --events): "
+            "'auto', 'exponential:RATE' or 'weibull:SHAPE,SCALE'.",
+        ),
+    ] = None,
+    half_life: Annotated[
+        float | None,
+        typer.Option("--half-life", help="Discount older rounds by 0.5**(rounds / H)."),
+    ] = None,
+) -> None:
+    """Fit the model to everything ingested and record the fit."""
+    delay_model = None if delay is None else parse_delay(delay)
+    with Campaign.open(db, name) as camp:
+        post = camp.fit(method.value, seed=seed, delay=delay_model, half_life=half_life)
+        obs = camp.observations()
+        pick = camp.best()
+    _out().print(
+        f"fitted {post.method} (seed {seed}) on {obs.num_layouts} layouts, "
+        f"{int(obs.impressions.sum()):,} impressions; pick: layout {pick.index} "
+        f"{_pct(pick.mean)} [{_pct(pick.lower)}, {_pct(pick.upper)}], P(best) {pick.p_best:.3f}"
+    )
+
+
+@app.command()
+def propose(
+    db: DbOpt,
+    k: Annotated[int, typer.Option("--k", "-k", min=1, help="Layouts to propose.")] = 8,
+    strategy: Annotated[Strategy, typer.Option("--strategy", help="How to choose.")] = (
+        Strategy.thompson
+    ),
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", help="Seed (default: the number of the round being proposed)."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="CSV/Parquet file (default: stdout).")
+    ] = None,
+    name: NameOpt = None,
+) -> None:
+    """Propose the next layouts (fitting first if data arrived) and record them as a round."""
+    if output is not None:
+        check_output_path(output, (".csv", ".parquet", ".pq"))
+    with Campaign.open(db, name) as camp:
+        if seed is None:
+            seed = camp.rounds + 1
+        prop = camp.propose(k=k, strategy=strategy.value, seed=seed)
+    if prop.refit:
+        _err().print(prop.refit)
+    frame = prop.layouts
+    if output is None:
+        frame.to_csv(sys.stdout, index=False)
+    else:
+        with atomic_path(output) as tmp:
+            if output.suffix.lower() == ".csv":
+                frame.to_csv(tmp, index=False)
+            else:
+                frame.to_parquet(tmp, index=False)
+    _err().print(
+        f"round {prop.round}: {len(frame)} layouts ({prop.strategy}, seed {prop.seed})"
+        + (f" written to {output}" if output is not None else "")
+    )
+
+
+@app.command()
+def best(
+    db: DbOpt,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    name: NameOpt = None,
+) -> None:
+    """The pick of the latest fit: highest posterior mean CTR, interval, P(best)."""
+    with Campaign.open(db, name) as camp:
+        pick = camp.best()
+        stale = camp.stale()
+    if as_json:
+        sys.stdout.write(json.dumps(pick._asdict() | {"stale": stale}, indent=2) + "\n")
+        return
+    table = Table(title="Best layout", title_justify="left", show_header=False)
+    for comp, label in pick.layout.items():
+        table.add_row(comp, str(label))
+    table.add_row("index", str(pick.index))
+    table.add_row("mean CTR", _pct(pick.mean))
+    table.add_row("90% interval", f"{_pct(pick.lower)} - {_pct(pick.upper)}")
+    table.add_row("P(best)", f"{pick.p_best:.3f}")
+    _out().print(table)
+    if stale:
+        _err().print(f"note: {stale}; run `campaign fit` to update")
+
+
+@app.command()
+def status(db: DbOpt, name: NameOpt = None) -> None:
+    """The campaign's space, data, fits and one line per round."""
+    with Campaign.open(db, name) as camp:
+        space, version = camp.space, camp.space_version
+        hist = camp.history()
+        stale = camp.stale()
+        others = camp.store.campaign_names()
+    out = _out()
+    out.print(
+        f"campaign {camp.name!r} in {db} (store holds {len(others)}): space version {version}, "
+        f"{space.num_allowed:,} allowed layouts; fit: {stale or 'up to date'}"
+    )
+    table = Table(title="Rounds", title_justify="left", box=box.SIMPLE_HEAD)
+    for col in ("round", "proposed", "ingested", "impressions", "clicks", "pick", "mean CTR"):
+        table.add_column(col, justify="left" if col in ("proposed", "ingested") else "right")
+    table.add_column("P(best)", justify="right")
+    for r in hist.to_dict("records"):
+        prop = (
+            r["strategy"]
+            if r["k"] != r["k"] or r["k"] is None
+            else f"{r['strategy']}, k={r['k']:.0f}"
+        )
+        pick = (
+            ""
+            if r["pick_index"] is None or r["pick_index"] != r["pick_index"]
+            else str(int(r["pick_index"]))
+        )
+        interval = f"{_pct(r['mean'])} [{_pct(r['lower'])}, {_pct(r['upper'])}]" if pick else ""
+        table.add_row(
+            str(r["round"]),
+            str(prop),
+            r["sources"],
+            f"{r['impressions']:,}",
+            f"{r['clicks']:,}",
+            pick,
+            interval,
+            "" if not pick else f"{r['p_best']:.3f}",
+        )
+    out.print(table)
+
+
+@app.command("report")
+def campaign_report(
+    db: DbOpt,
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")],
+    name: NameOpt = None,
+) -> None:
+    """One self-contained HTML report: effects, interactions, top layouts, history."""
+    check_output_path(output, (".html", ".htm"))
+    with Campaign.open(db, name) as camp:
+        camp.report(output)
+    _err().print(f"wrote {output}")
+
+
+@app.command()
+def export(
+    db: DbOpt,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory to write into.")],
+    name: NameOpt = None,
+) -> None:
+    """Observations, proposals and history as Parquet files in a directory."""
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"{output}: exists and is not a directory")
+    if not output.parent.is_dir():
+        raise ValueError(f"{output}: directory {str(output.parent)!r} does not exist")
+    with Campaign.open(db, name) as camp:
+        tables = {
+            "observations": camp.observations().to_frame(),
+            "proposals": camp.proposals(),
+            "history": camp.history(),
+        }
+    output.mkdir(exist_ok=True)
+    for stem, frame in tables.items():
+        with atomic_path(output / f"{stem}.parquet") as tmp:
+            frame.to_parquet(tmp, index=False)
+    _err().print(f"wrote {', '.join(f'{s}.parquet' for s in tables)} to {output}")
+
+
+def report(
+    posterior: Annotated[
+        Path, typer.Option("--posterior", "-p", help="Posterior NetCDF file written by `fit`.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")],
+) -> None:
+    """One self-contained HTML report of a posterior: effects, interactions, top layouts."""
+
+    check_output_path(output, (".html", ".htm"))
+    posterior_report(Posterior.load(posterior), output)
+    _err().print(f"wrote {output}")

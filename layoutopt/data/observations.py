@@ -1,0 +1,785 @@
+"""Observations: aggregated impressions and clicks per distinct tested layout.
+
+Observations come in as a table (a pandas DataFrame, a CSV or a Parquet file) with one column
+per component holding variant labels, plus ``impressions`` and ``clicks``. Every problem is
+reported as a ``ValueError`` that names the source (file), the column, the row and the value,
+and says what would be valid.
+"""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from layoutopt.data.events import aggregate_events
+from layoutopt.model.delay import DELAY_EDGES
+from layoutopt.model.space import LayoutSpace
+from layoutopt.util.io import one_line
+from layoutopt.util.limits import MAX_COUNT
+
+__all__ = ["Observations", "read_layout_codes", "read_table"]
+
+_COUNT_COLUMNS = ("impressions", "clicks")
+# Optional per-row time columns: hours since served (delayed clicks) and round (drift).
+_TIME_COLUMNS = ("age", "round")
+# Written by design/propose next to the labels; ignored on input so those files round-trip.
+_IGNORED_COLUMNS = ("index", "weight")
+
+
+@dataclass(frozen=True, eq=False)
+class Observations:
+    """Click data aggregated to one row per distinct allowed layout.
+
+    Attributes:
+        space: the :class:`LayoutSpace` the layouts belong to.
+        codes: ``(N, K)`` int32 variant codes of the distinct layouts, sorted by index.
+        impressions: ``(N,)`` int64 impressions per layout.
+        clicks: ``(N,)`` int64 clicks per layout (``0 <= clicks <= impressions``).
+        segments: ``(N,)`` int32 segment codes (see :meth:`LayoutSpace.segment_code`) when the
+            space has segments: then a row is one distinct (layout, segment), sorted by
+            layout index, then segment. ``None`` for a space without segments.
+        age: ``(N,)`` float64 hours since the row's impressions were served (their mean for
+            a cohort), or None. With ``age`` the rows are (layout, age cohort) cells and a
+            layout may appear on several rows; ``fit(delay=...)`` uses it.
+        round: ``(N,)`` int64 campaign round the row's impressions were served in, or None;
+            ``fit(half_life=...)`` uses it.
+        delay_counts: histogram of the observed click delays (hours) over
+            :data:`layoutopt.model.delay.DELAY_EDGES`, or None; ``fit(delay="auto")`` learns the
+            delay distribution from it.
+    """
+
+    space: LayoutSpace
+    codes: np.ndarray
+    impressions: np.ndarray
+    clicks: np.ndarray
+    segments: np.ndarray | None = None
+    # Time: optional per-row arrays (None when absent, so the plain paths are untouched).
+    age: np.ndarray | None = None
+    round: np.ndarray | None = None
+    delay_counts: np.ndarray | None = None
+
+    @classmethod
+    def from_codes(
+        cls,
+        space: LayoutSpace,
+        codes,
+        impressions,
+        clicks,
+        source: str = "observations",
+        segments=None,
+        *,
+        age=None,
+        round=None,
+        delay_counts=None,
+    ) -> Observations:
+        """Build from integer codes; repeated rows are summed.
+
+        Rows are summed per distinct layout (and segment), or per distinct (layout[,
+        segment], age, round) when ``age`` or ``round`` is given.
+
+        Args:
+            space: the layout space.
+            codes: ``(N, K)`` variant codes.
+            impressions: ``(N,)`` counts.
+            clicks: ``(N,)`` counts.
+            source: name used at the start of error messages.
+            segments: ``(N,)`` segment codes; required exactly when the space has segments.
+            age: optional ``(N,)`` hours since serving (finite, >= 0).
+            round: optional ``(N,)`` round numbers (whole numbers >= 0).
+            delay_counts: optional histogram of observed click delays over
+                :data:`layoutopt.model.delay.DELAY_EDGES`.
+
+        Raises:
+            ValueError: for out-of-range codes, forbidden layouts, bad counts, ages, rounds
+                or delay counts, missing, unexpected or out-of-range segment codes, or no
+                rows.
+        """
+        seg = _check_segment_codes(space, segments, np.shape(codes)[:1], source)
+        codes = np.asarray(codes)
+        impressions = np.asarray(impressions)
+        clicks = np.asarray(clicks)
+        if codes.ndim != 2 or codes.shape[1] != space.num_components:
+            raise ValueError(
+                f"{source}: codes must have shape (N, {space.num_components}), got {codes.shape}"
+            )
+        n = codes.shape[0]
+        if n == 0:
+            raise ValueError(f"{source}: no rows; at least one observed layout is needed")
+        if impressions.shape != (n,) or clicks.shape != (n,):
+            raise ValueError(f"{source}: impressions and clicks need shape ({n},)")
+        for k, card in enumerate(space.cardinalities):
+            bad = np.flatnonzero((codes[:, k] < 0) | (codes[:, k] >= card))
+            if bad.size:
+                raise ValueError(
+                    f"{source}: row {bad[0]}: code {codes[bad[0], k]} out of range "
+                    f"[0, {card}) for component {space.components[k]!r}"
+                )
+        codes = codes.astype(np.int32)
+        for name, arr in (("impressions", impressions), ("clicks", clicks)):
+            if not np.issubdtype(arr.dtype, np.number) or np.any(~np.isfinite(arr)):
+                raise ValueError(f"{source}: column {name!r} must hold finite numbers")
+            bad = np.flatnonzero((arr < 0) | (arr != np.round(arr)) | (arr > MAX_COUNT))
+            if bad.size:
+                raise ValueError(
+                    f"{source}: row {bad[0]}: {name} = {_plain(arr[bad[0]])!r}; counts must "
+                    f"be whole numbers in [0, 2**53 = {MAX_COUNT}]"
+                )
+        impressions = impressions.astype(np.int64)
+        clicks = clicks.astype(np.int64)
+        bad = np.flatnonzero(clicks > impressions)
+        if bad.size:
+            raise ValueError(
+                f"{source}: row {bad[0]}: clicks ({clicks[bad[0]]}) exceed impressions "
+                f"({impressions[bad[0]]})"
+            )
+        # Arrays number rows from 0, like the other messages here; tables from 1.
+        _check_allowed(codes, space, source, first_row=0)
+        if age is not None or round is not None or delay_counts is not None:
+            return _time_rows(
+                cls, space, codes, impressions, clicks, source, age, round, delay_counts, seg
+            )
+        keys = codes if seg is None else np.concatenate([codes, seg[:, None]], axis=1)
+        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        imp = _exact_sums(inverse, impressions, len(uniq))
+        clk = _exact_sums(inverse, clicks, len(uniq))
+        K = space.num_components
+        _check_totals(space, uniq[:, :K], imp, source)
+        uniq_seg = None if seg is None else uniq[:, K].astype(np.int32)
+        return cls(space, uniq[:, :K].astype(np.int32), imp, clk, uniq_seg)
+
+    # ------------------------------------------------------------------ tables in and out
+    @classmethod
+    def from_frame(cls, df, space: LayoutSpace, source: str = "frame") -> Observations:
+        """Build from a table with one label column per component plus counts.
+
+        The table needs one column per component of ``space`` holding variant labels, one
+        column per context variable when the space has segments (values as declared in
+        the space), plus ``impressions`` and ``clicks``. Rows for the same layout (and
+        segment) are summed. Labels are compared as strings, so a variant ``"1"`` matches
+        ``1`` in an integer column. Columns
+        named ``index`` and ``weight`` (written by ``design``/``propose``) are ignored, so a
+        proposal file with counts filled in can be read back. Optional columns ``age``
+        (hours since the row's impressions were served, for ``fit(delay=...)``) and
+        ``round`` (for ``fit(half_life=...)``) make rows per (layout, age, round); any other
+        column is an error. The input table is never modified.
+
+        Rows are numbered from 1 in table order, not counting the header (so row N of a CSV
+        file is on line N + 1), whatever the frame's index.
+
+        Args:
+            df: a :class:`pandas.DataFrame`.
+            space: the :class:`LayoutSpace` the layouts belong to.
+            source: name used at the start of error messages (a file path when read from
+                disk).
+
+        Returns:
+            Observations aggregated to one row per distinct layout, sorted by index.
+
+        Raises:
+            ValueError: naming ``source``, the column, the row and the value, for a missing,
+                duplicate or unknown column, an unknown variant label, a forbidden layout,
+                a missing, non-numeric, non-integer or negative count, clicks above
+                impressions, or a table without rows.
+
+        Examples:
+            >>> import pandas as pd
+            >>> space = LayoutSpace({"headline": ["h1", "h2"], "image": ["a", "b"]})
+            >>> df = pd.DataFrame({"headline": ["h1", "h1"], "image": ["a", "a"],
+            ...                    "impressions": [100, 50], "clicks": [5, 2]})
+            >>> obs = Observations.from_frame(df, space)
+            >>> obs.num_layouts, int(obs.impressions[0]), int(obs.clicks[0])
+            (1, 150, 7)
+        """
+
+        if not isinstance(df, pd.DataFrame):
+            raise ValueError(f"{source}: expected a pandas DataFrame, got {type(df).__name__}")
+        expected = list(space.components) + list(space.segment_names) + list(_COUNT_COLUMNS)
+        columns = [str(c) for c in df.columns]
+        dupes = sorted({c for c in columns if columns.count(c) > 1})
+        if dupes:
+            raise ValueError(f"{source}: column(s) {dupes} appear more than once")
+        missing = [c for c in expected if c not in columns]
+        if missing:
+            raise ValueError(f"{source}: missing column(s) {missing}; expected columns: {expected}")
+        optional = _IGNORED_COLUMNS + _TIME_COLUMNS
+        unknown = [c for c in columns if c not in expected and c not in optional]
+        if unknown:
+            hint = "" if space.segments else " (the space declares no [segments])"
+            raise ValueError(
+                f"{source}: unknown column(s) {unknown}; expected columns: {expected} "
+                f"(optional: {list(_TIME_COLUMNS)}; ignored: {list(_IGNORED_COLUMNS)}){hint}"
+            )
+        if len(df) == 0:
+            raise ValueError(f"{source}: no data rows; at least one observed layout is needed")
+        by_name = dict(zip(columns, df.columns, strict=True))
+
+        codes = _label_codes(df, by_name, space, source)
+        counts = {name: _parse_counts(df[by_name[name]], name, source) for name in _COUNT_COLUMNS}
+        impressions, clicks = counts["impressions"], counts["clicks"]
+        bad = np.flatnonzero(clicks > impressions)
+        if bad.size:
+            r = int(bad[0])
+            raise ValueError(
+                f"{source}: row {r + 1}, column 'clicks': {clicks[r]} clicks exceed "
+                f"{impressions[r]} impressions; need 0 <= clicks <= impressions"
+            )
+        _check_allowed(codes, space, source)
+        time = {
+            name: _parse_time(df[by_name[name]], name, source)
+            for name in _TIME_COLUMNS
+            if name in by_name
+        }
+        segments = _segment_codes(df, by_name, space, source) if space.segments else None
+        return cls.from_codes(
+            space, codes, impressions, clicks, source=source, segments=segments, **time
+        )
+
+    @classmethod
+    def from_events(
+        cls, events, space: LayoutSpace, now, *, batch_size: int = 1 << 20
+    ) -> Observations:
+        """Aggregate an impression-level event log into age cohorts, streaming.
+
+        The log has one row per impression: one label column per component, one column per
+        context variable when the space has segments, ``served_at`` and ``clicked_at``
+        (timestamps; ``clicked_at`` empty/null while there has been no click), optionally
+        ``round``; other columns are not read. It is read in record batches of ``batch_size``
+        rows and summed per distinct (layout, segment, age cohort[, round]),
+        so memory does not grow with the length of the log. Cohorts follow the geometric
+        grid :data:`layoutopt.data.events.AGE_EDGES`; a cohort's ``age`` is the mean age of its
+        impressions at ``now``. The observed click delays are kept as a histogram
+        (``delay_counts``) for ``fit(delay="auto")``.
+
+        Args:
+            events: a Parquet file, a directory of Parquet files, a CSV file, a pandas
+                DataFrame or a pyarrow Table.
+            space: the layout space.
+            now: when the log was extracted (datetime, pandas Timestamp or ISO text; naive
+                times are UTC). Clicks after ``now`` are errors, not future clicks.
+            batch_size: rows per record batch.
+
+        Returns:
+            Observations with ``age``, ``delay_counts`` and (if the log has it) ``round``.
+
+        Raises:
+            ValueError: naming the file, the 1-based row, the column and the value.
+
+        Examples:
+            >>> obs = Observations.from_events("events.parquet", space,
+            ...                                now="2026-03-01T00:00")  # doctest: +SKIP
+        """
+
+        # segment variables are extra group-by keys after the components
+        keys = [(c, space.variants[k]) for k, c in enumerate(space.components)]
+        keys += [(name, values) for name, values in space.segments]
+        totals = aggregate_events(events, keys, now, batch_size=batch_size)
+        source = str(events) if isinstance(events, str | Path) else "events"
+        K = space.num_components
+        segments = None
+        if space.segments:
+            segments = np.zeros(len(totals.codes), np.int64)
+            for j, (_, values) in enumerate(space.segments):
+                segments = segments * len(values) + totals.codes[:, K + j]
+        return cls.from_codes(
+            space,
+            totals.codes[:, :K],
+            totals.impressions,
+            totals.clicks,
+            source=source,
+            segments=segments,
+            age=totals.age,
+            round=totals.round,
+            delay_counts=totals.delay_counts,
+        )
+
+    @classmethod
+    def from_csv(cls, path: str | Path, space: LayoutSpace) -> Observations:
+        """Read observations from a CSV file (see :meth:`from_frame` for the columns).
+
+        Every cell is read as text, so labels such as ``"1"`` or ``"None"`` stay labels.
+
+        Raises:
+            ValueError: naming the file, if it is missing or unreadable, or for any of the
+                problems listed in :meth:`from_frame`.
+        """
+        return cls.from_frame(_read_csv(path, space), space, source=str(path))
+
+    @classmethod
+    def from_parquet(cls, path: str | Path, space: LayoutSpace) -> Observations:
+        """Read observations from a Parquet file (see :meth:`from_frame` for the columns).
+
+        Raises:
+            ValueError: naming the file, if it is missing or not Parquet, or for any of the
+                problems listed in :meth:`from_frame`.
+        """
+        return cls.from_frame(_read_parquet(path), space, source=str(path))
+
+    @classmethod
+    def from_file(cls, path: str | Path, space: LayoutSpace) -> Observations:
+        """Read a ``.csv`` or ``.parquet``/``.pq`` file, chosen by its suffix.
+
+        Raises:
+            ValueError: for another suffix, or as :meth:`from_csv` / :meth:`from_parquet`.
+        """
+        return cls.from_frame(read_table(path, space), space, source=str(path))
+
+    def to_frame(self):
+        """The data as a pandas DataFrame: one label column per component, then
+        ``impressions`` and ``clicks``; one row per distinct layout, in index order.
+
+        :meth:`from_frame` reads it back to equal observations.
+        """
+
+        data: dict[str, Any] = {
+            comp: pd.Categorical.from_codes(self.codes[:, k], categories=list(labels))
+            for k, (comp, labels) in enumerate(
+                zip(self.space.components, self.space.variants, strict=True)
+            )
+        }
+        for name, values in self.space.segments:
+            data[name] = pd.Categorical.from_codes(
+                self.segment_values(name), categories=list(values)
+            )
+        data["impressions"] = self.impressions
+        data["clicks"] = self.clicks
+        for name in _TIME_COLUMNS:
+            if getattr(self, name) is not None:
+                data[name] = getattr(self, name)
+        return pd.DataFrame(data)
+
+    def segment_values(self, name: str) -> np.ndarray:
+        """Per-row value codes (index into the declared values) of one context variable."""
+        names = self.space.segment_names
+        if self.segments is None or name not in names:
+            raise ValueError(f"no context variable {name!r}; the space has {list(names)}")
+        rest = np.asarray(self.segments, np.int64)
+        for other, values in reversed(self.space.segments):
+            rest, code = np.divmod(rest, len(values))
+            if other == name:
+                return code.astype(np.int32)
+        raise AssertionError("unreachable")
+
+    def segment_shares(self) -> np.ndarray | None:
+        """Share of impressions in each segment, ``(G,)`` summing to 1 (``None`` without
+        segments; uniform when there are no impressions). This is the "traffic mix observed"
+        that scoring with ``segment=None`` averages over."""
+        if self.segments is None:
+            return None
+        G = self.space.num_segments
+        imp = np.bincount(self.segments, weights=self.impressions, minlength=G)
+        total = imp.sum()
+        return imp / total if total > 0 else np.full(G, 1.0 / G)
+
+    # ----------------------------------------------------------------------- summaries
+    def to_space(self, space: LayoutSpace) -> Observations:
+        """The same data on another space, matched by component name and variant label.
+
+        Segments, ``age``, ``round`` and ``delay_counts`` are carried over unchanged.
+
+        Use it after :meth:`LayoutSpace.with_variants` / ``without_variants``: existing
+        variants keep their labels, so old data line up with the new space (the codes
+        change only if components were reordered; indices change when a component grew).
+
+        Raises:
+            ValueError: when a component or an observed variant is not in ``space``.
+        """
+        codes = space.codes_from(self.space, self.codes)
+        segments = self.segments
+        if segments is not None and list(space.segments) != list(self.space.segments):
+            raise ValueError("to_space keeps the segments: the new space must declare the same")
+        return Observations.from_codes(
+            space,
+            codes,
+            self.impressions,
+            self.clicks,
+            source="observations",
+            segments=segments,
+            age=self.age,
+            round=self.round,
+            delay_counts=self.delay_counts,
+        )
+
+    @property
+    def num_layouts(self) -> int:
+        """Number of distinct observed layouts (distinct (layout, segment) pairs when the
+        space has segments)."""
+        if self.age is None and self.round is None:
+            return int(self.codes.shape[0])
+        keys = self.codes
+        if self.segments is not None:
+            keys = np.concatenate([keys, self.segments[:, None]], axis=1)
+        return int(len(np.unique(keys, axis=0)))
+
+    @property
+    def num_rows(self) -> int:
+        """Number of rows: distinct layouts, or (layout, age, round) cells with time columns."""
+        return int(self.codes.shape[0])
+
+    def __len__(self) -> int:
+        return self.num_layouts
+
+    def __repr__(self) -> str:
+        imp, clk = int(self.impressions.sum()), int(self.clicks.sum())
+        ctr = f"{clk / imp:.2%}" if imp else "n/a"
+        return (
+            f"Observations({self.num_layouts} layouts, {imp:,} impressions, {clk:,} clicks, "
+            f"CTR {ctr}; {self.space!r})"
+        )
+
+
+# ------------------------------------------------------------------------ file readers
+def read_table(path: str | Path, space: LayoutSpace):
+    """Read a ``.csv`` or ``.parquet``/``.pq`` table into a DataFrame, by suffix.
+
+    CSV cells are read as text (no missing-value guessing), so labels such as ``"1"``,
+    ``"NA"`` or ``"None"`` stay labels; :meth:`Observations.from_frame` parses the counts.
+
+    Args:
+        path: the file.
+        space: the space (only used to say which columns are expected).
+
+    Returns:
+        The file's table as a :class:`pandas.DataFrame`.
+
+    Raises:
+        ValueError: naming the file, if it is missing, empty, malformed or of another format.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix == ".csv":
+        return _read_csv(path, space)
+    if suffix in (".parquet", ".pq"):
+        return _read_parquet(path)
+    raise ValueError(
+        f"{path}: unknown table format {suffix or '(no suffix)'!r}; use a .csv or .parquet file"
+    )
+
+
+def read_layout_codes(path: str | Path, space: LayoutSpace) -> np.ndarray:
+    """Variant codes of the layouts listed in a CSV/Parquet file.
+
+    The file needs one label column per component; other columns (``index``, ``weight``,
+    counts) are ignored, so observation, design and proposal files all work. Rows are
+    validated as in :meth:`Observations.from_frame` (unknown or missing labels, forbidden
+    layouts), and repeats are kept.
+
+    Args:
+        path: the file.
+        space: the layout space.
+
+    Returns:
+        ``(N, K)`` int32 codes, in file order.
+
+    Raises:
+        ValueError: naming the file, the column, the row and the value.
+    """
+    return layout_codes(read_table(path, space), space, source=str(path))
+
+
+def layout_codes(df, space: LayoutSpace, source: str = "layouts") -> np.ndarray:
+    """Variant codes of a table with one label column per component (others ignored).
+
+    The one labels -> codes conversion of the package: every missing or unknown label and
+    every forbidden layout is rejected with a message naming ``source``, the 1-based row,
+    the column, the value and the valid variants.
+
+    Args:
+        df: a :class:`pandas.DataFrame`.
+        space: the layout space.
+        source: name used at the start of error messages (a file path when read from one).
+
+    Returns:
+        ``(N, K)`` int32 codes, in row order.
+
+    Raises:
+        ValueError: for a missing component column, a missing or unknown label, or a
+            forbidden layout.
+    """
+    columns = [str(c) for c in df.columns]
+    missing = [c for c in space.components if c not in columns]
+    if missing:
+        raise ValueError(
+            f"{source}: missing column(s) {missing}; expected one label column per "
+            f"component: {list(space.components)}"
+        )
+    codes = _label_codes(df, dict(zip(columns, df.columns, strict=True)), space, source)
+    _check_allowed(codes, space, source)
+    return codes
+
+
+def _read_csv(path: str | Path, space: LayoutSpace):
+    path = Path(path)
+    _check_input_file(path)
+    try:
+        with warnings.catch_warnings():
+            # A row with more fields than the header would silently lose data.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                path, dtype=str, keep_default_na=False, na_filter=False, index_col=False
+            )
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except pd.errors.EmptyDataError:
+        raise ValueError(
+            f"{path}: empty file; expected a CSV header with columns "
+            f"{list(space.components) + list(_COUNT_COLUMNS)}"
+        ) from None
+    except pd.errors.ParserWarning:
+        raise ValueError(
+            f"{path}: not a readable CSV file (a row has more fields than the header)"
+        ) from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
+        raise ValueError(f"{path}: not a readable CSV file ({one_line(err)})") from None
+    _check_csv_header(path)
+    return frame
+
+
+def _check_input_file(path: Path) -> None:
+    """Name the real problem when ``path`` is a directory or missing."""
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory; give a .csv or .parquet file")
+    if not path.exists():
+        raise ValueError(f"{path}: no such file")
+
+
+def _check_csv_header(path: Path) -> None:
+    """Refuse repeated header names (pandas would rename the second ``clicks`` to
+    ``clicks.1`` and report an unknown column)."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        header = next(csv.reader(fh), [])
+    names = list(header)
+    dupes = sorted({h for h in names if names.count(h) > 1})
+    if dupes:
+        raise ValueError(
+            f"{path}: header names column(s) {dupes} more than once; each column must appear once"
+        )
+
+
+def _read_parquet(path: str | Path):
+    path = Path(path)
+    _check_input_file(path)
+    try:
+        return pd.read_parquet(path)
+    except Exception as err:  # pyarrow raises a zoo of types for a malformed file
+        raise ValueError(f"{path}: not a readable Parquet file ({one_line(err)})") from None
+
+
+def _exact_sums(inverse: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
+    """Per-layout sums of int64 counts, exact (float64 sums round beyond 2^53), with the
+    sums that would overflow int64 saturated so that :func:`_check_totals` refuses them."""
+    out = np.zeros(n, np.int64)
+    np.add.at(out, inverse, counts)
+    approx = np.bincount(inverse, weights=counts.astype(np.float64), minlength=n)
+    out[approx > 2.0**62] = np.iinfo(np.int64).max
+    return out
+
+
+def _check_totals(space: LayoutSpace, codes: np.ndarray, impressions: np.ndarray, source: str):
+    bad = np.flatnonzero(impressions > MAX_COUNT)
+    if bad.size:
+        r = int(bad[0])
+        raise ValueError(
+            f"{source}: the rows of layout {space.decode(codes[r])} add up to more than "
+            f"2**53 = {MAX_COUNT} impressions, beyond the supported range of counts "
+            "(exact in float64); scale the counts down"
+        )
+
+
+def _label_codes(df, by_name: dict, space: LayoutSpace, source: str) -> np.ndarray:
+    """``(N, K)`` codes of the label columns; rejects missing or unknown labels."""
+    codes = np.empty((len(df), space.num_components), dtype=np.int32)
+    for k, comp in enumerate(space.components):
+        codes[:, k] = _column_codes(
+            df[by_name[comp]], space.label_codes[k], source, comp, ("label", "variant")
+        )
+    return codes
+
+
+def _segment_codes(df, by_name: dict, space: LayoutSpace, source: str) -> np.ndarray:
+    """``(N,)`` segment codes of the context-variable columns; rejects unknown values."""
+    out = np.zeros(len(df), dtype=np.int64)
+    for name, values in space.segments:
+        lookup = {v: i for i, v in enumerate(values)}
+        codes = _column_codes(df[by_name[name]], lookup, source, name, ("value", "segment value"))
+        out = out * len(values) + codes
+    return out.astype(np.int32)
+
+
+def _column_codes(column, lookup: dict, source: str, name: str, words) -> np.ndarray:
+    """Codes of one label column through ``lookup``; the first missing or unknown cell is
+    reported with its row, the column, the value and the valid ``lookup`` keys."""
+    missing = _missing_mask(column)
+    mapped = column.astype(str).map(lookup).to_numpy(dtype=float)
+    bad = np.flatnonzero(missing | np.isnan(mapped))
+    if bad.size:
+        r = int(bad[0])
+        what = f"missing {words[0]}" if missing[r] else f"unknown {words[1]}"
+        if not missing[r]:
+            what += f" {_plain(column.iloc[r])!r}"
+        raise ValueError(
+            f"{source}: row {r + 1}, column {name!r}: {what}; "
+            f"valid {words[1].split()[-1]}s: {list(lookup)}"
+        )
+    return mapped.astype(np.int64)
+
+
+def _check_segment_codes(space: LayoutSpace, segments, shape, source: str):
+    if not space.segments:
+        if segments is not None:
+            raise ValueError(f"{source}: segment codes given but the space declares no segments")
+        return None
+    if segments is None:
+        raise ValueError(
+            f"{source}: the space has segments {list(space.segment_names)}; every row needs "
+            "a segment code (segments=...)"
+        )
+    seg = np.asarray(segments)
+    if seg.shape != tuple(shape) or not np.issubdtype(seg.dtype, np.integer):
+        raise ValueError(f"{source}: segments must be {tuple(shape)} integer codes")
+    bad = np.flatnonzero((seg < 0) | (seg >= space.num_segments))
+    if bad.size:
+        raise ValueError(
+            f"{source}: row {bad[0]}: segment code {seg[bad[0]]} out of range "
+            f"[0, {space.num_segments})"
+        )
+    return seg.astype(np.int32)
+
+
+def _check_allowed(codes: np.ndarray, space: LayoutSpace, source: str, first_row: int = 1) -> None:
+    # Data may hold retired variants: they were allowed when served and still inform the fit.
+    allowed = space.allowed_mask(codes, include_retired=False)
+    if not allowed.all():
+        r = int(np.flatnonzero(~allowed)[0])
+        raise ValueError(
+            f"{source}: row {r + first_row}: layout {space.decode(codes[r])} is forbidden by rule "
+            f"{space.violated_rule(codes[r], include_retired=False)}"
+        )
+
+
+def _plain(value: Any) -> Any:
+    """A cell as a plain Python value, so messages read ``2.5`` and not ``np.float64(2.5)``."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _missing_mask(column) -> np.ndarray:
+    """True where a cell is missing: NaN/None/NA, or text that is empty after stripping."""
+    missing = column.isna().to_numpy()
+    if column.dtype == object or str(column.dtype).startswith(("string", "str")):
+        text = column.astype(str).str.strip().to_numpy()
+        missing = missing | (text == "")
+    return missing
+
+
+def _parse_counts(column, name: str, source: str) -> np.ndarray:
+    """A count column as int64, rejecting missing, non-numeric, non-integer or negative."""
+
+    missing = _missing_mask(column)
+    if pd.api.types.is_bool_dtype(column.dtype):
+        numbers = np.full(len(column), np.nan)
+    elif pd.api.types.is_numeric_dtype(column.dtype):
+        numbers = column.to_numpy(dtype=float, na_value=np.nan)
+    else:
+        text = column.astype(str).str.strip().where(~missing, None)
+        numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        problems = [
+            (missing, "missing value"),
+            (~missing & np.isnan(numbers), "{!r} is not a number"),
+            (~np.isfinite(numbers), "{!r} is not a finite number"),
+            (numbers != np.round(numbers), "{!r} is not a whole number"),
+            (numbers < 0, "{!r} is negative"),
+            (numbers > MAX_COUNT, "{!r} is too large (limit 2**53 = " + f"{MAX_COUNT})"),
+        ]
+    for mask, what in problems:
+        bad = np.flatnonzero(mask)
+        if bad.size:
+            r = int(bad[0])
+            raise ValueError(
+                f"{source}: row {r + 1}, column {name!r}: {what.format(_plain(column.iloc[r]))}; "
+                "counts must be non-negative whole numbers"
+            )
+    if pd.api.types.is_integer_dtype(column.dtype):
+        return column.to_numpy(dtype=np.int64)
+    return numbers.astype(np.int64)
+
+
+def _parse_time(column, name: str, source: str) -> np.ndarray:
+    """The ``age`` (hours, float) or ``round`` (whole number) column of a table."""
+    import pandas as pd
+
+    missing = _missing_mask(column)
+    text = column if pd.api.types.is_numeric_dtype(column.dtype) else column.astype(str)
+    numbers = pd.to_numeric(text, errors="coerce")
+    numbers = np.asarray(numbers, dtype=float)
+    whole = name == "round"
+    with np.errstate(invalid="ignore"):
+        bad = missing | ~np.isfinite(numbers) | (numbers < 0)
+        if whole:
+            bad |= numbers != np.round(numbers)
+    if bad.any():
+        r = int(np.flatnonzero(bad)[0])
+        what = "missing value" if missing[r] else f"{_plain(column.iloc[r])!r} is not valid"
+        valid = "a whole number >= 0" if whole else "a finite number of hours >= 0"
+        raise ValueError(f"{source}: row {r + 1}, column {name!r}: {what}; need {valid}")
+    return numbers.astype(np.int64) if whole else numbers
+
+
+def _check_time_array(values, name: str, n: int, source: str) -> np.ndarray:
+    values = np.asarray(values)
+    if values.shape != (n,) or not np.issubdtype(values.dtype, np.number):
+        raise ValueError(f"{source}: {name} must be {n} numbers, got shape {values.shape}")
+    values = values.astype(np.float64)
+    bad = ~np.isfinite(values) | (values < 0)
+    if name == "round":
+        bad |= values != np.round(values)
+    if bad.any():
+        r = int(np.flatnonzero(bad)[0])
+        valid = "whole numbers >= 0" if name == "round" else "finite hours >= 0"
+        raise ValueError(f"{source}: row {r}: {name} = {values[r]!r}; need {valid}")
+    return values
+
+
+def _time_rows(cls, space, codes, impressions, clicks, source, age, round, delay_counts, seg):
+    """Observations summed per distinct (layout[, segment], age, round); see ``from_codes``."""
+
+    n = len(codes)
+    columns = [codes.astype(np.float64)]
+    if seg is not None:
+        columns.append(seg.astype(np.float64)[:, None])
+    for name, values in (("age", age), ("round", round)):
+        if values is not None:
+            columns.append(_check_time_array(values, name, n, source)[:, None])
+    uniq, inverse = np.unique(np.concatenate(columns, axis=1), axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    K = space.num_components
+    imp = _exact_sums(inverse, impressions, len(uniq))
+    clk = _exact_sums(inverse, clicks, len(uniq))
+    _check_totals(space, uniq[:, :K].astype(np.int32), imp, source)
+    S = 0 if seg is None else 1
+    out_seg = None if seg is None else uniq[:, K].astype(np.int32)
+    out_age = uniq[:, K + S].copy() if age is not None else None
+    out_round = uniq[:, -1].astype(np.int64) if round is not None else None
+    if delay_counts is not None:
+        delay_counts = np.asarray(delay_counts)
+        bins = len(DELAY_EDGES) - 1
+        if (
+            delay_counts.shape != (bins,)
+            or not np.issubdtype(delay_counts.dtype, np.number)
+            or np.any(~np.isfinite(delay_counts) | (delay_counts < 0))
+            or np.any(delay_counts != np.round(delay_counts))
+        ):
+            raise ValueError(
+                f"{source}: delay_counts must be {bins} whole numbers >= 0 (a histogram over "
+                "layoutopt.model.delay.DELAY_EDGES)"
+            )
+        delay_counts = delay_counts.astype(np.int64)
+    codes = uniq[:, :K].astype(np.int32)
+    return cls(
+        space, codes, imp, clk, out_seg, age=out_age, round=out_round, delay_counts=delay_counts
+    )

@@ -1,0 +1,329 @@
+"""Proposals: which layouts to test next, and with what share of the traffic.
+
+Every strategy reads the posterior draws only through :func:`layoutopt.model.logits` (via the
+optimiser and the grid scorer), so proposals, scores and the fit can never disagree.
+
+* ``"thompson"`` -- traffic proportional to P(layout is the best), estimated by the share of
+  posterior draws whose argmax it is (Thompson sampling in batch form, Hill et al. 2017).
+* ``"top_two"`` -- top-two Thompson sampling (Russo 2016): a share ``beta`` goes to the leader
+  of a draw, the rest to a *challenger* (the argmax of another draw, conditioned on differing
+  from the leader). Spends more traffic on telling the best two apart.
+* ``"greedy"`` -- the k layouts of highest posterior mean click-through, equal weights.
+* ``"ucb"`` -- the k layouts of highest upper posterior quantile of click-through (Bayes-UCB),
+  equal weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+import jax
+import numpy as np
+import pandas as pd
+
+from layoutopt.infer.posterior import Posterior
+from layoutopt.model.space import LayoutSpace
+from layoutopt.score.mix import mix_p_best, segment_view
+from layoutopt.score.optimize import argmax_codes, check_argmax_work
+from layoutopt.score.scoring import score_grid
+from layoutopt.util.limits import check_grid_work, check_seed
+from layoutopt.util.seeds import split_seed
+
+__all__ = ["propose", "STRATEGIES"]
+
+STRATEGIES = ("thompson", "top_two", "greedy", "ucb")
+#: Most allowed layouts ``strategy="ucb"`` ranks (it scores the whole grid in memory).
+MAX_UCB_GRID = 10_000_000
+
+
+def propose(
+    posterior: Posterior,
+    space: LayoutSpace | None = None,
+    k: int = 8,
+    strategy: str = "thompson",
+    seed: int | None = None,
+    exclude=None,
+    num_draws: int | None = None,
+    *,
+    beta: float = 0.5,
+    quantile: float = 0.95,
+    method: str = "auto",
+    segment: dict | None = None,
+) -> pd.DataFrame:
+    """The next batch of layouts to test, with the share of traffic each should get.
+
+    For ``"thompson"`` the weight of a layout is the posterior probability that it is the best
+    allowed layout, estimated from S posterior draws as ``#{s : argmax_x eta_s(x) = layout} / S``
+    (per-draw argmax from :func:`layoutopt.score.optimize.argmax_codes`, exact for any space size
+    with ``method="auto"``). Only layouts that are the argmax of at least one draw get traffic,
+    so **fewer than k rows** come back when the draws agree on fewer than k layouts: giving
+    traffic to a layout no draw believes in would not be Thompson sampling, and a confident
+    posterior should exploit. Use ``"top_two"`` to keep exploring a runner-up, or more draws for
+    a finer estimate.
+
+    For ``"top_two"`` the weight is the exact probability of playing a layout under top-two
+    Thompson sampling with the empirical posterior (the S draws): with ``p`` the P(best)
+    estimate above, ``w_j = beta * p_j + (1 - beta) * p_j * sum_{i != j} p_i / (1 - p_i)``,
+    because a challenger drawn by re-sampling until its argmax differs from leader ``i`` is
+    ``j`` with probability ``p_j / (1 - p_i)``. No extra randomness, so no Monte Carlo noise
+    on top of the draws'. When every draw has the same argmax there is no challenger among the
+    draws; the challenger share then follows the per-draw argmax over the space without the
+    leader (each draw's runner-up).
+
+    In both cases the k heaviest layouts are kept and their weights renormalised to sum to 1.
+
+    Args:
+        posterior: posterior draws (:class:`~layoutopt.infer.posterior.Posterior`).
+        space: the layout space; defaults to ``posterior.space`` and must equal it if given.
+        k: most layouts to propose (>= 1).
+        strategy: one of ``"thompson"``, ``"top_two"``, ``"greedy"``, ``"ucb"``.
+        seed: seed for subsampling draws (``num_draws``), the optimiser's restarts and
+            tie-breaking between equally weighted layouts at the k cut-off.
+        exclude: layouts never to propose -- a DataFrame with the component label columns (other
+            columns ignored) or, lacking them, an ``index`` column; a list of
+            ``{component: label}`` dicts; or a list/array of layout indices. Thompson and
+            top-two then estimate P(best) among the remaining layouts.
+        num_draws: use only this many posterior draws (a seeded subsample without
+            replacement); default all of them.
+        beta: ``"top_two"``: probability of playing the leader (Russo's default 0.5).
+        quantile: ``"ucb"``: posterior quantile of click-through to rank by, in (0.5, 1)
+            (Bayes-UCB). Ranking needs the whole grid, so ``"ucb"`` is limited to
+            ``MAX_UCB_GRID`` allowed layouts.
+        method: optimiser for the per-draw argmax, passed to
+            :func:`layoutopt.score.optimize.argmax_codes` (``"auto"``, ``"enumerate"``, ``"exact"``
+            or ``"hill"``).
+        segment: on a space with segments, propose for one segment ``{context variable:
+            value}`` (its terms folded into the draws); ``None`` proposes for the traffic
+            mix observed (P(best) and scores of the CTR averaged over segments with their
+            impression shares; enumerates the space, see :mod:`layoutopt.score.mix`).
+
+    Returns:
+        DataFrame, one row per proposed layout sorted by ``weight`` descending (equal weights:
+        best first for ``"greedy"``/``"ucb"``, by ``index`` otherwise): ``index``, one label
+        column per component, and ``weight`` (positive, summing to 1). At most ``k`` rows;
+        all distinct, allowed and outside ``exclude``.
+
+    Raises:
+        ValueError: for an unknown strategy (the message lists the valid ones), ``k < 1``, a
+            ``space`` that is not the posterior's, a bad ``num_draws``, ``beta`` or
+            ``quantile``, malformed ``exclude`` entries (unknown component, label or index),
+            an ``exclude`` that leaves no allowed layout, a seed outside ``[0, 2**32 - 1]``,
+            a non-finite posterior, or work beyond the limits of ``layoutopt.util.limits``
+            (greedy enumeration, exact per-draw argmax), refused before it starts.
+
+    Examples:
+        >>> batch = propose(post, k=8, strategy="thompson", seed=1)  # doctest: +SKIP
+        >>> batch[["index", "weight"]].head(3)  # doctest: +SKIP
+
+    References:
+        Hill, Nassif, Liu, Iyer, Vishwanathan, *An Efficient Bandit Algorithm for Realtime
+        Multivariate Optimization* (KDD 2017). Russo, *Simple Bayesian Algorithms for Best Arm
+        Identification* (COLT 2016; Operations Research 2020). Kaufmann, Cappé, Garivier, *On
+        Bayesian Upper Confidence Bounds for Bandit Problems* (AISTATS 2012) for ``"ucb"``.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; valid strategies: {list(STRATEGIES)}")
+    if seed is None:
+        raise ValueError("propose is random (draw subsample, restarts, ties): pass seed=")
+    if not isinstance(posterior, Posterior):
+        raise ValueError(f"posterior must be a Posterior, got {type(posterior).__name__}")
+    if space is None:
+        space = posterior.space
+    elif space != posterior.space:
+        raise ValueError(
+            f"space {space!r} is not the space the posterior was fitted on "
+            f"({posterior.space!r}); pass space=None to use the posterior's"
+        )
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    k = int(k)
+    if not 0.0 < beta < 1.0:
+        raise ValueError(f"beta must lie in (0, 1), got {beta}")
+    if not 0.5 < quantile < 1.0:
+        raise ValueError(f"quantile must lie in (0.5, 1), got {quantile}")
+    seed = check_seed(seed)
+    posterior.check_finite()
+    # one seed per use: the draw subsample and tie order, and the optimiser's restarts
+    seed_rng, seed_argmax = split_seed(seed, 2)
+    rng = np.random.default_rng(seed_rng)
+    posterior, mix = segment_view(posterior, segment)
+    params = _subsample(posterior, num_draws, rng)
+    excluded = _exclude_codes(space, exclude)
+    target = _without(space, excluded)
+    # The traffic mix has no single eta: its per-draw argmax comes from enumeration.
+    mixed = dataclasses.replace(posterior, params=params) if mix else None
+
+    if strategy in ("thompson", "top_two"):
+        codes, prob = _p_best(params, target, method, seed_argmax, mixed)
+        if strategy == "top_two":
+            prob = _top_two(prob, beta)
+            if len(codes) == 1 and target.num_allowed > 1:
+                runner, q = _p_best(params, _without(target, codes), method, seed_argmax, mixed)
+                codes = np.concatenate([codes, runner], axis=0)
+                prob = np.concatenate([[beta], (1.0 - beta) * q])
+        return _batch(space, codes, prob, k, rng)
+
+    codes = _top_scores(posterior, params, space, excluded, k, strategy, quantile)
+    return _batch(space, codes, np.ones(len(codes)), k, rng, ranked=True)
+
+
+# --------------------------------------------------------------------------------- helpers
+def _subsample(posterior: Posterior, num_draws, rng: np.random.Generator):
+    S = posterior.num_draws
+    if num_draws is None:
+        return posterior.params
+    if isinstance(num_draws, bool) or not isinstance(num_draws, int | np.integer):
+        raise ValueError(f"num_draws must be an integer or None, got {num_draws!r}")
+    if not 1 <= num_draws <= S:
+        raise ValueError(f"num_draws must lie in [1, {S}] (the posterior has {S} draws)")
+    if num_draws == S:
+        return posterior.params
+    idx = np.sort(rng.choice(S, size=int(num_draws), replace=False))
+    return jax.tree.map(lambda a: np.asarray(a)[idx], posterior.params)
+
+
+def _exclude_codes(space: LayoutSpace, exclude) -> np.ndarray:
+    """``(E, K)`` codes of the layouts to exclude, validated."""
+    K = space.num_components
+    if exclude is None:
+        return np.zeros((0, K), dtype=np.int32)
+    if isinstance(exclude, pd.DataFrame):
+        if all(c in exclude.columns for c in space.components):
+            rows = exclude[list(space.components)].astype(str).to_dict("records")
+            return _encode_all(space, rows)
+        if "index" in exclude.columns:
+            return _codes_of_all(space, exclude["index"].tolist())
+        missing = [c for c in space.components if c not in exclude.columns]
+        raise ValueError(
+            f"exclude: DataFrame lacks component column(s) {missing} and has no 'index' column"
+        )
+    if isinstance(exclude, Mapping):
+        return _encode_all(space, [exclude])
+    if isinstance(exclude, np.ndarray) and exclude.ndim == 1:
+        exclude = exclude.tolist()
+    if isinstance(exclude, str) or not isinstance(exclude, Sequence):
+        raise ValueError(
+            "exclude must be a DataFrame, a list of {component: label} dicts or a list of "
+            f"layout indices, got {type(exclude).__name__}"
+        )
+    if all(isinstance(e, Mapping) for e in exclude):
+        return _encode_all(space, list(exclude))
+    if all(isinstance(e, int | np.integer) and not isinstance(e, bool) for e in exclude):
+        return _codes_of_all(space, list(exclude))
+    raise ValueError(
+        "exclude entries must be all {component: label} dicts or all integer layout indices"
+    )
+
+
+def _encode_all(space: LayoutSpace, rows: list) -> np.ndarray:
+    out = []
+    for i, row in enumerate(rows):
+        try:
+            out.append(space.encode(row))
+        except ValueError as err:
+            raise ValueError(f"exclude entry #{i}: {err}") from None
+    return np.asarray(out, dtype=np.int32).reshape(-1, space.num_components)
+
+
+def _codes_of_all(space: LayoutSpace, indices: list) -> np.ndarray:
+    out = []
+    for i, ix in enumerate(indices):
+        try:
+            out.append(space.codes_of(int(ix)))
+        except ValueError as err:
+            raise ValueError(f"exclude entry #{i}: {err}") from None
+    return np.asarray(out, dtype=np.int32).reshape(-1, space.num_components)
+
+
+def _without(space: LayoutSpace, codes: np.ndarray) -> LayoutSpace:
+    """The space with the given layouts added as forbidden (whole-layout) rules."""
+    codes = np.asarray(codes)
+    if codes.size == 0:
+        return space
+    codes = np.unique(codes[space.allowed_mask(codes)], axis=0)  # forbidden ones: no-ops
+    if codes.size == 0:
+        return space
+    spec = space.to_dict()
+    rules = spec["forbidden"] + [space.decode(c) for c in codes]
+    try:
+        return LayoutSpace(spec["components"], forbidden=rules, segments=spec.get("segments"))
+    except ValueError:
+        raise ValueError(
+            f"exclude removes every one of the {space.num_allowed} allowed layouts; "
+            "nothing is left to propose"
+        ) from None
+
+
+def _p_best(params, space: LayoutSpace, method: str, seed: int, mixed=None):
+    """Distinct per-draw argmax codes and the share of draws each wins (exact given draws).
+
+    ``mixed``: the posterior (with ``params``) whose traffic mix is maximised instead.
+    """
+    if mixed is not None:
+        return mix_p_best(mixed, space)
+    check_argmax_work(params, space, method, seed, "Thompson sampling")
+    best = np.asarray(argmax_codes(params, space, method=method, seed=seed))
+    codes, counts = np.unique(best, axis=0, return_counts=True)
+    return codes.astype(np.int32), counts / best.shape[0]
+
+
+def _top_two(p: np.ndarray, beta: float) -> np.ndarray:
+    """Top-two Thompson allocation from P(best) over the distinct leaders (Russo 2016)."""
+    if len(p) < 2:
+        return p.copy()
+    odds = p / (1.0 - p)  # all p < 1 when two or more layouts have mass
+    return beta * p + (1.0 - beta) * p * (odds.sum() - odds)
+
+
+def _top_scores(posterior, params, space, excluded, k, strategy, quantile):
+    """Codes of the k allowed, non-excluded layouts of highest posterior mean CTR (greedy) or
+    highest upper ``quantile`` of CTR (ucb), best first, ties towards the lower index."""
+
+    post = dataclasses.replace(posterior, params=params)
+    excluded = np.asarray(excluded).reshape(-1, space.num_components)
+    excluded = excluded[space.allowed_mask(excluded)] if len(excluded) else excluded
+    drop = {tuple(int(x) for x in row) for row in excluded}
+    if strategy == "greedy":
+        check_grid_work(
+            space.num_allowed,
+            params.intercept.shape[0],
+            'strategy="greedy"',
+            'use strategy="thompson" or "top_two", which search with the exact optimiser',
+        )
+        # a running top-k on the device; the extra rows make room for excluded layouts
+        grid = score_grid(post, space, top=k + len(drop))
+        codes, key = grid.codes, grid.mean
+    else:
+        if space.num_allowed > MAX_UCB_GRID:
+            raise ValueError(
+                f'strategy="ucb" ranks every allowed layout by an upper quantile and is limited '
+                f"to {MAX_UCB_GRID} allowed layouts; this space has {space.num_allowed}. Use "
+                'strategy="thompson" or "top_two" (exact for any size) or "greedy"'
+            )
+        # score_grid's interval is equal-tailed: its upper end is the (1 + level)/2 quantile
+        grid = score_grid(post, space, top=None, level=2.0 * quantile - 1.0)
+        codes, key = grid.codes, grid.upper
+    order = np.lexsort((np.arange(len(key)), -np.asarray(key, dtype=np.float64)))
+    out = [codes[i] for i in order if tuple(int(x) for x in codes[i]) not in drop][:k]
+    return np.asarray(out, dtype=np.int32).reshape(-1, space.num_components)
+
+
+def _batch(space, codes, weight, k, rng, ranked=False) -> pd.DataFrame:
+    """Keep the k heaviest, renormalise, sort by weight descending.
+
+    Equal weights keep the given order when ``ranked`` (greedy, ucb: best first); otherwise
+    ties at the cut-off are broken in a seeded random order and shown by index.
+    """
+    codes = np.asarray(codes, dtype=np.int32).reshape(-1, space.num_components)
+    weight = np.asarray(weight, dtype=np.float64)
+    keep = weight > 0
+    codes, weight = codes[keep], weight[keep]
+    tie = np.arange(len(weight)) if ranked else rng.random(len(weight))
+    order = np.lexsort((tie, -weight))[:k]
+    codes, weight = codes[order], weight[order]
+    df = space.frame(codes)
+    df["weight"] = weight / weight.sum()
+    if not ranked:
+        df = df.sort_values(["weight", "index"], ascending=[False, True], kind="stable")
+    return df.reset_index(drop=True)

@@ -1,0 +1,43 @@
+"""The model: the layout space, parameters, the one ``logits``, priors, delays, NumPyro model.
+
+Nothing here fits or scores; every later stage (data, infer, score, decide, campaign, sim)
+builds on these definitions.
+"""
+
+from layoutopt.model.core import (
+    LINKS,
+    Params,
+    effect_sizes,
+    flatten_effects,
+    fold_segment,
+    has_segments,
+    inv_link,
+    log_likelihood,
+    logits,
+    pair_list,
+    unflatten_effects,
+    zero_params,
+)
+from layoutopt.model.delay import Exponential, Weibull
+from layoutopt.model.priors import PriorConfig, PriorSpec
+from layoutopt.model.space import LayoutSpace
+
+__all__ = [
+    "LINKS",
+    "Exponential",
+    "LayoutSpace",
+    "Params",
+    "PriorConfig",
+    "PriorSpec",
+    "Weibull",
+    "effect_sizes",
+    "flatten_effects",
+    "fold_segment",
+    "has_segments",
+    "inv_link",
+    "log_likelihood",
+    "logits",
+    "pair_list",
+    "unflatten_effects",
+    "zero_params",
+]

@@ -1,0 +1,164 @@
+"""Priors: the default hierarchical prior (:class:`PriorConfig`) and empirical-Bayes meta-priors.
+
+A fit needs, for one space, a prior mean and scale for every block of parameters; that
+resolved form is a :class:`PriorSpec`. :class:`PriorConfig` gives zero means and HalfNormal
+hyperpriors on the scales (learned by the fit); a :class:`MetaPrior` learned from past
+campaigns' posteriors gives one mean and one variance per *group* of parameters and fixes
+them::
+
+    b0        ~ N(mu_0, s_0^2)
+    e_k[v]    ~ N(mu_k, s_k^2)          every variant of component k (seen before or not)
+    p_kl[a,b] ~ N(mu_kl, s_kl^2)        every cell of the pair table (k, l)
+    beta_k,j  ~ N(mu_kj, s_kj^2)        every attribute coefficient
+
+so a variant never seen before starts from its component's group prior plus what its
+attributes predict (``a_k(v) . beta_k``), never from a bare zero. Groups match across spaces
+by component name (pairs by the two names, coefficients by component and column name);
+groups a meta-prior does not know fall back to :class:`PriorConfig`'s defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+from scipy.special import ndtri
+
+from layoutopt.model.core import effect_sizes
+from layoutopt.model.space import LayoutSpace
+
+__all__ = ["PriorConfig", "PriorSpec", "LINKS", "attribute_design"]
+
+LINKS = ("logit", "probit")
+#: Supported prior scales (sd on the link scale); beyond them the fit loses precision
+#: (a scale of 1e12 lets eta reach CTRs of exactly 0 or 1, where the draws become NaN).
+SCALE_RANGE = (1e-6, 100.0)
+#: Supported prior base rates.
+BASE_RATE_RANGE = (1e-6, 1.0 - 1e-6)
+
+
+def _check_number(name: str, value, low: float, high: float) -> None:
+    ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+    if not ok or not low <= float(value) <= high:
+        raise ValueError(f"{name} must be a number in [{low:g}, {high:g}], got {value!r}")
+
+
+@dataclass(frozen=True)
+class PriorConfig:
+    """Prior and likelihood settings (frozen and hashable: static configuration).
+
+    Attributes:
+        base_rate: prior guess of a typical click-through rate; centres ``b0`` at
+            ``link(base_rate)``.
+        intercept_scale: prior sd of ``b0`` on the link scale.
+        main_scale: scale of the HalfNormal prior on each component's effect sd ``sigma_k``.
+        pair_scale: scale of the HalfNormal prior on each pair's interaction sd ``tau_kl``;
+            smaller than ``main_scale`` by default because interactions are rarer and weaker.
+        link: ``"logit"`` (default) or ``"probit"``.
+        pairwise: include the pairwise interaction terms; ``False`` gives the additive model.
+        attribute_scale: prior sd of each variant-attribute coefficient ``beta_k,j``
+            (``N(0, attribute_scale^2)``); only used when the space declares attributes.
+        segment_scale: scale of the HalfNormal priors on the segment scales ``omega_c`` (of
+            the segment intercepts) and ``omega_k`` (of the segment x component
+            deviations); only used when the space has segments.
+        segment_pairs: give every segment its own deviation from each pair table (scales
+            ``upsilon_kl ~ HalfNormal(pair_scale)``); by default pair tables are shared.
+    """
+
+    base_rate: float = 0.05
+    intercept_scale: float = 1.5
+    main_scale: float = 1.0
+    pair_scale: float = 0.5
+    link: str = "logit"
+    pairwise: bool = True
+    attribute_scale: float = 0.5
+    segment_scale: float = 0.5
+    segment_pairs: bool = False
+
+    def __post_init__(self):
+        _check_number("base_rate", self.base_rate, *BASE_RATE_RANGE)
+        scales = ("intercept_scale", "main_scale", "pair_scale", "attribute_scale")
+        for name in scales + ("segment_scale",):
+            _check_number(name, getattr(self, name), *SCALE_RANGE)
+        if self.link not in LINKS:
+            raise ValueError(f"link must be one of {LINKS}, got {self.link!r}")
+
+    @property
+    def intercept_loc(self) -> float:
+        """Prior mean of ``b0``: the base rate on the link scale."""
+        return _link(self.base_rate, self.link)
+
+    def spec(self, space: LayoutSpace) -> PriorSpec:
+        """This prior resolved for ``space``: zero means, learned HalfNormal scales."""
+        sizes_m, sizes_p = _sizes(space, self.pairwise)
+        num_beta = sum(len(space.attribute_columns(k)) for k in range(space.num_components))
+        return PriorSpec(
+            intercept_loc=self.intercept_loc,
+            intercept_scale=self.intercept_scale,
+            main_loc=np.zeros(sum(sizes_m)),
+            main_scale=np.full(len(sizes_m), self.main_scale),
+            pair_loc=np.zeros(sum(sizes_p)),
+            pair_scale=np.full(len(sizes_p), self.pair_scale),
+            beta_loc=np.zeros(num_beta),
+            beta_scale=np.full(num_beta, self.attribute_scale),
+            learn_scales=True,
+        )
+
+
+class PriorSpec(NamedTuple):
+    """A prior resolved for one space: a mean and a scale per parameter block.
+
+    Attributes:
+        intercept_loc, intercept_scale: ``b0 ~ N(loc, scale^2)``.
+        main_loc: ``(sum n_k,)`` prior mean of each residual main effect ``e_k[v]``.
+        main_scale: ``(K,)`` per component: the HalfNormal hyperprior scale of ``sigma_k``
+            when ``learn_scales``, else the fixed prior sd.
+        pair_loc: ``(sum n_k n_l,)`` prior mean of each pair cell.
+        pair_scale: ``(K(K-1)/2,)`` like ``main_scale``, for the pair tables (empty for
+            the additive model).
+        beta_loc, beta_scale: ``(B,)`` mean and sd of the attribute coefficients in the
+            order of :func:`attribute_design` (always fixed, never learned).
+        learn_scales: learn the effect scales from the data (default prior) or keep them
+            fixed at ``main_scale`` / ``pair_scale`` (a meta-prior).
+    """
+
+    intercept_loc: float
+    intercept_scale: float
+    main_loc: np.ndarray
+    main_scale: np.ndarray
+    pair_loc: np.ndarray
+    pair_scale: np.ndarray
+    beta_loc: np.ndarray
+    beta_scale: np.ndarray
+    learn_scales: bool
+
+
+def attribute_design(space: LayoutSpace) -> tuple[np.ndarray, list[str]]:
+    """Block-diagonal attribute design of all components, and the coefficient names.
+
+    Returns:
+        ``(A, names)``: ``A`` has shape ``(sum n_k, B)`` so that the flat main effects are
+        ``A @ beta + e``; ``names[j]`` is ``"<component>:<column>"``.
+    """
+    blocks, names = [], []
+    for k, comp in enumerate(space.components):
+        blocks.append(space.attribute_matrix(k))
+        names += [f"{comp}:{c}" for c in space.attribute_columns(k)]
+    A = np.zeros((sum(space.cardinalities), len(names)))
+    row = col = 0
+    for b in blocks:
+        A[row : row + b.shape[0], col : col + b.shape[1]] = b
+        row, col = row + b.shape[0], col + b.shape[1]
+    return A, names
+
+
+# ---------------------------------------------------------------------------------- helpers
+def _link(rate: float, link: str) -> float:
+    if link == "logit":
+        return float(np.log(rate / (1.0 - rate)))
+    return float(ndtri(rate))
+
+
+def _sizes(space: LayoutSpace, pairwise: bool) -> tuple[list[int], list[int]]:
+    return effect_sizes(space.cardinalities, pairwise)

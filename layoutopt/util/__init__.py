@@ -1,0 +1,1 @@
+"""Shared plumbing below every stage: atomic file writes, seeds, limits, the version."""
