@@ -504,8 +504,6 @@ def test_segments_refused_where_not_supported(tmp_path):
     with pytest.raises(ValueError, match="lowrank"):
         lo.fit(space, obs, seed=0, options=inference.LaplaceOptions(solver="lowrank"))
     post = lo.fit(space, obs, seed=0, num_samples=50)
-    with pytest.raises(ValueError, match="shard"):
-        lo.score_grid_to_parquet(post, tmp_path / "s.parquet", shard=(0, 2))
     rows = sum(
         lo.score_grid_to_parquet(
             post, tmp_path / f"s{i}.parquet", shard=(i, 2), segment={"member": "p"}
