@@ -277,12 +277,16 @@ class Block(NamedTuple):
         ok: ``(C,)`` True where the layout is allowed and inside the space.
         pre_codes: ``(Pc, P)`` codes of the step's prefixes.
         leaf_codes: ``(Lf, L)`` codes of the leaf block (C = Pc * Lf).
+        aux: the pass's traced operands beyond the parameters (a pytree; ``()`` unless a
+            :func:`~layoutopt.score.reductions.transformed` reduction reads them, e.g. the
+            traffic mix's segment shares). Traced, so new values never recompile the pass.
     """
 
     eta: jax.Array
     ok: jax.Array
     pre_codes: jax.Array
     leaf_codes: jax.Array
+    aux: Any = ()
 
     def codes_at(self, i: jax.Array) -> jax.Array:
         """``(..., K)`` codes of the step's layouts at positions ``i``."""

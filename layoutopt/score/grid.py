@@ -133,6 +133,7 @@ def _pass_chunk(
     n_valid,
     wanted,
     active,
+    aux,
     *,
     reduction,
     plan,
@@ -161,7 +162,7 @@ def _pass_chunk(
             # XLA:CPU: reductions over a materialised eta run ~2x faster than over the
             # fused broadcast expression (measured, benchmarks/README.md)
             eta = jax.lax.optimization_barrier(eta)
-        return reduction.update(state, Block(eta, ok, pre_codes, leaf))
+        return reduction.update(state, Block(eta, ok, pre_codes, leaf, aux))
 
     return jax.lax.scan(step, state, (starts, offsets))
 
@@ -198,6 +199,7 @@ def scan_grid(
     on_chunk: Callable[[int, int, Any], None] | None = None,
     options: GridOptions = DEFAULT_GRID,
     prefixes: tuple[int, int] | None = None,
+    aux: Any = (),
 ):
     """Stream every layout of ``space`` through ``reduction``; returns its final state.
 
@@ -217,6 +219,9 @@ def scan_grid(
         options: :class:`GridOptions` (leaf size, step size).
         prefixes: ``(lo, hi)``: stream only the leaf blocks ``lo .. hi-1`` of :func:`plan`,
             a contiguous slice of the index range (layouts ``lo * Lf`` to ``hi * Lf``).
+        aux: traced operands the reduction reads as ``block.aux`` (a pytree of arrays, e.g.
+            a :class:`~layoutopt.score.target.Target`'s ``aux``); new values reuse the
+            compiled pass.
 
     Returns:
         The reduction's state after the whole space (or the slice).
@@ -248,6 +253,7 @@ def scan_grid(
             np.int32(n_valid),
             wanted,
             active,
+            aux,
             reduction=reduction,
             plan=pl,
             steps=steps,

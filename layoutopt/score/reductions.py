@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -274,9 +274,12 @@ def gaussian_stats(link: str, nodes: int) -> Reduction:
 
 @functools.cache
 def transformed(
-    reduction: Reduction, values: Callable[[jax.Array], jax.Array], rows_per_draw: int
+    reduction: Reduction, values: Callable[[jax.Array, Any], jax.Array], rows_per_draw: int
 ) -> Reduction:
-    """``reduction`` fed ``values(block.eta)`` in place of eta (static, hashable ``values``).
+    """``reduction`` fed ``values(block.eta, block.aux)`` in place of eta.
+
+    ``values`` is static (hashable; one compilation per function); what varies between
+    calls (the mix's shares) comes in as the pass's traced ``aux`` (``scan_grid(aux=...)``).
 
     The pass streams R = S x ``rows_per_draw`` parameter rows; ``values`` maps a block's
     ``(R, C)`` eta to the ``(S, C)`` values the reduction reduces (and :func:`ctr_of` reads),
@@ -285,7 +288,7 @@ def transformed(
 
     Args:
         reduction: any reduction of this module (or a :func:`compose` of them).
-        values: ``(R, C) -> (S, C)``, traced inside the pass.
+        values: ``(eta (R, C), aux) -> (S, C)``, traced inside the pass.
         rows_per_draw: R / S.
 
     Returns:
@@ -296,6 +299,6 @@ def transformed(
         return reduction.init(R // rows_per_draw, K)
 
     def update(state, block):
-        return reduction.update(state, block._replace(eta=values(block.eta)))
+        return reduction.update(state, block._replace(eta=values(block.eta, block.aux)))
 
     return Reduction(init, update)

@@ -74,7 +74,9 @@ def scan_space(
         return _scan_draws(target, space, level, top, on_chunk, kw)
     best = None
     if argmax:
-        state = engine.scan_grid(target.params, space, target.wrap(target.argmax), **kw)
+        state = engine.scan_grid(
+            target.params, space, target.wrap(target.argmax), aux=target.aux, **kw
+        )
         best = target.resolve(target.params, space, state, options)
     if top is not None:
         raise ValueError("closed-form scoring ranks the top rows on the host")
@@ -123,6 +125,7 @@ def _scan_draws(target: Target, space, level, top, on_chunk, kw):
         space,
         target.wrap(engine.compose(*parts)),
         on_chunk=None if on_chunk is None else collect,
+        aux=target.aux,
         **kw,
     )
     best = target.resolve(target.params, space, state[0], kw["options"])
@@ -137,8 +140,8 @@ def _gaussian_of_codes(gauss, leaf_table, codes, *, link, plan):
 
 
 @functools.partial(jax.jit, static_argnames=("link", "plan", "values"))
-def _values_mean_of_codes(params, leaf_table, codes, *, link, plan, values):
-    v = values(engine.codes_eta(params, codes, leaf_table, plan))
+def _values_mean_of_codes(params, leaf_table, codes, aux, *, link, plan, values):
+    v = values(engine.codes_eta(params, codes, leaf_table, plan), aux)
     return v, jnp.mean(ctr_of(v, link), axis=0)
 
 
@@ -178,6 +181,7 @@ def stats_of_codes(
             target.params,
             leaf_table,
             jnp.asarray(pad),
+            target.aux,
             link=target.link,
             plan=plan,
             values=target.values,

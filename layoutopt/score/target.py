@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -80,7 +80,8 @@ class Target(NamedTuple):
         link: the link the reductions apply to the values (``IDENTITY`` for the mix, whose
             values are CTRs already).
         num_draws: S.
-        values: static ``(R, C) -> (S, C)``: what the reductions see of a block's eta.
+        values: static ``(eta (R, C), aux) -> (S, C)``: what the reductions see of a
+            block's eta.
         rows_per_draw: R / S.
         argmax: the per-draw max reduction of the streamed pass.
         resolve: ``resolve(params, space, state, options) -> ArgmaxState``: its argmax.
@@ -89,6 +90,8 @@ class Target(NamedTuple):
             set; an enumeration for the mix).
         gauss: the stacked float64 Gaussian rows of the closed form, or None (the draws).
         fingerprint: arrays beyond ``params`` that the scores depend on (the mix's shares).
+        aux: the traced operands ``values`` reads (the mix's float32 shares; ``()``), passed
+            to every pass as ``scan_grid(aux=...)``: new shares reuse the compiled pass.
     """
 
     params: Params
@@ -101,14 +104,15 @@ class Target(NamedTuple):
     best: Callable[..., np.ndarray]
     gauss: Params | None
     fingerprint: tuple = ()
+    aux: Any = ()
 
     def wrap(self, reduction: Reduction) -> Reduction:
         """``reduction`` over this target's values (see :func:`transformed`)."""
         return transformed(reduction, self.values, self.rows_per_draw)
 
 
-def same(eta: jax.Array) -> jax.Array:
-    """The values of one parameter set's block: its eta."""
+def same(eta: jax.Array, aux: Any = ()) -> jax.Array:
+    """The values of one parameter set's block: its eta (``aux`` unused)."""
     return eta
 
 
@@ -157,25 +161,25 @@ def segment_shares(posterior: Posterior) -> np.ndarray:
 
 
 @functools.cache
-def mixture(shares: tuple[float, ...], link: str) -> Callable[[jax.Array], jax.Array]:
+def mixture(link: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
     """The block transform of the traffic mix: ``(G * S, C)`` eta -> ``(S, C)`` mixture CTR.
 
     ``sum_g w_g inv_link(eta[g * S + s])`` in float32, the rows segment-major as
-    :func:`mix_target` stacks them.
+    :func:`mix_target` stacks them; the shares ``w`` (G,) are the transform's traced second
+    argument (a :class:`Target`'s ``aux``), so a campaign whose traffic shares move every
+    round compiles its passes once.
 
     Args:
-        shares: the segment shares ``w_g`` (a tuple, so the transform is hashable).
         link: the posterior's link.
 
     Returns:
-        The transform (cached: the same shares give the same function, one compilation).
+        The transform ``values(eta, w)`` (cached: one function, one compilation, per link).
     """
-    G = len(shares)
 
-    def values(eta):
-        w = jnp.asarray(shares, jnp.float32)
+    def values(eta, w):
+        G = w.shape[0]
         ctr = inv_link(eta.reshape((G, eta.shape[0] // G) + eta.shape[1:]), link)
-        return jnp.sum(w.reshape((G,) + (1,) * (eta.ndim)) * ctr, axis=0)
+        return jnp.sum(w.astype(jnp.float32).reshape((G,) + (1,) * (eta.ndim)) * ctr, axis=0)
 
     return values
 
@@ -245,7 +249,7 @@ def _keep_argmax(params, space, state, options: GridOptions = DEFAULT_GRID) -> A
 
 def _enumerated_best(target_rows, space, *, method, seed, what, chunk_size=None, devices=None):
     """Per-draw argmax of the mixture CTR by one engine pass (exact; method/seed unused)."""
-    params, values, G = target_rows
+    params, values, G, aux = target_rows
     S = int(params.intercept.shape[0]) // G
     check_grid_work(space.num_allowed, S * G, what, "pass segment={...} to use the exact optimiser")
     state = scan_grid(
@@ -254,6 +258,7 @@ def _enumerated_best(target_rows, space, *, method, seed, what, chunk_size=None,
         transformed(per_draw_argmax(), values, G),
         chunk_size=chunk_size,
         devices=devices,
+        aux=aux,
     )
     return np.asarray(state.best_codes)
 
@@ -274,7 +279,8 @@ def mix_target(posterior: Posterior, space: LayoutSpace) -> Target:
     shares = segment_shares(posterior)
     rows = [fold_segment(params, g) for g in range(G)]
     stacked = jax.tree.map(lambda *a: jnp.concatenate(a, axis=0), *rows)
-    values = mixture(tuple(float(w) for w in shares), posterior.prior.link)
+    values = mixture(posterior.prior.link)
+    aux = jnp.asarray(shares, jnp.float32)
     return Target(
         params=stacked,
         link=IDENTITY,
@@ -283,9 +289,10 @@ def mix_target(posterior: Posterior, space: LayoutSpace) -> Target:
         rows_per_draw=G,
         argmax=per_draw_argmax(),
         resolve=_keep_argmax,
-        best=functools.partial(_enumerated_best, (stacked, values, G)),
+        best=functools.partial(_enumerated_best, (stacked, values, G, aux)),
         gauss=None,
         fingerprint=(shares,),
+        aux=aux,
     )
 
 
