@@ -44,7 +44,7 @@ from layoutopt.score.scoring import BestLayout
 from layoutopt.score.shards import shard_range
 from layoutopt.score.stream import scan_space
 from layoutopt.score.target import Target, check_level, scoring_target
-from layoutopt.util.limits import check_grid_work
+from layoutopt.util.limits import MAX_GRID_WORK, check_grid_work
 
 __all__ = [
     "allgather_arrays",
@@ -114,6 +114,11 @@ def _my_prefixes(space: LayoutSpace) -> tuple[int, int]:
     return shard_range(space, process_slice())
 
 
+def _share(space: LayoutSpace) -> int:
+    """About the allowed layouts one process enumerates (its share of the space)."""
+    return -(-space.num_allowed // jax.process_count())
+
+
 def score_grid_distributed(
     posterior: Posterior,
     space: LayoutSpace | None = None,
@@ -125,6 +130,7 @@ def score_grid_distributed(
     grid_options: GridOptions = DEFAULT_GRID,
     segment: dict | None = None,
     method: str = "auto",
+    max_work: int = MAX_GRID_WORK,
 ) -> GridScores:
     """:func:`layoutopt.score.scoring.score_grid` as one program on every JAX process.
 
@@ -145,6 +151,8 @@ def score_grid_distributed(
         grid_options: tunables of the grid engine.
         segment: one segment, or ``None`` for the traffic mix (as in ``score_grid``).
         method: ``"auto"``, ``"gaussian"`` or ``"draws"`` (as in ``score_grid``).
+        max_work: largest ``layouts x draws`` one process may enumerate (its share of the
+            space; ``limits.MAX_GRID_WORK`` by default): raise it for a big job.
 
     Returns:
         :class:`~layoutopt.score.grid_scores.GridScores` of the whole space.
@@ -156,10 +164,11 @@ def score_grid_distributed(
     level = check_level(level)
     top = check_top(space, top)
     check_grid_work(
-        space.num_allowed,
+        _share(space),
         target.num_draws * target.rows_per_draw,
-        "scoring",
-        "use best_layout() (`layoutopt best`), which searches with the optimiser",
+        "scoring (one process's share)",
+        "use more processes, pass max_work=, or best_layout() (the optimiser)",
+        max_work,
     )
     lo, hi = _my_prefixes(space)
     K = space.num_components
@@ -200,6 +209,7 @@ def argmax_codes_distributed(
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     grid_options: GridOptions = DEFAULT_GRID,
     segment: dict | None = None,
+    max_work: int = MAX_GRID_WORK,
 ) -> np.ndarray:
     """The per-draw best allowed layout of the whole space, enumerated on every process.
 
@@ -214,14 +224,16 @@ def argmax_codes_distributed(
         memory_budget: bytes of device memory one chunk may use.
         grid_options: tunables of the grid engine.
         segment: one segment, or ``None`` for the traffic mix (its mixture CTR is ranked).
+        max_work: largest ``layouts x draws`` one process may enumerate.
 
     Returns:
         ``(S, K)`` int32 codes.
     """
     space, target = scoring_target(posterior, space, segment, "draws")
     check_grid_work(
-        space.num_allowed, target.num_draws * target.rows_per_draw, "the per-draw argmax",
-        "use argmax_codes(method='exact'), the branch and bound",
+        _share(space), target.num_draws * target.rows_per_draw,
+        "the per-draw argmax (one process's share)",
+        "use more processes, pass max_work=, or argmax_codes(method='exact')", max_work,
     )  # fmt: skip
     lo, hi = _my_prefixes(space)
     argmax = None
@@ -242,6 +254,7 @@ def best_layout_distributed(
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     segment: dict | None = None,
     method: str = "auto",
+    max_work: int = MAX_GRID_WORK,
 ) -> BestLayout:
     """The layout of highest posterior mean CTR, by an enumeration spread over the processes.
 
@@ -256,13 +269,14 @@ def best_layout_distributed(
         memory_budget: bytes of device memory one chunk may use.
         segment: one segment, or ``None`` for the traffic mix.
         method: ``"auto"``, ``"gaussian"`` or ``"draws"`` (as in ``best_layout``).
+        max_work: largest ``layouts x draws`` one process may enumerate.
 
     Returns:
         :class:`~layoutopt.score.scoring.BestLayout`.
     """
     grid = score_grid_distributed(
         posterior, space, top=1, level=level, chunk_size=chunk_size,
-        memory_budget=memory_budget, segment=segment, method=method,
+        memory_budget=memory_budget, segment=segment, method=method, max_work=max_work,
     )  # fmt: skip
     codes = grid.codes[0]
     return BestLayout(

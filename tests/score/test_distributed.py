@@ -194,3 +194,10 @@ def test_combine_best_sends_exact_ties_to_the_lowest_slice():
     codes = np.arange(3 * 3 * 2, dtype=np.int32).reshape(3, 3, 2)
     got = combine_best(eta, codes)
     np.testing.assert_array_equal(got, [codes[0, 0], codes[1, 1], codes[2, 2]])
+
+
+def test_a_share_beyond_max_work_is_refused_before_it_starts(posteriors):
+    post = Posterior.load(posteriors / "draws.nc")  # 16 draws x ~50k allowed layouts
+    with pytest.raises(ValueError, match="one process's share.*max_work="):
+        score_grid_distributed(post, top=1, max_work=10**5)
+    assert len(score_grid_distributed(post, top=1, max_work=10**7)) == 1
