@@ -55,7 +55,14 @@ from layoutopt.score.target import Target, check_level, scoring_target
 from layoutopt.util.io import atomic_path
 from layoutopt.util.limits import check_grid_work
 
-__all__ = ["MAX_FULL_GRID", "GridScores", "score_grid", "score_grid_to_parquet"]
+__all__ = [
+    "MAX_FULL_GRID",
+    "GridScores",
+    "check_top",
+    "score_grid",
+    "score_grid_to_parquet",
+    "score_rows",
+]
 
 #: ``score_grid(top=None)`` refuses spaces with more allowed layouts than this.
 MAX_FULL_GRID = 10_000_000
@@ -185,35 +192,23 @@ def score_grid(
     """
     space, target = scoring_target(posterior, space, segment, method)
     level = check_level(level)
-    top = _check_top(space, top)
+    top = check_top(space, top)
     check_grid_work(
         space.num_allowed,
         target.num_draws * target.rows_per_draw,
         "scoring",
         "use best_layout() (`layoutopt best`), which searches with the optimiser",
     )
-    pieces: list = []
-    # closed form with top=k: the chunks' 3 numbers per layout cost less to rank on the host
-    # than a device top-k per step (lax.top_k, measured)
-    host_top = None if target.gauss is None or top is None else _HostTop(space, top)
-    collect = host_top or (None if top is not None else lambda *a: pieces.append(a))
-    argmax, top_state = scan_space(
+    codes, mean, lower, upper, argmax = score_rows(
         target,
         space,
-        level=level,
-        top=None if host_top else top,
-        on_chunk=collect,
+        top,
+        level,
         chunk_size=chunk_size,
         memory_budget=memory_budget,
         devices=devices,
-        options=grid_options,
+        grid_options=grid_options,
     )
-    if host_top is not None:
-        codes, mean, lower, upper = host_top.rows()
-    elif top is None:
-        codes, mean, lower, upper = _concat_pieces(space, pieces)
-    else:
-        codes, mean, lower, upper = _top_rows(target, space, top_state, level, grid_options)
     best_codes = np.asarray(argmax.best_codes)
     return GridScores(
         space=space,
@@ -229,7 +224,65 @@ def score_grid(
     )
 
 
-def _check_top(space: LayoutSpace, top) -> int | None:
+def score_rows(
+    target: Target,
+    space: LayoutSpace,
+    top: int | None,
+    level: float,
+    *,
+    chunk_size: int | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    devices=None,
+    grid_options: GridOptions = DEFAULT_GRID,
+    prefixes: tuple[int, int] | None = None,
+):
+    """The rows of :func:`score_grid` over the whole space or the leaf blocks ``prefixes``.
+
+    Args:
+        target: what to score (:func:`layoutopt.score.target.scoring_target`).
+        space: its space.
+        top: keep the ``top`` rows of highest mean (highest first, ties: lowest index), or
+            ``None`` for every allowed layout in index order.
+        level: checked credible level.
+        chunk_size: layouts per kernel call.
+        memory_budget: bytes of device memory one chunk may use.
+        devices: devices to shard each chunk over (default: all visible).
+        grid_options: tunables of the grid engine.
+        prefixes: ``(lo, hi)`` leaf blocks to stream (default: all); the per-draw argmax is
+            then that of the slice.
+
+    Returns:
+        ``(codes, mean, lower, upper, argmax)``, ``argmax`` the
+        :class:`~layoutopt.score.reductions.ArgmaxState` of the streamed range (per-draw
+        best value and layout; ``best_eta`` is -inf where it has no allowed layout).
+    """
+    pieces: list = []
+    # closed form with top=k: the chunks' 3 numbers per layout cost less to rank on the host
+    # than a device top-k per step (lax.top_k, measured)
+    host_top = None if target.gauss is None or top is None else _HostTop(space, top)
+    collect = host_top or (None if top is not None else lambda *a: pieces.append(a))
+    argmax, top_state = scan_space(
+        target,
+        space,
+        level=level,
+        top=None if host_top else top,
+        on_chunk=collect,
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+        devices=devices,
+        options=grid_options,
+        prefixes=prefixes,
+    )
+    if host_top is not None:
+        codes, mean, lower, upper = host_top.rows()
+    elif top is None:
+        codes, mean, lower, upper = _concat_pieces(space, pieces)
+    else:
+        codes, mean, lower, upper = _top_rows(target, space, top_state, level, grid_options)
+    return codes, mean, lower, upper, argmax
+
+
+def check_top(space: LayoutSpace, top) -> int | None:
     """``top`` as an int (at most the allowed layouts), or None; refused above MAX_FULL_GRID."""
     if top is not None:
         if int(top) != top or top <= 0:
