@@ -5,9 +5,11 @@ Modules, bottom up: ``blocks`` (the leaf-block kernel), ``reductions``, ``grid``
 re-exports both), ``bnb`` and ``optimize`` (the exact argmax), ``target`` (what a pass scores:
 one segment or the traffic mix), ``intervals``, ``rows``, ``stream`` (the streamed pass over
 a target), ``shards``, ``grid_scores`` (``score_grid`` and Parquet output), ``scoring``
-(given layouts, the best layout; re-exports the scoring API), ``mix`` and ``segments``.
+(given layouts, the best layout; re-exports the scoring API), ``mix``, ``segments`` and
+``loss`` (expected loss and value remaining).
 """
 
+from layoutopt.score.loss import Loss, expected_loss, per_draw_best
 from layoutopt.score.optimize import argmax_codes, argmax_layout, certified_argmax
 from layoutopt.score.scoring import (
     BestLayout,
@@ -23,12 +25,15 @@ from layoutopt.score.shards import merge_shards
 __all__ = [
     "BestLayout",
     "GridScores",
+    "Loss",
     "argmax_codes",
     "argmax_layout",
     "best_by_segment",
     "best_layout",
     "certified_argmax",
+    "expected_loss",
     "merge_shards",
+    "per_draw_best",
     "score_grid",
     "score_grid_to_parquet",
     "score_layouts",

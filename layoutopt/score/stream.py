@@ -28,7 +28,7 @@ from layoutopt.score.intervals import (
 from layoutopt.score.target import Target
 from layoutopt.util.arrays import pow2_at_least
 
-__all__ = ["KERNEL_FACTOR", "scan_space", "stats_of_codes"]
+__all__ = ["KERNEL_FACTOR", "draw_values_of_codes", "scan_space", "stats_of_codes"]
 
 #: Floats per (draw, layout) the scoring kernel keeps alive at once (eta, ctr, sorted ctr, ...).
 KERNEL_FACTOR = 6
@@ -163,16 +163,26 @@ def stats_of_codes(
     codes = np.asarray(codes, np.int32).reshape(-1, space.num_components)
     if target.gauss is not None:
         return _gaussian_stats_of_codes(target, space, codes, level, options)
-    S, R = target.num_draws, int(target.params.intercept.shape[0])
-    n = len(codes)
-    if not n:
+    S = target.num_draws
+    if not len(codes):
         return tuple(np.zeros(0, np.float32) for _ in range(3))
+    order_ranks = ranks(S, level)
+    outs = [[], [], []]
+    for v, mean in _value_chunks(target, space, codes, memory_budget, options):
+        lower, upper = interval(host_order(np.array(v.T), order_ranks), S, target.link, level)
+        for o, r in zip(outs, (mean, lower, upper), strict=True):
+            o.append(r)
+    return tuple(np.concatenate(o, axis=-1) for o in outs)
+
+
+def _value_chunks(target: Target, space: LayoutSpace, codes, memory_budget, options):
+    """``(values (S, c), mean CTR (c,))`` of consecutive chunks of ``codes`` (as the pass)."""
+    R = int(target.params.intercept.shape[0])
+    n = len(codes)
     plan = engine.plan(space.cardinalities, options.max_leaf)
     leaf_table = engine.leaf_table(target.params, plan, engine.leaf_codes(plan))
     # pad to a power of two so repeated calls reuse few compilations
     chunk = pow2_at_least(max(1, min(n, memory_budget // (R * 4 * KERNEL_FACTOR))))
-    order_ranks = ranks(S, level)
-    outs = [[], [], []]
     for s in range(0, n, chunk):
         c = codes[s : s + chunk]
         pad = np.zeros((chunk, codes.shape[1]), np.int32)
@@ -186,11 +196,41 @@ def stats_of_codes(
             plan=plan,
             values=target.values,
         )
-        v = np.asarray(v)[:, : len(c)]
-        lower, upper = interval(host_order(np.array(v.T), order_ranks), S, target.link, level)
-        for o, r in zip(outs, (np.asarray(mean)[: len(c)], lower, upper), strict=True):
-            o.append(r)
-    return tuple(np.concatenate(o, axis=-1) for o in outs)
+        yield np.asarray(v)[:, : len(c)], np.asarray(mean)[: len(c)]
+
+
+def draw_values_of_codes(
+    target: Target,
+    space: LayoutSpace,
+    codes: np.ndarray,
+    *,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    options: GridOptions = DEFAULT_GRID,
+) -> np.ndarray:
+    """``(S, n)`` float32 CTR of explicit layouts ``codes`` in every posterior draw.
+
+    The draws' values as the grid pass computes them (the mixture CTR for the traffic mix),
+    so a per-draw comparison with the pass's per-draw best is exact. Memory: one chunk of
+    ``codes`` at a time on the device, the ``(S, n)`` result on the host.
+
+    Args:
+        target: what to score (:func:`~layoutopt.score.target.scoring_target`).
+        space: the space the codes belong to.
+        codes: ``(n, K)`` variant codes.
+        memory_budget: bytes of device memory one chunk may use.
+        options: grid engine tunables (results do not depend on them).
+
+    Returns:
+        ``(S, n)`` per-draw CTR.
+    """
+    codes = np.asarray(codes, np.int32).reshape(-1, space.num_components)
+    if not len(codes):
+        return np.zeros((target.num_draws, 0), np.float32)
+    chunks = [
+        np.asarray(ctr_of(jnp.asarray(v), target.link))
+        for v, _ in _value_chunks(target, space, codes, memory_budget, options)
+    ]
+    return np.concatenate(chunks, axis=1)
 
 
 def _gaussian_stats_of_codes(target: Target, space, codes, level, options: GridOptions):
