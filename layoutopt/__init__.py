@@ -26,6 +26,7 @@ from layoutopt.decide import driver, policies
 from layoutopt.decide import proposals as _propose
 from layoutopt.decide.design import UncoverablePairsWarning, initial_design
 from layoutopt.decide.proposals import propose
+from layoutopt.decide.stopping import Decision, StopRule, decision
 from layoutopt.infer import (
     FitWarning,
     LaplaceOptions,
@@ -47,6 +48,7 @@ from layoutopt.score import (
     best_by_segment,
     best_layout,
     certified_argmax,
+    expected_loss,
     grid,
     merge_shards,
     optimize,
@@ -87,6 +89,7 @@ del _name, _module
 __all__ = [
     "BestLayout",
     "Campaign",
+    "Decision",
     "Exponential",
     "FitWarning",
     "GridScores",
@@ -100,6 +103,7 @@ __all__ = [
     "Weibull",
     "LaplaceOptions",
     "NutsOptions",
+    "StopRule",
     "SviOptions",
     "__version__",
     "argmax_codes",
@@ -107,6 +111,8 @@ __all__ = [
     "best_by_segment",
     "certified_argmax",
     "best_layout",
+    "decision",
+    "expected_loss",
     "fit",
     "initial_design",
     "inv_link",

@@ -2,5 +2,13 @@
 
 from layoutopt.decide.design import UncoverablePairsWarning, initial_design
 from layoutopt.decide.proposals import propose
+from layoutopt.decide.stopping import Decision, StopRule, decision
 
-__all__ = ["UncoverablePairsWarning", "initial_design", "propose"]
+__all__ = [
+    "Decision",
+    "StopRule",
+    "UncoverablePairsWarning",
+    "decision",
+    "initial_design",
+    "propose",
+]

@@ -27,6 +27,7 @@ import numpy as np
 
 from layoutopt.data.observations import Observations
 from layoutopt.decide.interface import Allocation, Policy, PolicyInfo
+from layoutopt.decide.stopping import Decision, StopRule, decision
 from layoutopt.model.delay import DELAY_EDGES
 from layoutopt.model.space import LayoutSpace
 from layoutopt.util.limits import check_seed
@@ -175,6 +176,8 @@ class RoundInfo(NamedTuple):
         segments: ``(n,)`` segment code each row was served to (None without segments).
         segment_picks: ``(G,)`` the layout the policy would ship to each segment, when it
             picks per segment (None otherwise: ``pick`` for everyone).
+        decision: the stopping rule's :class:`~layoutopt.decide.stopping.Decision` on the
+            round's fit (``run(..., stop=rule)``; None without a rule).
     """
 
     round: int
@@ -193,6 +196,7 @@ class RoundInfo(NamedTuple):
     seconds: float
     segments: np.ndarray | None = None
     segment_picks: np.ndarray | None = None
+    decision: Decision | None = None
 
 
 def split_batch(allocation: Allocation, total: int, rng: np.random.Generator) -> np.ndarray:
@@ -393,6 +397,7 @@ def run(
     batch_size: int,
     seed: int,
     callback: Callable[[RoundInfo], None] | None = None,
+    stop: StopRule | None = None,
 ):
     """Play ``policy`` against ``world`` for ``budget`` impressions in rounds of ``batch_size``.
 
@@ -413,6 +418,10 @@ def run(
         seed: integer seed of the whole campaign (same seed, same campaign).
         callback: called with every round's :class:`RoundInfo` (printing, progress bars,
             recording).
+        stop: a :class:`~layoutopt.decide.stopping.StopRule`: after every round the rule is
+            applied to the policy's fit (the traffic mix on a space with segments; rounds
+            and impressions so far) and the campaign ends at the first round it says stop,
+            before the budget is spent. Needs a policy that fits a model.
 
     Returns:
         ``(state, observations)``: the policy's final state and everything observed.
@@ -441,10 +450,25 @@ def run(
         obs = ledger.observe(r)
         served = alloc
         state, alloc, info = round_step(policy, state, obs, k_step)
+        verdict = None if stop is None else _decide(policy, info, stop, r, obs)
         if callback is not None:
             seconds = time.perf_counter() - t0
-            callback(_round_info(r, served, (codes, segs, n, clicks), obs, info, seconds))
+            rows = (codes, segs, n, clicks)
+            callback(_round_info(r, served, rows, obs, info, seconds)._replace(decision=verdict))
+        if verdict is not None and verdict.stop:
+            break
     return state, obs
+
+
+def _decide(policy: Policy, info: PolicyInfo, rule: StopRule, r: int, obs) -> Decision:
+    """The rule's decision on round ``r``'s fit."""
+    if info.posterior is None:
+        raise ValueError(
+            f"stop= needs a policy that fits a model; {policy.name!r} has no posterior "
+            "(use thompson, top_two, ucb or greedy)"
+        )
+    imps = int(np.sum(obs.impressions))
+    return decision(info.posterior, rule, rounds=r + 1, impressions=imps)
 
 
 def _round_info(r, alloc, rows, obs, info: PolicyInfo, seconds) -> RoundInfo:

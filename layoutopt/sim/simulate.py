@@ -38,6 +38,7 @@ import pandas as pd
 from layoutopt.decide import driver
 from layoutopt.decide.driver import Response, RoundInfo, World
 from layoutopt.decide.policies import Policy
+from layoutopt.decide.stopping import StopRule
 from layoutopt.model.core import LINKS, Params, inv_link, logits, pair_list
 from layoutopt.model.priors import PriorConfig
 from layoutopt.model.space import LayoutSpace
@@ -377,6 +378,10 @@ class CampaignRecord(NamedTuple):
         pick_ctr: true CTR of what the policy would ship now (traffic-weighted over
             segments: ``sum_g w_g ctr(pick_g, g)``).
         interval_width: width of the pick's 90% credible interval (NaN for baselines).
+        expected_loss: the stopping rule's expected loss of the leader (NaN without
+            ``stop=``).
+        value_remaining: its relative value remaining (NaN without ``stop=``).
+        stop: whether the rule said stop after this round (the last round when True).
     """
 
     round: int
@@ -391,6 +396,9 @@ class CampaignRecord(NamedTuple):
     fit_converged: bool
     pick_ctr: float
     interval_width: float
+    expected_loss: float = float("nan")
+    value_remaining: float = float("nan")
+    stop: bool = False
 
 
 @dataclass(frozen=True)
@@ -459,6 +467,7 @@ def run_campaign(
     batch_size: int,
     seed: int,
     callback: Callable[[RoundInfo, CampaignRecord], None] | None = None,
+    stop: StopRule | None = None,
 ) -> CampaignResult:
     """Play a policy against a synthetic world and record regret per round.
 
@@ -485,6 +494,9 @@ def run_campaign(
         seed: integer seed of the campaign (serving, fitting, proposing).
         callback: called as ``callback(info, record)`` after every round with the driver's
             :class:`~layoutopt.decide.driver.RoundInfo` and the round's :class:`CampaignRecord`.
+        stop: a :class:`~layoutopt.decide.stopping.StopRule`: the campaign ends at the first
+            round the rule says stop (``result.impressions[-1]`` is the experiment's size,
+            ``result.simple_regret[-1]`` the regret of what it ships); the budget is the cap.
 
     Returns:
         :class:`CampaignResult`; its ``best_ctr`` is the traffic-weighted best CTR of round
@@ -520,16 +532,26 @@ def run_campaign(
             fit_converged=info.converged,
             pick_ctr=pick_ctr,
             interval_width=float(info.upper - info.lower),
+            **_stop_fields(info),
         )
         records.append(rec)
         if callback is not None:
             callback(info, rec)
 
-    driver.run(policy, world, budget=budget, batch_size=batch_size, seed=seed, callback=record)
+    driver.run(
+        policy, world, budget=budget, batch_size=batch_size, seed=seed, callback=record, stop=stop
+    )
     best_ctr = _bests(world, 0)
     if world.shares is not None:
         best_ctr = world.shares @ best_ctr
     return CampaignResult.from_records(policy.name, float(np.ravel(best_ctr)[0]), records)
+
+
+def _stop_fields(info: RoundInfo) -> dict:
+    d = info.decision
+    if d is None:
+        return {}
+    return {"expected_loss": d.expected_loss, "value_remaining": d.value_remaining, "stop": d.stop}
 
 
 def _bests(world, round: int) -> np.ndarray:
