@@ -36,6 +36,7 @@ from layoutopt.campaign.ingest import (
 )
 from layoutopt.campaign.report import campaign_report
 from layoutopt.campaign.rounds import allocation_frame, campaign_policy, jsonable
+from layoutopt.campaign.serving import Serving, check_holdout
 from layoutopt.campaign.store import Store
 from layoutopt.data.events import parse_now
 from layoutopt.data.observations import Observations
@@ -93,8 +94,11 @@ def _check_extension(old: LayoutSpace, new: LayoutSpace) -> None:
             )
 
 
-class Campaign:
+class Campaign(Serving):
     """A named campaign in a store; create with :meth:`create`, resume with :meth:`open`.
+
+    Serving its proposals (assignment, the allocation export, the holdout) is
+    :class:`~layoutopt.campaign.serving.Serving`.
 
     Attributes:
         name: the campaign's name.
@@ -110,13 +114,23 @@ class Campaign:
 
     # ------------------------------------------------------------------ open / create
     @classmethod
-    def create(cls, target: str | Path, space: LayoutSpace, name: str = "default") -> Campaign:
+    def create(
+        cls,
+        target: str | Path,
+        space: LayoutSpace,
+        name: str = "default",
+        *,
+        holdout: float = 0.0,
+        control: dict[str, str] | None = None,
+    ) -> Campaign:
         """Create a campaign (and the store, if new) at a file path or ``postgresql://`` URL.
 
         Args:
             target: a SQLite file path or a PostgreSQL URL.
             space: the layout space (version 1 of the campaign's space).
             name: the campaign's name, unique within the store.
+            holdout: share of units served ``control`` (:meth:`set_holdout`).
+            control: the control layout's labels (the status quo).
 
         Returns:
             The new :class:`Campaign`.
@@ -131,13 +145,17 @@ class Campaign:
             raise ValueError(f"space must be a LayoutSpace, got {type(space).__name__}")
         if not str(name).strip():
             raise ValueError("campaign name must not be empty")
+        check_holdout(space, holdout, control)
         store = Store(target, create=True)
         try:
             cid = store.create_campaign(str(name), space.to_dict())
         except Exception:
             store.close()
             raise
-        return cls(store, cid, str(name))
+        camp = cls(store, cid, str(name))
+        if holdout or control is not None:
+            camp.set_holdout(holdout, control)
+        return camp
 
     @classmethod
     def open(cls, target: str | Path, name: str | None = None) -> Campaign:
