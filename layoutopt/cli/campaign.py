@@ -32,6 +32,7 @@ from rich.table import Table
 
 from layoutopt.campaign.campaign import Campaign
 from layoutopt.campaign.report import posterior_report
+from layoutopt.cli import serve
 from layoutopt.cli.options import Method, Strategy
 from layoutopt.infer.posterior import Posterior
 from layoutopt.model.delay import parse_delay
@@ -256,6 +257,10 @@ def status(db: DbOpt, name: NameOpt = None) -> None:
             "" if not pick else f"{r['p_best']:.3f}",
         )
     out.print(table)
+
+
+app.command()(serve.allocation)
+app.command()(serve.assign)
 
 
 @app.command("report")

@@ -1,0 +1,99 @@
+"""``layoutopt campaign allocation | assign | evaluate``: serving a campaign from the shell.
+
+::
+
+    layoutopt campaign allocation --db D -o allocation.json
+    layoutopt campaign assign     --db D --units units.csv -o assignments.csv
+    layoutopt campaign evaluate   --db D --allocation other.json
+
+The commands are registered on :data:`layoutopt.cli.campaign.app`; :func:`print_checks` is
+the sample-ratio and holdout lines of ``campaign status``. Errors are one ``error: ...`` line
+with exit status 2 (:func:`layoutopt.cli.app.main`), and files are written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+
+from layoutopt.campaign.campaign import Campaign
+from layoutopt.util.io import atomic_path, check_output_path
+
+__all__ = ["allocation", "assign", "read_units"]
+
+DbOpt = Annotated[
+    str, typer.Option("--db", help="Campaign store: a SQLite file or a postgresql:// URL.")
+]
+NameOpt = Annotated[
+    str | None,
+    typer.Option("--name", help="Campaign name (needed only when the store holds several)."),
+]
+
+
+def _err() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def allocation(
+    db: DbOpt,
+    output: Annotated[Path, typer.Option("--output", "-o", help="JSON file to write.")],
+    name: NameOpt = None,
+) -> None:
+    """The current round's allocation as a portable JSON file for a site's own SDK."""
+    check_output_path(output, (".json",))
+    with Campaign.open(db, name) as camp:
+        doc = camp.allocation()
+    with atomic_path(output) as tmp:
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    _err().print(f"round {doc['round']}: {len(doc['layouts'])} layouts written to {output}")
+
+
+def read_units(path: Path) -> pd.DataFrame:
+    """A units file (CSV or Parquet) with a ``unit`` column, read as text.
+
+    Raises:
+        ValueError: for a missing file, another suffix, or no ``unit`` column.
+    """
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    elif suffix in (".parquet", ".pq"):
+        frame = pd.read_parquet(path).astype(str)
+    else:
+        raise ValueError(f"{path}: units must be a .csv or .parquet file")
+    if "unit" not in frame.columns:
+        raise ValueError(f"{path}: no 'unit' column; columns: {list(frame.columns)}")
+    return frame
+
+
+def assign(
+    db: DbOpt,
+    units: Annotated[
+        Path, typer.Option("--units", help="CSV/Parquet file with a 'unit' column (+ segments).")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV/Parquet file to write.")],
+    name: NameOpt = None,
+) -> None:
+    """Assign units to the current round's layouts (sticky, with propensities)."""
+    check_output_path(output, (".csv", ".parquet", ".pq"))
+    table = read_units(units)
+    with Campaign.open(db, name) as camp:
+        names = list(camp.space.segment_names)
+        frame = camp.assign(table[["unit", *[n for n in names if n in table.columns]]])
+    with atomic_path(output) as tmp:
+        if output.suffix.lower() == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+    _err().print(
+        f"round {int(frame['round'].iloc[0])}: {len(frame):,} units assigned "
+        f"({int(frame['redrawn'].sum()):,} redrawn, {int(frame['holdout'].sum()):,} in the "
+        f"holdout) written to {output}"
+    )
