@@ -67,6 +67,8 @@ class Proposal(NamedTuple):
         fit_id: the fit it was drawn from.
         refit: a note when the campaign was fitted first (new data since the last fit),
             else None.
+        note: a note when no new round was opened (the open round returned as it was),
+            else None.
     """
 
     round: int
@@ -75,6 +77,7 @@ class Proposal(NamedTuple):
     seed: int
     fit_id: int
     refit: str | None
+    note: str | None = None
 
 
 def _check_extension(old: LayoutSpace, new: LayoutSpace) -> None:
@@ -522,6 +525,7 @@ class Campaign(Serving):
         seed: int,
         method: str = "laplace",
         per_segment: bool = True,
+        new_round: bool = False,
     ) -> Proposal:
         """Propose the next layouts with the campaign's policy and record them as the next
         round.
@@ -538,6 +542,11 @@ class Campaign(Serving):
         the step fits first and the fit is recorded (the returned :class:`Proposal` says so
         in ``refit``); otherwise it proposes from the latest fit.
 
+        A round stays **open** until data answer it: when nothing was ingested since the
+        latest proposal (and the space did not change), ``propose`` returns that round as
+        recorded, saying so in ``note``, instead of opening another (``new_round=True``
+        opens one anyway).
+
         Args:
             k: most layouts to propose (per segment with ``per_segment``).
             strategy: one of :data:`layoutopt.decide.proposals.STRATEGIES`.
@@ -546,6 +555,7 @@ class Campaign(Serving):
             per_segment: on a space with segments, one proposal per segment (a batch per
                 segment code, with the segment columns), as the simulated policies do;
                 False: one proposal for the traffic mix.
+            new_round: open a new round even when the latest one is still open.
 
         Returns:
             :class:`Proposal`.
@@ -558,6 +568,9 @@ class Campaign(Serving):
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; use one of {list(METHODS)}")
         seed = check_seed(seed)
+        still_open = None if new_round else self._open_round()
+        if still_open is not None:
+            return still_open
         options = self._refit_options()
         timed = options["delay"] is not None or options["half_life"] is not None
         seen = (self.store.last_batch_id(self._id), self.space_version)
@@ -595,6 +608,24 @@ class Campaign(Serving):
             },
         )
         return Proposal(round_, frame, strategy, seed, fit_id, note)
+
+    def _open_round(self) -> Proposal | None:
+        """The latest proposal when nothing answered it yet (no batch since, same space)."""
+        props = self.store.proposals(self._id)
+        if not props or any(b["round"] == len(props) for b in self.store.batches(self._id)):
+            return None
+        last = props[-1]
+        fit = next(f for f in self.store.fits(self._id) if f["id"] == last["fit_id"])
+        if fit["space_version"] != self.space_version:
+            return None
+        note = (
+            f"round {last['round']} is still open (nothing ingested since it was proposed); "
+            "returned it unchanged: ingest its results first, or propose a new round anyway"
+        )
+        frame = pd.DataFrame(last["rows"])
+        return Proposal(
+            last["round"], frame, last["strategy"], last["seed"], last["fit_id"], None, note
+        )
 
     def best(self) -> BestLayout:
         """The pick of the latest fit: highest posterior mean CTR, interval, P(best).

@@ -177,6 +177,8 @@ def propose(
         prop = camp.propose(k=k, strategy=strategy.value, seed=seed)
     if prop.refit:
         _err().print(prop.refit)
+    if prop.note:
+        _err().print(f"note: {prop.note}")
     frame = prop.layouts
     if output is None:
         frame.to_csv(sys.stdout, index=False)

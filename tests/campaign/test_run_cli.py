@@ -57,3 +57,26 @@ def test_commands_fail_in_one_line(proposed, tmp_path, capsys):
     open_campaign(fresh).close()
     assert main(["campaign", "allocation", "--db", str(fresh), "-o", str(tmp_path / "x.json")]) == 2
     assert "nothing proposed yet" in capsys.readouterr().err
+
+
+def test_propose_twice_without_data_returns_the_open_round(proposed, tmp_path, capsys):
+    with Campaign.open(proposed) as camp:
+        first = camp.proposals()
+        again = camp.propose(k=4, strategy="top_two", seed=9)
+        assert again.round == 1 and camp.rounds == 1
+        assert "round 1 is still open" in again.note and again.refit is None
+        assert again.layouts["index"].tolist() == first["index"].tolist()
+        assert again.layouts["weight"].tolist() == first["weight"].tolist()
+    nxt = tmp_path / "next.csv"
+    argv = ["campaign", "propose", "--db", str(proposed), "--k", "3", "-o", str(nxt)]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "note: round 1 is still open" in err and "round 1:" in err
+    assert pd.read_csv(nxt)["index"].tolist() == first["index"].tolist()
+    with Campaign.open(proposed) as camp:
+        assert camp.rounds == 1
+        camp.ingest(
+            pd.read_csv(nxt).drop(columns=["index", "weight"]).assign(impressions=10, clicks=1)
+        )
+        assert camp.propose(k=3, seed=2).round == 2  # answered: a new round
+        assert camp.propose(k=3, seed=3, new_round=True).round == 3
