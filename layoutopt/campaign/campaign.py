@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import pandas as pd
 
@@ -34,6 +34,7 @@ from layoutopt.campaign.ingest import (
     stored_observations,
     stored_rows,
 )
+from layoutopt.campaign.proposal import Proposal, open_round
 from layoutopt.campaign.report import campaign_report
 from layoutopt.campaign.rounds import allocation_frame, campaign_policy, jsonable
 from layoutopt.campaign.serving import Serving, check_holdout
@@ -53,31 +54,6 @@ from layoutopt.util.limits import check_seed
 from layoutopt.util.seeds import seed_of, split_seed
 
 __all__ = ["CHUNK_ROWS", "Campaign", "IngestResult", "Proposal", "read_chunks"]
-
-
-class Proposal(NamedTuple):
-    """A recorded proposal (see :meth:`Campaign.propose`).
-
-    Attributes:
-        round: the round number it was recorded as (1 for the first proposal).
-        layouts: the proposed layouts (``index``, label columns, the segment columns when
-            proposed per segment, ``weight``).
-        strategy: the strategy used.
-        seed: the seed given.
-        fit_id: the fit it was drawn from.
-        refit: a note when the campaign was fitted first (new data since the last fit),
-            else None.
-        note: a note when no new round was opened (the open round returned as it was),
-            else None.
-    """
-
-    round: int
-    layouts: pd.DataFrame
-    strategy: str
-    seed: int
-    fit_id: int
-    refit: str | None
-    note: str | None = None
 
 
 def _check_extension(old: LayoutSpace, new: LayoutSpace) -> None:
@@ -611,21 +587,7 @@ class Campaign(Serving):
 
     def _open_round(self) -> Proposal | None:
         """The latest proposal when nothing answered it yet (no batch since, same space)."""
-        props = self.store.proposals(self._id)
-        if not props or any(b["round"] == len(props) for b in self.store.batches(self._id)):
-            return None
-        last = props[-1]
-        fit = next(f for f in self.store.fits(self._id) if f["id"] == last["fit_id"])
-        if fit["space_version"] != self.space_version:
-            return None
-        note = (
-            f"round {last['round']} is still open (nothing ingested since it was proposed); "
-            "returned it unchanged: ingest its results first, or propose a new round anyway"
-        )
-        frame = pd.DataFrame(last["rows"])
-        return Proposal(
-            last["round"], frame, last["strategy"], last["seed"], last["fit_id"], None, note
-        )
+        return open_round(self.store, self._id, self.space_version)
 
     def best(self) -> BestLayout:
         """The pick of the latest fit: highest posterior mean CTR, interval, P(best).
