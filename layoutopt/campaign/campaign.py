@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from layoutopt.campaign.assignment_log import record_logged_rows
 from layoutopt.campaign.history import history_frame, proposals_frame
 from layoutopt.campaign.ingest import (
     CHUNK_ROWS,
@@ -34,6 +35,7 @@ from layoutopt.campaign.ingest import (
     stored_observations,
     stored_rows,
 )
+from layoutopt.campaign.logged import served_frame, split_serving_columns
 from layoutopt.campaign.proposal import Proposal, open_round
 from layoutopt.campaign.report import campaign_report
 from layoutopt.campaign.rounds import allocation_frame, campaign_policy, jsonable
@@ -223,7 +225,13 @@ class Campaign(Serving):
             data: a ``.csv``/``.parquet`` path, or a DataFrame with the columns of
                 :meth:`Observations.from_frame`.
             chunk_rows: rows of a file read and validated at a time (memory does not grow
-                with the file beyond the aggregated layouts).
+                with the file beyond the aggregated layouts, except for a file with
+                ``propensity`` or ``holdout`` columns, which is read whole).
+
+        Columns that :meth:`assign` writes may stay in the rows: ``propensity`` and
+        ``holdout`` are kept per (layout, segment, round) for the holdout lift, the
+        sample-ratio checks and off-policy evaluation (:mod:`layoutopt.campaign.logged`);
+        ``unit`` and ``redrawn`` are ignored.
 
         Returns:
             :class:`IngestResult`.
@@ -242,10 +250,14 @@ class Campaign(Serving):
         earlier = self._batch(digest)
         if earlier is not None:  # seen before: no need to read it again
             return ingest_result(source, earlier, False)
-        if isinstance(data, pd.DataFrame):
-            obs, rows = Observations.from_frame(data, space, source=source), len(data)
-        else:
+        frame = data if isinstance(data, pd.DataFrame) else served_frame(path, chunk_rows)
+        if frame is None:
             obs, rows = read_observations(path, space, chunk_rows)
+        else:
+            frame, logged = split_serving_columns(frame, space, source)
+            obs, rows = Observations.from_frame(frame, space, source=source), len(frame)
+            if logged is not None:  # before the batch: read only once the batch exists
+                record_logged_rows(self.store, self._id, digest, logged)
         return self._store_batch(obs, source, digest, int(rows), version)
 
     def ingest_events(

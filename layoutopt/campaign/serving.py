@@ -28,7 +28,13 @@ from layoutopt.campaign.assign import (
     assign_units,
     thresholds,
 )
-from layoutopt.campaign.assignment_log import first_rounds, serving_settings, set_serving
+from layoutopt.campaign.assignment_log import (
+    first_rounds,
+    logged_rows,
+    serving_settings,
+    set_serving,
+)
+from layoutopt.campaign.logged import Lift, holdout_lift, logged_frame
 from layoutopt.campaign.store import Store
 from layoutopt.model.space import LayoutSpace
 
@@ -311,3 +317,25 @@ class Serving:
         out["redrawn"] = result.redrawn
         out["holdout"] = result.holdout
         return out
+
+    def logged(self) -> pd.DataFrame:
+        """The ingested rows that carried a ``propensity`` or ``holdout`` column
+        (:func:`layoutopt.campaign.logged.logged_frame`)."""
+        return logged_frame(self.space, logged_rows(self.store, self.campaign_id))
+
+    def lift(self, *, level: float = 0.9, num_draws: int = 20_000, seed: int = 0) -> Lift:
+        """The lift of the campaign's traffic over the holdout, with a credible interval.
+
+        Beta(1 + clicks, 1 + non-clicks) posteriors of the two pooled CTRs (ingested rows
+        with a ``holdout`` column), the relative lift ``ctr_campaign / ctr_holdout - 1`` by
+        Monte Carlo (:func:`layoutopt.campaign.logged.holdout_lift`).
+
+        Args:
+            level: the interval's level.
+            num_draws: Monte Carlo draws.
+            seed: seed of the draws (fixed by default, so the status line is reproducible).
+
+        Raises:
+            ValueError: when the ingested rows have no holdout or no campaign impressions.
+        """
+        return holdout_lift(self.logged(), level=level, num_draws=num_draws, seed=seed)
