@@ -36,6 +36,7 @@ __all__ = [
     "ASSIGNMENT_LOG",
     "LOGGED_ROWS",
     "SERVING",
+    "cohort_sizes",
     "ensure_tables",
     "first_rounds",
     "logged_rows",
@@ -135,6 +136,18 @@ def first_rounds(store: Store, cid: int, units: Sequence[str], round_: int) -> d
             conn.execute(sa.insert(ASSIGNMENT_LOG), new[start : start + _CHUNK])
     found.update({row["unit"]: int(round_) for row in new})
     return found
+
+
+def cohort_sizes(store: Store, cid: int) -> dict[int, int]:
+    """``{first round: units logged with it}`` (empty before the first assignment)."""
+    ensure_tables(store)
+    with store.engine.connect() as conn:
+        q = (
+            sa.select(ASSIGNMENT_LOG.c.first_round, sa.func.count())
+            .where(ASSIGNMENT_LOG.c.campaign_id == cid)
+            .group_by(ASSIGNMENT_LOG.c.first_round)
+        )
+        return {int(f): int(n) for f, n in conn.execute(q)}
 
 
 def record_logged_rows(store: Store, cid: int, digest: str, rows: list[dict[str, Any]]) -> None:

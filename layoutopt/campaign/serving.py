@@ -29,12 +29,15 @@ from layoutopt.campaign.assign import (
     thresholds,
 )
 from layoutopt.campaign.assignment_log import (
+    cohort_sizes,
     first_rounds,
     logged_rows,
     serving_settings,
     set_serving,
 )
+from layoutopt.campaign.checks import SRM_ALPHA
 from layoutopt.campaign.logged import Lift, holdout_lift, logged_frame
+from layoutopt.campaign.ratios import RoundCheck, round_checks
 from layoutopt.campaign.store import Store
 from layoutopt.model.space import LayoutSpace
 
@@ -339,3 +342,27 @@ class Serving:
             ValueError: when the ingested rows have no holdout or no campaign impressions.
         """
         return holdout_lift(self.logged(), level=level, num_draws=num_draws, seed=seed)
+
+    def sample_ratios(self, alpha: float = SRM_ALPHA) -> list[RoundCheck]:
+        """The sample-ratio check of every round that ingested rows name (their ``round``
+        column), per segment when the round was proposed per segment
+        (:func:`layoutopt.campaign.ratios.round_checks`).
+
+        Args:
+            alpha: p-values below it flag a mismatch.
+
+        Returns:
+            One :class:`~layoutopt.campaign.ratios.RoundCheck` per round (and segment), in
+            round order.
+        """
+        settings = serving_settings(self.store, self.campaign_id)
+        control = settings["control"]
+        return round_checks(
+            self.space,
+            self.round_plans(),
+            self.store.observation_rows(self.campaign_id),
+            cohort_sizes(self.store, self.campaign_id),
+            settings["holdout"],
+            None if control is None else self.space.index(control),
+            alpha,
+        )

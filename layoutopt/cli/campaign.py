@@ -227,6 +227,7 @@ def status(db: DbOpt, name: NameOpt = None) -> None:
         hist = camp.history()
         stale = camp.stale()
         others = camp.store.campaign_names()
+        checks = serve.check_lines(camp)
     out = _out()
     out.print(
         f"campaign {camp.name!r} in {db} (store holds {len(others)}): space version {version}, "
@@ -259,6 +260,7 @@ def status(db: DbOpt, name: NameOpt = None) -> None:
             "" if not pick else f"{r['p_best']:.3f}",
         )
     out.print(table)
+    serve.print_lines(checks, out)
 
 
 app.command()(serve.allocation)

@@ -24,7 +24,7 @@ from rich.console import Console
 from layoutopt.campaign.campaign import Campaign
 from layoutopt.util.io import atomic_path, check_output_path
 
-__all__ = ["allocation", "assign", "read_units"]
+__all__ = ["allocation", "assign", "check_lines", "print_lines", "read_units"]
 
 DbOpt = Annotated[
     str, typer.Option("--db", help="Campaign store: a SQLite file or a postgresql:// URL.")
@@ -97,3 +97,44 @@ def assign(
         f"({int(frame['redrawn'].sum()):,} redrawn, {int(frame['holdout'].sum()):,} in the "
         f"holdout) written to {output}"
     )
+
+
+def check_lines(camp: Campaign) -> list[str]:
+    """The status lines of the campaign's checks: one ``sample ratio`` line per round (and
+    segment) that ingested rows name, and the holdout lift when the rows carry a holdout."""
+    lines = []
+    space = camp.space
+    for rc in camp.sample_ratios():
+        c = rc.check
+        where = f"round {rc.round}" + ("" if rc.segment is None else f" {rc.segment}")
+        total = int(c.observed.sum())
+        if not c.mismatch:
+            lines.append(
+                f"{where}: sample ratio ok ({total:,} impressions, chi-square {c.statistic:.1f}, "
+                f"{c.dof} dof, p = {c.p_value:.3g})"
+            )
+            continue
+        i = int(rc.index[c.worst])
+        labels = "/".join(space.layout(i).values())
+        lines.append(
+            f"{where}: sample ratio mismatch, p = {c.p_value:.3g} ({total:,} impressions); "
+            f"worst layout {labels} (index {i}): {int(c.observed[c.worst]):,} served, "
+            f"{c.expected[c.worst]:,.1f} planned"
+        )
+    logged = camp.logged()
+    if len(logged) and logged["holdout"].any() and (~logged["holdout"].astype(bool)).any():
+        lift = camp.lift()
+        lines.append(
+            f"holdout lift: {100 * lift.lift:+.1f}% [{100 * lift.lower:+.1f}%, "
+            f"{100 * lift.upper:+.1f}%] ({lift.level:.0%} interval; campaign CTR "
+            f"{100 * lift.campaign_ctr:.2f}% on {lift.campaign_impressions:,} impressions, "
+            f"holdout {100 * lift.holdout_ctr:.2f}% on {lift.holdout_impressions:,})"
+        )
+    return lines
+
+
+def print_lines(lines: list[str], console: Console) -> None:
+    """Print lines of :func:`check_lines` whole (what ``campaign status`` shows after its
+    table)."""
+    for line in lines:
+        console.print(line, markup=False, overflow="ignore", crop=False, soft_wrap=True)
