@@ -36,7 +36,9 @@ from layoutopt.campaign.assignment_log import (
     set_serving,
 )
 from layoutopt.campaign.checks import SRM_ALPHA
+from layoutopt.campaign.evaluate import Estimate
 from layoutopt.campaign.logged import Lift, holdout_lift, logged_frame
+from layoutopt.campaign.offpolicy import evaluate_allocation, read_allocation
 from layoutopt.campaign.ratios import RoundCheck, round_checks
 from layoutopt.campaign.store import Store
 from layoutopt.model.space import LayoutSpace
@@ -366,3 +368,33 @@ class Serving:
             None if control is None else self.space.index(control),
             alpha,
         )
+
+    def evaluate(
+        self,
+        allocation,
+        *,
+        level: float = 0.9,
+        num_bootstrap: int = 1000,
+        seed: int = 0,
+    ) -> list[Estimate]:
+        """What another allocation would have earned, from the logged propensities.
+
+        IPS, self-normalised IPS and doubly robust (the latest fit's posterior mean CTR as
+        the direct method; left out before the first fit), each with a bootstrap interval
+        (:func:`layoutopt.campaign.offpolicy.evaluate_allocation`).
+
+        Args:
+            allocation: an allocation document (dict) or its JSON file.
+            level: level of the intervals.
+            num_bootstrap: bootstrap replicates.
+            seed: seed of the bootstrap.
+
+        Raises:
+            ValueError: without ingested propensities, or for a bad allocation.
+        """
+        doc = read_allocation(allocation)
+        post = self.posterior() if self.store.fits(self.campaign_id) else None
+        return evaluate_allocation(
+            self.space, self.logged(), doc, post, level=level, num_bootstrap=num_bootstrap,
+            seed=seed,
+        )  # fmt: skip

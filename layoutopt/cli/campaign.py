@@ -265,6 +265,7 @@ def status(db: DbOpt, name: NameOpt = None) -> None:
 
 app.command()(serve.allocation)
 app.command()(serve.assign)
+app.command()(serve.evaluate)
 
 
 @app.command("report")

@@ -24,7 +24,7 @@ from rich.console import Console
 from layoutopt.campaign.campaign import Campaign
 from layoutopt.util.io import atomic_path, check_output_path
 
-__all__ = ["allocation", "assign", "check_lines", "print_lines", "read_units"]
+__all__ = ["allocation", "assign", "evaluate", "check_lines", "print_lines", "read_units"]
 
 DbOpt = Annotated[
     str, typer.Option("--db", help="Campaign store: a SQLite file or a postgresql:// URL.")
@@ -97,6 +97,26 @@ def assign(
         f"({int(frame['redrawn'].sum()):,} redrawn, {int(frame['holdout'].sum()):,} in the "
         f"holdout) written to {output}"
     )
+
+
+def evaluate(
+    db: DbOpt,
+    allocation_file: Annotated[
+        Path, typer.Option("--allocation", help="allocation.json of the allocation to evaluate.")
+    ],
+    level: Annotated[float, typer.Option("--level", min=0.5, max=0.999)] = 0.9,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
+    name: NameOpt = None,
+) -> None:
+    """Each estimator's estimate of another allocation's CTR, with its interval."""
+    with Campaign.open(db, name) as camp:
+        estimates = camp.evaluate(allocation_file, level=level, seed=seed)
+    out = Console(highlight=False)
+    for e in estimates:
+        out.print(
+            f"{e.estimator:>5}: {100 * e.value:.3f}% [{100 * e.lower:.3f}%, "
+            f"{100 * e.upper:.3f}%] ({e.level:.0%} bootstrap interval)"
+        )
 
 
 def check_lines(camp: Campaign) -> list[str]:
