@@ -162,3 +162,25 @@ def test_assign_refuses_bad_input(tmp_path):
             camp.set_holdout(0.1)
     with pytest.raises(ValueError, match="control: no label for component"):
         Campaign.create(tmp_path / "d.db", SPACE, holdout=0.1, control={"headline": "h1"})
+
+
+def test_segment_spaces_assign_from_their_segments_allocation(tmp_path):
+    space = LayoutSpace(dict(SPACE.to_dict()["components"]), segments={"member": ["prime", "no"]})
+    design = initial_design(space, seed=0)
+    data = pd.concat([served(design, 60, seed=1).assign(member=m) for m in ("prime", "no")])
+    with Campaign.create(tmp_path / "c.db", space) as camp:
+        camp.ingest(data)
+        prop = camp.propose(k=4, seed=5)
+        members = ["prime", "no"] * 1500
+        a = camp.assign(UNITS[:3000], segment_columns={"member": members})
+        with pytest.raises(ValueError, match="proposed per segment"):
+            camp.assign(["x"])
+        doc = camp.allocation()
+    assert "member" in a.columns and a["member"].tolist() == members
+    for m in ("prime", "no"):
+        plan = prop.layouts[prop.layouts["member"] == m]
+        w = dict(zip(plan["index"].astype(int), plan["weight"], strict=True))
+        rows = a[a["member"] == m]
+        assert set(rows["index"]) <= set(w)
+        assert np.allclose(rows["propensity"], rows["index"].map(w), rtol=1e-12)
+        assert abs(sum(x["weight"] for x in doc["layouts"] if x["member"] == m) - 1) < 1e-12
