@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import pandas as pd
 
+from layoutopt.campaign.assignment_log import record_logged_rows
 from layoutopt.campaign.history import history_frame, proposals_frame
 from layoutopt.campaign.ingest import (
     CHUNK_ROWS,
@@ -34,8 +35,11 @@ from layoutopt.campaign.ingest import (
     stored_observations,
     stored_rows,
 )
+from layoutopt.campaign.logged import served_frame, split_serving_columns
+from layoutopt.campaign.proposal import Proposal, open_round
 from layoutopt.campaign.report import campaign_report
 from layoutopt.campaign.rounds import allocation_frame, campaign_policy, jsonable
+from layoutopt.campaign.serving import Serving, check_holdout
 from layoutopt.campaign.store import Store
 from layoutopt.data.events import parse_now
 from layoutopt.data.observations import Observations
@@ -52,28 +56,6 @@ from layoutopt.util.limits import check_seed
 from layoutopt.util.seeds import seed_of, split_seed
 
 __all__ = ["CHUNK_ROWS", "Campaign", "IngestResult", "Proposal", "read_chunks"]
-
-
-class Proposal(NamedTuple):
-    """A recorded proposal (see :meth:`Campaign.propose`).
-
-    Attributes:
-        round: the round number it was recorded as (1 for the first proposal).
-        layouts: the proposed layouts (``index``, label columns, the segment columns when
-            proposed per segment, ``weight``).
-        strategy: the strategy used.
-        seed: the seed given.
-        fit_id: the fit it was drawn from.
-        refit: a note when the campaign was fitted first (new data since the last fit),
-            else None.
-    """
-
-    round: int
-    layouts: pd.DataFrame
-    strategy: str
-    seed: int
-    fit_id: int
-    refit: str | None
 
 
 def _check_extension(old: LayoutSpace, new: LayoutSpace) -> None:
@@ -93,8 +75,11 @@ def _check_extension(old: LayoutSpace, new: LayoutSpace) -> None:
             )
 
 
-class Campaign:
+class Campaign(Serving):
     """A named campaign in a store; create with :meth:`create`, resume with :meth:`open`.
+
+    Serving its proposals (assignment, the allocation export, the holdout) is
+    :class:`~layoutopt.campaign.serving.Serving`.
 
     Attributes:
         name: the campaign's name.
@@ -110,13 +95,23 @@ class Campaign:
 
     # ------------------------------------------------------------------ open / create
     @classmethod
-    def create(cls, target: str | Path, space: LayoutSpace, name: str = "default") -> Campaign:
+    def create(
+        cls,
+        target: str | Path,
+        space: LayoutSpace,
+        name: str = "default",
+        *,
+        holdout: float = 0.0,
+        control: dict[str, str] | None = None,
+    ) -> Campaign:
         """Create a campaign (and the store, if new) at a file path or ``postgresql://`` URL.
 
         Args:
             target: a SQLite file path or a PostgreSQL URL.
             space: the layout space (version 1 of the campaign's space).
             name: the campaign's name, unique within the store.
+            holdout: share of units served ``control`` (:meth:`set_holdout`).
+            control: the control layout's labels (the status quo).
 
         Returns:
             The new :class:`Campaign`.
@@ -131,13 +126,17 @@ class Campaign:
             raise ValueError(f"space must be a LayoutSpace, got {type(space).__name__}")
         if not str(name).strip():
             raise ValueError("campaign name must not be empty")
+        check_holdout(space, holdout, control)
         store = Store(target, create=True)
         try:
             cid = store.create_campaign(str(name), space.to_dict())
         except Exception:
             store.close()
             raise
-        return cls(store, cid, str(name))
+        camp = cls(store, cid, str(name))
+        if holdout or control is not None:
+            camp.set_holdout(holdout, control)
+        return camp
 
     @classmethod
     def open(cls, target: str | Path, name: str | None = None) -> Campaign:
@@ -226,7 +225,13 @@ class Campaign:
             data: a ``.csv``/``.parquet`` path, or a DataFrame with the columns of
                 :meth:`Observations.from_frame`.
             chunk_rows: rows of a file read and validated at a time (memory does not grow
-                with the file beyond the aggregated layouts).
+                with the file beyond the aggregated layouts, except for a file with
+                ``propensity`` or ``holdout`` columns, which is read whole).
+
+        Columns that :meth:`assign` writes may stay in the rows: ``propensity`` and
+        ``holdout`` are kept per (layout, segment, round) for the holdout lift, the
+        sample-ratio checks and off-policy evaluation (:mod:`layoutopt.campaign.logged`);
+        ``unit`` and ``redrawn`` are ignored.
 
         Returns:
             :class:`IngestResult`.
@@ -245,10 +250,14 @@ class Campaign:
         earlier = self._batch(digest)
         if earlier is not None:  # seen before: no need to read it again
             return ingest_result(source, earlier, False)
-        if isinstance(data, pd.DataFrame):
-            obs, rows = Observations.from_frame(data, space, source=source), len(data)
-        else:
+        frame = data if isinstance(data, pd.DataFrame) else served_frame(path, chunk_rows)
+        if frame is None:
             obs, rows = read_observations(path, space, chunk_rows)
+        else:
+            frame, logged = split_serving_columns(frame, space, source)
+            obs, rows = Observations.from_frame(frame, space, source=source), len(frame)
+            if logged is not None:  # before the batch: read only once the batch exists
+                record_logged_rows(self.store, self._id, digest, logged)
         return self._store_batch(obs, source, digest, int(rows), version)
 
     def ingest_events(
@@ -504,6 +513,7 @@ class Campaign:
         seed: int,
         method: str = "laplace",
         per_segment: bool = True,
+        new_round: bool = False,
     ) -> Proposal:
         """Propose the next layouts with the campaign's policy and record them as the next
         round.
@@ -520,6 +530,11 @@ class Campaign:
         the step fits first and the fit is recorded (the returned :class:`Proposal` says so
         in ``refit``); otherwise it proposes from the latest fit.
 
+        A round stays **open** until data answer it: when nothing was ingested since the
+        latest proposal (and the space did not change), ``propose`` returns that round as
+        recorded, saying so in ``note``, instead of opening another (``new_round=True``
+        opens one anyway).
+
         Args:
             k: most layouts to propose (per segment with ``per_segment``).
             strategy: one of :data:`layoutopt.decide.proposals.STRATEGIES`.
@@ -528,6 +543,7 @@ class Campaign:
             per_segment: on a space with segments, one proposal per segment (a batch per
                 segment code, with the segment columns), as the simulated policies do;
                 False: one proposal for the traffic mix.
+            new_round: open a new round even when the latest one is still open.
 
         Returns:
             :class:`Proposal`.
@@ -540,6 +556,9 @@ class Campaign:
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; use one of {list(METHODS)}")
         seed = check_seed(seed)
+        still_open = None if new_round else self._open_round()
+        if still_open is not None:
+            return still_open
         options = self._refit_options()
         timed = options["delay"] is not None or options["half_life"] is not None
         seen = (self.store.last_batch_id(self._id), self.space_version)
@@ -577,6 +596,10 @@ class Campaign:
             },
         )
         return Proposal(round_, frame, strategy, seed, fit_id, note)
+
+    def _open_round(self) -> Proposal | None:
+        """The latest proposal when nothing answered it yet (no batch since, same space)."""
+        return open_round(self.store, self._id, self.space_version)
 
     def best(self) -> BestLayout:
         """The pick of the latest fit: highest posterior mean CTR, interval, P(best).

@@ -32,6 +32,7 @@ from rich.table import Table
 
 from layoutopt.campaign.campaign import Campaign
 from layoutopt.campaign.report import posterior_report
+from layoutopt.cli import serve
 from layoutopt.cli.options import Method, Strategy
 from layoutopt.infer.posterior import Posterior
 from layoutopt.model.delay import parse_delay
@@ -176,6 +177,8 @@ def propose(
         prop = camp.propose(k=k, strategy=strategy.value, seed=seed)
     if prop.refit:
         _err().print(prop.refit)
+    if prop.note:
+        _err().print(f"note: {prop.note}")
     frame = prop.layouts
     if output is None:
         frame.to_csv(sys.stdout, index=False)
@@ -224,6 +227,7 @@ def status(db: DbOpt, name: NameOpt = None) -> None:
         hist = camp.history()
         stale = camp.stale()
         others = camp.store.campaign_names()
+        checks = serve.check_lines(camp)
     out = _out()
     out.print(
         f"campaign {camp.name!r} in {db} (store holds {len(others)}): space version {version}, "
@@ -256,6 +260,12 @@ def status(db: DbOpt, name: NameOpt = None) -> None:
             "" if not pick else f"{r['p_best']:.3f}",
         )
     out.print(table)
+    serve.print_lines(checks, out)
+
+
+app.command()(serve.allocation)
+app.command()(serve.assign)
+app.command()(serve.evaluate)
 
 
 @app.command("report")

@@ -46,7 +46,7 @@ def test_rounds_are_recorded_and_resumable(store_target):
         assert camp.stale() == "1 batch(es) ingested since the last fit"
         second = camp.propose(k=4, strategy="top_two", seed=6)
         assert second.round == 2 and "1 batch(es) ingested since the last fit" in second.refit
-        third = camp.propose(k=4, strategy="thompson", seed=7)
+        third = camp.propose(k=4, strategy="thompson", seed=7, new_round=True)
         assert third.refit is None  # nothing new: the same fit
         assert third.fit_id == second.fit_id
     with Campaign.open(store_target) as camp:  # another process would see the same

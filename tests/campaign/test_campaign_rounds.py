@@ -115,8 +115,8 @@ def test_propose_without_new_data_reuses_the_fit_and_records_the_seed(tmp_path):
     with Campaign.create(tmp_path / "c.db", PLAIN) as camp:
         camp.ingest(_served(PLAIN, rounds[0]))
         first = camp.propose(k=3, seed=SEED)
-        again = camp.propose(k=3, seed=SEED)
-        other = camp.propose(k=3, seed=SEED + 1)
+        again = camp.propose(k=3, seed=SEED, new_round=True)
+        other = camp.propose(k=3, seed=SEED + 1, new_round=True)
         assert again.refit is None and again.fit_id == first.fit_id == other.fit_id
         assert len(camp.store.fits(camp.campaign_id)) == 1
         assert camp.history()["seed"].tolist()[1:] == [SEED, SEED, SEED + 1]
