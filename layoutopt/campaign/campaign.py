@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from layoutopt.campaign.assignment_log import record_logged_rows
+from layoutopt.campaign.deciding import Deciding
 from layoutopt.campaign.history import history_frame, proposals_frame
 from layoutopt.campaign.ingest import (
     CHUNK_ROWS,
@@ -75,11 +76,12 @@ def _check_extension(old: LayoutSpace, new: LayoutSpace) -> None:
             )
 
 
-class Campaign(Serving):
+class Campaign(Serving, Deciding):
     """A named campaign in a store; create with :meth:`create`, resume with :meth:`open`.
 
     Serving its proposals (assignment, the allocation export, the holdout) is
-    :class:`~layoutopt.campaign.serving.Serving`.
+    :class:`~layoutopt.campaign.serving.Serving`; its stopping rule and the verdict recorded
+    with every fit (:meth:`decision`) is :class:`~layoutopt.campaign.deciding.Deciding`.
 
     Attributes:
         name: the campaign's name.
@@ -451,6 +453,7 @@ class Campaign(Serving):
             },
         )
         self._posteriors[fit_id] = post
+        self.decision()  # the stopping rule's verdict on every fit, recorded with it
         return fit_id
 
     def _refit_options(self) -> dict[str, Any]:
