@@ -8,6 +8,7 @@
     layoutopt campaign propose  --db D [--k K] [--strategy S] [--seed N] [-o next.csv]
     layoutopt campaign best     --db D [--json]
     layoutopt campaign status   --db D
+    layoutopt campaign decide   --db D [--value-remaining V] [--expected-loss L] [--set]
     layoutopt campaign report   --db D -o report.html
     layoutopt campaign export   --db D -o DIR
     layoutopt report            --posterior P -o report.html
@@ -28,11 +29,12 @@ from typing import Annotated
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from layoutopt.campaign.campaign import Campaign
 from layoutopt.campaign.report import posterior_report
-from layoutopt.cli import serve
+from layoutopt.cli import deciding, serve
 from layoutopt.cli.options import Method, Strategy
 from layoutopt.infer.posterior import Posterior
 from layoutopt.model.delay import parse_delay
@@ -62,7 +64,9 @@ NameOpt = Annotated[
 def _out() -> Console:
     console = Console(highlight=False)
     if not console.is_terminal:
-        console = Console(highlight=False, width=150)
+        # a pipe or a log: tables 150 wide, and a line of text stays one line (no wrap in
+        # the middle of a path, whatever its length)
+        console = Console(highlight=False, width=150, soft_wrap=True)
     return console
 
 
@@ -228,6 +232,7 @@ def status(db: DbOpt, name: NameOpt = None) -> None:
         stale = camp.stale()
         others = camp.store.campaign_names()
         checks = serve.check_lines(camp)
+        verdict = deciding.decision_line(camp)
     out = _out()
     out.print(
         f"campaign {camp.name!r} in {db} (store holds {len(others)}): space version {version}, "
@@ -261,11 +266,13 @@ def status(db: DbOpt, name: NameOpt = None) -> None:
         )
     out.print(table)
     serve.print_lines(checks, out)
+    out.print(escape(verdict))
 
 
 app.command()(serve.allocation)
 app.command()(serve.assign)
 app.command()(serve.evaluate)
+app.command()(deciding.decide)
 
 
 @app.command("report")
