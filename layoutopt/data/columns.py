@@ -7,6 +7,7 @@ would be valid. :mod:`layoutopt.data.readers` reads the tables these columns com
 
 from __future__ import annotations
 
+import decimal
 from typing import Any
 
 import numpy as np
@@ -180,14 +181,15 @@ def parse_counts(column, name: str, source: str) -> np.ndarray:
     else:
         text = column.astype(str).str.strip().where(~missing, None)
         numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    fraction, too_big = _exact_limits(column, numbers)
     with np.errstate(invalid="ignore"):
         problems = [
             (missing, "missing value"),
             (~missing & np.isnan(numbers), "{!r} is not a number"),
             (~np.isfinite(numbers), "{!r} is not a finite number"),
-            (numbers != np.round(numbers), "{!r} is not a whole number"),
+            ((numbers != np.round(numbers)) | fraction, "{!r} is not a whole number"),
             (numbers < 0, "{!r} is negative"),
-            (numbers > MAX_COUNT, "{!r} is too large (limit 2**53 = " + f"{MAX_COUNT})"),
+            (too_big, "{!r} is too large (limit 2**53 = " + f"{MAX_COUNT})"),
         ]
     for mask, what in problems:
         bad = np.flatnonzero(mask)
@@ -199,7 +201,33 @@ def parse_counts(column, name: str, source: str) -> np.ndarray:
             )
     if pd.api.types.is_integer_dtype(column.dtype):
         return column.to_numpy(dtype=np.int64)
+    exact = pd.to_numeric(column, errors="coerce") if column.dtype == object else None
+    if exact is not None and pd.api.types.is_integer_dtype(exact.dtype):
+        return exact.to_numpy(dtype=np.int64)  # text of integers: no trip through float64
     return numbers.astype(np.int64)
+
+
+def _exact_limits(column, numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of cells that are not whole and that pass ``MAX_COUNT``, decided exactly.
+
+    A float64 cannot tell 2^53 from 2^53 + 1 (or from 2^53 + 0.5), so integer columns are
+    compared as integers and text cells at or past 2^53 are parsed again as decimals.
+    """
+    fraction = np.zeros(len(numbers), bool)
+    if pd.api.types.is_integer_dtype(column.dtype):
+        return fraction, column.to_numpy() > MAX_COUNT
+    with np.errstate(invalid="ignore"):
+        too_big = numbers > MAX_COUNT
+        edge = np.flatnonzero(numbers == MAX_COUNT)
+    if column.dtype == object or str(column.dtype).startswith(("string", "str")):
+        for r in edge:
+            try:
+                exact = decimal.Decimal(str(column.iloc[r]).strip())
+            except decimal.InvalidOperation:
+                continue
+            too_big[r] = exact > MAX_COUNT
+            fraction[r] = exact != exact.to_integral_value()
+    return fraction, too_big
 
 
 def parse_time(column, name: str, source: str) -> np.ndarray:
