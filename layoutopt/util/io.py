@@ -9,10 +9,18 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "check_output_path"]
+__all__ = [
+    "atomic_path",
+    "check_output_path",
+    "mask_url",
+    "one_line",
+    "scrub_password",
+    "url_passwords",
+]
 
 
 def check_output_path(path: str | Path, suffixes: tuple[str, ...] | None = None) -> Path:
@@ -110,3 +118,80 @@ def _reason(err: OSError) -> str:
 def one_line(message: object) -> str:
     """A message on one line: runs of whitespace (newlines included) become one space."""
     return " ".join(str(message).split())
+
+
+_SECRET_KEYS = ("password", "passwd", "pwd", "sslpassword")
+
+
+def _userinfo_end(rest: str) -> int:
+    """Index of the ``@`` that ends a URL's user info (the last one before the query), or -1."""
+    head = rest.split("?", 1)[0]
+    return head.rfind("@")
+
+
+def mask_url(url: object) -> str:
+    """A store target as it may be shown: a URL's password (and any ``password=`` query
+    value) replaced by ``***``; a file path or a URL without a password is returned as is.
+
+    Works on URLs that do not parse (a password with ``@`` or ``/`` in it, a non-numeric
+    port): the user info is everything before the last ``@`` ahead of the query string.
+
+    Args:
+        url: a file path or a database URL.
+
+    Returns:
+        The text to print or put in a message.
+
+    Examples:
+        >>> mask_url("postgresql://me:s3cret@db.example:5432/ab")
+        'postgresql://me:***@db.example:5432/ab'
+        >>> mask_url("postgresql://me@db/ab?password=s3cret&sslmode=require")
+        'postgresql://me@db/ab?password=***&sslmode=require'
+    """
+    text = str(url)
+    if "://" not in text:
+        return text
+    scheme, rest = text.split("://", 1)
+    at = _userinfo_end(rest)
+    if at >= 0 and ":" in rest[:at]:
+        user = rest[:at].split(":", 1)[0]
+        rest = f"{user}:***{rest[at:]}"
+    if "?" in rest:
+        head, query = rest.split("?", 1)
+        parts = []
+        for part in query.split("&"):
+            key = part.split("=", 1)[0]
+            if "=" in part and key.lower() in _SECRET_KEYS:
+                part = f"{key}=***"
+            parts.append(part)
+        rest = head + "?" + "&".join(parts)
+    return f"{scheme}://{rest}"
+
+
+def url_passwords(url: object) -> list[str]:
+    """The password texts in a URL (user info and ``password=`` query values), raw and
+    percent-decoded, longest first; empty for a file path."""
+    text = str(url)
+    if "://" not in text:
+        return []
+    rest = text.split("://", 1)[1]
+    found = []
+    at = _userinfo_end(rest)
+    if at >= 0 and ":" in rest[:at]:
+        found.append(rest[:at].split(":", 1)[1])
+    if "?" in rest:
+        for part in rest.split("?", 1)[1].split("&"):
+            key, _, value = part.partition("=")
+            if key.lower() in _SECRET_KEYS:
+                found.append(value)
+    out = {v for f in found for v in (f, urllib.parse.unquote(f)) if v}
+    return sorted(out, key=len, reverse=True)
+
+
+def scrub_password(message: object, url: object) -> str:
+    """``message`` with every password of ``url`` (see :func:`url_passwords`) replaced by
+    ``***``: for driver errors that may quote the connection string."""
+    text = str(message)
+    for secret in url_passwords(url):
+        text = text.replace(secret, "***")
+    return text
