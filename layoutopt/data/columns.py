@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from layoutopt.model.space import LayoutSpace
+from layoutopt.util.io import QUOTED_PREFIXES
 from layoutopt.util.limits import MAX_COUNT
 
 __all__ = [
@@ -115,6 +116,11 @@ def column_codes(column, lookup: dict, source: str, name: str, words) -> np.ndar
             column, the value and the valid ``lookup`` keys.
     """
     missing = missing_mask(column)
+    valid = list(lookup)
+    # A label like "=x" is exported as "'=x" (util.io.csv_safe): read both forms back.
+    quoted = {"'" + k: v for k, v in lookup.items() if str(k).startswith(QUOTED_PREFIXES)}
+    if quoted:
+        lookup = quoted | dict(lookup)
     mapped = column.astype(str).map(lookup).to_numpy(dtype=float)
     bad = np.flatnonzero(missing | np.isnan(mapped))
     if bad.size:
@@ -124,7 +130,7 @@ def column_codes(column, lookup: dict, source: str, name: str, words) -> np.ndar
             what += f" {plain(column.iloc[r])!r}"
         raise ValueError(
             f"{source}: row {r + 1}, column {name!r}: {what}; "
-            f"valid {words[1].split()[-1]}s: {list(lookup)}"
+            f"valid {words[1].split()[-1]}s: {valid}"
         )
     return mapped.astype(np.int64)
 

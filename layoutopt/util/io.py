@@ -9,11 +9,18 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = [
+    "FORMULA_PREFIXES",
+    "QUOTED_PREFIXES",
+    "atomic_dir",
+    "csv_safe",
+    "unformula",
+    "write_csv",
     "atomic_path",
     "check_output_path",
     "mask_url",
@@ -104,8 +111,6 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def _remove(tmp: Path) -> None:
     with contextlib.suppress(OSError):
         if tmp.is_dir() and not tmp.is_symlink():
-            import shutil
-
             shutil.rmtree(tmp)
         else:
             os.unlink(tmp)
@@ -195,3 +200,119 @@ def scrub_password(message: object, url: object) -> str:
     for secret in url_passwords(url):
         text = text.replace(secret, "***")
     return text
+
+
+#: First characters that make a spreadsheet read a CSV cell as a formula (OWASP's list).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+#: What :func:`csv_safe` quotes: the formula prefixes and a leading quote (doubled).
+QUOTED_PREFIXES = (*FORMULA_PREFIXES, "'")
+
+
+def _neutral(value: object) -> object:
+    if isinstance(value, str) and value.startswith(QUOTED_PREFIXES):
+        return "'" + value
+    return value
+
+
+def csv_safe(frame):
+    """A copy of a DataFrame safe to open in a spreadsheet: every text cell and column name
+    that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading
+    ``'`` (numbers are left alone, so ``-0.5`` stays a number); a text that starts with
+    ``'`` gets a second one, so that :func:`unformula` undoes exactly this.
+
+    Label columns read back by layoutopt accept the ``'`` form (:func:`unformula`), so a
+    design or proposal file still round-trips.
+
+    Args:
+        frame: a :class:`pandas.DataFrame`.
+
+    Returns:
+        The neutralised copy.
+
+    Examples:
+        >>> import pandas as pd
+        >>> csv_safe(pd.DataFrame({"h": ["=1+2", "ok"], "n": [-1, 2]})).to_dict("list")
+        {'h': ["'=1+2", 'ok'], 'n': [-1, 2]}
+    """
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or str(out[col].dtype).startswith(("string", "str")):
+            out[col] = out[col].map(_neutral)
+        elif str(out[col].dtype) == "category":
+            out[col] = out[col].astype(object).map(_neutral)
+    out.columns = [_neutral(str(c)) for c in out.columns]
+    return out
+
+
+def unformula(text: str) -> str:
+    """The text a :func:`csv_safe` cell stood for: ``'=x`` -> ``=x``, ``''a`` -> ``'a``;
+    any other text as is."""
+    if text.startswith("'") and text[1:].startswith(QUOTED_PREFIXES):
+        return text[1:]
+    return text
+
+
+def write_csv(frame, path: str | Path) -> Path:
+    """Write ``frame`` as CSV (no index), neutralised by :func:`csv_safe`, atomically.
+
+    Args:
+        frame: a :class:`pandas.DataFrame`.
+        path: the CSV file.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        csv_safe(frame).to_csv(tmp, index=False)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """A temporary folder to fill; it replaces ``path`` (a folder) when the block succeeds.
+
+    The temporary folder lives next to ``path``. On success an existing ``path`` is renamed
+    aside, the new folder renamed into place, and the old one removed: a reader sees the old
+    files or the new ones, never a mix (a crash between the two renames leaves the old folder
+    under ``.NAME.*.old``). If the block raises, the temporary folder is removed and ``path``
+    is left as it was.
+
+    Args:
+        path: the final folder; its parent must exist.
+
+    Yields:
+        The temporary :class:`~pathlib.Path` to write files into.
+
+    Raises:
+        ValueError: if ``path`` exists and is not a folder.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path}: exists and is not a directory")
+    token = secrets.token_hex(4)
+    tmp = path.with_name(f".{path.name}.{token}.tmp")
+    old = path.with_name(f".{path.name}.{token}.old")
+    try:
+        os.mkdir(tmp)
+    except OSError as err:
+        raise OSError(err.errno, f"cannot write {path}: {_reason(err)}") from None
+    try:
+        yield tmp
+        if path.exists():
+            os.rename(path, old)
+        try:
+            os.rename(tmp, path)
+        except BaseException:
+            if old.exists():
+                os.rename(old, path)
+            raise
+    except OSError as err:
+        _remove(tmp)
+        raise OSError(err.errno, f"cannot write {path}: {_reason(err)}") from None
+    except BaseException:
+        _remove(tmp)
+        raise
+    _remove(old)

@@ -353,3 +353,99 @@ def test_a_read_only_sqlite_store_is_refused_before_the_fit(tmp_path):
     finally:
         subprocess.run(["chattr", "-i", str(db)], check=True)
     assert _totals(str(db))[0] == 1
+
+
+# ---------------------------------------------------------------------- 7. report and exports
+HOSTILE = [
+    "<script>alert(1)</script>",
+    '"><img src=x onerror=alert(2)>',
+    "$x$",
+    "a$b\\",
+    "=1+2",
+    "-cmd",
+    "@SUM(A1)",
+    "+x",
+]
+
+
+def test_report_escapes_hostile_labels_and_names(tmp_path):
+    from layoutopt.model.space import LayoutSpace
+
+    space = LayoutSpace({"<b>comp</b>": HOSTILE[:5], "c2&<i>": ["x", "y"]})
+    rng = np.random.default_rng(0)
+    codes = np.array([[i % 5, i % 2] for i in range(40)])
+    imp = np.full(40, 1000)
+    frame = pd.DataFrame(
+        {
+            "<b>comp</b>": np.asarray(HOSTILE[:5])[codes[:, 0]],
+            "c2&<i>": np.asarray(["x", "y"])[codes[:, 1]],
+            "impressions": imp,
+            "clicks": rng.binomial(imp, 0.05),
+        }
+    )
+    db = tmp_path / "c.db"
+    with Campaign.create(db, space, name="<script>alert('n')</script>") as camp:
+        camp.ingest(frame)
+        camp.fit(seed=0, num_samples=200)
+        out = camp.report(tmp_path / "r.html")
+    text = out.read_text()
+    for raw in ("<script>", "<b>comp", "<i>", '"><img', "alert('n')"):
+        assert raw not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "&lt;b&gt;comp&lt;/b&gt;" in text
+
+
+def test_csv_safe_neutralises_formula_prefixes_and_labels_read_back(tmp_path):
+    from layoutopt.data.observations import Observations
+    from layoutopt.model.space import LayoutSpace
+    from layoutopt.util.io import csv_safe, unformula, write_csv
+
+    # (a carriage return inside a cell is not quoted by pandas' CSV writer, so "\rr" is
+    # checked by csv_safe only, not read back)
+    labels = ["=1+2", "-cmd", "@SUM(A1)", "+x", "\tt", "'a", "ok", "'=q"]
+    assert csv_safe(pd.DataFrame({"h": ["\rr"]}))["h"][0] == "'\rr"
+    space = LayoutSpace({"h": labels, "b": ["b1", "=b2"]})
+    frame = pd.DataFrame(
+        {
+            "h": labels,
+            "b": ["b1", "=b2"] * 4,
+            "impressions": [10] * 8,
+            "clicks": [1] * 8,
+            "weight": [-0.5] * 8,
+        }
+    )
+    safe = csv_safe(frame)
+    for cell in [*safe["h"], *safe["b"]]:
+        assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell
+    assert list(safe["weight"]) == [-0.5] * 8  # numbers stay numbers
+    assert [unformula(c) for c in safe["h"]] == labels
+    file = write_csv(frame, tmp_path / "d.csv")
+    lines = file.read_text().splitlines()
+    assert lines[1].startswith("'=1+2,b1,")
+    obs = Observations.from_csv(file, space)  # the quoted labels read back as the labels
+    np.testing.assert_array_equal(obs.codes[np.argsort(obs.codes[:, 0])][:, 0], np.arange(8))
+
+
+def test_atomic_dir_replaces_a_folder_whole_or_not_at_all(tmp_path):
+    from layoutopt.util.io import atomic_dir
+
+    out = tmp_path / "export"
+    out.mkdir()
+    (out / "history.parquet").write_text("old history")
+    (out / "stale.parquet").write_text("old")
+    with pytest.raises(RuntimeError, match="midway"):
+        with atomic_dir(out) as tmp:
+            (tmp / "observations.parquet").write_text("new")
+            raise RuntimeError("failed midway")
+    assert sorted(p.name for p in out.iterdir()) == ["history.parquet", "stale.parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]  # no temporary left
+    with atomic_dir(out) as tmp:
+        (tmp / "observations.parquet").write_text("new")
+        (tmp / "history.parquet").write_text("new history")
+    assert sorted(p.name for p in out.iterdir()) == ["history.parquet", "observations.parquet"]
+    assert (out / "history.parquet").read_text() == "new history"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="exists and is not a directory"):
+        with atomic_dir(tmp_path / "file"):
+            pass
