@@ -122,6 +122,8 @@ def column_codes(column, lookup: dict, source: str, name: str, words) -> np.ndar
     if quoted:
         lookup = quoted | dict(lookup)
     mapped = column.astype(str).map(lookup).to_numpy(dtype=float)
+    # Blank text is missing unless it is a label (a label may be " "); null is always missing.
+    missing = column.isna().to_numpy() | (missing & np.isnan(mapped))
     bad = np.flatnonzero(missing | np.isnan(mapped))
     if bad.size:
         r = int(bad[0])
