@@ -7,6 +7,7 @@ behind (and an existing file at the target untouched).
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import secrets
 import shutil
@@ -216,6 +217,10 @@ def _neutral(value: object) -> object:
     return value
 
 
+def _is_text(column) -> bool:
+    return column.dtype == object or str(column.dtype).startswith(("string", "str"))
+
+
 def csv_safe(frame):
     """A copy of a DataFrame safe to open in a spreadsheet: every text cell and column name
     that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading
@@ -238,7 +243,7 @@ def csv_safe(frame):
     """
     out = frame.copy()
     for col in out.columns:
-        if out[col].dtype == object or str(out[col].dtype).startswith(("string", "str")):
+        if _is_text(out[col]):
             out[col] = out[col].map(_neutral)
         elif str(out[col].dtype) == "category":
             out[col] = out[col].astype(object).map(_neutral)
@@ -265,8 +270,17 @@ def write_csv(frame, path: str | Path) -> Path:
         ``path`` as a :class:`~pathlib.Path`.
     """
     path = Path(path)
+    safe = csv_safe(frame)
+    # The CSV writer does not quote a lone carriage return, which a reader takes for a line
+    # end: quote every text cell when one holds a CR.
+    has_cr = any(
+        safe[c].map(lambda v: isinstance(v, str) and "\r" in v).any()
+        for c in safe.columns
+        if _is_text(safe[c])
+    )
+    quoting = csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL
     with atomic_path(path) as tmp:
-        csv_safe(frame).to_csv(tmp, index=False)
+        safe.to_csv(tmp, index=False, quoting=quoting)
     return path
 
 
