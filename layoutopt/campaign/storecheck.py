@@ -16,6 +16,7 @@ line that names the store (its URL with the password masked) and the fault:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 from collections.abc import Sequence
@@ -24,7 +25,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from layoutopt.campaign.schema import BATCHES, META, METADATA, OBSERVATIONS, check_version
+from layoutopt.campaign.schema import (
+    BATCHES,
+    META,
+    METADATA,
+    OBSERVATIONS,
+    SPACE_VERSIONS,
+    check_version,
+)
 from layoutopt.util.io import scrub_password
 from layoutopt.util.limits import MAX_COUNT
 
@@ -237,7 +245,23 @@ def check_layout_totals(
         total = int(n) + new.get(codes, 0)
         if codes in new and total > MAX_COUNT:
             raise ValueError(
-                f"{target}: {source}: layout with codes [{codes}] holds {int(n)} stored "
+                f"{target}: {source}: layout {_labels(conn, cid, codes)} holds {int(n)} stored "
                 f"impressions; this batch's {new[codes]} would bring it to {total}, more than "
                 f"2**53 = {MAX_COUNT} (the largest exact count); nothing was stored"
             )
+
+
+def _labels(conn: sa.Connection, cid: int, codes: str) -> str:
+    """A stored layout's codes as ``{component: label}`` text, from the latest space."""
+    q = (
+        sa.select(SPACE_VERSIONS.c.space)
+        .where(SPACE_VERSIONS.c.campaign_id == cid)
+        .order_by(SPACE_VERSIONS.c.version.desc())
+        .limit(1)
+    )
+    try:
+        components = json.loads(conn.execute(q).scalar_one())["components"]
+        pairs = zip(components.items(), codes.split(","), strict=True)
+        return str({name: labels[int(c)] for (name, labels), c in pairs})
+    except (KeyError, IndexError, ValueError, TypeError, sa.exc.NoResultFound):
+        return f"with codes [{codes}]"

@@ -218,6 +218,7 @@ def test_a_second_batch_past_a_layouts_limit_is_refused_before_writing(store_tar
         with pytest.raises(ValueError) as err:
             camp.ingest(pd.DataFrame(row | {"impressions": [1], "clicks": [0]}))
         text = _one_line(err)
+        assert "layout {'a': 'a2', 'b': 'b1', 'c': 'c3'} holds " in text
         assert f"holds {MAX_COUNT} stored impressions; this batch's 1 would bring it" in text
         assert _totals(store_target) == before
         # the campaign is not stuck: another layout still lands
