@@ -1,6 +1,6 @@
 """Property-based tests (hypothesis) over boundaries a table of cases cannot enumerate:
-spaces whose labels are any unicode text round-trip through CSV and Parquet observations
-with identical counts."""
+spaces whose labels are any unicode text round-trip through CSV and Parquet observations and
+through a campaign store (SQLite) with identical counts."""
 
 from __future__ import annotations
 
@@ -76,3 +76,19 @@ def test_counts_up_to_2_53_are_exact_through_csv(counts):
     with tempfile.TemporaryDirectory() as tmp:
         obs = Observations.from_csv(write_csv(frame, Path(tmp) / "r.csv"), space)
     assert int(np.asarray(obs.impressions, dtype=object).sum()) == sum(counts)
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(spaces_and_rows())
+def test_unicode_labels_round_trip_through_the_store(case):
+    from layoutopt.campaign.campaign import Campaign
+
+    space, frame = case
+    want = _counts(Observations.from_frame(frame, space))
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = write_csv(frame, Path(tmp) / "r.csv")
+        with Campaign.create(Path(tmp) / "c.db", space) as camp:
+            camp.ingest(csv)
+        with Campaign.open(Path(tmp) / "c.db") as camp:
+            assert camp.space == space
+            assert _counts(camp.observations()) == want
