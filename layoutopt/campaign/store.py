@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from layoutopt.campaign.storecheck import (
     check_layout_totals,
     check_sqlite_file,
     connect_message,
+    holds_store,
     postgres_read_only,
     sqlite_read_only,
 )
@@ -234,17 +236,31 @@ class Store:
         else:
             parsed = postgres_url(target)
         self._secret_url = str(target)
+        fresh = self._sqlite is not None and not self._sqlite.exists()
         self.engine = connect(target, busy_timeout, connect_timeout)
         try:
             self._prepare(create)
+        except StoreBusyError:
+            self._abandon(False)  # another process is creating it: leave it be
+            raise
         except sa.exc.DBAPIError as err:
-            self.engine.dispose()
+            self._abandon(fresh)
             raise ValueError(
                 connect_message(err, self.target, parsed, self.connect_timeout)
             ) from None
         except Exception:
-            self.engine.dispose()
+            self._abandon(fresh)
             raise
+
+    def _abandon(self, fresh: bool) -> None:
+        """Release the engine; a SQLite store this call began creating is removed whole
+        (file, ``-wal``, ``-shm``, ``-journal``) unless it holds a committed store (another
+        process's): a failed ``init`` leaves nothing behind."""
+        self.engine.dispose()
+        if fresh and self._sqlite is not None and not holds_store(self._sqlite):
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with contextlib.suppress(OSError):
+                    os.unlink(f"{self._sqlite}{suffix}")
 
     def __repr__(self) -> str:
         return f"Store({self.target!r})"

@@ -41,6 +41,7 @@ __all__ = [
     "check_batch_counts",
     "check_layout_totals",
     "check_sqlite_file",
+    "holds_store",
     "connect_message",
     "postgres_read_only",
     "sqlite_read_only",
@@ -109,6 +110,17 @@ def check_sqlite_file(path: Path, *, create: bool) -> None:
             )
         return
     check_version(meta, str(path))
+
+
+def holds_store(path: Path) -> bool:
+    """Whether the SQLite file at ``path`` holds a committed ``layoutopt_meta`` table (False
+    for a missing, empty or unreadable file)."""
+    try:
+        if path.stat().st_size == 0:
+            return False
+        return META.name in _sqlite_contents(path)[0]
+    except (OSError, ValueError):
+        return False
 
 
 def _sqlite_contents(path: Path) -> tuple[set[str], dict[str, str]]:

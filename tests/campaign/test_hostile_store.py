@@ -8,6 +8,7 @@ import hashlib
 import socket
 import sqlite3
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -450,3 +451,30 @@ def test_atomic_dir_replaces_a_folder_whole_or_not_at_all(tmp_path):
     with pytest.raises(ValueError, match="exists and is not a directory"):
         with atomic_dir(tmp_path / "file"):
             pass
+
+
+_CREATE_WITH_SMALL_FILES = r"""
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+from layoutopt.campaign.campaign import Campaign
+from layoutopt.model.space import LayoutSpace
+resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))  # like a disk with 8 KiB left
+try:
+    Campaign.create(sys.argv[1], LayoutSpace({"a": ["x", "y"]}))
+except ValueError as err:
+    print(err)
+"""
+
+
+def test_a_failed_init_leaves_no_store_files_behind(tmp_path):
+    db = tmp_path / "c.db"
+    run = subprocess.run(
+        [sys.executable, "-c", _CREATE_WITH_SMALL_FILES, str(db)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(f"{db}: cannot open the store ("), run.stdout
+    assert len(run.stdout.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # no c.db, -wal, -shm
