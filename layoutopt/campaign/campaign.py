@@ -406,6 +406,7 @@ class Campaign(Serving, Deciding):
         """
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; use one of {list(METHODS)}")
+        self.store.check_writable("record a fit")
         last = self.store.last_batch_id(self._id)
         version = self.space_version
         timed = delay is not None or half_life is not None
@@ -562,6 +563,7 @@ class Campaign(Serving, Deciding):
         still_open = None if new_round else self._open_round()
         if still_open is not None:
             return still_open
+        self.store.check_writable("record a proposal")
         options = self._refit_options()
         timed = options["delay"] is not None or options["half_life"] is not None
         seen = (self.store.last_batch_id(self._id), self.space_version)

@@ -45,8 +45,11 @@ th { background: #f3f3f3; } img { max-width: 100%; } .note { color: #666; }
 
 
 def _cut(label: Any) -> str:
+    """A label for a figure: shortened, with ``$`` escaped (matplotlib reads ``$x$`` as
+    mathematics and would show ``x``, or fail on an unbalanced ``$``)."""
     text = str(label)
-    return text if len(text) <= _LABEL else text[: _LABEL - 1] + "…"
+    text = text if len(text) <= _LABEL else text[: _LABEL - 1] + "…"
+    return text.replace("$", r"\$")
 
 
 def _figure_html(fig, alt: str) -> str:
@@ -92,7 +95,7 @@ def forest_plot(post: Posterior, level: float = 0.9) -> str:
         ax.errorbar(mean, y, xerr=[mean - lo, hi - mean], fmt="o", color="#1f77b4", capsize=3)
         ax.axvline(0.0, color="#999", lw=0.8, ls="--")
         ax.set_yticks(y, [_cut(v) for v in space.variants[k]])
-        ax.set_title(space.components[k], loc="left", fontsize=10, fontweight="bold")
+        ax.set_title(_cut(space.components[k]), loc="left", fontsize=10, fontweight="bold")
         ax.grid(axis="x", alpha=0.3)
     axes[-1, 0].set_xlabel(f"main effect ({post.prior.link} scale), mean and {level:.0%} interval")
     fig.tight_layout()
@@ -131,9 +134,9 @@ def pair_heatmaps(post: Posterior, n: int = 3) -> str:
             rotation=40,
             ha="right",
         )
-        ax.set_ylabel(space.components[k])
-        ax.set_xlabel(space.components[l])
-        ax.set_title(f"{space.components[k]} × {space.components[l]}", fontsize=10)
+        ax.set_ylabel(_cut(space.components[k]))
+        ax.set_xlabel(_cut(space.components[l]))
+        ax.set_title(f"{_cut(space.components[k])} × {_cut(space.components[l])}", fontsize=10)
         fig.colorbar(im, ax=ax, shrink=0.8)
     fig.tight_layout()
     return _figure_html(fig, "strongest pairwise interactions")

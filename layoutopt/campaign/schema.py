@@ -38,6 +38,7 @@ __all__ = [
     "PROPOSALS",
     "SCHEMA_VERSION",
     "SPACE_VERSIONS",
+    "check_version",
     "migrate",
     "write_version",
 ]
@@ -160,6 +161,44 @@ def _migrate_2_to_3(conn: sa.Connection) -> None:
 MIGRATIONS = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
 
 
+def check_version(meta: dict[str, str], target: str) -> int:
+    """The schema version recorded in a store's ``layoutopt_meta`` rows, checked.
+
+    Args:
+        meta: ``{key: value}`` of the ``layoutopt_meta`` table.
+        target: the store's name in messages.
+
+    Returns:
+        The version, in ``[1, SCHEMA_VERSION]``.
+
+    Raises:
+        ValueError: if the ``schema_version`` row is missing, is not a whole number in
+            ``[1, SCHEMA_VERSION]``, or names a newer schema (naming the layoutopt that
+            wrote it).
+    """
+    text = meta.get("schema_version")
+    if text is None:
+        raise ValueError(
+            f"{target}: damaged campaign store: its layoutopt_meta table has no schema_version row"
+        )
+    try:
+        version = int(str(text).strip())
+    except ValueError:
+        version = None
+    if version is None or version < 1:
+        raise ValueError(
+            f"{target}: damaged campaign store: schema_version is {str(text)[:40]!r}, not a "
+            f"schema version (a whole number from 1 to {SCHEMA_VERSION})"
+        )
+    if version > SCHEMA_VERSION:
+        raise ValueError(
+            f"{target}: store schema version {version} was written by layoutopt "
+            f"{meta.get('layoutopt_version', '?')}; this layoutopt {__version__} reads "
+            f"schema versions up to {SCHEMA_VERSION}; upgrade layoutopt"
+        )
+    return version
+
+
 def migrate(conn: sa.Connection, target: str, *, create: bool) -> None:
     """Create the tables of a new store, or migrate an older one, in ``conn``'s transaction.
 
@@ -187,13 +226,7 @@ def migrate(conn: sa.Connection, target: str, *, create: bool) -> None:
         write_version(conn)
         return
     meta = dict(conn.execute(sa.select(META.c.key, META.c.value)).all())
-    version = int(meta.get("schema_version", "0"))
-    if version > SCHEMA_VERSION:
-        raise ValueError(
-            f"{target}: store schema version {version} was written by layoutopt "
-            f"{meta.get('layoutopt_version', '?')}; this layoutopt {__version__} reads "
-            f"schema versions up to {SCHEMA_VERSION}; upgrade layoutopt"
-        )
+    version = check_version(meta, target)
     for v in range(version, SCHEMA_VERSION):
         MIGRATIONS[v](conn)
     if version < SCHEMA_VERSION:

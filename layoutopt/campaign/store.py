@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,19 +34,35 @@ from layoutopt.campaign.schema import (
     SPACE_VERSIONS,
     migrate,
 )
+from layoutopt.campaign.storecheck import (
+    check_batch_counts,
+    check_layout_totals,
+    check_sqlite_file,
+    connect_message,
+    holds_store,
+    postgres_read_only,
+    sqlite_read_only,
+)
+from layoutopt.util.io import mask_url, scrub_password
 
 __all__ = [
+    "BUSY_TIMEOUT_S",
+    "CONNECT_TIMEOUT_S",
     "SCHEMA_VERSION",
     "Store",
     "StoreBusyError",
     "connect",
     "engine_url",
+    "mask_url",
 ]
 
 _WRITE = "layoutopt_write"  # execution option marking a write transaction
 
 #: Default seconds a SQLite writer waits for another writer's lock before giving up.
 BUSY_TIMEOUT_S = 60.0
+#: Default seconds to wait for a PostgreSQL server to answer a connection (a ``connect_timeout``
+#: in the URL's query wins): a port that accepts and never answers fails instead of hanging.
+CONNECT_TIMEOUT_S = 10.0
 
 
 class StoreBusyError(OSError):
@@ -102,15 +119,22 @@ def _sqlite_engine(url: str, busy_timeout: float) -> sa.Engine:
     return engine
 
 
-def connect(target: str | Path, busy_timeout: float = BUSY_TIMEOUT_S) -> sa.Engine:
+def connect(
+    target: str | Path,
+    busy_timeout: float = BUSY_TIMEOUT_S,
+    connect_timeout: float = CONNECT_TIMEOUT_S,
+) -> sa.Engine:
     """A SQLAlchemy engine for ``target`` (see :func:`engine_url`), configured for the store.
 
     Args:
         target: a SQLite file path or a PostgreSQL URL.
         busy_timeout: seconds a SQLite writer waits for another writer's lock.
+        connect_timeout: seconds to wait for a PostgreSQL server to answer a connection
+            (whole seconds, at least 1; a ``connect_timeout`` in the URL wins).
 
     Raises:
-        ValueError: for an unsupported URL, a missing directory, or a missing driver.
+        ValueError: for an unsupported URL, a non-numeric port, a missing directory, or a
+            missing driver.
     """
     url = engine_url(target)
     if url.startswith("sqlite"):
@@ -118,12 +142,41 @@ def connect(target: str | Path, busy_timeout: float = BUSY_TIMEOUT_S) -> sa.Engi
         if not path.parent.is_dir():
             raise ValueError(f"{path}: directory {str(path.parent)!r} does not exist")
         return _sqlite_engine(url, busy_timeout)
+    parsed = postgres_url(target)
+    args = {}
+    if "connect_timeout" not in parsed.query:
+        args["connect_timeout"] = max(1, round(connect_timeout))
     try:
-        return sa.create_engine(url, pool_pre_ping=True)
+        return sa.create_engine(parsed, pool_pre_ping=True, connect_args=args)
     except ModuleNotFoundError:
         raise ValueError(
             'PostgreSQL stores need psycopg 3: pip install "layoutopt[postgres]"'
         ) from None
+
+
+def postgres_url(target: str | Path) -> sa.URL:
+    """The parsed SQLAlchemy URL of a PostgreSQL target.
+
+    Raises:
+        ValueError: for a URL that does not parse (a port that is not a number ...), naming
+            the URL with its password masked.
+    """
+    try:
+        url = sa.engine.make_url(engine_url(target))
+        _ = url.port
+    except (ValueError, sa.exc.ArgumentError) as err:
+        shown = mask_url(target)
+        rest = str(target).split("://", 1)[-1].split("?", 1)[0]
+        host = rest.rpartition("@")[2].split("/", 1)[0]
+        port = host.rpartition(":")[2] if ":" in host else ""
+        if port and not port.isdigit():
+            raise ValueError(
+                f"{shown}: port {port!r} is not a number; give host:PORT with a numeric port "
+                "(e.g. :5432)"
+            ) from None
+        why = scrub_password(str(err).splitlines()[0] if str(err) else "", target)
+        raise ValueError(f"{shown}: not a valid PostgreSQL URL ({why})") from None
+    return url
 
 
 def _lock_campaign(conn: sa.Connection, cid: int) -> None:
@@ -148,41 +201,90 @@ class Store:
     """
 
     def __init__(
-        self, target: str | Path, *, create: bool, busy_timeout: float = BUSY_TIMEOUT_S
+        self,
+        target: str | Path,
+        *,
+        create: bool,
+        busy_timeout: float = BUSY_TIMEOUT_S,
+        connect_timeout: float = CONNECT_TIMEOUT_S,
     ) -> None:
         """Open (``create=False``: must exist) or create-or-open a store.
+
+        A SQLite file is looked at before it is opened, without writing to it (see
+        :func:`~layoutopt.campaign.storecheck.check_sqlite_file`).
 
         Args:
             target: a SQLite file path or a PostgreSQL URL.
             create: create the store (and its tables) when missing.
             busy_timeout: seconds a SQLite writer waits for another writer's lock.
+            connect_timeout: seconds to wait for a PostgreSQL server to answer.
 
         Raises:
-            ValueError: if the store does not exist (``create=False``), is not a layoutopt
-                store, or was written by a newer layoutopt (naming its version).
+            ValueError: one line naming the store (password masked): it does not exist
+                (``create=False``), is not a layoutopt store (an empty file, another file
+                format, another program's database), is damaged, was written by a newer
+                layoutopt (naming its version), or its server does not answer.
         """
         url = engine_url(target)
-        # shown in messages: never a password
-        self.target = (
-            str(target)
-            if url.startswith("sqlite")
-            else sa.engine.make_url(url).render_as_string(hide_password=True)
-        )
+        self.target = mask_url(target)  # shown in messages: never a password
         self.busy_timeout = float(busy_timeout)
-        if url.startswith("sqlite") and not create:
-            path = Path(self.target)
-            if not path.is_file():
-                raise ValueError(f"{path}: no such campaign store (create it with `campaign init`)")
-        self.engine = connect(target, busy_timeout)
+        self.connect_timeout = float(connect_timeout)
+        self._sqlite = Path(str(target)) if url.startswith("sqlite") else None
+        if self._sqlite is not None:
+            check_sqlite_file(self._sqlite, create=create)
+            parsed = sa.engine.make_url(url)
+        else:
+            parsed = postgres_url(target)
+        self._secret_url = str(target)
+        fresh = self._sqlite is not None and not self._sqlite.exists()
+        self.engine = connect(target, busy_timeout, connect_timeout)
         try:
             self._prepare(create)
-        except sa.exc.OperationalError as err:
-            self.engine.dispose()
-            first = str(err.orig).strip().splitlines()[0] if err.orig else str(err)
-            raise ValueError(f"{self.target}: cannot open the store ({first})") from None
-        except Exception:
-            self.engine.dispose()
+        except StoreBusyError:
+            self._abandon(False)  # another process is creating it: leave it be
             raise
+        except sa.exc.DBAPIError as err:
+            self._abandon(fresh)
+            raise ValueError(
+                connect_message(err, self.target, parsed, self.connect_timeout)
+            ) from None
+        except Exception:
+            self._abandon(fresh)
+            raise
+
+    def _abandon(self, fresh: bool) -> None:
+        """Release the engine; a SQLite store this call began creating is removed whole
+        (file, ``-wal``, ``-shm``, ``-journal``) unless it holds a committed store (another
+        process's): a failed ``init`` leaves nothing behind."""
+        self.engine.dispose()
+        if fresh and self._sqlite is not None and not holds_store(self._sqlite):
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with contextlib.suppress(OSError):
+                    os.unlink(f"{self._sqlite}{suffix}")
+
+    def __repr__(self) -> str:
+        return f"Store({self.target!r})"
+
+    def describe(self) -> str:
+        """The store as it may be shown: its path, or its URL with the password masked."""
+        return self.target
+
+    def check_writable(self, action: str = "write to the store") -> None:
+        """Refuse, before any long computation, a store that cannot be written.
+
+        Args:
+            action: what the caller was about to do, for the message.
+
+        Raises:
+            ValueError: one line naming the store and why it is read-only.
+        """
+        if self._sqlite is not None:
+            why = sqlite_read_only(self._sqlite)
+        else:
+            with self.engine.connect() as conn:
+                why = postgres_read_only(conn)
+        if why is not None:
+            raise ValueError(f"{self.target}: cannot {action}: the store is read-only ({why})")
 
     # ------------------------------------------------------------------ schema
     def _prepare(self, create: bool) -> None:
@@ -218,7 +320,21 @@ class Store:
                     f"{self.target}: store is busy (another process held its write lock for "
                     f"over {self.busy_timeout:g}s); try again"
                 ) from None
+            raise ValueError(self._write_message(err)) from None
+        except sa.exc.IntegrityError:
             raise
+        except sa.exc.DBAPIError as err:
+            raise ValueError(self._write_message(err)) from None
+
+    def _write_message(self, err: sa.exc.DBAPIError) -> str:
+        """One line for a failed write: the driver's first line, no SQL, no parameters."""
+        orig = err.orig if err.orig is not None else err
+        first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+        first = scrub_password(first, self._secret_url)
+        low = first.lower()
+        if "readonly" in low or "read-only" in low:
+            return f"{self.target}: cannot write to the store: it is read-only"
+        return f"{self.target}: cannot write to the store ({first}); nothing was written"
 
     def close(self) -> None:
         """Release the engine's connections."""
@@ -345,7 +461,13 @@ class Store:
         Returns:
             ``(batch id, added)``; ``added`` is False when a batch with the same content hash
             was already stored (then nothing is written and the id is the earlier batch's).
+
+        Raises:
+            ValueError: before anything is written, for a count that is not a whole number
+                in ``[0, 2**53]``, batch totals past 2**53, or a layout whose stored
+                impressions would pass 2**53 with this batch.
         """
+        check_batch_counts(self.target, batch, rows)
         try:
             with self.transaction() as conn:
                 _lock_campaign(conn, cid)
@@ -357,6 +479,7 @@ class Store:
                 ).first()
                 if earlier is not None:
                     return int(earlier.id), False
+                check_layout_totals(conn, self.target, cid, rows, batch.get("source", "batch"))
                 round_ = conn.execute(
                     sa.select(sa.func.count()).where(PROPOSALS.c.campaign_id == cid)
                 ).scalar_one()

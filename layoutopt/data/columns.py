@@ -7,12 +7,14 @@ would be valid. :mod:`layoutopt.data.readers` reads the tables these columns com
 
 from __future__ import annotations
 
+import decimal
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from layoutopt.model.space import LayoutSpace
+from layoutopt.util.io import QUOTED_PREFIXES
 from layoutopt.util.limits import MAX_COUNT
 
 __all__ = [
@@ -114,7 +116,14 @@ def column_codes(column, lookup: dict, source: str, name: str, words) -> np.ndar
             column, the value and the valid ``lookup`` keys.
     """
     missing = missing_mask(column)
+    valid = list(lookup)
+    # A label like "=x" is exported as "'=x" (util.io.csv_safe): read both forms back.
+    quoted = {"'" + k: v for k, v in lookup.items() if str(k).startswith(QUOTED_PREFIXES)}
+    if quoted:
+        lookup = quoted | dict(lookup)
     mapped = column.astype(str).map(lookup).to_numpy(dtype=float)
+    # Blank text is missing unless it is a label (a label may be " "); null is always missing.
+    missing = column.isna().to_numpy() | (missing & np.isnan(mapped))
     bad = np.flatnonzero(missing | np.isnan(mapped))
     if bad.size:
         r = int(bad[0])
@@ -123,7 +132,7 @@ def column_codes(column, lookup: dict, source: str, name: str, words) -> np.ndar
             what += f" {plain(column.iloc[r])!r}"
         raise ValueError(
             f"{source}: row {r + 1}, column {name!r}: {what}; "
-            f"valid {words[1].split()[-1]}s: {list(lookup)}"
+            f"valid {words[1].split()[-1]}s: {valid}"
         )
     return mapped.astype(np.int64)
 
@@ -180,14 +189,15 @@ def parse_counts(column, name: str, source: str) -> np.ndarray:
     else:
         text = column.astype(str).str.strip().where(~missing, None)
         numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    fraction, too_big = _exact_limits(column, numbers)
     with np.errstate(invalid="ignore"):
         problems = [
             (missing, "missing value"),
             (~missing & np.isnan(numbers), "{!r} is not a number"),
             (~np.isfinite(numbers), "{!r} is not a finite number"),
-            (numbers != np.round(numbers), "{!r} is not a whole number"),
+            ((numbers != np.round(numbers)) | fraction, "{!r} is not a whole number"),
             (numbers < 0, "{!r} is negative"),
-            (numbers > MAX_COUNT, "{!r} is too large (limit 2**53 = " + f"{MAX_COUNT})"),
+            (too_big, "{!r} is too large (limit 2**53 = " + f"{MAX_COUNT})"),
         ]
     for mask, what in problems:
         bad = np.flatnonzero(mask)
@@ -199,7 +209,33 @@ def parse_counts(column, name: str, source: str) -> np.ndarray:
             )
     if pd.api.types.is_integer_dtype(column.dtype):
         return column.to_numpy(dtype=np.int64)
+    exact = pd.to_numeric(column, errors="coerce") if column.dtype == object else None
+    if exact is not None and pd.api.types.is_integer_dtype(exact.dtype):
+        return exact.to_numpy(dtype=np.int64)  # text of integers: no trip through float64
     return numbers.astype(np.int64)
+
+
+def _exact_limits(column, numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of cells that are not whole and that pass ``MAX_COUNT``, decided exactly.
+
+    A float64 cannot tell 2^53 from 2^53 + 1 (or from 2^53 + 0.5), so integer columns are
+    compared as integers and text cells at or past 2^53 are parsed again as decimals.
+    """
+    fraction = np.zeros(len(numbers), bool)
+    if pd.api.types.is_integer_dtype(column.dtype):
+        return fraction, column.to_numpy() > MAX_COUNT
+    with np.errstate(invalid="ignore"):
+        too_big = numbers > MAX_COUNT
+        edge = np.flatnonzero(numbers == MAX_COUNT)
+    if column.dtype == object or str(column.dtype).startswith(("string", "str")):
+        for r in edge:
+            try:
+                exact = decimal.Decimal(str(column.iloc[r]).strip())
+            except decimal.InvalidOperation:
+                continue
+            too_big[r] = exact > MAX_COUNT
+            fraction[r] = exact != exact.to_integral_value()
+    return fraction, too_big
 
 
 def parse_time(column, name: str, source: str) -> np.ndarray:

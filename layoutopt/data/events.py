@@ -127,6 +127,7 @@ def aggregate_events(
     acc = _Accumulator(radices, has_round)
     delay_counts = np.zeros(len(DELAY_EDGES) - 1, np.int64)
     offset = 0
+    zones: dict[str, Any] = {}
     for batch in batches(required + (["round"] if has_round else [])):
         n = batch.num_rows
         if n == 0:
@@ -136,8 +137,8 @@ def aggregate_events(
             _label_codes(batch.column(col), lookup, col, labels, where)
             for (col, labels), lookup in zip(keys, lookups, strict=True)
         ]
-        served = _micros(batch.column("served_at"), "served_at", where, allow_null=False)
-        clicked = _micros(batch.column("clicked_at"), "clicked_at", where, allow_null=True)
+        served = _micros(batch.column("served_at"), "served_at", where, zones, allow_null=False)
+        clicked = _micros(batch.column("clicked_at"), "clicked_at", where, zones, allow_null=True)
         _check_times(served, clicked, now_us, where)
         age = (now_us - served) / _US_PER_HOUR
         cohort = np.clip(np.searchsorted(age_edges, age, side="right") - 1, 0, radices[-1] - 1)
@@ -227,11 +228,20 @@ def _csv_names(path: Path) -> list[str]:
 
 
 def _csv_reader(path: Path, columns, batch_size: int):
+    import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    # ~100 bytes a row: blocks of about batch_size rows.
-    read = pcsv.ReadOptions(block_size=max(1 << 16, min(batch_size * 100, 1 << 30)))
-    convert = pcsv.ConvertOptions(include_columns=columns)
+    # ~100 bytes a row: blocks of about batch_size rows, capped at 16 MiB. One thread: the
+    # threaded reader parses blocks ahead of the consumer and held several 100 MiB blocks
+    # at once (peak RSS grew with the log: 721 MiB at 2M rows, 1,159 MiB at 8M).
+    block = max(1 << 16, min(batch_size * 100, 1 << 22))
+    read = pcsv.ReadOptions(block_size=block, use_threads=False)
+    # Labels and times as text in every block: types inferred from the first block (an
+    # all-empty clicked_at is "null") would not fit a later block.
+    text = {c: pa.string() for c in columns if c != "round"}
+    convert = pcsv.ConvertOptions(
+        include_columns=columns, column_types=text, strings_can_be_null=False
+    )
     with pcsv.open_csv(path, read_options=read, convert_options=convert) as reader:
         yield from reader
 
@@ -262,22 +272,37 @@ def _label_codes(array, lookup: dict, column: str, labels, where) -> np.ndarray:
     return codes
 
 
-def _micros(array, column: str, where, allow_null: bool) -> np.ndarray:
-    """A timestamp column as int64 UTC microseconds; null -> -1 where allowed."""
+# A time of day followed by a zone: Z, +hh, +hhmm or +hh:mm (a date's "-01" is no zone).
+_ZONE = r"[T ]\d\d:\d\d(?::\d\d(?:[.,]\d*)?)?\s*(?:[Zz]|[+-]\d\d(?::?\d\d)?)$"
+# A date, optionally with a time of day, and no zone.
+_NAIVE = r"^\s*\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:[.,]\d*)?)?)?\s*$"
+
+
+def _micros(array, column: str, where, zones: dict, allow_null: bool) -> np.ndarray:
+    """A timestamp column as int64 UTC microseconds; null -> -1 where allowed.
+
+    Text times are all naive (read as UTC) or all with a zone offset, across both time
+    columns and every batch (``zones`` remembers the first of each kind seen).
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     t = array.type
     try:
-        if pa.types.is_timestamp(t):
-            target = pa.timestamp("us", tz=t.tz)
-        elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t):
-            # Empty text is "no click yet".
-            array = pc.if_else(pc.equal(pc.utf8_trim_whitespace(array), ""), None, array)
-            target = pa.timestamp("us")
+        if pa.types.is_null(t):
+            us = pa.nulls(len(array), pa.int64())  # nothing clicked yet
         else:
-            raise pa.ArrowInvalid(f"type {t}")
-        us = pc.cast(array, target, safe=False).cast(pa.int64())
+            if pa.types.is_timestamp(t):
+                target = pa.timestamp("us", tz=t.tz)
+            elif pa.types.is_string(t) or pa.types.is_large_string(t):
+                # Empty text is "no click yet".
+                array = pc.if_else(pc.equal(pc.utf8_trim_whitespace(array), ""), None, array)
+                # text is parsed to nanoseconds (what CSV inference read), then truncated
+                array = pc.cast(array, _text_zone(array, column, where, zones), safe=False)
+                target = pa.timestamp("us", tz=array.type.tz)
+            else:
+                raise pa.ArrowInvalid(f"type {t}")
+            us = pc.cast(array, target, safe=False).cast(pa.int64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         bad = _first_bad_time(array)
         _fail(where, bad, column, f"{array[bad].as_py()!r} is not a timestamp")
@@ -290,14 +315,46 @@ def _micros(array, column: str, where, allow_null: bool) -> np.ndarray:
     return np.where(null, -1, values)
 
 
+def _text_zone(array, column: str, where, zones: dict):
+    """The Arrow type to parse a text time column as (UTC when the times carry offsets);
+    refuses naive and offset times mixed in the log."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    flags = pc.match_substring_regex(array, _ZONE).fill_null(False)
+    naive = pc.match_substring_regex(array, _NAIVE).fill_null(False)
+    for kind, mask in (("offset", flags), ("naive", naive)):
+        mask = mask.to_numpy(zero_copy_only=False)
+        rows = np.flatnonzero(mask)
+        if rows.size and kind not in zones:
+            r = int(rows[0])
+            zones[kind] = (where[1] + r + 1, column, array[r].as_py())
+    if len(zones) == 2:
+        row, col, value = zones["offset"]
+        nrow, ncol, nvalue = zones["naive"]
+        _fail(
+            (where[0], 0),
+            max(row, nrow) - 1,
+            col if row >= nrow else ncol,
+            f"mixed naive and offset timestamps: row {row}, column {col!r} has a zone offset "
+            f"({value!r}) but row {nrow}, column {ncol!r} has none ({nvalue!r}); give every "
+            "time with an offset (e.g. +00:00) or none (naive times are read as UTC)",
+        )
+    return pa.timestamp("ns", tz="UTC") if "offset" in zones else pa.timestamp("ns")
+
+
 def _first_bad_time(array) -> int:
     import pyarrow as pa
     import pyarrow.compute as pc
 
     for r in range(len(array)):
-        try:
-            pc.cast(array.slice(r, 1), pa.timestamp("us"))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        for target in (pa.timestamp("ns"), pa.timestamp("ns", tz="UTC")):
+            try:
+                pc.cast(array.slice(r, 1), target)
+                break
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                continue
+        else:
             return r
     return 0
 

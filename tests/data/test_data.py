@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -274,3 +276,23 @@ def test_read_layout_codes_errors(tmp_path, frame, expected):
     assert str(info.value).startswith(f"{path}: ")
     for part in expected:
         assert part in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("cells", "what"),
+    [
+        (pd.Series([3, 2**53 + 1], dtype="int64"), "9007199254740993 is too large"),
+        (pd.Series([3, 2**63 + 5], dtype="uint64"), "9223372036854775813 is too large"),
+        (pd.Series(["3", "9007199254740993"]), "'9007199254740993' is too large"),
+        (pd.Series(["3", "9007199254740993.0"]), "'9007199254740993.0' is too large"),
+        (pd.Series(["3", "9007199254740992.5"]), "'9007199254740992.5' is not a whole number"),
+    ],
+)
+def test_counts_past_2_53_are_refused_exactly(cells, what):
+    from layoutopt.data.columns import parse_counts
+
+    with pytest.raises(ValueError, match=rf"x: row 2, column 'impressions': {re.escape(what)}"):
+        parse_counts(cells, "impressions", "x")
+    exact = parse_counts(pd.Series(["1", str(2**53)]), "impressions", "x")
+    assert exact.tolist() == [1, 2**53]
+    assert parse_counts(pd.Series([1, 2**53], dtype="int64"), "impressions", "x")[1] == 2**53

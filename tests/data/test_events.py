@@ -168,3 +168,62 @@ def test_segment_columns_are_group_keys(space, log):
     bad = df.assign(device=df["device"].where(df.index != 41, "fridge"))
     with pytest.raises(ValueError, match="fridge"):
         Observations.from_events(bad, seg_space, now=NOW)
+
+
+# ---------------------------------------------------------------------- hostile logs (issue 22)
+def _as_text(log: pd.DataFrame, zone: str = "") -> pd.DataFrame:
+    """The log with ISO text times (``zone`` appended), empty text where no click."""
+    out = log.copy()
+    for col in ("served_at", "clicked_at"):
+        text = out[col].dt.strftime("%Y-%m-%dT%H:%M:%S.%f") + zone
+        out[col] = text.where(out[col].notna(), "")
+    return out
+
+
+@pytest.mark.parametrize("kind", ["frame", "csv", "parquet"])
+def test_a_log_where_nothing_was_clicked_yet_is_accepted(space, log, tmp_path, kind):
+    unclicked = log.assign(clicked_at=pd.NaT)
+    source: object = _as_text(unclicked)  # clicked_at: all empty text
+    if kind == "frame":
+        source = source.assign(clicked_at=None)  # all None: an Arrow "null" column
+    elif kind == "csv":
+        source.to_csv(tmp_path / "e.csv", index=False)
+        source = tmp_path / "e.csv"
+    else:
+        unclicked.to_parquet(tmp_path / "e.parquet")
+        source = tmp_path / "e.parquet"
+    obs = Observations.from_events(source, space, now=NOW, batch_size=500)
+    assert int(obs.clicks.sum()) == 0
+    assert int(obs.impressions.sum()) == len(log)
+
+
+def test_csv_times_with_offsets_equal_naive_utc(space, log, tmp_path):
+    want = Observations.from_events(log, space, now=NOW).to_frame()
+    # 02:00 ahead of UTC: every time shifted by two hours and marked +02:00
+    shifted = log.assign(
+        served_at=log["served_at"] + pd.Timedelta(hours=2),
+        clicked_at=log["clicked_at"] + pd.Timedelta(hours=2),
+    )
+    _as_text(shifted, "+02:00").to_csv(tmp_path / "e.csv", index=False)
+    got = Observations.from_events(tmp_path / "e.csv", space, now=NOW, batch_size=300).to_frame()
+    pd.testing.assert_frame_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "zone"),
+    [(7, "served_at", "+01:00"), (2500, "served_at", "Z"), (10, "clicked_at", "-0500")],
+)
+def test_mixed_naive_and_offset_times_are_refused_saying_so(
+    space, log, tmp_path, row, column, zone
+):
+    text = _as_text(log)
+    clicked = np.flatnonzero(text["clicked_at"].to_numpy() != "")
+    r = int(clicked[clicked >= row][0]) if column == "clicked_at" else row
+    text.loc[r, column] = text.loc[r, column] + zone
+    text.to_csv(tmp_path / "e.csv", index=False)
+    # a small batch size puts row 2,500 in a later batch than the first naive time
+    with pytest.raises(ValueError, match="mixed naive and offset timestamps") as err:
+        Observations.from_events(tmp_path / "e.csv", space, now=NOW, batch_size=256)
+    message = str(err.value)
+    assert f"row {r + 1}, column {column!r} has a zone offset" in message
+    assert "row 1, column 'served_at' has none" in message
