@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from test_campaign import SPACE, served
 
 from layoutopt.campaign.campaign import Campaign
 from layoutopt.cli.app import main
 from layoutopt.decide.design import initial_design
 from layoutopt.decide.stopping import StopRule, decision
-from test_campaign import SPACE, served
 
 
 def _campaign(target):
