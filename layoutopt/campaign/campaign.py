@@ -22,7 +22,7 @@ import pandas as pd
 
 from layoutopt.campaign.assignment_log import record_logged_rows
 from layoutopt.campaign.deciding import Deciding
-from layoutopt.campaign.history import history_frame, proposals_frame
+from layoutopt.campaign.history import Records
 from layoutopt.campaign.ingest import (
     CHUNK_ROWS,
     IngestResult,
@@ -38,6 +38,7 @@ from layoutopt.campaign.ingest import (
 )
 from layoutopt.campaign.logged import served_frame, split_serving_columns
 from layoutopt.campaign.proposal import Proposal, open_round
+from layoutopt.campaign.proposal_options import record_proposal_options
 from layoutopt.campaign.report import campaign_report
 from layoutopt.campaign.rounds import allocation_frame, campaign_policy, jsonable
 from layoutopt.campaign.serving import Serving, check_holdout
@@ -45,6 +46,7 @@ from layoutopt.campaign.store import Store
 from layoutopt.data.events import parse_now
 from layoutopt.data.observations import Observations
 from layoutopt.decide.driver import resume, round_keys, round_step
+from layoutopt.decide.floor import with_floor
 from layoutopt.decide.proposals import STRATEGIES
 from layoutopt.infer.fitting import METHODS
 from layoutopt.infer.fitting import fit as fit_model
@@ -76,12 +78,13 @@ def _check_extension(old: LayoutSpace, new: LayoutSpace) -> None:
             )
 
 
-class Campaign(Serving, Deciding):
+class Campaign(Serving, Deciding, Records):
     """A named campaign in a store; create with :meth:`create`, resume with :meth:`open`.
 
     Serving its proposals (assignment, the allocation export, the holdout) is
     :class:`~layoutopt.campaign.serving.Serving`; its stopping rule and the verdict recorded
-    with every fit (:meth:`decision`) is :class:`~layoutopt.campaign.deciding.Deciding`.
+    with every fit (:meth:`decision`) is :class:`~layoutopt.campaign.deciding.Deciding`; its
+    history tables are :class:`~layoutopt.campaign.history.Records`.
 
     Attributes:
         name: the campaign's name.
@@ -518,6 +521,8 @@ class Campaign(Serving, Deciding):
         method: str = "laplace",
         per_segment: bool = True,
         new_round: bool = False,
+        min_share: float = 0.0,
+        burn_in: int = 0,
     ) -> Proposal:
         """Propose the next layouts with the campaign's policy and record them as the next
         round.
@@ -548,6 +553,11 @@ class Campaign(Serving, Deciding):
                 segment code, with the segment columns), as the simulated policies do;
                 False: one proposal for the traffic mix.
             new_round: open a new round even when the latest one is still open.
+            min_share: a traffic floor: every proposed layout gets at least this share of
+                its (segment's) batch (:func:`layoutopt.decide.floor.with_floor`).
+            burn_in: a variant with fewer impressions so far is kept in the proposal (a
+                layout that contains it is added at the floor). Both are recorded with the
+                round (:meth:`proposal_options`).
 
         Returns:
             :class:`Proposal`.
@@ -569,8 +579,12 @@ class Campaign(Serving, Deciding):
         seen = (self.store.last_batch_id(self._id), self.space_version)
         obs = self.observations(time=timed)
         self._check_ages(obs, options["delay"])
-        policy = campaign_policy(
-            strategy, k, method=method, prior=self.prior, per_segment=per_segment, **options
+        policy = with_floor(
+            campaign_policy(
+                strategy, k, method=method, prior=self.prior, per_segment=per_segment, **options
+            ),
+            min_share=min_share,
+            burn_in=burn_in,
         )
         reason = self.stale()
         fitted = None if reason is not None else (obs, self.posterior())
@@ -600,6 +614,9 @@ class Campaign(Serving, Deciding):
                 "rows": jsonable(frame.to_dict("records")),
             },
         )
+        if min_share or burn_in:
+            served = {"min_share": float(min_share), "burn_in": int(burn_in)}
+            record_proposal_options(self.store, self._id, round_, served)
         return Proposal(round_, frame, strategy, seed, fit_id, note)
 
     def _open_round(self) -> Proposal | None:
@@ -618,15 +635,6 @@ class Campaign(Serving, Deciding):
         if not fits:
             raise ValueError(f"campaign {self.name!r}: not fitted yet; run `campaign fit`")
         return BestLayout(**fits[-1]["best"])
-
-    # ------------------------------------------------------------------ history
-    def history(self) -> pd.DataFrame:
-        """One row per round (:func:`layoutopt.campaign.history.history_frame`)."""
-        return history_frame(self.store, self._id)
-
-    def proposals(self) -> pd.DataFrame:
-        """Every proposed layout: ``round, strategy, seed`` plus the proposal's columns."""
-        return proposals_frame(self.store, self._id)
 
     def report(self, path: str | Path) -> Path:
         """Write the campaign's HTML report (:func:`layoutopt.campaign.report.campaign_report`)."""

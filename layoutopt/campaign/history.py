@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from layoutopt.campaign.proposal_options import proposal_options
 from layoutopt.campaign.store import Store
 
-__all__ = ["history_frame", "proposals_frame"]
+__all__ = ["Records", "history_frame", "proposals_frame"]
 
 
 def history_frame(store: Store, cid: int) -> pd.DataFrame:
@@ -73,3 +74,24 @@ def proposals_frame(store: Store, cid: int) -> pd.DataFrame:
         for row in p["rows"]:
             out.append({"round": p["round"], "strategy": p["strategy"], "seed": p["seed"]} | row)
     return pd.DataFrame(out)
+
+
+class Records:
+    """The history tables of a :class:`~layoutopt.Campaign` (a mixin: needs ``store`` and
+    ``_id``)."""
+
+    store: Store
+    _id: int
+
+    def history(self) -> pd.DataFrame:
+        """One row per round (:func:`history_frame`)."""
+        return history_frame(self.store, self._id)
+
+    def proposals(self) -> pd.DataFrame:
+        """Every proposed layout: ``round, strategy, seed`` plus the proposal's columns."""
+        return proposals_frame(self.store, self._id)
+
+    def proposal_options(self) -> dict[int, dict]:
+        """``{round: {"min_share": ..., "burn_in": ...}}`` of the rounds proposed with a
+        traffic floor or burn-in (the other rounds had neither)."""
+        return proposal_options(self.store, self._id)

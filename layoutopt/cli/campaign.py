@@ -6,6 +6,7 @@
     layoutopt campaign ingest   --db D FILE [FILE ...]
     layoutopt campaign fit      --db D [--method M] [--seed N]
     layoutopt campaign propose  --db D [--k K] [--strategy S] [--seed N] [-o next.csv]
+                                [--min-share F] [--burn-in N]
     layoutopt campaign best     --db D [--json]
     layoutopt campaign status   --db D
     layoutopt campaign decide   --db D [--value-remaining V] [--expected-loss L] [--set]
@@ -170,6 +171,16 @@ def propose(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="CSV/Parquet file (default: stdout).")
     ] = None,
+    min_share: Annotated[
+        float,
+        typer.Option("--min-share", help="Traffic floor: each layout's least share of a batch."),
+    ] = 0.0,
+    burn_in: Annotated[
+        int,
+        typer.Option(
+            "--burn-in", help="Keep a variant proposed until it has this many impressions."
+        ),
+    ] = 0,
     name: NameOpt = None,
 ) -> None:
     """Propose the next layouts (fitting first if data arrived) and record them as a round."""
@@ -178,7 +189,9 @@ def propose(
     with Campaign.open(db, name) as camp:
         if seed is None:
             seed = camp.rounds + 1
-        prop = camp.propose(k=k, strategy=strategy.value, seed=seed)
+        prop = camp.propose(
+            k=k, strategy=strategy.value, seed=seed, min_share=min_share, burn_in=burn_in
+        )
     if prop.refit:
         _err().print(prop.refit)
     if prop.note:

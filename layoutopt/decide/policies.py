@@ -37,6 +37,7 @@ from __future__ import annotations
 from typing import Any
 
 from layoutopt.decide.baselines import independent, uniform
+from layoutopt.decide.floor import with_floor
 from layoutopt.decide.interface import Allocation, Policy, PolicyInfo
 from layoutopt.decide.model_policy import ModelConfig, model_policy
 from layoutopt.infer import LaplaceOptions, NutsOptions, SviOptions
@@ -49,6 +50,7 @@ __all__ = [
     "PolicyInfo",
     "greedy",
     "independent",
+    "with_floor",
     "thompson",
     "top_two",
     "ucb",
