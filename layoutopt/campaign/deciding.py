@@ -65,6 +65,11 @@ def _ensure(store: Store) -> None:
         METADATA.create_all(conn, checkfirst=True)
 
 
+def _exists(store: Store) -> bool:
+    """Whether the tables exist (reads create nothing: a read-only store stays readable)."""
+    return sa.inspect(store.engine).has_table(DECISIONS.name)
+
+
 def _row_decision(row) -> Decision:
     leader = json.loads(row.leader)
     return Decision(
@@ -82,7 +87,6 @@ def _row_decision(row) -> Decision:
 def decisions_frame(store: Store, cid: int) -> pd.DataFrame:
     """One row per recorded decision, oldest first: ``round, fit_id, leader_index, p_best,
     expected_loss, relative_expected_loss, value_remaining, verdict, reason``."""
-    _ensure(store)
     cols = [
         "round",
         "fit_id",
@@ -94,6 +98,8 @@ def decisions_frame(store: Store, cid: int) -> pd.DataFrame:
         "verdict",
         "reason",
     ]
+    if not _exists(store):
+        return pd.DataFrame([], columns=cols)
     with store.engine.connect() as conn:
         q = sa.select(DECISIONS).where(DECISIONS.c.campaign_id == cid).order_by(DECISIONS.c.fit_id)
         rows = list(conn.execute(q))
@@ -121,7 +127,8 @@ class Deciding:
 
     def stop_rule(self) -> StopRule:
         """The campaign's stopping rule (the default :class:`StopRule` until one is set)."""
-        _ensure(self.store)
+        if not _exists(self.store):
+            return StopRule()
         with self.store.engine.connect() as conn:
             q = sa.select(STOP_RULE.c.rule).where(STOP_RULE.c.campaign_id == self._id)
             text = conn.execute(q).scalar()
@@ -177,9 +184,8 @@ class Deciding:
         """The recorded verdict on the latest fit, or None (reads the store only: no
         numerics, for ``campaign status``)."""
         fits = self.store.fits(self._id)
-        if not fits:
+        if not fits or not _exists(self.store):
             return None
-        _ensure(self.store)
         with self.store.engine.connect() as conn:
             q = sa.select(DECISIONS).where(
                 DECISIONS.c.campaign_id == self._id, DECISIONS.c.fit_id == int(fits[-1]["id"])

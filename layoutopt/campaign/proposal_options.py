@@ -52,8 +52,9 @@ def record_proposal_options(store: Store, cid: int, round_: int, options: dict[s
 
 
 def proposal_options(store: Store, cid: int) -> dict[int, dict[str, Any]]:
-    """``{round: options}`` of every round proposed with options."""
-    _ensure(store)
+    """``{round: options}`` of every round proposed with options (reads create nothing)."""
+    if not sa.inspect(store.engine).has_table(PROPOSAL_OPTIONS.name):
+        return {}
     with store.engine.connect() as conn:
         q = sa.select(PROPOSAL_OPTIONS).where(PROPOSAL_OPTIONS.c.campaign_id == cid)
         return {int(r.round): json.loads(r.options) for r in conn.execute(q)}

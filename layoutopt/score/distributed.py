@@ -20,7 +20,10 @@ raw bytes, so nothing is rounded on the way (JAX without x64 would narrow int64 
 float64). On CPU, JAX's collectives need ``jax.config.update(
 "jax_cpu_collectives_implementation", "gloo")`` before ``jax.distributed.initialize``.
 
-Example (two processes on one host; ``layoutopt score --distributed`` runs the same)::
+:func:`score_grid_to_parquet_distributed` writes one Parquet part per process and merges
+them on process 0 (``--shard i/n`` files, written and merged by the runtime).
+
+Example (two processes on one host)::
 
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize("127.0.0.1:7777", num_processes=2, process_id=i)
@@ -30,6 +33,8 @@ Example (two processes on one host; ``layoutopt score --distributed`` runs the s
 from __future__ import annotations
 
 import io
+import shutil
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -37,11 +42,12 @@ from jax.experimental import multihost_utils
 
 from layoutopt.infer.posterior import Posterior
 from layoutopt.model.space import LayoutSpace
+from layoutopt.score.cluster import part_paths
 from layoutopt.score.grid import DEFAULT_GRID, DEFAULT_MEMORY_BUDGET, GridOptions
 from layoutopt.score.grid_scores import GridScores, check_top, score_rows
 from layoutopt.score.rows import index_of, p_best_lookup, p_best_of, sortable_index
 from layoutopt.score.scoring import BestLayout
-from layoutopt.score.shards import shard_range
+from layoutopt.score.shards import merge_shards, shard_range, write_shard
 from layoutopt.score.stream import scan_space
 from layoutopt.score.target import Target, check_level, scoring_target
 from layoutopt.util.limits import MAX_GRID_WORK, check_grid_work
@@ -51,8 +57,10 @@ __all__ = [
     "argmax_codes_distributed",
     "best_layout_distributed",
     "combine_best",
+    "decision_inputs_distributed",
     "process_slice",
     "score_grid_distributed",
+    "score_grid_to_parquet_distributed",
 ]
 
 
@@ -278,6 +286,11 @@ def best_layout_distributed(
         posterior, space, top=1, level=level, chunk_size=chunk_size,
         memory_budget=memory_budget, segment=segment, method=method, max_work=max_work,
     )  # fmt: skip
+    return _leader(grid)
+
+
+def _leader(grid: GridScores) -> BestLayout:
+    """The top row of an enumerated ``top=1`` grid as an exact :class:`BestLayout`."""
     codes = grid.codes[0]
     return BestLayout(
         grid.space.decode(codes),
@@ -288,3 +301,71 @@ def best_layout_distributed(
         float(grid.p_best[0]),
         True,
     )
+
+
+def score_grid_to_parquet_distributed(
+    posterior: Posterior,
+    path: str | Path,
+    *,
+    level: float = 0.9,
+    top: int | None = None,
+    method: str = "auto",
+    segment: dict | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    keep_parts: bool = False,
+) -> int:
+    """Score every allowed layout on N processes into one Parquet dataset, exactly.
+
+    Process i of n writes the i-th slice of the index range as its own part file
+    (``<path>.parts/part-i-of-n.parquet``, :func:`layoutopt.score.cluster.part_paths`; the
+    format of ``--shard i/n``, with its slice's per-draw best) on its local devices; after
+    a barrier, process 0 merges the parts into ``path`` (exact ``p_best``, as
+    :func:`~layoutopt.score.shards.merge_shards`) and, unless ``keep_parts``, removes them.
+    The result equals ``score_grid_to_parquet(posterior, path, argmax_method="enumerate")``
+    row for row. ``path`` must be on storage every process sees (the usual shared file
+    system of a cluster).
+
+    A collective: every process calls it with the same arguments.
+
+    Args:
+        posterior: the fitted posterior (the same on every process).
+        path: the merged Parquet file (written atomically by process 0).
+        level: credible level of the interval.
+        top: keep only the ``top`` rows of highest mean in the merged file.
+        method: ``"auto"``, ``"gaussian"`` or ``"draws"``.
+        segment: one segment, or ``None`` for the traffic mix.
+        memory_budget: bytes of device memory one chunk may use.
+        keep_parts: keep the part files after the merge.
+
+    Returns:
+        The number of rows of the merged file (on every process).
+    """
+    level = check_level(level)
+    i, n = process_slice()
+    paths = part_paths(path, n)
+    paths[i].parent.mkdir(parents=True, exist_ok=True)
+    write_shard(
+        posterior, paths[i], (i, n), level=level, devices=jax.local_devices(),
+        memory_budget=memory_budget, method=method, segment=segment,
+    )  # fmt: skip
+    multihost_utils.sync_global_devices("layoutopt: parts written")
+    rows = merge_shards(paths, path, top=top) if i == 0 else 0
+    if i == 0 and not keep_parts:
+        shutil.rmtree(paths[0].parent, ignore_errors=True)
+    counts = allgather_arrays((np.array([rows], np.int64),))
+    return int(counts[0][0][0])
+
+
+def decision_inputs_distributed(
+    posterior: Posterior,
+    space: LayoutSpace | None = None,
+    *,
+    segment: dict | None = None,
+    max_work: int = MAX_GRID_WORK,
+) -> tuple[BestLayout, np.ndarray]:
+    """The leader (:func:`best_layout_distributed`) and the exact ``(S, K)`` per-draw best
+    of the whole space, from one distributed pass: what the expected loss and value
+    remaining of shipping the leader need (:func:`layoutopt.score.loss.expected_loss` with
+    ``best_codes=``). A collective."""
+    grid = score_grid_distributed(posterior, space, top=1, segment=segment, max_work=max_work)
+    return _leader(grid), np.asarray(grid.best_codes, np.int32)
