@@ -69,7 +69,8 @@ th { background: #f3f3f3; } img { max-width: 100%; height: auto; } .note { color
 .pairs { display: flex; flex-wrap: wrap; gap: 0 1.5em; align-items: flex-start; }
 table.pair caption { font-weight: bold; text-align: left; padding: .2em 0; }
 td.heat { min-width: 3.5em; }
-svg.chart { width: 100%; max-width: 820px; height: auto; font-size: 13px; }
+svg.chart { width: 100%; max-width: 820px; min-width: 500px; height: auto; font-size: 13px; }
+.scroll img { min-width: 720px; }
 svg.chart .axis { fill: #555; font-size: 12px; } svg.chart .grid { stroke: #e4e4e4; }
 svg.chart .ci { stroke: #d62728; stroke-width: 2.5; } svg.chart .dot { fill: #d62728; }
 svg.chart .hit { fill: transparent; } svg.chart .row:hover .hit { fill: #fdeaea; }
@@ -103,7 +104,7 @@ def top_layouts(post: Posterior, top: int = 10, level: float = 0.9) -> tuple[str
                         float(row["lower"]), float(row["upper"]), float(row["p_best"]))
         )  # fmt: skip
     table = f"<div class='scroll'><table><tr>{head}</tr>{''.join(body)}</table></div>"
-    return table, interval_svg(rows, level, "top layouts")
+    return table, f"<div class='scroll'>{interval_svg(rows, level, 'top layouts')}</div>"
 
 
 def _frame_table(frame: pd.DataFrame) -> str:
@@ -167,7 +168,7 @@ def _campaign_parts(campaign, post: Posterior, history: pd.DataFrame) -> tuple[l
     decisions = campaign.decisions()
     mid = [
         "<h2>Campaign history</h2>",
-        history_plot(history),
+        f"<div class='scroll'>{history_plot(history)}</div>",
         _history_table(history, decisions),
         "<h2>Tested layouts and their traffic</h2>",
         traffic_html(campaign),
