@@ -106,6 +106,7 @@ def fit(
             help="Discount older rows by 0.5**(rounds / H) ('round' column; else hours of 'age').",
         ),
     ] = None,
+    *,
     column: ColumnOpt = None,
 ) -> None:
     """Fit the additive + pairwise model to observed clicks and save the posterior."""
