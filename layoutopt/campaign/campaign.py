@@ -32,7 +32,6 @@ from layoutopt.campaign.ingest import (
     hash_path,
     ingest_result,
     read_chunks,
-    read_observations,
     stored_observations,
     stored_rows,
 )
@@ -44,7 +43,7 @@ from layoutopt.campaign.rounds import allocation_frame, campaign_policy, jsonabl
 from layoutopt.campaign.serving import Serving, check_holdout
 from layoutopt.campaign.store import Store
 from layoutopt.data.events import parse_now
-from layoutopt.data.observations import Observations
+from layoutopt.data.observations import Observations, aggregate_file
 from layoutopt.decide.driver import resume, round_keys, round_step
 from layoutopt.decide.floor import with_floor
 from layoutopt.decide.proposals import STRATEGIES
@@ -217,7 +216,7 @@ class Campaign(Serving, Deciding, Records):
 
     # ------------------------------------------------------------------ data
     def ingest(
-        self, data: str | Path | pd.DataFrame, *, chunk_rows: int = CHUNK_ROWS
+        self, data: str | Path | pd.DataFrame, *, chunk_rows: int = CHUNK_ROWS, columns=None
     ) -> IngestResult:
         """Add a results file (CSV/Parquet) or DataFrame: all-or-nothing and idempotent.
 
@@ -232,6 +231,7 @@ class Campaign(Serving, Deciding, Records):
             chunk_rows: rows of a file read and validated at a time (memory does not grow
                 with the file beyond the aggregated layouts, except for a file with
                 ``propensity`` or ``holdout`` columns, which is read whole).
+            columns: layoutopt's column names -> yours (``{"clicks": "click"}``).
 
         Columns that :meth:`assign` writes may stay in the rows: ``propensity`` and
         ``holdout`` are kept per (layout, segment, round) for the holdout lift, the
@@ -257,16 +257,21 @@ class Campaign(Serving, Deciding, Records):
             return ingest_result(source, earlier, False)
         frame = data if isinstance(data, pd.DataFrame) else served_frame(path, chunk_rows)
         if frame is None:
-            obs, rows = read_observations(path, space, chunk_rows)
+            obs, rows = aggregate_file(path, space, columns=columns, chunk_rows=chunk_rows)
         else:
             frame, logged = split_serving_columns(frame, space, source)
-            obs, rows = Observations.from_frame(frame, space, source=source), len(frame)
+            obs, rows = Observations.from_frame(frame, space, source, columns=columns), len(frame)
             if logged is not None:  # before the batch: read only once the batch exists
                 record_logged_rows(self.store, self._id, digest, logged)
         return self._store_batch(obs, source, digest, int(rows), version)
 
     def ingest_events(
-        self, events: str | Path | pd.DataFrame, *, now: Any, batch_size: int = 1 << 20
+        self,
+        events: str | Path | pd.DataFrame,
+        *,
+        now: Any,
+        batch_size: int = 1 << 20,
+        columns=None,
     ) -> IngestResult:
         """Add an impression-level event log, aggregated to age cohorts: all-or-nothing and
         idempotent like :meth:`ingest`.
@@ -283,6 +288,7 @@ class Campaign(Serving, Deciding, Records):
             events: a Parquet/CSV file, a directory of Parquet files, or a DataFrame.
             now: when the log was extracted (datetime or ISO text; naive times are UTC).
             batch_size: rows per record batch while reading.
+            columns: layoutopt's column names -> the log's (``{"served_at": "timestamp"}``).
 
         Returns:
             :class:`IngestResult` (``rows`` counts impressions read).
@@ -304,7 +310,7 @@ class Campaign(Serving, Deciding, Records):
         earlier = self._batch(digest)
         if earlier is not None:
             return ingest_result(source, earlier, False)
-        obs = Observations.from_events(events, space, now, batch_size=batch_size)
+        obs = Observations.from_events(events, space, now, batch_size=batch_size, columns=columns)
         return self._store_batch(obs, source, digest, int(obs.impressions.sum()), version)
 
     def _store_batch(self, obs: Observations, source, digest, rows: int, version) -> IngestResult:

@@ -36,7 +36,7 @@ from rich.table import Table
 from layoutopt.campaign.campaign import Campaign
 from layoutopt.campaign.report import posterior_report
 from layoutopt.cli import deciding, serve
-from layoutopt.cli.options import Method, Strategy
+from layoutopt.cli.options import ColumnOpt, Method, Strategy, column_arg
 from layoutopt.infer.posterior import Posterior
 from layoutopt.model.delay import parse_delay
 from layoutopt.model.space import LayoutSpace
@@ -111,6 +111,7 @@ def ingest(
         str | None,
         typer.Option("--now", help="When the event logs were extracted (ISO time, UTC)."),
     ] = None,
+    column: ColumnOpt = None,
 ) -> None:
     """Add results files; each is all-or-nothing, and a file seen before adds nothing."""
     if events and now is None:
@@ -119,7 +120,11 @@ def ingest(
         raise ValueError("--now applies to event logs; add --events")
     with Campaign.open(db, name) as camp:
         for file in files:
-            result = camp.ingest_events(file, now=now) if events else camp.ingest(file)
+            cols = column_arg(column)
+            if events:
+                result = camp.ingest_events(file, now=now, columns=cols)
+            else:
+                result = camp.ingest(file, columns=cols)
             _out().print(result.message())
 
 

@@ -15,6 +15,7 @@ import typer
 
 from layoutopt.cli.console import status, stderr, stdout, write_table
 from layoutopt.cli.options import (
+    ColumnOpt,
     DesignKind,
     Method,
     PosteriorOpt,
@@ -23,6 +24,7 @@ from layoutopt.cli.options import (
     SpaceOpt,
     Strategy,
     check_table_output,
+    column_arg,
     load_posterior,
     segment_arg,
 )
@@ -104,13 +106,15 @@ def fit(
             help="Discount older rows by 0.5**(rounds / H) ('round' column; else hours of 'age').",
         ),
     ] = None,
+    *,
+    column: ColumnOpt = None,
 ) -> None:
     """Fit the additive + pairwise model to observed clicks and save the posterior."""
 
     output = check_output_path(output, (".nc",))
     delay_model = None if delay is None else parse_delay(delay)
     sp = LayoutSpace.from_toml(space)
-    obs = Observations.from_file(data, sp)
+    obs = Observations.from_file(data, sp, columns=column_arg(column))
 
     nuts = method is Method.nuts
     with status(f"fitting {method.value} on {obs.num_layouts} layouts", enabled=not nuts):

@@ -22,6 +22,7 @@ from layoutopt.util.io import check_output_path, one_line
 from layoutopt.util.limits import SEED_MAX, check_seed
 
 __all__ = [
+    "ColumnOpt",
     "DesignKind",
     "Method",
     "PosteriorOpt",
@@ -30,6 +31,7 @@ __all__ = [
     "SpaceOpt",
     "Strategy",
     "check_table_output",
+    "column_arg",
     "load_posterior",
     "seed_option",
     "segment_arg",
@@ -100,6 +102,37 @@ def segment_arg(values: Sequence[str] | None) -> dict | None:
         if not sep or not name:
             raise ValueError(f"--segment {v!r}: expected VARIABLE=VALUE, e.g. member=prime")
         out[name] = value
+    return out
+
+
+ColumnOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--column",
+        help="A column named otherwise in the data, as LAYOUTOPT_NAME=YOUR_NAME, e.g. "
+        "clicks=click or served_at=timestamp (repeat for several).",
+    ),
+]
+
+
+def column_arg(values: Sequence[str] | None) -> dict[str, str] | None:
+    """``["clicks=click", ...]`` as ``{"clicks": "click", ...}`` (None when not given).
+
+    Raises:
+        ValueError: for an entry without ``=`` or with an empty side, or a name given twice.
+    """
+    if not values:
+        return None
+    out: dict[str, str] = {}
+    for v in values:
+        name, sep, column = v.partition("=")
+        if not sep or not name or not column:
+            raise ValueError(
+                f"--column {v!r}: expected LAYOUTOPT_NAME=YOUR_NAME, e.g. clicks=click"
+            )
+        if name in out:
+            raise ValueError(f"--column: {name!r} is given twice ({out[name]!r} and {column!r})")
+        out[name] = column
     return out
 
 

@@ -8,6 +8,8 @@ would be valid. :mod:`layoutopt.data.readers` reads the tables these columns com
 from __future__ import annotations
 
 import decimal
+import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,6 +21,7 @@ from layoutopt.util.limits import MAX_COUNT
 
 __all__ = [
     "COUNT_COLUMNS",
+    "ExtraColumnsWarning",
     "IGNORED_COLUMNS",
     "TIME_COLUMNS",
     "check_allowed",
@@ -29,7 +32,9 @@ __all__ = [
     "parse_counts",
     "parse_time",
     "plain",
+    "resolve_columns",
     "segment_codes",
+    "warn_extra",
 ]
 
 COUNT_COLUMNS = ("impressions", "clicks")
@@ -37,6 +42,83 @@ COUNT_COLUMNS = ("impressions", "clicks")
 TIME_COLUMNS = ("age", "round")
 # Written by design/propose next to the labels; ignored on input so those files round-trip.
 IGNORED_COLUMNS = ("index", "weight")
+
+
+class ExtraColumnsWarning(UserWarning):
+    """A table or event log has columns that layoutopt does not read; they are ignored.
+
+    Issued once per table, naming the columns, after the table was read without error.
+    Silence it with ``warnings.simplefilter("ignore", ExtraColumnsWarning)``, or map a column
+    that should be read with ``columns={"clicks": "click"}``.
+    """
+
+
+def resolve_columns(
+    names: Sequence[str], columns: Mapping[str, str] | None, known: Sequence[str], source: str
+) -> dict[str, str]:
+    """Where each of layoutopt's columns is in a table: ``{layoutopt name: table's name}``.
+
+    A known name present in the table is read under its own name unless ``columns`` maps it
+    to another column; ``columns`` maps layoutopt's name to the user's
+    (``{"clicks": "click", "served_at": "timestamp"}``).
+
+    Args:
+        names: the table's column names, as text.
+        columns: the mapping, or None.
+        known: layoutopt's names that this table may hold.
+        source: name used at the start of error messages.
+
+    Returns:
+        The names of the known columns found (missing ones are left out for the caller to
+        name).
+
+    Raises:
+        ValueError: for a mapping that is not ``{str: str}``, a key that is not one of
+            ``known``, a value that is not a column of the table, two keys mapped to one
+            column, or a key mapped away while the table also has a column of that name.
+    """
+    if columns is None:
+        columns = {}
+    if not isinstance(columns, Mapping):
+        raise ValueError(
+            f"columns must map layoutopt's column names to yours, e.g. "
+            f"{{'clicks': 'click'}}; got {type(columns).__name__}"
+        )
+    for key, value in columns.items():
+        if key not in known:
+            raise ValueError(
+                f"{source}: columns maps {key!r}, which is not a column layoutopt reads; "
+                f"known names: {list(known)}"
+            )
+        if not isinstance(value, str) or value not in names:
+            raise ValueError(
+                f"{source}: columns maps {key!r} to {value!r}, but the table has no such "
+                f"column; its columns: {list(names)}"
+            )
+    targets = list(columns.values())
+    twice = sorted({v for v in targets if targets.count(v) > 1})
+    if twice:
+        raise ValueError(f"{source}: columns maps several names to column(s) {twice}")
+    for key in columns:
+        if key in names and key not in targets:
+            raise ValueError(
+                f"{source}: the table has a column {key!r} and columns maps {key!r} to "
+                f"{columns[key]!r}; drop or rename one of them"
+            )
+    found = {k: k for k in known if k in names and k not in targets}
+    return found | dict(columns)
+
+
+def warn_extra(extras: Sequence[str], source: str, hint: str = "") -> None:
+    """Issue the one :class:`ExtraColumnsWarning` line naming the ignored ``extras``."""
+    if extras:
+        warnings.warn(
+            ExtraColumnsWarning(
+                f"{source}: ignoring column(s) {list(extras)}: not a column layoutopt reads"
+                f"{hint}; map one with columns={{layoutopt_name: your_name}} to read it"
+            ),
+            stacklevel=3,
+        )
 
 
 def layout_codes(df, space: LayoutSpace, source: str = "layouts") -> np.ndarray:

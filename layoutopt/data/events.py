@@ -15,12 +15,14 @@ age of its impressions); over the whole log a histogram of the observed click de
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import pandas as pd
 
+from layoutopt.data.columns import resolve_columns, warn_extra
 from layoutopt.model.delay import DELAY_EDGES
 
 __all__ = ["AGE_EDGES", "EventTotals", "aggregate_events", "parse_now"]
@@ -31,6 +33,10 @@ AGE_EDGES = DELAY_EDGES
 
 _US_PER_HOUR = 3_600_000_000
 TIME_COLUMNS = ("served_at", "clicked_at")
+# Every column of a log besides labels and segments: times, or a 0/1 clicked flag instead of
+# click times, and the round.
+KNOWN_COLUMNS = ("served_at", "clicked_at", "clicked", "round")
+_TRUE, _FALSE = ("1", "true", "t", "yes"), ("0", "false", "f", "no")
 
 
 class EventTotals(NamedTuple):
@@ -42,7 +48,8 @@ class EventTotals(NamedTuple):
         round: ``(G,)`` int64 round per group, or None when the log has no ``round``.
         impressions: ``(G,)`` int64.
         clicks: ``(G,)`` int64 clicks observed by ``now``.
-        delay_counts: histogram of observed click delays over ``DELAY_EDGES``.
+        delay_counts: histogram of observed click delays over ``DELAY_EDGES``; None for a
+            log with a 0/1 ``clicked`` column instead of click times.
         num_events: rows read.
     """
 
@@ -51,7 +58,7 @@ class EventTotals(NamedTuple):
     round: np.ndarray | None
     impressions: np.ndarray
     clicks: np.ndarray
-    delay_counts: np.ndarray
+    delay_counts: np.ndarray | None
     num_events: int
 
 
@@ -63,7 +70,6 @@ def parse_now(now: Any) -> int:
     Raises:
         ValueError: for anything else.
     """
-    import pandas as pd
 
     if now is None or isinstance(now, bool | int | float):
         raise ValueError(
@@ -88,6 +94,7 @@ def aggregate_events(
     *,
     batch_size: int = 1 << 20,
     age_edges: np.ndarray = AGE_EDGES,
+    columns: Mapping[str, str] | None = None,
 ) -> EventTotals:
     """Stream an impression log into per-(keys, age cohort, round) totals.
 
@@ -101,56 +108,75 @@ def aggregate_events(
         batch_size: rows per record batch; peak memory is a few hundred bytes per row of
             one batch.
         age_edges: cohort edges in hours, increasing from 0 (the last may be inf).
+        columns: layoutopt's column names -> the log's (``{"served_at": "timestamp"}``).
 
     Returns:
         :class:`EventTotals`.
 
+    Columns that are not read are named in one
+    :class:`~layoutopt.data.columns.ExtraColumnsWarning` once the log was read.
+
     Raises:
         ValueError: naming the source, the 1-based row, the column and the value, for a
-            missing column, a missing or unknown label, a missing ``served_at``, a time
+            missing column, a bad mapping, a ``clicked`` cell that is not 0/1, a missing
+            or unknown label, a missing ``served_at``, a time
             after ``now``, a click before its impression, or a bad ``round``.
     """
     now_us = parse_now(now)
     name = source if isinstance(source, str | Path) else type(source).__name__
-    batches, columns = _open_batches(source, batch_size)
+    batches, names = _open_batches(source, batch_size)
     key_names = [k for k, _ in keys]
-    required = key_names + list(TIME_COLUMNS)
-    missing = [c for c in required if c not in columns]
+    found = resolve_columns(names, columns, key_names + list(KNOWN_COLUMNS), str(name))
+    if "clicked_at" in found:  # click times say more than a flag; a flag beside them is extra
+        found.pop("clicked", None)
+    outcome = "clicked_at" if "clicked_at" in found else "clicked"
+    missing = [c for c in key_names + ["served_at"] if c not in found]
+    if outcome not in found:
+        missing.append("clicked_at")
     if missing:
         raise ValueError(
             f"{name}: missing column(s) {missing}; an event log needs one column per "
-            f"component/segment plus served_at and clicked_at, found {columns}"
+            f"component/segment plus served_at and clicked_at (click times) or clicked "
+            f"(0/1), found {names}"
         )
-    has_round = "round" in columns
+    extras = [c for c in names if c not in found.values()]
+    has_round = "round" in found
     lookups = [{str(v): i for i, v in enumerate(labels)} for _, labels in keys]
     radices = [len(labels) for _, labels in keys] + [len(age_edges) - 1]
     acc = _Accumulator(radices, has_round)
     delay_counts = np.zeros(len(DELAY_EDGES) - 1, np.int64)
     offset = 0
     zones: dict[str, Any] = {}
-    for batch in batches(required + (["round"] if has_round else [])):
+    for batch in batches(list(found.values())):
         n = batch.num_rows
         if n == 0:
             continue
         where = (name, offset)
         codes = [
-            _label_codes(batch.column(col), lookup, col, labels, where)
+            _label_codes(batch.column(found[col]), lookup, found[col], labels, where)
             for (col, labels), lookup in zip(keys, lookups, strict=True)
         ]
-        served = _micros(batch.column("served_at"), "served_at", where, zones, allow_null=False)
-        clicked = _micros(batch.column("clicked_at"), "clicked_at", where, zones, allow_null=True)
-        _check_times(served, clicked, now_us, where)
+        col = found["served_at"]
+        served = _micros(batch.column(col), col, where, zones, allow_null=False)
+        if outcome == "clicked":
+            is_click = _flags(batch.column(found["clicked"]), found["clicked"], where)
+            _check_times(served, np.full(n, -1, np.int64), now_us, where)
+        else:
+            col = found["clicked_at"]
+            clicked = _micros(batch.column(col), col, where, zones, allow_null=True)
+            _check_times(served, clicked, now_us, where)
+            is_click = clicked >= 0
+            delays = (clicked[is_click] - served[is_click]) / _US_PER_HOUR
+            bins = np.clip(np.searchsorted(DELAY_EDGES, delays, side="right") - 1, 0, None)
+            delay_counts += np.bincount(bins, minlength=len(delay_counts))
         age = (now_us - served) / _US_PER_HOUR
         cohort = np.clip(np.searchsorted(age_edges, age, side="right") - 1, 0, radices[-1] - 1)
-        is_click = clicked >= 0
-        delays = (clicked[is_click] - served[is_click]) / _US_PER_HOUR
-        bins = np.clip(np.searchsorted(DELAY_EDGES, delays, side="right") - 1, 0, None)
-        delay_counts += np.bincount(bins, minlength=len(delay_counts))
-        rounds = _rounds(batch.column("round"), where) if has_round else None
+        rounds = _rounds(batch.column(found["round"]), where, found["round"]) if has_round else None
         acc.add(codes + [cohort], rounds, age, is_click)
         offset += n
     if offset == 0:
         raise ValueError(f"{name}: no events; at least one impression is needed")
+    warn_extra(extras, str(name))
     out = acc.result()
     return EventTotals(
         out["codes"][:, :-1].astype(np.int32),
@@ -158,7 +184,7 @@ def aggregate_events(
         out["round"],
         out["impressions"],
         out["clicks"],
-        delay_counts,
+        delay_counts if outcome == "clicked_at" else None,
         offset,
     )
 
@@ -205,8 +231,6 @@ def _open_batches(source, batch_size):
     if isinstance(source, pa.Table):
         table = source
     else:
-        import pandas as pd
-
         if not isinstance(source, pd.DataFrame):
             raise ValueError(
                 f"events must be a file path, a pandas DataFrame or a pyarrow Table, got "
@@ -372,17 +396,50 @@ def _check_times(served, clicked, now_us, where) -> None:
         _fail(where, int(late[0]), "clicked_at", "click after now; check the now= argument")
 
 
-def _rounds(array, where) -> np.ndarray:
+def _flags(array, column: str, where) -> np.ndarray:
+    """A 0/1 ``clicked`` column (numbers, booleans or true/false text) as a bool array."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t = array.type
+    if pa.types.is_boolean(t):
+        values = array.cast(pa.int8())
+    elif pa.types.is_integer(t) or pa.types.is_floating(t):
+        values = array
+    elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
+        text = pc.utf8_lower(pc.utf8_trim_whitespace(array.cast(pa.string())))
+        values = pc.if_else(
+            pc.is_in(text, pa.array(_TRUE)),
+            1,
+            pc.if_else(pc.is_in(text, pa.array(_FALSE)), 0, pa.scalar(None, pa.int64())),
+        )
+    else:
+        _fail(where, 0, column, f"type {t} is not a 0/1 outcome; need 0 or 1 per impression")
+    numbers = values.to_numpy(zero_copy_only=False).astype(np.float64)
+    bad = np.flatnonzero(~((numbers == 0) | (numbers == 1)))
+    if bad.size:
+        r = int(bad[0])
+        value = array[r].as_py()
+        what = "missing value" if value is None else f"{value!r} is not 0 or 1"
+        _fail(where, r, column, f"{what}; each row is one impression, clicked (1) or not (0)")
+    return numbers == 1
+
+
+def _rounds(array, where, column: str = "round") -> np.ndarray:
     import pyarrow as pa
 
-    if not (pa.types.is_integer(array.type) or pa.types.is_floating(array.type)):
-        _fail(where, 0, "round", f"type {array.type} is not a number; need whole numbers >= 0")
-    values = array.to_numpy(zero_copy_only=False).astype(np.float64)
+    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+        # a mapped round column of a CSV log is read as text, like the labels
+        values = pd.to_numeric(array.to_pandas(), errors="coerce").to_numpy(dtype=np.float64)
+    elif not (pa.types.is_integer(array.type) or pa.types.is_floating(array.type)):
+        _fail(where, 0, column, f"type {array.type} is not a number; need whole numbers >= 0")
+    else:
+        values = array.to_numpy(zero_copy_only=False).astype(np.float64)
     with np.errstate(invalid="ignore"):
         bad = np.flatnonzero(~np.isfinite(values) | (values < 0) | (values != np.round(values)))
     if bad.size:
         r = int(bad[0])
-        _fail(where, r, "round", f"{array[r].as_py()!r} is not valid; need whole numbers >= 0")
+        _fail(where, r, column, f"{array[r].as_py()!r} is not valid; need whole numbers >= 0")
     return values.astype(np.int64)
 
 

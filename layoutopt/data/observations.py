@@ -8,6 +8,7 @@ and says what would be valid.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,27 +16,29 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from layoutopt.data.columns import (
-    COUNT_COLUMNS,
-    IGNORED_COLUMNS,
-    TIME_COLUMNS,
-    check_allowed,
-    label_codes,
-    layout_codes,
-    parse_counts,
-    parse_time,
-    plain,
-    segment_codes,
-)
+from layoutopt.data.columns import TIME_COLUMNS, check_allowed, layout_codes, plain, warn_extra
 from layoutopt.data.events import aggregate_events
-from layoutopt.data.readers import read_csv, read_layout_codes, read_parquet, read_table
-from layoutopt.model.delay import DELAY_EDGES
+from layoutopt.data.readers import (
+    CHUNK_ROWS,
+    iter_table,
+    read_csv,
+    read_layout_codes,
+    read_parquet,
+    read_table,
+)
+from layoutopt.data.sums import (
+    check_segment_codes,
+    check_totals,
+    exact_sums,
+    time_rows,
+)
+from layoutopt.data.tables import frame_arrays, shift_rows, table_layout
 from layoutopt.model.space import LayoutSpace
 from layoutopt.util.limits import MAX_COUNT
 
 # read_table, read_layout_codes and layout_codes live in readers/columns; they stay
 # importable from here, where callers have always found them.
-__all__ = ["Observations", "layout_codes", "read_layout_codes", "read_table"]
+__all__ = ["Observations", "aggregate_file", "layout_codes", "read_layout_codes", "read_table"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,7 +109,7 @@ class Observations:
                 or delay counts, missing, unexpected or out-of-range segment codes, or no
                 rows.
         """
-        seg = _check_segment_codes(space, segments, np.shape(codes)[:1], source)
+        seg = check_segment_codes(space, segments, np.shape(codes)[:1], source)
         codes = np.asarray(codes)
         impressions = np.asarray(impressions)
         clicks = np.asarray(clicks)
@@ -147,7 +150,7 @@ class Observations:
         # Arrays number rows from 0, like the other messages here; tables from 1.
         check_allowed(codes, space, source, first_row=0)
         if age is not None or round is not None or delay_counts is not None:
-            return _time_rows(
+            return time_rows(
                 cls,
                 space,
                 codes,
@@ -162,28 +165,41 @@ class Observations:
         keys = codes if seg is None else np.concatenate([codes, seg[:, None]], axis=1)
         uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)
-        imp = _exact_sums(inverse, impressions, len(uniq))
-        clk = _exact_sums(inverse, clicks, len(uniq))
+        imp = exact_sums(inverse, impressions, len(uniq))
+        clk = exact_sums(inverse, clicks, len(uniq))
         K = space.num_components
-        _check_totals(space, uniq[:, :K], imp, source)
+        check_totals(space, uniq[:, :K], imp, source)
         uniq_seg = None if seg is None else uniq[:, K].astype(np.int32)
         return cls(space, uniq[:, :K].astype(np.int32), imp, clk, uniq_seg)
 
     # ------------------------------------------------------------------ tables in and out
     @classmethod
-    def from_frame(cls, df, space: LayoutSpace, source: str = "frame") -> Observations:
+    def from_frame(
+        cls,
+        df,
+        space: LayoutSpace,
+        source: str = "frame",
+        *,
+        columns: Mapping[str, str] | None = None,
+        chunk_rows: int = CHUNK_ROWS,
+    ) -> Observations:
         """Build from a table with one label column per component plus counts.
 
         The table needs one column per component of ``space`` holding variant labels, one
         column per context variable when the space has segments (values as declared in
-        the space), plus ``impressions`` and ``clicks``. Rows for the same layout (and
-        segment) are summed. Labels are compared as strings, so a variant ``"1"`` matches
-        ``1`` in an integer column. Columns
-        named ``index`` and ``weight`` (written by ``design``/``propose``) are ignored, so a
-        proposal file with counts filled in can be read back. Optional columns ``age``
-        (hours since the row's impressions were served, for ``fit(delay=...)``) and
-        ``round`` (for ``fit(half_life=...)``) make rows per (layout, age, round); any other
-        column is an error. The input table is never modified.
+        the space), and ``clicks``. With an ``impressions`` column each row holds counts;
+        without one, each row is one impression (an impression-level log) and ``clicks``
+        is its 0/1 outcome (0/1 numbers, booleans or ``true``/``false`` text; a value above
+        1 is refused). Rows for the same layout (and segment) are summed, ``chunk_rows``
+        at a time, so the summing adds no memory that grows with the rows. Labels are
+        compared as strings, so a variant ``"1"`` matches ``1`` in an integer column.
+        Optional columns ``age`` (hours since the row's impressions were served, for
+        ``fit(delay=...)``) and ``round`` (for ``fit(half_life=...)``) make rows per
+        (layout, age, round). Columns named ``index`` and ``weight`` (written by
+        ``design``/``propose``) are ignored silently, so a proposal file with counts filled
+        in can be read back; any other column is ignored with one
+        :class:`~layoutopt.data.columns.ExtraColumnsWarning` naming them (issued once the
+        table has been read without error). The input table is never modified.
 
         Rows are numbered from 1 in table order, not counting the header (so row N of a CSV
         file is on line N + 1), whatever the frame's index.
@@ -193,15 +209,19 @@ class Observations:
             space: the :class:`LayoutSpace` the layouts belong to.
             source: name used at the start of error messages (a file path when read from
                 disk).
+            columns: layoutopt's column names -> the table's, for the columns named
+                otherwise, e.g. ``{"clicks": "click", "headline": "title"}``; messages
+                then name the table's column.
+            chunk_rows: rows validated and summed at a time.
 
         Returns:
             Observations aggregated to one row per distinct layout, sorted by index.
 
         Raises:
-            ValueError: naming ``source``, the column, the row and the value, for a missing,
-                duplicate or unknown column, an unknown variant label, a forbidden layout,
-                a missing, non-numeric, non-integer or negative count, clicks above
-                impressions, or a table without rows.
+            ValueError: naming ``source``, the column, the row and the value, for a missing
+                or duplicate column, a bad mapping, an unknown variant label, a forbidden
+                layout, a missing, non-numeric, non-integer or negative count, clicks above
+                impressions (or above 1 without ``impressions``), or a table without rows.
 
         Examples:
             >>> import pandas as pd
@@ -211,66 +231,45 @@ class Observations:
             >>> obs = Observations.from_frame(df, space)
             >>> obs.num_layouts, int(obs.impressions[0]), int(obs.clicks[0])
             (1, 150, 7)
+            >>> log = pd.DataFrame({"headline": ["h1", "h2", "h1"], "image": ["a", "b", "a"],
+            ...                     "click": [1, 0, 0]})
+            >>> obs = Observations.from_frame(log, space, columns={"clicks": "click"})
+            >>> obs.impressions.tolist(), obs.clicks.tolist()
+            ([2, 1], [1, 0])
         """
-
-        if not isinstance(df, pd.DataFrame):
-            raise ValueError(f"{source}: expected a pandas DataFrame, got {type(df).__name__}")
-        expected = list(space.components) + list(space.segment_names) + list(COUNT_COLUMNS)
-        columns = [str(c) for c in df.columns]
-        dupes = sorted({c for c in columns if columns.count(c) > 1})
-        if dupes:
-            raise ValueError(f"{source}: column(s) {dupes} appear more than once")
-        missing = [c for c in expected if c not in columns]
-        if missing:
-            raise ValueError(f"{source}: missing column(s) {missing}; expected columns: {expected}")
-        optional = IGNORED_COLUMNS + TIME_COLUMNS
-        unknown = [c for c in columns if c not in expected and c not in optional]
-        if unknown:
-            hint = "" if space.segments else " (the space declares no [segments])"
-            raise ValueError(
-                f"{source}: unknown column(s) {unknown}; expected columns: {expected} "
-                f"(optional: {list(TIME_COLUMNS)}; ignored: {list(IGNORED_COLUMNS)}){hint}"
-            )
-        if len(df) == 0:
-            raise ValueError(f"{source}: no data rows; at least one observed layout is needed")
-        by_name = dict(zip(columns, df.columns, strict=True))
-
-        codes = label_codes(df, by_name, space, source)
-        counts = {name: parse_counts(df[by_name[name]], name, source) for name in COUNT_COLUMNS}
-        impressions, clicks = counts["impressions"], counts["clicks"]
-        bad = np.flatnonzero(clicks > impressions)
-        if bad.size:
-            r = int(bad[0])
-            raise ValueError(
-                f"{source}: row {r + 1}, column 'clicks': {clicks[r]} clicks exceed "
-                f"{impressions[r]} impressions; need 0 <= clicks <= impressions"
-            )
-        check_allowed(codes, space, source)
-        time = {
-            name: parse_time(df[by_name[name]], name, source)
-            for name in TIME_COLUMNS
-            if name in by_name
-        }
-        segments = segment_codes(df, by_name, space, source) if space.segments else None
-        return cls.from_codes(
-            space, codes, impressions, clicks, source=source, segments=segments, **time
-        )
+        table_layout(df, space, source, columns)  # column errors before any row is read
+        step = max(1, int(chunk_rows))
+        chunks = (df.iloc[i : i + step] for i in range(0, max(len(df), 1), step))
+        return aggregate_chunks(chunks, space, source, columns)[0]
 
     @classmethod
     def from_events(
-        cls, events, space: LayoutSpace, now, *, batch_size: int = 1 << 20
+        cls,
+        events,
+        space: LayoutSpace,
+        now,
+        *,
+        batch_size: int = 1 << 20,
+        columns: Mapping[str, str] | None = None,
     ) -> Observations:
         """Aggregate an impression-level event log into age cohorts, streaming.
 
         The log has one row per impression: one label column per component, one column per
-        context variable when the space has segments, ``served_at`` and ``clicked_at``
-        (timestamps; ``clicked_at`` empty/null while there has been no click), optionally
-        ``round``; other columns are not read. It is read in record batches of ``batch_size``
-        rows and summed per distinct (layout, segment, age cohort[, round]),
-        so memory does not grow with the length of the log. Cohorts follow the geometric
-        grid :data:`layoutopt.data.events.AGE_EDGES`; a cohort's ``age`` is the mean age of its
-        impressions at ``now``. The observed click delays are kept as a histogram
-        (``delay_counts``) for ``fit(delay="auto")``.
+        context variable when the space has segments, ``served_at`` (timestamp) and either
+        ``clicked_at`` (timestamp; empty/null while there has been no click) or ``clicked``
+        (the 0/1 outcome: numbers, booleans or ``true``/``false`` text), optionally
+        ``round``. Any other column is ignored with one
+        :class:`~layoutopt.data.columns.ExtraColumnsWarning` naming them. It is read in
+        record batches of ``batch_size`` rows and summed per distinct (layout, segment,
+        age cohort[, round]), so memory does not grow with the length of the log. Cohorts
+        follow the geometric grid :data:`layoutopt.data.events.AGE_EDGES`; a cohort's
+        ``age`` is the mean age of its impressions at ``now``. The observed click delays are
+        kept as a histogram (``delay_counts``) for ``fit(delay="auto")``.
+
+        A log with ``clicked`` instead of ``clicked_at`` has no delay information: the
+        result has ``age`` but ``delay_counts`` is None (:attr:`has_delays` is False), so
+        ``fit(delay="auto")`` is refused; give the delay (``delay=Exponential(rate=...)``)
+        or fit without one.
 
         Args:
             events: a Parquet file, a directory of Parquet files, a CSV file, a pandas
@@ -279,9 +278,12 @@ class Observations:
             now: when the log was extracted (datetime, pandas Timestamp or ISO text; naive
                 times are UTC). Clicks after ``now`` are errors, not future clicks.
             batch_size: rows per record batch.
+            columns: layoutopt's column names -> the log's, e.g.
+                ``{"served_at": "timestamp", "clicked": "click"}``.
 
         Returns:
-            Observations with ``age``, ``delay_counts`` and (if the log has it) ``round``.
+            Observations with ``age``, ``delay_counts`` (None for a ``clicked`` log) and (if
+            the log has it) ``round``.
 
         Raises:
             ValueError: naming the file, the 1-based row, the column and the value.
@@ -294,7 +296,7 @@ class Observations:
         # segment variables are extra group-by keys after the components
         keys = [(c, space.variants[k]) for k, c in enumerate(space.components)]
         keys += [(name, values) for name, values in space.segments]
-        totals = aggregate_events(events, keys, now, batch_size=batch_size)
+        totals = aggregate_events(events, keys, now, batch_size=batch_size, columns=columns)
         source = str(events) if isinstance(events, str | Path) else "events"
         K = space.num_components
         segments = None
@@ -315,35 +317,63 @@ class Observations:
         )
 
     @classmethod
-    def from_csv(cls, path: str | Path, space: LayoutSpace) -> Observations:
+    def from_csv(
+        cls,
+        path: str | Path,
+        space: LayoutSpace,
+        *,
+        columns: Mapping[str, str] | None = None,
+        chunk_rows: int = CHUNK_ROWS,
+    ) -> Observations:
         """Read observations from a CSV file (see :meth:`from_frame` for the columns).
 
-        Every cell is read as text, so labels such as ``"1"`` or ``"None"`` stay labels.
+        Every cell is read as text, so labels such as ``"1"`` or ``"None"`` stay labels. The
+        file is read ``chunk_rows`` rows at a time: memory does not grow with its length.
 
         Raises:
             ValueError: naming the file, if it is missing or unreadable, or for any of the
                 problems listed in :meth:`from_frame`.
         """
-        return cls.from_frame(read_csv(path, space), space, source=str(path))
+        if Path(path).suffix.lower() != ".csv":
+            # a file of another name is still read as CSV, whole
+            return cls.from_frame(read_csv(path, space), space, str(path), columns=columns)
+        return aggregate_file(path, space, columns=columns, chunk_rows=chunk_rows)[0]
 
     @classmethod
-    def from_parquet(cls, path: str | Path, space: LayoutSpace) -> Observations:
-        """Read observations from a Parquet file (see :meth:`from_frame` for the columns).
+    def from_parquet(
+        cls,
+        path: str | Path,
+        space: LayoutSpace,
+        *,
+        columns: Mapping[str, str] | None = None,
+        chunk_rows: int = CHUNK_ROWS,
+    ) -> Observations:
+        """Read observations from a Parquet file (see :meth:`from_frame` for the columns),
+        ``chunk_rows`` rows at a time.
 
         Raises:
             ValueError: naming the file, if it is missing or not Parquet, or for any of the
                 problems listed in :meth:`from_frame`.
         """
-        return cls.from_frame(read_parquet(path), space, source=str(path))
+        if Path(path).suffix.lower() not in (".parquet", ".pq"):
+            return cls.from_frame(read_parquet(path), space, str(path), columns=columns)
+        return aggregate_file(path, space, columns=columns, chunk_rows=chunk_rows)[0]
 
     @classmethod
-    def from_file(cls, path: str | Path, space: LayoutSpace) -> Observations:
-        """Read a ``.csv`` or ``.parquet``/``.pq`` file, chosen by its suffix.
+    def from_file(
+        cls,
+        path: str | Path,
+        space: LayoutSpace,
+        *,
+        columns: Mapping[str, str] | None = None,
+        chunk_rows: int = CHUNK_ROWS,
+    ) -> Observations:
+        """Read a ``.csv`` or ``.parquet``/``.pq`` file, chosen by its suffix, streaming.
 
         Raises:
             ValueError: for another suffix, or as :meth:`from_csv` / :meth:`from_parquet`.
         """
-        return cls.from_frame(read_table(path, space), space, source=str(path))
+        return aggregate_file(path, space, columns=columns, chunk_rows=chunk_rows)[0]
 
     def to_frame(self):
         """The data as a pandas DataFrame: one label column per component, then
@@ -437,6 +467,16 @@ class Observations:
         """Number of rows: distinct layouts, or (layout, age, round) cells with time columns."""
         return int(self.codes.shape[0])
 
+    @property
+    def has_delays(self) -> bool:
+        """Whether the data carry observed click delays, which ``fit(delay="auto")`` needs.
+
+        True only for an event log read with click times (``clicked_at``) in which at least
+        one click was observed; False for tables of counts and for logs with a 0/1
+        ``clicked`` column (the clicks are known, their delays are not).
+        """
+        return self.delay_counts is not None and int(self.delay_counts.sum()) > 0
+
     def __len__(self) -> int:
         return self.num_layouts
 
@@ -449,104 +489,65 @@ class Observations:
         )
 
 
-def _exact_sums(inverse: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
-    """Per-layout sums of int64 counts, exact (float64 sums round beyond 2^53), with the
-    sums that would overflow int64 saturated so that :func:`_check_totals` refuses them."""
-    out = np.zeros(n, np.int64)
-    np.add.at(out, inverse, counts)
-    approx = np.bincount(inverse, weights=counts.astype(np.float64), minlength=n)
-    out[approx > 2.0**62] = np.iinfo(np.int64).max
-    return out
+def aggregate_file(
+    path: str | Path,
+    space: LayoutSpace,
+    *,
+    columns: Mapping[str, str] | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> tuple[Observations, int]:
+    """Read, validate and sum a ``.csv``/``.parquet`` table ``chunk_rows`` rows at a time.
+
+    Memory holds one chunk and the running sums (one row per distinct layout, segment,
+    age and round), never the whole file. Columns as :meth:`Observations.from_frame`.
+
+    Returns:
+        ``(observations, rows read)``.
+
+    Raises:
+        ValueError: naming the file, the row (counted from the file's first data row), the
+            column and the value.
+    """
+    return aggregate_chunks(iter_table(path, space, chunk_rows), space, str(path), columns)
 
 
-def _check_totals(space: LayoutSpace, codes: np.ndarray, impressions: np.ndarray, source: str):
-    bad = np.flatnonzero(impressions > MAX_COUNT)
-    if bad.size:
-        r = int(bad[0])
-        raise ValueError(
-            f"{source}: the rows of layout {space.decode(codes[r])} add up to more than "
-            f"2**53 = {MAX_COUNT} impressions, beyond the supported range of counts "
-            "(exact in float64); scale the counts down"
+def aggregate_chunks(
+    chunks: Iterable[pd.DataFrame],
+    space: LayoutSpace,
+    source: str,
+    columns: Mapping[str, str] | None = None,
+) -> tuple[Observations, int]:
+    """Sum the chunks of one table as they come; the one extra-columns warning at the end.
+
+    Returns:
+        ``(observations, rows read)``.
+    """
+    total, rows, extras, hint = None, 0, [], ""
+    for i, chunk in enumerate(chunks):
+        if i == 0:
+            _, extras, hint = table_layout(chunk, space, source, columns)
+        if len(chunk) == 0:
+            continue
+        try:
+            part = frame_arrays(chunk, space, source, columns)
+        except ValueError as err:
+            raise shift_rows(err, rows) from None
+        arrays = [part.codes, part.impressions, part.clicks, part.segments]
+        time = [part.time.get(name) for name in TIME_COLUMNS]
+        if total is not None:  # merge with the running sums: memory stays flat in rows
+            old = [total.codes, total.impressions, total.clicks, total.segments]
+            old_time = [getattr(total, name) for name in TIME_COLUMNS]
+            arrays = [_join(a, b) for a, b in zip(old, arrays, strict=True)]
+            time = [_join(a, b) for a, b in zip(old_time, time, strict=True)]
+        total = Observations.from_codes(
+            space, *arrays[:3], source=source, segments=arrays[3], age=time[0], round=time[1]
         )
+        rows += len(chunk)
+    if total is None:
+        raise ValueError(f"{source}: no data rows; at least one observed layout is needed")
+    warn_extra(extras, source, hint)
+    return total, rows
 
 
-def _check_segment_codes(space: LayoutSpace, segments, shape, source: str):
-    if not space.segments:
-        if segments is not None:
-            raise ValueError(f"{source}: segment codes given but the space declares no segments")
-        return None
-    if segments is None:
-        raise ValueError(
-            f"{source}: the space has segments {list(space.segment_names)}; every row needs "
-            "a segment code (segments=...)"
-        )
-    seg = np.asarray(segments)
-    if seg.shape != tuple(shape) or not np.issubdtype(seg.dtype, np.integer):
-        raise ValueError(f"{source}: segments must be {tuple(shape)} integer codes")
-    bad = np.flatnonzero((seg < 0) | (seg >= space.num_segments))
-    if bad.size:
-        raise ValueError(
-            f"{source}: row {bad[0]}: segment code {seg[bad[0]]} out of range "
-            f"[0, {space.num_segments})"
-        )
-    return seg.astype(np.int32)
-
-
-def _check_time_array(values, name: str, n: int, source: str) -> np.ndarray:
-    values = np.asarray(values)
-    if values.shape != (n,) or not np.issubdtype(values.dtype, np.number):
-        raise ValueError(f"{source}: {name} must be {n} numbers, got shape {values.shape}")
-    values = values.astype(np.float64)
-    bad = ~np.isfinite(values) | (values < 0)
-    if name == "round":
-        bad |= values != np.round(values)
-    if bad.any():
-        r = int(np.flatnonzero(bad)[0])
-        valid = "whole numbers >= 0" if name == "round" else "finite hours >= 0"
-        raise ValueError(f"{source}: row {r}: {name} = {values[r]!r}; need {valid}")
-    return values
-
-
-def _time_rows(cls, space, codes, impressions, clicks, seg, source, *, age, round, delay_counts):
-    """Observations summed per distinct (layout[, segment], age, round); see ``from_codes``."""
-
-    n = len(codes)
-    columns = [codes.astype(np.float64)]
-    if seg is not None:
-        columns.append(seg.astype(np.float64)[:, None])
-    for name, values in (("age", age), ("round", round)):
-        if values is not None:
-            columns.append(_check_time_array(values, name, n, source)[:, None])
-    uniq, inverse = np.unique(np.concatenate(columns, axis=1), axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    K = space.num_components
-    imp = _exact_sums(inverse, impressions, len(uniq))
-    clk = _exact_sums(inverse, clicks, len(uniq))
-    _check_totals(space, uniq[:, :K].astype(np.int32), imp, source)
-    S = 0 if seg is None else 1
-    out_seg = None if seg is None else uniq[:, K].astype(np.int32)
-    out_age = uniq[:, K + S].copy() if age is not None else None
-    out_round = uniq[:, -1].astype(np.int64) if round is not None else None
-    if delay_counts is not None:
-        delay_counts = _check_delay_counts(delay_counts, source)
-    codes = uniq[:, :K].astype(np.int32)
-    return cls(
-        space, codes, imp, clk, out_seg, age=out_age, round=out_round, delay_counts=delay_counts
-    )
-
-
-def _check_delay_counts(delay_counts, source: str) -> np.ndarray:
-    """A histogram over ``DELAY_EDGES`` as int64, refusing any other shape or value."""
-    delay_counts = np.asarray(delay_counts)
-    bins = len(DELAY_EDGES) - 1
-    if (
-        delay_counts.shape != (bins,)
-        or not np.issubdtype(delay_counts.dtype, np.number)
-        or np.any(~np.isfinite(delay_counts) | (delay_counts < 0))
-        or np.any(delay_counts != np.round(delay_counts))
-    ):
-        raise ValueError(
-            f"{source}: delay_counts must be {bins} whole numbers >= 0 (a histogram over "
-            "layoutopt.model.delay.DELAY_EDGES)"
-        )
-    return delay_counts.astype(np.int64)
+def _join(a, b):
+    return None if a is None else np.concatenate([a, b])

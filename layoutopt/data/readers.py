@@ -18,7 +18,17 @@ from layoutopt.data.columns import COUNT_COLUMNS, layout_codes
 from layoutopt.model.space import LayoutSpace
 from layoutopt.util.io import one_line
 
-__all__ = ["read_csv", "read_layout_codes", "read_parquet", "read_table"]
+__all__ = [
+    "CHUNK_ROWS",
+    "iter_table",
+    "read_csv",
+    "read_layout_codes",
+    "read_parquet",
+    "read_table",
+]
+
+# Rows of a table parsed at a time: ~100 MiB of text cells at a few columns.
+CHUNK_ROWS = 1 << 18
 
 
 def read_table(path: str | Path, space: LayoutSpace):
@@ -119,9 +129,7 @@ def _check_input_file(path: Path) -> None:
 def _check_csv_header(path: Path) -> None:
     """Refuse repeated header names (pandas would rename the second ``clicks`` to
     ``clicks.1`` and report an unknown column)."""
-    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
-        header = next(csv.reader(fh), [])
-    names = list(header)
+    names = _header(path)
     dupes = sorted({h for h in names if names.count(h) > 1})
     if dupes:
         raise ValueError(
@@ -141,3 +149,76 @@ def read_parquet(path: str | Path):
         return pd.read_parquet(path)
     except Exception as err:  # pyarrow raises a zoo of types for a malformed file
         raise ValueError(f"{path}: not a readable Parquet file ({one_line(err)})") from None
+
+
+def iter_table(path: str | Path, space: LayoutSpace, chunk_rows: int = CHUNK_ROWS):
+    """Yield a ``.csv`` or ``.parquet``/``.pq`` file as DataFrames of at most ``chunk_rows``
+    rows, so memory does not grow with the file; at least one (maybe empty) frame.
+
+    CSV cells are read as text, as :func:`read_csv` does; Parquet keeps its types.
+
+    Raises:
+        ValueError: naming the file, as :func:`read_csv` / :func:`read_parquet` do.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
+        read_table(path, space)  # raises the message for an unknown format
+    _check_input_file(path)
+    if suffix == ".csv":
+        yield from _csv_chunks(path, space, chunk_rows)
+        return
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path, pre_buffer=False)
+    except Exception as err:  # pyarrow raises a zoo of types for a malformed file
+        raise ValueError(f"{path}: not a readable Parquet file ({one_line(err)})") from None
+    yield pf.schema_arrow.empty_table().to_pandas()
+    for batch in pf.iter_batches(batch_size=chunk_rows):
+        yield batch.to_pandas()
+
+
+def _csv_chunks(path: Path, space: LayoutSpace, chunk_rows: int):
+    _check_csv_header(path)  # before the reader opens the file: no handle left open
+    try:
+        reader = pd.read_csv(
+            path,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            index_col=False,
+            chunksize=chunk_rows,
+        )
+    except pd.errors.EmptyDataError:
+        raise ValueError(
+            f"{path}: empty file; expected a CSV header with columns "
+            f"{list(space.components) + list(COUNT_COLUMNS)}"
+        ) from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
+        raise ValueError(f"{path}: not a readable CSV file ({one_line(err)})") from None
+    with reader:
+        first = True
+        while True:
+            try:
+                with warnings.catch_warnings():
+                    # A row with more fields than the header would silently lose data.
+                    warnings.simplefilter("error", pd.errors.ParserWarning)
+                    chunk = reader.get_chunk()
+            except StopIteration:
+                if first:  # a header without rows: its (empty) columns
+                    yield pd.DataFrame({name: [] for name in _header(path)}, dtype=str)
+                return
+            except pd.errors.ParserWarning:
+                raise ValueError(
+                    f"{path}: not a readable CSV file (a row has more fields than the header)"
+                ) from None
+            except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
+                raise ValueError(f"{path}: not a readable CSV file ({one_line(err)})") from None
+            first = False
+            yield chunk
+
+
+def _header(path: Path) -> list[str]:
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        return list(next(csv.reader(fh), []))

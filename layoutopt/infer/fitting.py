@@ -436,11 +436,12 @@ def _time_setup(observations: Observations, delay, half_life) -> _Time | None:
             "delay needs observations with an 'age' column (hours since served); "
             "aggregate an event log with Observations.from_events or add 'age'"
         )
-    if delay == "auto" and (obs.delay_counts is None or obs.delay_counts.sum() == 0):
+    if delay == "auto" and not obs.has_delays:
         raise ValueError(
             "delay='auto' learns the delay from observed click delays, but these "
-            "observations carry none; use Observations.from_events, or give the delay, "
-            "e.g. delay=Exponential(rate=0.1)"
+            "observations carry none (counts, or a log with a 0/1 clicked column: no click "
+            "times); use Observations.from_events on a log with clicked_at, or give the "
+            "delay, e.g. delay=Exponential(rate=0.1)"
         )
     weight = np.ones(obs.num_rows)
     if half_life is not None:

@@ -42,11 +42,6 @@ BAD_FRAMES = [
     ("missing component", lambda: good_frame().drop(columns="image"), ["missing", "'image'"]),
     ("missing clicks", lambda: good_frame().drop(columns="clicks"), ["missing", "'clicks'"]),
     (
-        "unknown column",
-        lambda: good_frame().assign(colour="red"),
-        ["unknown column", "'colour'", "expected columns", "'impressions'"],
-    ),
-    (
         "duplicate column",
         lambda: pd.concat([good_frame(), good_frame()[["image"]]], axis=1),
         ["'image'", "more than once"],

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from layoutopt import Exponential, LayoutSpace, Observations
+from layoutopt.data import ExtraColumnsWarning
 from layoutopt.data.events import AGE_EDGES
 from layoutopt.model.delay import DELAY_EDGES
 from layoutopt.sim.simulate import SyntheticWorld
@@ -87,7 +88,8 @@ def test_file_sources_agree(space, log, tmp_path):
 def test_round_column_is_a_group_key_and_extra_columns_are_ignored(space, log):
     df = log.assign(round=(log["served_at"] < "2026-01-02").map({True: 0, False: 1}))
     df["user_id"] = "u"
-    obs = Observations.from_events(df, space, now=NOW)
+    with pytest.warns(ExtraColumnsWarning, match=r"ignoring column\(s\) \['user_id'\]"):
+        obs = Observations.from_events(df, space, now=NOW)
     assert set(obs.round.tolist()) == {0, 1}
     assert int(obs.impressions.sum()) == len(log)
     day1 = obs.round == 0

@@ -188,7 +188,8 @@ def test_segment_columns_for_a_space_without_segments(space):
         {"headline": ["h1"], "image": ["a"], "reviews": ["none"], "member": ["prime"]}
         | {"impressions": [10], "clicks": [1]}
     )
-    with pytest.raises(ValueError, match=r"unknown column\(s\) \['member'\].*declares no"):
+    # an extra column is ignored with one warning (it was refused before issue 20)
+    with pytest.warns(lo.data.ExtraColumnsWarning, match=r"\['member'\].*declares no"):
         lo.Observations.from_frame(df, plain)
     with pytest.raises(ValueError, match=r"missing column\(s\) \['member'\]"):
         lo.Observations.from_frame(df.drop(columns="member"), space)
