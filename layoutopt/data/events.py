@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from layoutopt.data.columns import resolve_columns, warn_extra
+from layoutopt.data.columns import IGNORED_COLUMNS, resolve_columns, warn_extra
 from layoutopt.model.delay import DELAY_EDGES
 
 __all__ = ["AGE_EDGES", "EventTotals", "aggregate_events", "parse_now"]
@@ -139,7 +139,8 @@ def aggregate_events(
             f"component/segment plus served_at and clicked_at (click times) or clicked "
             f"(0/1), found {names}"
         )
-    extras = [c for c in names if c not in found.values()]
+    # the columns layoutopt writes next to labels (index, weight) are not extra
+    extras = [c for c in names if c not in found.values() and c not in IGNORED_COLUMNS]
     has_round = "round" in found
     lookups = [{str(v): i for i, v in enumerate(labels)} for _, labels in keys]
     radices = [len(labels) for _, labels in keys] + [len(age_edges) - 1]
@@ -205,9 +206,7 @@ def _open_batches(source, batch_size):
         is_csv = path.is_file() and path.suffix.lower() == ".csv"
         fmt = "csv" if is_csv else "parquet"
         try:
-            names = (
-                _csv_names(path) if is_csv else list(pq.ParquetFile(files[0]).schema_arrow.names)
-            )
+            names = _csv_names(path) if is_csv else _parquet_names(pq.ParquetFile(files[0]))
         except (pa.ArrowInvalid, OSError) as err:
             raise ValueError(f"{path}: not a readable {fmt} event log ({err})") from None
 
@@ -242,6 +241,13 @@ def _open_batches(source, batch_size):
         return table.select(columns).to_batches(max_chunksize=batch_size)
 
     return from_table, [str(c) for c in table.column_names]
+
+
+def _parquet_names(pf) -> list[str]:
+    """The data columns of a Parquet file: a pandas index stored as columns is not one."""
+    meta = pf.schema_arrow.pandas_metadata or {}
+    index = {c for c in meta.get("index_columns", []) if isinstance(c, str)}
+    return [c for c in pf.schema_arrow.names if c not in index]
 
 
 def _csv_names(path: Path) -> list[str]:

@@ -174,8 +174,13 @@ def iter_table(path: str | Path, space: LayoutSpace, chunk_rows: int = CHUNK_ROW
         pf = pq.ParquetFile(path, pre_buffer=False)
     except Exception as err:  # pyarrow raises a zoo of types for a malformed file
         raise ValueError(f"{path}: not a readable Parquet file ({one_line(err)})") from None
-    yield pf.schema_arrow.empty_table().to_pandas()
-    for batch in pf.iter_batches(batch_size=chunk_rows):
+    # a frame's index that pandas stored as columns is not data (pd.read_parquet restores
+    # it as the index): only the other columns are read
+    meta = pf.schema_arrow.pandas_metadata or {}
+    index = {c for c in meta.get("index_columns", []) if isinstance(c, str)}
+    columns = [c for c in pf.schema_arrow.names if c not in index]
+    yield pf.schema_arrow.empty_table().select(columns).to_pandas()
+    for batch in pf.iter_batches(batch_size=chunk_rows, columns=columns):
         yield batch.to_pandas()
 
 
