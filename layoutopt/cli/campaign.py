@@ -30,13 +30,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from layoutopt.campaign.campaign import Campaign
-from layoutopt.campaign.report import posterior_report
-from layoutopt.cli import serve
+from layoutopt.cli import library, serve
 from layoutopt.cli.options import Method, Strategy
-from layoutopt.infer.posterior import Posterior
-from layoutopt.model.delay import parse_delay
-from layoutopt.model.space import LayoutSpace
 from layoutopt.util.io import atomic_path, check_output_path
 
 __all__ = ["app", "report"]
@@ -81,8 +76,8 @@ def init(
     name: Annotated[str, typer.Option("--name", help="Campaign name.")] = "default",
 ) -> None:
     """Create a campaign (and the store, if new) for a layout space."""
-    sp = LayoutSpace.from_toml(space)
-    with Campaign.create(db, sp, name=name) as camp:
+    sp = library.space.LayoutSpace.from_toml(space)
+    with library.campaign.Campaign.create(db, sp, name=name) as camp:
         _out().print(
             f"created campaign {camp.name!r} in {db}: {sp.num_components} components, "
             f"{sp.num_allowed:,} allowed layouts"
@@ -112,7 +107,7 @@ def ingest(
         raise ValueError("--events needs --now, the time the logs were extracted (ISO, UTC)")
     if now is not None and not events:
         raise ValueError("--now applies to event logs; add --events")
-    with Campaign.open(db, name) as camp:
+    with library.campaign.Campaign.open(db, name) as camp:
         for file in files:
             result = camp.ingest_events(file, now=now) if events else camp.ingest(file)
             _out().print(result.message())
@@ -140,8 +135,8 @@ def fit(
     ] = None,
 ) -> None:
     """Fit the model to everything ingested and record the fit."""
-    delay_model = None if delay is None else parse_delay(delay)
-    with Campaign.open(db, name) as camp:
+    delay_model = None if delay is None else library.delay.parse_delay(delay)
+    with library.campaign.Campaign.open(db, name) as camp:
         post = camp.fit(method.value, seed=seed, delay=delay_model, half_life=half_life)
         obs = camp.observations()
         pick = camp.best()
@@ -171,7 +166,7 @@ def propose(
     """Propose the next layouts (fitting first if data arrived) and record them as a round."""
     if output is not None:
         check_output_path(output, (".csv", ".parquet", ".pq"))
-    with Campaign.open(db, name) as camp:
+    with library.campaign.Campaign.open(db, name) as camp:
         if seed is None:
             seed = camp.rounds + 1
         prop = camp.propose(k=k, strategy=strategy.value, seed=seed)
@@ -201,7 +196,7 @@ def best(
     name: NameOpt = None,
 ) -> None:
     """The pick of the latest fit: highest posterior mean CTR, interval, P(best)."""
-    with Campaign.open(db, name) as camp:
+    with library.campaign.Campaign.open(db, name) as camp:
         pick = camp.best()
         stale = camp.stale()
     if as_json:
@@ -222,7 +217,7 @@ def best(
 @app.command()
 def status(db: DbOpt, name: NameOpt = None) -> None:
     """The campaign's space, data, fits and one line per round."""
-    with Campaign.open(db, name) as camp:
+    with library.campaign.Campaign.open(db, name) as camp:
         space, version = camp.space, camp.space_version
         hist = camp.history()
         stale = camp.stale()
@@ -276,7 +271,7 @@ def campaign_report(
 ) -> None:
     """One self-contained HTML report: effects, interactions, top layouts, history."""
     check_output_path(output, (".html", ".htm"))
-    with Campaign.open(db, name) as camp:
+    with library.campaign.Campaign.open(db, name) as camp:
         camp.report(output)
     _err().print(f"wrote {output}")
 
@@ -292,7 +287,7 @@ def export(
         raise ValueError(f"{output}: exists and is not a directory")
     if not output.parent.is_dir():
         raise ValueError(f"{output}: directory {str(output.parent)!r} does not exist")
-    with Campaign.open(db, name) as camp:
+    with library.campaign.Campaign.open(db, name) as camp:
         tables = {
             "observations": camp.observations().to_frame(),
             "proposals": camp.proposals(),
@@ -314,5 +309,5 @@ def report(
     """One self-contained HTML report of a posterior: effects, interactions, top layouts."""
 
     check_output_path(output, (".html", ".htm"))
-    posterior_report(Posterior.load(posterior), output)
+    library.report.posterior_report(library.posterior.Posterior.load(posterior), output)
     _err().print(f"wrote {output}")
