@@ -31,10 +31,12 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import Annotated
 
 import typer
 
 from layoutopt.cli import campaign as cli_campaign
+from layoutopt.cli.cache import enable_compilation_cache
 from layoutopt.cli.commands import best, design, fit, propose, score
 from layoutopt.cli.simulation import demo, simulate
 from layoutopt.util.io import one_line
@@ -57,6 +59,24 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="Do not use the persistent compilation cache (kept in the user's cache "
+            "directory, or $LAYOUTOPT_CACHE_DIR; LAYOUTOPT_CACHE_DIR=off turns it off).",
+        ),
+    ] = False,
+) -> None:
+    # Runs before every command: turn on JAX's compilation cache before JAX is imported.
+    if not no_cache and (ctx.obj or {}).get("compile_cache"):
+        enable_compilation_cache()
+
+
 for _command in (demo, design, fit, score, best, propose, simulate):
     app.command()(_command)
 app.command()(cli_campaign.report)
@@ -73,7 +93,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     sys.stderr.write(f"warning: {one_line(message)}\n")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, compile_cache: bool = False) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status.
 
     Errors never raise: bad usage and bad input print one ``error: ...`` line on stderr and
@@ -82,6 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Args:
         argv: arguments without the program name.
+        compile_cache: turn on JAX's persistent compilation cache
+            (:mod:`layoutopt.cli.cache`) unless ``--no-cache`` is given; the ``layoutopt``
+            script does, while in-process callers (tests) keep their own JAX configuration.
 
     Returns:
         The process exit status.
@@ -93,7 +116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.simplefilter("always", UserWarning)
         warnings.showwarning = _show_warning
         try:
-            rv = command.main(args=args, prog_name="layoutopt", standalone_mode=False)
+            rv = command.main(
+                args=args,
+                prog_name="layoutopt",
+                standalone_mode=False,
+                obj={"compile_cache": compile_cache},
+            )
         except _CLICK_EXCEPTION as err:
             message = one_line(err.format_message())
             if message:  # empty when the help was shown for a bare `layoutopt`
@@ -124,8 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def app_main() -> None:
-    """Console-script entry point: ``sys.exit(main())``."""
-    sys.exit(main())
+    """Console-script entry point: ``sys.exit(main(compile_cache=True))``."""
+    sys.exit(main(compile_cache=True))
 
 
 if __name__ == "__main__":
