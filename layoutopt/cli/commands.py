@@ -63,6 +63,12 @@ def design(
         )
 
 
+def _open_unit_interval(value: float | None) -> float | None:
+    if value is not None and not 0.0 < value < 1.0:
+        raise typer.BadParameter(f"{value} is not in (0, 1); e.g. 0.95")
+    return value
+
+
 def fit(
     space: SpaceOpt,
     data: Annotated[
@@ -96,6 +102,21 @@ def fit(
             help="Discount older rows by 0.5**(rounds / H) ('round' column; else hours of 'age').",
         ),
     ] = None,
+    warmup: Annotated[
+        int | None,
+        typer.Option(
+            "--warmup", min=1, help="NUTS warm-up (adaptation) steps per chain [default: 500]."
+        ),
+    ] = None,
+    target_accept: Annotated[
+        float | None,
+        typer.Option(
+            "--target-accept",
+            callback=_open_unit_interval,
+            help="NUTS step-size adaptation target in (0, 1); raise it (e.g. 0.95) when the "
+            "fit reports divergences [default: 0.9].",
+        ),
+    ] = None,
 ) -> None:
     """Fit the additive + pairwise model to observed clicks and save the posterior."""
 
@@ -105,6 +126,13 @@ def fit(
     obs = library.observations.Observations.from_file(data, sp)
 
     nuts = method is Method.nuts
+    if not nuts and (warmup is not None or target_accept is not None):
+        raise ValueError("--warmup and --target-accept apply to --method nuts")
+    nuts_args = {}
+    if warmup is not None:
+        nuts_args["num_warmup"] = warmup
+    if target_accept is not None:
+        nuts_args["options"] = library.fitting.NutsOptions(target_accept_prob=target_accept)
     with status(f"fitting {method.value} on {obs.num_layouts} layouts", enabled=not nuts):
         post = library.fitting.fit(
             sp,
@@ -112,9 +140,10 @@ def fit(
             method=method.value,
             seed=seed,
             num_samples=samples,
-            progress=nuts,
+            progress=nuts and sys.stderr.isatty(),  # NumPyro's bar floods a redirected log
             delay=delay_model,
             half_life=half_life,
+            **nuts_args,
         )
     _check_converged(post, output)
     post.save(output)  # atomic: a temporary file renamed into place

@@ -7,6 +7,7 @@ bar or fills the table of rounds; the world's truth is what lets them print regr
 from __future__ import annotations
 
 import math
+import sys
 import time
 from enum import StrEnum
 from typing import Annotated
@@ -77,6 +78,7 @@ def simulate(
         TimeElapsedColumn(),
         console=stderr(),
         redirect_stdout=False,  # stdout carries only the result table
+        disable=not sys.stderr.isatty(),  # a bar redrawn into a log file floods it
     )
     with progress:
         task = progress.add_task("simulating", total=rounds * len(names))
