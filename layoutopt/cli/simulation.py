@@ -71,6 +71,7 @@ def simulate(
     names = [s.value for s in strategies] if strategies else ["thompson", "uniform"]
     rounds = math.ceil(budget / batch_size)
     results = []
+    t0 = time.perf_counter()
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -95,6 +96,12 @@ def simulate(
                     callback=lambda info, rec: progress.advance(task),
                 )
             )
+    if progress.disable:  # no bar off a terminal: one line once done, for the log
+        done = int(progress.tasks[0].completed)
+        stderr().print(
+            f"simulated {', '.join(names)}: {done}/{rounds * len(names)} rounds in "
+            f"{time.perf_counter() - t0:.1f}s"
+        )
     best_world = world.best()
     out = stdout()
     out.print(

@@ -85,4 +85,6 @@ def test_simulate_says_local_regret(capsys):
     assert code == 0, err
     assert "local" in out and "simple" in out
     assert "cumulative" not in out
-    assert "simulating" not in err  # the progress bar stays off when stderr is no terminal
+    # stderr is no terminal: no bar, one line once done
+    assert "━" not in err and "simulating" not in err, err
+    assert "simulated uniform: 2/2 rounds in " in err
