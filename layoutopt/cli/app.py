@@ -38,6 +38,7 @@ import typer
 from layoutopt.cli import campaign as cli_campaign
 from layoutopt.cli.cache import enable_compilation_cache
 from layoutopt.cli.commands import best, design, fit, propose, score
+from layoutopt.cli.console import shown_target
 from layoutopt.cli.simulation import demo, simulate
 from layoutopt.util.io import one_line
 
@@ -90,7 +91,7 @@ _CLICK_EXCEPTION = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    sys.stderr.write(f"warning: {one_line(message)}\n")
+    sys.stderr.write(f"warning: {shown_target(one_line(message))}\n")
 
 
 def main(argv: Sequence[str] | None = None, *, compile_cache: bool = False) -> int:
@@ -123,17 +124,17 @@ def main(argv: Sequence[str] | None = None, *, compile_cache: bool = False) -> i
                 obj={"compile_cache": compile_cache},
             )
         except _CLICK_EXCEPTION as err:
-            message = one_line(err.format_message())
+            message = shown_target(one_line(err.format_message()))
             if message:  # empty when the help was shown for a bare `layoutopt`
                 ctx = getattr(err, "ctx", None)
                 hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
                 sys.stderr.write(f"error: {message}{hint}\n")
             return int(getattr(err, "exit_code", EXIT_USAGE)) or EXIT_USAGE
         except (ValueError, FileNotFoundError) as err:
-            sys.stderr.write(f"error: {one_line(err)}\n")
+            sys.stderr.write(f"error: {shown_target(one_line(err))}\n")
             return EXIT_USAGE
         except OSError as err:
-            sys.stderr.write(f"error: {one_line(err)}\n")
+            sys.stderr.write(f"error: {shown_target(one_line(err))}\n")
             return EXIT_FAILURE
         except KeyboardInterrupt:
             sys.stderr.write("error: interrupted\n")
@@ -142,7 +143,7 @@ def main(argv: Sequence[str] | None = None, *, compile_cache: bool = False) -> i
             if os.environ.get("LAYOUTOPT_DEBUG"):
                 raise
             sys.stderr.write(
-                f"error: internal error ({type(err).__name__}: {one_line(err)}); "
+                f"error: internal error ({type(err).__name__}: {shown_target(one_line(err))}); "
                 "rerun with LAYOUTOPT_DEBUG=1 for the traceback\n"
             )
             return EXIT_FAILURE

@@ -31,6 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from layoutopt.cli import library, serve
+from layoutopt.cli.console import shown_target
 from layoutopt.cli.options import Method, Strategy
 from layoutopt.util.io import atomic_path, check_output_path
 
@@ -55,14 +56,15 @@ NameOpt = Annotated[
 
 
 def _out() -> Console:
-    console = Console(highlight=False)
+    # no markup (campaign names and labels print as typed), wide off a terminal
+    console = Console(highlight=False, markup=False)
     if not console.is_terminal:
-        console = Console(highlight=False, width=150)
+        console = Console(highlight=False, markup=False, width=150)
     return console
 
 
 def _err() -> Console:
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, markup=False)
 
 
 def _pct(x) -> str:
@@ -79,8 +81,8 @@ def init(
     sp = library.space.LayoutSpace.from_toml(space)
     with library.campaign.Campaign.create(db, sp, name=name) as camp:
         _out().print(
-            f"created campaign {camp.name!r} in {db}: {sp.num_components} components, "
-            f"{sp.num_allowed:,} allowed layouts"
+            f"created campaign {camp.name!r} in {shown_target(db)}: "
+            f"{sp.num_components} components, {sp.num_allowed:,} allowed layouts"
         )
 
 
@@ -225,8 +227,8 @@ def status(db: DbOpt, name: NameOpt = None) -> None:
         checks = serve.check_lines(camp)
     out = _out()
     out.print(
-        f"campaign {camp.name!r} in {db} (store holds {len(others)}): space version {version}, "
-        f"{space.num_allowed:,} allowed layouts; fit: {stale or 'up to date'}"
+        f"campaign {camp.name!r} in {shown_target(db)} (store holds {len(others)}): space "
+        f"version {version}, {space.num_allowed:,} allowed layouts; fit: {stale or 'up to date'}"
     )
     table = Table(title="Rounds", title_justify="left", box=box.SIMPLE_HEAD)
     for col in ("round", "proposed", "ingested", "impressions", "clicks", "pick", "mean CTR"):

@@ -35,7 +35,7 @@ NameOpt = Annotated[
 
 
 def _err() -> Console:
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, markup=False)  # labels print as typed
 
 
 def allocation(
@@ -110,7 +110,7 @@ def evaluate(
     """Each estimator's estimate of another allocation's CTR, with its interval."""
     with library.campaign.Campaign.open(db, name) as camp:
         estimates = camp.evaluate(allocation_file, level=level, seed=seed)
-    out = Console(highlight=False)
+    out = Console(highlight=False, markup=False)
     for e in estimates:
         out.print(
             f"{e.estimator:>5}: {100 * e.value:.3f}% [{100 * e.lower:.3f}%, "
