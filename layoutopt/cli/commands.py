@@ -70,6 +70,7 @@ def _open_unit_interval(value: float | None) -> float | None:
 
 
 def fit(
+    *,
     space: SpaceOpt,
     data: Annotated[
         Path,
