@@ -134,3 +134,15 @@ def test_cold_start_smoke(tmp_path):
     assert mod.main(["--merge", str(tmp_path / "cold_start.csv"), "--out-dir", str(merged)]) == 0
     assert "1 worlds" in (merged / "cold_start.md").read_text()
     assert mod.main(["--past", "1", "--out-dir", str(tmp_path)]) == 2
+
+
+def test_stopping_smoke(tmp_path):
+    mod = _load("stopping")
+    argv = "--worlds 2 --rounds 4 --min-rounds 2 --value-remaining 0.5"
+    assert mod.main(argv.split() + ["--out", str(tmp_path)]) == 0
+    for name in ("stopping.md", "stopping.csv", "stopping_regret.csv", "stopping.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    table = pd.read_csv(tmp_path / "stopping.csv")
+    assert len(table) == 2 and (table["stop_round"].between(2, 4)).all()
+    assert (table["expected_loss"] >= 0).all() and (table["realised_loss"] >= 0).all()
+    assert (table["impressions_at_stop"] == 1000 * table["stop_round"]).all()

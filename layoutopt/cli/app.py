@@ -31,11 +31,14 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import Annotated
 
 import typer
 
 from layoutopt.cli import campaign as cli_campaign
+from layoutopt.cli.cache import enable_compilation_cache
 from layoutopt.cli.commands import best, design, fit, propose, score
+from layoutopt.cli.console import shown_target
 from layoutopt.cli.simulation import demo, simulate
 from layoutopt.util.io import one_line
 
@@ -57,6 +60,24 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="Do not use the persistent compilation cache (kept in the user's cache "
+            "directory, or $LAYOUTOPT_CACHE_DIR; LAYOUTOPT_CACHE_DIR=off turns it off).",
+        ),
+    ] = False,
+) -> None:
+    # Runs before every command: turn on JAX's compilation cache before JAX is imported.
+    if not no_cache and (ctx.obj or {}).get("compile_cache"):
+        enable_compilation_cache()
+
+
 for _command in (demo, design, fit, score, best, propose, simulate):
     app.command()(_command)
 app.command()(cli_campaign.report)
@@ -70,10 +91,10 @@ _CLICK_EXCEPTION = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    sys.stderr.write(f"warning: {one_line(message)}\n")
+    sys.stderr.write(f"warning: {shown_target(one_line(message))}\n")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, compile_cache: bool = False) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status.
 
     Errors never raise: bad usage and bad input print one ``error: ...`` line on stderr and
@@ -82,6 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Args:
         argv: arguments without the program name.
+        compile_cache: turn on JAX's persistent compilation cache
+            (:mod:`layoutopt.cli.cache`) unless ``--no-cache`` is given; the ``layoutopt``
+            script does, while in-process callers (tests) keep their own JAX configuration.
 
     Returns:
         The process exit status.
@@ -93,19 +117,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.simplefilter("always", UserWarning)
         warnings.showwarning = _show_warning
         try:
-            rv = command.main(args=args, prog_name="layoutopt", standalone_mode=False)
+            rv = command.main(
+                args=args,
+                prog_name="layoutopt",
+                standalone_mode=False,
+                obj={"compile_cache": compile_cache},
+            )
         except _CLICK_EXCEPTION as err:
-            message = one_line(err.format_message())
+            message = shown_target(one_line(err.format_message()))
             if message:  # empty when the help was shown for a bare `layoutopt`
                 ctx = getattr(err, "ctx", None)
                 hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
                 sys.stderr.write(f"error: {message}{hint}\n")
             return int(getattr(err, "exit_code", EXIT_USAGE)) or EXIT_USAGE
         except (ValueError, FileNotFoundError) as err:
-            sys.stderr.write(f"error: {one_line(err)}\n")
+            sys.stderr.write(f"error: {shown_target(one_line(err))}\n")
             return EXIT_USAGE
         except OSError as err:
-            sys.stderr.write(f"error: {one_line(err)}\n")
+            sys.stderr.write(f"error: {shown_target(one_line(err))}\n")
             return EXIT_FAILURE
         except KeyboardInterrupt:
             sys.stderr.write("error: interrupted\n")
@@ -114,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if os.environ.get("LAYOUTOPT_DEBUG"):
                 raise
             sys.stderr.write(
-                f"error: internal error ({type(err).__name__}: {one_line(err)}); "
+                f"error: internal error ({type(err).__name__}: {shown_target(one_line(err))}); "
                 "rerun with LAYOUTOPT_DEBUG=1 for the traceback\n"
             )
             return EXIT_FAILURE
@@ -124,8 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def app_main() -> None:
-    """Console-script entry point: ``sys.exit(main())``."""
-    sys.exit(main())
+    """Console-script entry point: ``sys.exit(main(compile_cache=True))``."""
+    sys.exit(main(compile_cache=True))
 
 
 if __name__ == "__main__":

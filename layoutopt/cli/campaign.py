@@ -30,16 +30,11 @@ from typing import Annotated
 import typer
 from rich import box
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-from layoutopt.campaign.campaign import Campaign
-from layoutopt.campaign.report import posterior_report
-from layoutopt.cli import deciding, serve
+from layoutopt.cli import deciding, library, serve
+from layoutopt.cli.console import shown_target
 from layoutopt.cli.options import ColumnOpt, Method, Strategy, column_arg
-from layoutopt.infer.posterior import Posterior
-from layoutopt.model.delay import parse_delay
-from layoutopt.model.space import LayoutSpace
 from layoutopt.util.io import atomic_path, check_output_path
 
 __all__ = ["app", "report"]
@@ -63,16 +58,17 @@ NameOpt = Annotated[
 
 
 def _out() -> Console:
-    console = Console(highlight=False)
+    # no markup (campaign names and labels print as typed), wide off a terminal
+    console = Console(highlight=False, markup=False)
     if not console.is_terminal:
         # a pipe or a log: tables 150 wide, and a line of text stays one line (no wrap in
         # the middle of a path, whatever its length)
-        console = Console(highlight=False, width=150, soft_wrap=True)
+        console = Console(highlight=False, markup=False, width=150, soft_wrap=True)
     return console
 
 
 def _err() -> Console:
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, markup=False)
 
 
 def _pct(x) -> str:
@@ -86,11 +82,11 @@ def init(
     name: Annotated[str, typer.Option("--name", help="Campaign name.")] = "default",
 ) -> None:
     """Create a campaign (and the store, if new) for a layout space."""
-    sp = LayoutSpace.from_toml(space)
-    with Campaign.create(db, sp, name=name) as camp:
+    sp = library.space.LayoutSpace.from_toml(space)
+    with library.campaign.Campaign.create(db, sp, name=name) as camp:
         _out().print(
-            f"created campaign {camp.name!r} in {db}: {sp.num_components} components, "
-            f"{sp.num_allowed:,} allowed layouts"
+            f"created campaign {camp.name!r} in {shown_target(db)}: "
+            f"{sp.num_components} components, {sp.num_allowed:,} allowed layouts"
         )
 
 
@@ -118,7 +114,7 @@ def ingest(
         raise ValueError("--events needs --now, the time the logs were extracted (ISO, UTC)")
     if now is not None and not events:
         raise ValueError("--now applies to event logs; add --events")
-    with Campaign.open(db, name) as camp:
+    with library.campaign.Campaign.open(db, name) as camp:
         for file in files:
             cols = column_arg(column)
             if events:
@@ -150,8 +146,8 @@ def fit(
     ] = None,
 ) -> None:
     """Fit the model to everything ingested and record the fit."""
-    delay_model = None if delay is None else parse_delay(delay)
-    with Campaign.open(db, name) as camp:
+    delay_model = None if delay is None else library.delay.parse_delay(delay)
+    with library.campaign.Campaign.open(db, name) as camp:
         post = camp.fit(method.value, seed=seed, delay=delay_model, half_life=half_life)
         obs = camp.observations()
         pick = camp.best()
@@ -191,7 +187,7 @@ def propose(
     """Propose the next layouts (fitting first if data arrived) and record them as a round."""
     if output is not None:
         check_output_path(output, (".csv", ".parquet", ".pq"))
-    with Campaign.open(db, name) as camp:
+    with library.campaign.Campaign.open(db, name) as camp:
         if seed is None:
             seed = camp.rounds + 1
         prop = camp.propose(
@@ -223,7 +219,7 @@ def best(
     name: NameOpt = None,
 ) -> None:
     """The pick of the latest fit: highest posterior mean CTR, interval, P(best)."""
-    with Campaign.open(db, name) as camp:
+    with library.campaign.Campaign.open(db, name) as camp:
         pick = camp.best()
         stale = camp.stale()
     if as_json:
@@ -244,7 +240,7 @@ def best(
 @app.command()
 def status(db: DbOpt, name: NameOpt = None) -> None:
     """The campaign's space, data, fits and one line per round."""
-    with Campaign.open(db, name) as camp:
+    with library.campaign.Campaign.open(db, name) as camp:
         space, version = camp.space, camp.space_version
         hist = camp.history()
         stale = camp.stale()
@@ -253,8 +249,8 @@ def status(db: DbOpt, name: NameOpt = None) -> None:
         verdict = deciding.decision_line(camp)
     out = _out()
     out.print(
-        f"campaign {camp.name!r} in {db} (store holds {len(others)}): space version {version}, "
-        f"{space.num_allowed:,} allowed layouts; fit: {stale or 'up to date'}"
+        f"campaign {camp.name!r} in {shown_target(db)} (store holds {len(others)}): space "
+        f"version {version}, {space.num_allowed:,} allowed layouts; fit: {stale or 'up to date'}"
     )
     table = Table(title="Rounds", title_justify="left", box=box.SIMPLE_HEAD)
     for col in ("round", "proposed", "ingested", "impressions", "clicks", "pick", "mean CTR"):
@@ -284,7 +280,7 @@ def status(db: DbOpt, name: NameOpt = None) -> None:
         )
     out.print(table)
     serve.print_lines(checks, out)
-    out.print(escape(verdict))
+    out.print(verdict)
 
 
 app.command()(serve.allocation)
@@ -301,7 +297,7 @@ def campaign_report(
 ) -> None:
     """One self-contained HTML report: effects, interactions, top layouts, history."""
     check_output_path(output, (".html", ".htm"))
-    with Campaign.open(db, name) as camp:
+    with library.campaign.Campaign.open(db, name) as camp:
         camp.report(output)
     _err().print(f"wrote {output}")
 
@@ -317,7 +313,7 @@ def export(
         raise ValueError(f"{output}: exists and is not a directory")
     if not output.parent.is_dir():
         raise ValueError(f"{output}: directory {str(output.parent)!r} does not exist")
-    with Campaign.open(db, name) as camp:
+    with library.campaign.Campaign.open(db, name) as camp:
         tables = {
             "observations": camp.observations().to_frame(),
             "proposals": camp.proposals(),
@@ -339,5 +335,5 @@ def report(
     """One self-contained HTML report of a posterior: effects, interactions, top layouts."""
 
     check_output_path(output, (".html", ".htm"))
-    posterior_report(Posterior.load(posterior), output)
+    library.report.posterior_report(library.posterior.Posterior.load(posterior), output)
     _err().print(f"wrote {output}")

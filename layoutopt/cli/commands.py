@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from layoutopt.cli import library
 from layoutopt.cli.console import status, stderr, stdout, write_table
 from layoutopt.cli.options import (
     ColumnOpt,
@@ -29,15 +30,6 @@ from layoutopt.cli.options import (
     segment_arg,
 )
 from layoutopt.cli.tables import best_record, best_table, by_segment_table, fmt_value, scores_table
-from layoutopt.data.observations import Observations, read_layout_codes
-from layoutopt.decide.design import initial_design
-from layoutopt.decide.proposals import propose as propose_layouts
-from layoutopt.infer.fitting import fit as fit_model
-from layoutopt.model.delay import parse_delay
-from layoutopt.model.space import LayoutSpace
-from layoutopt.score.scoring import MAX_FULL_GRID, best_layout, score_grid, score_grid_to_parquet
-from layoutopt.score.segments import best_by_segment
-from layoutopt.score.shards import merge_shards, parse_shard
 from layoutopt.util.io import check_output_path
 
 __all__ = ["best", "design", "fit", "propose", "score"]
@@ -63,8 +55,8 @@ def design(
     """Choose the first layouts to test (every pair of variants appears at least once)."""
 
     output = check_table_output(output)
-    sp = LayoutSpace.from_toml(space)
-    frame = initial_design(sp, seed=seed, size=size, kind=kind.value)
+    sp = library.space.LayoutSpace.from_toml(space)
+    frame = library.design.initial_design(sp, seed=seed, size=size, kind=kind.value)
     write_table(frame, output)
     what = f"{len(frame)} layouts ({kind.value} design) of {sp.num_allowed:,} allowed"
     if output is not None:
@@ -73,7 +65,14 @@ def design(
         )
 
 
+def _open_unit_interval(value: float | None) -> float | None:
+    if value is not None and not 0.0 < value < 1.0:
+        raise typer.BadParameter(f"{value} is not in (0, 1); e.g. 0.95")
+    return value
+
+
 def fit(
+    *,
     space: SpaceOpt,
     data: Annotated[
         Path,
@@ -106,27 +105,49 @@ def fit(
             help="Discount older rows by 0.5**(rounds / H) ('round' column; else hours of 'age').",
         ),
     ] = None,
-    *,
+    warmup: Annotated[
+        int | None,
+        typer.Option(
+            "--warmup", min=1, help="NUTS warm-up (adaptation) steps per chain [default: 500]."
+        ),
+    ] = None,
+    target_accept: Annotated[
+        float | None,
+        typer.Option(
+            "--target-accept",
+            callback=_open_unit_interval,
+            help="NUTS step-size adaptation target in (0, 1); raise it (e.g. 0.95) when the "
+            "fit reports divergences [default: 0.9].",
+        ),
+    ] = None,
     column: ColumnOpt = None,
 ) -> None:
     """Fit the additive + pairwise model to observed clicks and save the posterior."""
 
     output = check_output_path(output, (".nc",))
-    delay_model = None if delay is None else parse_delay(delay)
-    sp = LayoutSpace.from_toml(space)
-    obs = Observations.from_file(data, sp, columns=column_arg(column))
+    delay_model = None if delay is None else library.delay.parse_delay(delay)
+    sp = library.space.LayoutSpace.from_toml(space)
+    obs = library.observations.Observations.from_file(data, sp, columns=column_arg(column))
 
     nuts = method is Method.nuts
+    if not nuts and (warmup is not None or target_accept is not None):
+        raise ValueError("--warmup and --target-accept apply to --method nuts")
+    nuts_args = {}
+    if warmup is not None:
+        nuts_args["num_warmup"] = warmup
+    if target_accept is not None:
+        nuts_args["options"] = library.fitting.NutsOptions(target_accept_prob=target_accept)
     with status(f"fitting {method.value} on {obs.num_layouts} layouts", enabled=not nuts):
-        post = fit_model(
+        post = library.fitting.fit(
             sp,
             obs,
             method=method.value,
             seed=seed,
             num_samples=samples,
-            progress=nuts,
+            progress=nuts and sys.stderr.isatty(),  # NumPyro's bar floods a redirected log
             delay=delay_model,
             half_life=half_life,
+            **nuts_args,
         )
     _check_converged(post, output)
     post.save(output)  # atomic: a temporary file renamed into place
@@ -210,7 +231,7 @@ def score(
     post = load_posterior(posterior)
     seg = segment_arg(segment)
     n_allowed = post.space.num_allowed
-    stream = output is not None and top is None and n_allowed > MAX_FULL_GRID
+    stream = output is not None and top is None and n_allowed > library.scoring.MAX_FULL_GRID
     if stream and output.suffix.lower() == ".csv":
         raise ValueError(
             f"{output}: {n_allowed:,} layouts are too many for CSV; write .parquet "
@@ -220,9 +241,11 @@ def score(
     if stream:
         keep = 10
     with status(f"scoring {n_allowed:,} layouts"):
-        grid = score_grid(post, top=keep, level=level, segment=seg)
+        grid = library.scoring.score_grid(post, top=keep, level=level, segment=seg)
         if stream:
-            rows = score_grid_to_parquet(post, output, level=level, seed=seed, segment=seg)
+            rows = library.scoring.score_grid_to_parquet(
+                post, output, level=level, seed=seed, segment=seg
+            )
     frame = grid.to_pandas()
     if output is not None:
         if not stream:
@@ -247,17 +270,17 @@ def _score_shards(posterior, output, *, top, level, shard, merge, shards, segmen
         if posterior is not None or shard is not None or segment or not shards:
             raise ValueError("--merge takes shard files only: score --merge A.parquet ... -o F")
         with status(f"merging {len(shards)} shards"):
-            rows = merge_shards(shards, output, top=top)
+            rows = library.shards.merge_shards(shards, output, top=top)
         stderr().print(f"wrote {rows:,} scored layouts to {output}")
         return
     if shards:
         raise ValueError(f"unexpected arguments {[str(p) for p in shards]} (only with --merge)")
     if posterior is None or top is not None:
         raise ValueError("--shard I/N needs --posterior and scores every layout (no --top)")
-    i, n = parse_shard(shard)
+    i, n = library.shards.parse_shard(shard)
     post = load_posterior(posterior)
     with status(f"scoring shard {i}/{n} of {post.space.num_allowed:,} layouts"):
-        rows = score_grid_to_parquet(
+        rows = library.scoring.score_grid_to_parquet(
             post, output, level=level, shard=(i, n), segment=segment_arg(segment)
         )
     stderr().print(f"wrote {rows:,} scored layouts of shard {i}/{n} to {output}")
@@ -282,13 +305,15 @@ def best(
 
     post = load_posterior(posterior)
     if by_segment:
-        frame = best_by_segment(post, level=level, seed=seed)
+        frame = library.segments.best_by_segment(post, level=level, seed=seed)
         if as_json:
             sys.stdout.write(frame.to_json(orient="records", indent=2) + "\n")
             return
         stdout().print(by_segment_table(frame, post.space, level))
         return
-    record = best_record(best_layout(post, level=level, seed=seed, segment=segment_arg(segment)))
+    record = best_record(
+        library.scoring.best_layout(post, level=level, seed=seed, segment=segment_arg(segment))
+    )
     if as_json:
         sys.stdout.write(json.dumps(record, indent=2) + "\n")
         return
@@ -321,8 +346,8 @@ def propose(
     post = load_posterior(posterior)
     excluded = None
     if exclude is not None:
-        excluded = post.space.frame(read_layout_codes(exclude, post.space))
-    frame = propose_layouts(
+        excluded = post.space.frame(library.observations.read_layout_codes(exclude, post.space))
+    frame = library.proposals.propose(
         post,
         k=k,
         strategy=strategy.value,

@@ -19,9 +19,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
-from layoutopt.campaign.campaign import Campaign
+from layoutopt.cli import library
 
 __all__ = ["decide", "decision_line"]
 
@@ -72,7 +71,7 @@ def decide(
         "min_impressions": min_impressions,
     }
     given = {k: v for k, v in given.items() if v is not None}
-    with Campaign.open(db, name) as camp:
+    with library.campaign.Campaign.open(db, name) as camp:
         rule = camp.stop_rule()
         if given:
             if "max_value_remaining" in given or "max_expected_loss" in given:
@@ -83,12 +82,13 @@ def decide(
         if set_rule:
             camp.set_stop_rule(rule)
         d = camp.decision(rule)
-    Console(highlight=False).print(escape(d.line()))
+    # markup off: labels print as typed
+    Console(highlight=False, markup=False, soft_wrap=True).print(d.line())
     if set_rule:
-        Console(stderr=True, highlight=False).print(f"stored rule: {escape(rule.to_json())}")
+        Console(stderr=True, highlight=False, markup=False).print(f"stored rule: {rule.to_json()}")
 
 
-def decision_line(camp: Campaign) -> str:
+def decision_line(camp) -> str:
     """The verdict line of ``campaign status`` from the store (no numerics are run)."""
     d = camp.latest_decision()
     if d is None:

@@ -1,8 +1,9 @@
 """Options and arguments shared by the ``layoutopt`` commands, and how they are parsed.
 
-The choices come from the library's own lists (``METHODS``, ``DESIGN_KINDS``,
-``STRATEGIES``), and seeds are checked by the library's own rule, so the command line cannot
-drift from the API.
+The choices are the library's own lists (``METHODS``, ``DESIGN_KINDS``, ``STRATEGIES``),
+written out here so that building the typer application imports no numerical module
+(``--help`` without JAX); ``tests/cli/test_startup.py`` holds them equal to the library's.
+Seeds are checked by the library's own rule, so the command line cannot drift from the API.
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ from typing import Annotated
 
 import typer
 
-from layoutopt.decide.design import DESIGN_KINDS
-from layoutopt.decide.proposals import STRATEGIES
-from layoutopt.infer.fitting import METHODS
-from layoutopt.infer.posterior import Posterior
+from layoutopt.cli import library
 from layoutopt.util.io import check_output_path, one_line
 from layoutopt.util.limits import SEED_MAX, check_seed
 
 __all__ = [
     "ColumnOpt",
+    "DESIGN_KINDS",
+    "METHODS",
+    "STRATEGIES",
     "DesignKind",
     "Method",
     "PosteriorOpt",
@@ -38,7 +39,12 @@ __all__ = [
 ]
 
 
-# Choices come from the library's own lists, so the CLI cannot drift from the API.
+#: ``layoutopt.infer.fitting.METHODS``, ``layoutopt.decide.design.DESIGN_KINDS`` and
+#: ``layoutopt.decide.proposals.STRATEGIES`` (a test keeps them equal).
+METHODS = ("laplace", "nuts", "svi")
+DESIGN_KINDS = ("pairwise", "random", "full")
+STRATEGIES = ("thompson", "top_two", "greedy", "ucb")
+
 Method = StrEnum("Method", {m: m for m in METHODS})
 
 
@@ -139,7 +145,7 @@ def column_arg(values: Sequence[str] | None) -> dict[str, str] | None:
 def load_posterior(path: Path):
 
     try:
-        return Posterior.load(path)
+        return library.posterior.Posterior.load(path)
     except ValueError:  # already names the file
         raise
     except Exception as err:  # h5netcdf / xarray raise many types for a foreign file

@@ -17,11 +17,10 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 from rich.console import Console
 
-from layoutopt.campaign.campaign import Campaign
+from layoutopt.cli import library
 from layoutopt.util.io import atomic_path, check_output_path
 
 __all__ = ["allocation", "assign", "evaluate", "check_lines", "print_lines", "read_units"]
@@ -36,7 +35,7 @@ NameOpt = Annotated[
 
 
 def _err() -> Console:
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, markup=False)  # labels print as typed
 
 
 def allocation(
@@ -46,14 +45,14 @@ def allocation(
 ) -> None:
     """The current round's allocation as a portable JSON file for a site's own SDK."""
     check_output_path(output, (".json",))
-    with Campaign.open(db, name) as camp:
+    with library.campaign.Campaign.open(db, name) as camp:
         doc = camp.allocation()
     with atomic_path(output) as tmp:
         tmp.write_text(json.dumps(doc, indent=2) + "\n")
     _err().print(f"round {doc['round']}: {len(doc['layouts'])} layouts written to {output}")
 
 
-def read_units(path: Path) -> pd.DataFrame:
+def read_units(path: Path):
     """A units file (CSV or Parquet) with a ``unit`` column, read as text.
 
     Raises:
@@ -63,9 +62,9 @@ def read_units(path: Path) -> pd.DataFrame:
         raise ValueError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame = library.pandas.read_csv(path, dtype=str, keep_default_na=False)
     elif suffix in (".parquet", ".pq"):
-        frame = pd.read_parquet(path).astype(str)
+        frame = library.pandas.read_parquet(path).astype(str)
     else:
         raise ValueError(f"{path}: units must be a .csv or .parquet file")
     if "unit" not in frame.columns:
@@ -84,7 +83,7 @@ def assign(
     """Assign units to the current round's layouts (sticky, with propensities)."""
     check_output_path(output, (".csv", ".parquet", ".pq"))
     table = read_units(units)
-    with Campaign.open(db, name) as camp:
+    with library.campaign.Campaign.open(db, name) as camp:
         names = list(camp.space.segment_names)
         frame = camp.assign(table[["unit", *[n for n in names if n in table.columns]]])
     with atomic_path(output) as tmp:
@@ -109,9 +108,9 @@ def evaluate(
     name: NameOpt = None,
 ) -> None:
     """Each estimator's estimate of another allocation's CTR, with its interval."""
-    with Campaign.open(db, name) as camp:
+    with library.campaign.Campaign.open(db, name) as camp:
         estimates = camp.evaluate(allocation_file, level=level, seed=seed)
-    out = Console(highlight=False)
+    out = Console(highlight=False, markup=False)
     for e in estimates:
         out.print(
             f"{e.estimator:>5}: {100 * e.value:.3f}% [{100 * e.lower:.3f}%, "
@@ -119,7 +118,7 @@ def evaluate(
         )
 
 
-def check_lines(camp: Campaign) -> list[str]:
+def check_lines(camp) -> list[str]:
     """The status lines of the campaign's checks: one ``sample ratio`` line per round (and
     segment) that ingested rows name, and the holdout lift when the rows carry a holdout."""
     lines = []

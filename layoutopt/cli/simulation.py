@@ -7,6 +7,7 @@ bar or fills the table of rounds; the world's truth is what lets them print regr
 from __future__ import annotations
 
 import math
+import sys
 import time
 from enum import StrEnum
 from typing import Annotated
@@ -17,25 +18,17 @@ from rich import box
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from layoutopt.cli import library
 from layoutopt.cli.console import status, stderr, stdout
 from layoutopt.cli.options import Method, SeedOpt
 from layoutopt.cli.tables import best_table, fmt_rate, layout_text, regret_table, scores_table
-from layoutopt.decide import policies
-from layoutopt.score.scoring import score_grid
-from layoutopt.sim.simulate import SyntheticWorld, run_campaign
 
 __all__ = ["CAMPAIGN_POLICIES", "CampaignStrategy", "Preset", "demo", "simulate"]
 
 
-#: The policies ``simulate`` plays, by name (model policies: k=8, the world's link).
-CAMPAIGN_POLICIES = {
-    "thompson": policies.thompson,
-    "top_two": policies.top_two,
-    "greedy": policies.greedy,
-    "ucb": policies.ucb,
-    "uniform": None,
-    "independent": None,
-}
+#: The policies ``simulate`` plays, by name: a :mod:`layoutopt.decide.policies` factory
+#: (model policies: k=8, the world's link), read when the command runs.
+CAMPAIGN_POLICIES = ("thompson", "top_two", "greedy", "ucb", "uniform", "independent")
 
 
 CampaignStrategy = StrEnum("CampaignStrategy", {s: s for s in CAMPAIGN_POLICIES})
@@ -73,10 +66,12 @@ def simulate(
 ) -> None:
     """Play campaigns against a synthetic world with known truth and print their regret."""
 
-    world = SyntheticWorld.hill2017(seed) if preset is Preset.hill2017 else SyntheticWorld.demo()
+    world_of = library.simulate.SyntheticWorld
+    world = world_of.hill2017(seed) if preset is Preset.hill2017 else world_of.demo()
     names = [s.value for s in strategies] if strategies else ["thompson", "uniform"]
     rounds = math.ceil(budget / batch_size)
     results = []
+    t0 = time.perf_counter()
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -84,6 +79,7 @@ def simulate(
         TimeElapsedColumn(),
         console=stderr(),
         redirect_stdout=False,  # stdout carries only the result table
+        disable=not sys.stderr.isatty(),  # a bar redrawn into a log file floods it
     )
     with progress:
         task = progress.add_task("simulating", total=rounds * len(names))
@@ -91,7 +87,7 @@ def simulate(
             progress.update(task, description=f"simulating {name}")
             policy = _campaign_policy(name, batch_size, method.value, samples, world.link)
             results.append(
-                run_campaign(
+                library.simulate.run_campaign(
                     world,
                     policy=policy,
                     budget=budget,
@@ -100,6 +96,12 @@ def simulate(
                     callback=lambda info, rec: progress.advance(task),
                 )
             )
+    if progress.disable:  # no bar off a terminal: one line once done, for the log
+        done = int(progress.tasks[0].completed)
+        stderr().print(
+            f"simulated {', '.join(names)}: {done}/{rounds * len(names)} rounds in "
+            f"{time.perf_counter() - t0:.1f}s"
+        )
     best_world = world.best()
     out = stdout()
     out.print(
@@ -111,10 +113,10 @@ def simulate(
 
 def _campaign_policy(name: str, batch_size: int, method: str, samples: int, link: str):
     if name == "uniform":
-        return policies.uniform()
+        return library.policies.uniform()
     if name == "independent":
-        return policies.independent(draws_per_round=batch_size)
-    return CAMPAIGN_POLICIES[name](k=8, method=method, num_samples=samples, link=link)
+        return library.policies.independent(draws_per_round=batch_size)
+    return getattr(library.policies, name)(k=8, method=method, num_samples=samples, link=link)
 
 
 _ROUND_COLUMNS = (
@@ -154,7 +156,7 @@ def demo(
     """
     t_start = time.perf_counter()
     out = stdout()
-    world = SyntheticWorld.demo()
+    world = library.simulate.SyntheticWorld.demo()
     space = world.space
     sizes = ", ".join(
         f"{c} {n}" for c, n in zip(space.components, space.cardinalities, strict=True)
@@ -186,9 +188,9 @@ def demo(
         )
         last[:] = [info, record]
 
-    policy = policies.thompson(k=k, method=method.value, num_samples=samples)
+    policy = library.policies.thompson(k=k, method=method.value, num_samples=samples)
     with status(f"playing {rounds + 1} rounds ({method.value} fits)"):
-        run_campaign(
+        library.simulate.run_campaign(
             world,
             policy=policy,
             budget=impressions * (rounds + 1),
@@ -221,7 +223,7 @@ def demo(
         f"{'tested' if record.pick_tested else 'never tested'}, and "
         f"{record.num_tested} of {space.num_allowed:,} layouts were."
     )
-    frame = score_grid(info.posterior, space, top=top).top(top)
+    frame = library.scoring.score_grid(info.posterior, space, top=top).top(top)
     frame["true_ctr"] = world.ctr_of_index(frame["index"].to_numpy())
     out.print(
         scores_table(

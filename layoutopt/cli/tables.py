@@ -132,22 +132,29 @@ def checkpoints(budget: int, batch_size: int) -> list[int]:
 
 
 def regret_table(results, budget: int, batch_size: int) -> Table:
+    """Regret by impressions served, in the words of the API and the README.
+
+    ``local`` is the round's ``local_regret`` (the mean regret of the impressions served in
+    the round that reaches the checkpoint), ``simple`` its ``simple_regret`` (of the layout
+    the policy would ship then); :meth:`CampaignResult.summary` has both.
+    """
     table = Table(
-        title="Regret (true best CTR minus CTR) by impressions served",
+        title="Regret (true best CTR minus CTR) by impressions served: local (of the "
+        "round's traffic) and simple (of the pick)",
         title_justify="left",
     )
     table.add_column("impressions", justify="right")
     for res in results:
+        table.add_column(f"{res.name}\nlocal", justify="right")
         table.add_column(f"{res.name}\nsimple", justify="right")
-        table.add_column(f"{res.name}\ncumulative", justify="right")
     summaries = [res.summary(checkpoints(budget, batch_size)) for res in results]
     for c in summaries[0].index:
         row = [f"{c:,}"]
         for s in summaries:
             if c in s.index:
                 row += [
+                    fmt_rate(s.loc[c, "local_regret"]),
                     fmt_rate(s.loc[c, "simple_regret"]),
-                    fmt_rate(s.loc[c, "cumulative_regret"]),
                 ]
             else:
                 row += ["", ""]

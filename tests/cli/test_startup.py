@@ -1,0 +1,109 @@
+"""The command line starts without the numerical stages: ``--help`` never imports JAX.
+
+Each case runs in a fresh interpreter (``sys.modules`` of the test process already holds
+JAX), prints the help and reports whether ``jax`` was imported.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import layoutopt.inference
+import layoutopt.propose
+import pytest
+from layoutopt.simulate import SyntheticWorld
+
+import layoutopt as lo
+import layoutopt.decide.proposals
+from layoutopt.cli import options
+from layoutopt.cli.simulation import CAMPAIGN_POLICIES
+from layoutopt.decide.design import DESIGN_KINDS
+from layoutopt.decide.proposals import STRATEGIES
+from layoutopt.infer.fitting import METHODS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PROBE = """
+import sys
+from layoutopt.cli import main
+code = main({argv!r})
+sys.stdout.flush()
+print("JAX-IMPORTED" if "jax" in sys.modules else "JAX-ABSENT", code)
+"""
+
+
+def _probe(argv: list[str]) -> str:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="100")
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE.format(argv=argv)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+HELP_CASES = [
+    ["--help"],
+    ["fit", "--help"],
+    ["design", "--help"],
+    ["score", "--help"],
+    ["simulate", "--help"],
+    ["demo", "--help"],
+    ["report", "--help"],
+    ["campaign", "--help"],
+    ["campaign", "status", "--help"],
+    ["campaign", "propose", "--help"],
+    ["campaign", "assign", "--help"],
+]
+
+
+@pytest.mark.parametrize("argv", HELP_CASES, ids=[" ".join(a) for a in HELP_CASES])
+def test_help_does_not_import_jax(argv):
+    out = _probe(argv)
+    assert "Usage: layoutopt" in out
+    assert out.strip().endswith("JAX-ABSENT 0"), out[-200:]
+
+
+def test_the_probe_can_see_jax():
+    # The same probe reports JAX once a command needs it (so the test above can fail).
+    out = _probe(["best", "--posterior", "missing.nc"])
+    assert "JAX-IMPORTED" in out
+
+
+def test_package_root_imports_lazily():
+    code = (
+        "import sys, layoutopt as lo; a = 'jax' in sys.modules; f = lo.fit; "
+        "print(a, 'jax' in sys.modules, callable(f))"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    ).stdout
+    assert out.split() == ["False", "True", "True"]
+
+
+def test_public_names_and_old_module_paths_resolve():
+    assert SyntheticWorld is lo.simulate.SyntheticWorld
+    assert layoutopt.inference is sys.modules["layoutopt.infer"]
+    assert sys.modules["layoutopt.propose"] is layoutopt.decide.proposals
+    # the old module path does not shadow the public function of the same name
+    assert lo.propose is layoutopt.decide.proposals.propose
+    for name in lo.__all__:
+        assert getattr(lo, name) is not None, name
+    assert lo.policies.thompson is not None and lo.driver.run is not None
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        lo.nope  # noqa: B018
+
+
+def test_cli_choices_are_the_librarys():
+    assert options.METHODS == METHODS
+    assert options.DESIGN_KINDS == DESIGN_KINDS
+    assert options.STRATEGIES == STRATEGIES
+    assert set(STRATEGIES) <= set(CAMPAIGN_POLICIES)
