@@ -5,20 +5,31 @@ score_grid's default is the closed-form Gaussian mean and interval (``method="au
 draw-based answer (``method="draws"``) is timed beside it.
 
 Usage: python benchmarks/bench_scoring.py [--draws 256] [--repeats 5] [--no-record]
+       python benchmarks/bench_scoring.py --scale-out 1,2,3 [--dask 3] [--draws 256]
+(the second times the same full-grid score_grid as one program on 1, 2, 3 JAX processes on
+localhost, and score_grid_on over a Dask LocalCluster: seconds per layout-draw)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import socket
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from _common import laplace_posterior, publish
 
+from layoutopt.infer.posterior import Posterior
 from layoutopt.model.core import pair_list
+from layoutopt.score.cluster import score_grid_on
 from layoutopt.score.scoring import score_grid
 
 CARD = (10, 8, 5, 4, 10, 10)  # 160,000 layouts
@@ -77,12 +88,91 @@ def roofline_step(x, b):
     return jnp.mean(jax.nn.sigmoid(e), axis=0), jnp.max(e, axis=1)
 
 
+def scale_worker(directory, i, n, port, repeats):
+    """One of n JAX processes: time score_grid_distributed (process 0 prints the median)."""
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=n, process_id=i)
+    from jax.experimental import multihost_utils
+
+    from layoutopt.score.distributed import score_grid_distributed
+
+    post = Posterior.load(Path(directory) / "post.nc")
+
+    def once():
+        multihost_utils.sync_global_devices("start")
+        t = time.perf_counter()
+        grid = score_grid_distributed(post)
+        return time.perf_counter() - t, grid
+
+    _, grid = once()
+    ts = [once()[0] for _ in range(repeats)]
+    if i == 0:
+        print(json.dumps({"n": n, "t": float(np.median(ts)), "rows": len(grid)}))
+    jax.distributed.shutdown()
+
+
+def scale_out(post, counts, dask_workers, repeats):
+    """Median seconds of the same full-grid pass on each process count, and on Dask."""
+    out = {}
+    with tempfile.TemporaryDirectory() as d:
+        post.save(Path(d) / "post.nc")
+        env = dict(os.environ, JAX_PLATFORMS="cpu")
+        for n in counts:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            cmd = [sys.executable, __file__, "--worker", d, "", str(n), str(port)]
+            cmd += ["--repeats", str(repeats)]
+            procs = []
+            for i in range(n):
+                cmd[4] = str(i)
+                procs.append(subprocess.Popen(list(cmd), env=env, stdout=subprocess.PIPE))
+            lines = [p.communicate()[0].decode().strip().splitlines() for p in procs]
+            out[f"{n} process(es)"] = json.loads(lines[0][-1])["t"]
+        if dask_workers:
+            import distributed
+
+            with (
+                distributed.LocalCluster(
+                    n_workers=dask_workers, threads_per_worker=1, dashboard_address=None
+                ) as cluster,
+                distributed.Client(cluster) as client,
+            ):
+                path = Path(d) / "grid.parquet"
+                run = lambda: score_grid_on(client, post, path, parts=4 * dask_workers)  # noqa: E731
+                out[f"Dask, {dask_workers} workers"] = median_time(run, repeats)
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--draws", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-record", action="store_true")
+    ap.add_argument("--scale-out", default=None, help="process counts, e.g. 1,2,3")
+    ap.add_argument("--dask", type=int, default=0, help="Dask workers for --scale-out")
+    ap.add_argument("--worker", nargs=4, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.worker:
+        d, i, n, port = args.worker
+        scale_worker(d, int(i), int(n), int(port), args.repeats)
+        return 0
+    if args.scale_out:
+        post = laplace_posterior(CARD, args.draws)
+        counts = [int(c) for c in args.scale_out.split(",")]
+        times = scale_out(post, counts, args.dask, args.repeats)
+        work = post.space.num_allowed * args.draws
+        base = times[f"{counts[0]} process(es)"]
+        lines = ["| run | time (s) | ns per layout-draw | vs first |", "|---|---|---|---|"]
+        for name, t in times.items():
+            lines.append(f"| {name} | {t:.3f} | {1e9 * t / work:.3f} | {base / t:.2f}x |")
+        table = "\n".join(lines) + (
+            f"\n\nscore_grid (closed form, every row, P(best)) of {post.space.num_allowed:,} "
+            f"layouts x {args.draws} draws on localhost ({os.cpu_count()} cores), medians of "
+            f"{args.repeats} runs after one warm-up; Dask: score_grid_on, Parquet parts + merge."
+        )
+        publish("bench_scoring", table, record_it=not args.no_record)
+        return 0
     S = args.draws
     post = laplace_posterior(CARD, S)
     space = post.space

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# CLI tests read rich tables; a fixed wide console keeps them independent of the terminal
+# (pytest-xdist workers and long temporary paths would otherwise wrap lines).
+os.environ.setdefault("COLUMNS", "200")
+
 import jax
 import jax.numpy as jnp
 import numpy as np

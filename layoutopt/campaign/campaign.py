@@ -5,29 +5,42 @@ PostgreSQL database). It keeps every version of the layout space, every ingested
 results (content-hashed: the same content twice is stored once), every fit (the posterior as
 NetCDF bytes) and every proposal (with its seed and strategy, numbered as the next round), so
 a campaign can be resumed by anyone and audited later. Statistics come from the library's own
-functions (:func:`layoutopt.fit`, :func:`layoutopt.propose`, :func:`layoutopt.best_layout`);
-the store only stores.
+functions (:func:`layoutopt.fit`, :func:`layoutopt.best_layout`) and a proposal from the
+campaign's policy, run through the driver's one loop body
+(:func:`layoutopt.decide.driver.round_step`, see :mod:`layoutopt.campaign.rounds`); the
+store only stores. Reading results in is :mod:`layoutopt.campaign.ingest`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import numpy as np
 import pandas as pd
 
+from layoutopt.campaign.history import history_frame, proposals_frame
+from layoutopt.campaign.ingest import (
+    CHUNK_ROWS,
+    IngestResult,
+    batch_record,
+    hash_file,
+    hash_frame,
+    hash_path,
+    ingest_result,
+    read_chunks,
+    read_observations,
+    stored_observations,
+    stored_rows,
+)
 from layoutopt.campaign.report import campaign_report
+from layoutopt.campaign.rounds import allocation_frame, campaign_policy, jsonable
 from layoutopt.campaign.store import Store
 from layoutopt.data.events import parse_now
 from layoutopt.data.observations import Observations
+from layoutopt.decide.driver import resume, round_keys, round_step
 from layoutopt.decide.proposals import STRATEGIES
-from layoutopt.decide.proposals import propose as propose_layouts
 from layoutopt.infer.fitting import METHODS
 from layoutopt.infer.fitting import fit as fit_model
 from layoutopt.infer.meta import MetaPrior
@@ -35,50 +48,10 @@ from layoutopt.infer.posterior import Posterior
 from layoutopt.model.delay import Weibull, delay_spec, parse_delay
 from layoutopt.model.space import LayoutSpace
 from layoutopt.score.scoring import BestLayout, best_layout
-from layoutopt.util.io import one_line
 from layoutopt.util.limits import check_seed
-from layoutopt.util.seeds import split_seed
+from layoutopt.util.seeds import seed_of, split_seed
 
-__all__ = ["Campaign", "IngestResult", "Proposal", "read_chunks"]
-
-#: Rows read at a time from a results file, so memory does not grow with the file.
-CHUNK_ROWS = 200_000
-
-
-class IngestResult(NamedTuple):
-    """What one :meth:`Campaign.ingest` did.
-
-    Attributes:
-        source: the file name (or ``"frame"``).
-        added: False when the same content had been ingested before (nothing was stored).
-        batch_id: the stored batch (the earlier one when ``added`` is False).
-        round: the round these rows answer (the number of proposals recorded before them).
-        rows: rows in the input.
-        layouts: distinct layouts after aggregation.
-        impressions: total impressions.
-        clicks: total clicks.
-        content_hash: SHA-256 of the content.
-    """
-
-    source: str
-    added: bool
-    batch_id: int
-    round: int
-    rows: int
-    layouts: int
-    impressions: int
-    clicks: int
-    content_hash: str
-
-    def message(self) -> str:
-        """One line for people, saying what was added (or that nothing was)."""
-        if not self.added:
-            return f"{self.source}: already ingested (batch {self.batch_id}); nothing added"
-        return (
-            f"{self.source}: {self.rows:,} rows, {self.layouts:,} layouts, "
-            f"{self.impressions:,} impressions, {self.clicks:,} clicks "
-            f"(batch {self.batch_id}, answers round {self.round})"
-        )
+__all__ = ["CHUNK_ROWS", "Campaign", "IngestResult", "Proposal", "read_chunks"]
 
 
 class Proposal(NamedTuple):
@@ -86,7 +59,8 @@ class Proposal(NamedTuple):
 
     Attributes:
         round: the round number it was recorded as (1 for the first proposal).
-        layouts: the proposed layouts (label columns, ``index``, ``weight``).
+        layouts: the proposed layouts (``index``, label columns, the segment columns when
+            proposed per segment, ``weight``).
         strategy: the strategy used.
         seed: the seed given.
         fit_id: the fit it was drawn from.
@@ -100,127 +74,6 @@ class Proposal(NamedTuple):
     seed: int
     fit_id: int
     refit: str | None
-
-
-def _hash_file(path: Path, extra: bytes = b"") -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    h.update(extra)
-    return h.hexdigest()
-
-
-def _hash_path(path: Path, extra: bytes = b"") -> str:
-    """SHA-256 of a file, or of a directory's Parquet files (names and contents) in order."""
-    if path.is_file():
-        return _hash_file(path, extra)
-    h = hashlib.sha256()
-    for file in sorted(path.rglob("*.parquet")):
-        h.update(str(file.relative_to(path)).encode() + b"\0")
-        h.update(_hash_file(file).encode())
-    h.update(extra)
-    return h.hexdigest()
-
-
-def _hash_frame(df: pd.DataFrame, extra: bytes = b"") -> str:
-    h = hashlib.sha256(json.dumps([str(c) for c in df.columns]).encode())
-    h.update(pd.util.hash_pandas_object(df.astype(str), index=False).to_numpy().tobytes())
-    h.update(extra)
-    return h.hexdigest()
-
-
-_ROW = re.compile(r"(: row )(\d+)(, column )")
-
-
-def _shift_rows(err: ValueError, offset: int) -> ValueError:
-    """The same message with table row numbers counted from the start of the file."""
-    text = _ROW.sub(lambda m: f"{m[1]}{int(m[2]) + offset}{m[3]}", str(err), count=1)
-    return ValueError(text)
-
-
-def read_chunks(path: str | Path, chunk_rows: int = CHUNK_ROWS):
-    """Yield a results file (CSV or Parquet) as DataFrames of at most ``chunk_rows`` rows.
-
-    CSV cells are read as text, as :meth:`Observations.from_csv` does, so labels stay labels.
-
-    Raises:
-        ValueError: naming the file if it is missing, empty or of another format.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        try:
-            reader = pd.read_csv(
-                path,
-                dtype=str,
-                keep_default_na=False,
-                na_filter=False,
-                index_col=False,
-                chunksize=chunk_rows,
-            )
-        except pd.errors.EmptyDataError:
-            raise ValueError(f"{path}: empty file; expected a CSV header") from None
-        with reader:
-            while (chunk := _next_chunk(reader, path)) is not None:
-                yield chunk
-    elif suffix in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
-
-        try:
-            pf = pq.ParquetFile(path)
-        except Exception as err:  # pyarrow raises several types for a non-Parquet file
-            raise ValueError(f"{path}: not a readable Parquet file ({err})") from None
-        empty = True
-        for batch in pf.iter_batches(batch_size=chunk_rows):
-            empty = False
-            yield batch.to_pandas()
-        if empty:
-            yield pf.schema_arrow.empty_table().to_pandas()
-    else:
-        raise ValueError(
-            f"{path}: unknown table format {suffix or '(no suffix)'!r}; use .csv or .parquet"
-        )
-
-
-def _next_chunk(reader, path: Path) -> pd.DataFrame | None:
-    """The next chunk of a CSV reader, or None at the end; malformed rows are errors."""
-    try:
-        with warnings.catch_warnings():
-            # a row with more fields than the header would silently lose data
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            return reader.get_chunk()
-    except StopIteration:
-        return None
-    except (pd.errors.ParserError, pd.errors.ParserWarning) as err:
-        raise ValueError(f"{path}: not a readable CSV file ({one_line(err)})") from None
-
-
-def _read_observations(path: Path, space: LayoutSpace, chunk_rows: int) -> tuple[Observations, int]:
-    """Validate and aggregate a file chunk by chunk; row numbers in errors count from the
-    file's first data row."""
-    parts, offset = [], 0
-    for chunk in read_chunks(path, chunk_rows):
-        if offset and len(chunk) == 0:
-            break
-        chunk.index = range(len(chunk))
-        try:
-            obs = Observations.from_frame(chunk, space, source=str(path))
-        except ValueError as err:
-            raise _shift_rows(err, offset) from None
-        parts.append((obs.codes, obs.impressions, obs.clicks, obs.segments, obs.age, obs.round))
-        offset += len(chunk)
-    if not parts:
-        raise ValueError(f"{path}: no data rows; at least one observed layout is needed")
-    codes, imp, clk, seg, age, rnd = (
-        None if p[0] is None else np.concatenate(p) for p in zip(*parts, strict=True)
-    )
-    obs = Observations.from_codes(
-        space, codes, imp, clk, source=str(path), segments=seg, age=age, round=rnd
-    )
-    return obs, offset
 
 
 def _check_extension(old: LayoutSpace, new: LayoutSpace) -> None:
@@ -383,19 +236,19 @@ class Campaign:
         """
         space, version = self.space, self.space_version
         if isinstance(data, pd.DataFrame):
-            source, digest = "frame", _hash_frame(data)
+            source, digest = "frame", hash_frame(data)
         else:
             path = Path(data)
             if not path.is_file():
                 raise ValueError(f"{path}: no such file")
-            source, digest = str(path), _hash_file(path)
+            source, digest = str(path), hash_file(path)
         earlier = self._batch(digest)
         if earlier is not None:  # seen before: no need to read it again
-            return _ingest_result(source, earlier, False)
+            return ingest_result(source, earlier, False)
         if isinstance(data, pd.DataFrame):
             obs, rows = Observations.from_frame(data, space, source=source), len(data)
         else:
-            obs, rows = _read_observations(path, space, chunk_rows)
+            obs, rows = read_observations(path, space, chunk_rows)
         return self._store_batch(obs, source, digest, int(rows), version)
 
     def ingest_events(
@@ -428,54 +281,25 @@ class Campaign:
         space, version = self.space, self.space_version
         stamp = str(parse_now(now)).encode()
         if isinstance(events, pd.DataFrame):
-            source, digest = "events", _hash_frame(events, stamp)
+            source, digest = "events", hash_frame(events, stamp)
         else:
             path = Path(events)
             if not path.exists():
                 raise ValueError(f"{path}: no such file or directory")
-            source, digest = str(path), _hash_path(path, stamp)
+            source, digest = str(path), hash_path(path, stamp)
         earlier = self._batch(digest)
         if earlier is not None:
-            return _ingest_result(source, earlier, False)
+            return ingest_result(source, earlier, False)
         obs = Observations.from_events(events, space, now, batch_size=batch_size)
         return self._store_batch(obs, source, digest, int(obs.impressions.sum()), version)
 
     def _store_batch(self, obs: Observations, source, digest, rows: int, version) -> IngestResult:
         """Store aggregated observations as one batch (one transaction)."""
-        space = obs.space
-        batch = {
-            "content_hash": digest,
-            "source": source,
-            "rows": rows,
-            "layouts": obs.num_layouts,
-            "impressions": int(obs.impressions.sum()),
-            "clicks": int(obs.clicks.sum()),
-            "space_version": version,
-            "delay_counts": None
-            if obs.delay_counts is None
-            else json.dumps(obs.delay_counts.tolist()),
-        }
-        n = len(obs.codes)
-        segs = [None] * n if obs.segments is None else obs.segments.tolist()
-        ages = [None] * n if obs.age is None else obs.age.tolist()
-        rounds = [None] * n if obs.round is None else obs.round.tolist()
-        stored = [
-            {
-                "codes": ",".join(map(str, c)),
-                "segment": None if g is None else json.dumps(space.segment_of(g)),
-                "age": a,
-                "round": r,
-                "impressions": int(i),
-                "clicks": int(k),
-            }
-            for c, g, a, r, i, k in zip(
-                obs.codes.tolist(), segs, ages, rounds, obs.impressions, obs.clicks, strict=True
-            )
-        ]
+        batch = batch_record(obs, source, digest, rows, version)
         # add_batch checks the hash again inside its transaction (another process may have
         # stored the same content meanwhile)
-        _, added = self.store.add_batch(self._id, batch, stored)
-        return _ingest_result(source, self._batch(digest), added)
+        _, added = self.store.add_batch(self._id, batch, stored_rows(obs))
+        return ingest_result(source, self._batch(digest), added)
 
     def _batch(self, digest: str) -> dict[str, Any] | None:
         return next((b for b in self.store.batches(self._id) if b["content_hash"] == digest), None)
@@ -493,44 +317,26 @@ class Campaign:
         Raises:
             ValueError: if nothing has been ingested yet.
         """
+        return self._observations(time=time)
+
+    def _observations(self, *, time: bool, first_round: bool = False) -> Observations:
+        """:meth:`observations`; ``first_round``: only the rows of round-0 batches (what a
+        policy's first fit saw)."""
         rows = self.store.observation_rows(self._id)
+        if first_round:
+            rows = [r for r in rows if r[6] == 0]
         if not rows:
             raise ValueError(
                 f"campaign {self.name!r}: no data ingested yet; ingest the results of the "
                 "first design (`layoutopt design`) with `campaign ingest`"
             )
-        codes = np.array([[int(c) for c in r[0].split(",")] for r in rows], dtype=np.int32)
-        imp = np.array([r[4] for r in rows], dtype=np.int64)
-        clk = np.array([r[5] for r in rows], dtype=np.int64)
-        seg = None
-        if self.space.segments:  # stored as JSON {context variable: value}
-            seg = np.array(
-                [self.space.segment_code(json.loads(r[1])) for r in rows], dtype=np.int32
-            )
-        if not time:
-            return Observations.from_codes(
-                self.space, codes, imp, clk, source=self.store.target, segments=seg
-            )
-        rounds = np.array([r[6] if r[3] is None else r[3] for r in rows], dtype=np.int64)
-        age = None
-        if all(r[2] is not None for r in rows):
-            age = np.array([r[2] for r in rows], dtype=np.float64)
         histograms = [
             json.loads(b["delay_counts"])
             for b in self.store.batches(self._id)
-            if b.get("delay_counts") is not None
+            if b.get("delay_counts") is not None and (not first_round or b["round"] == 0)
         ]
-        delay_counts = np.sum(histograms, axis=0, dtype=np.int64) if histograms else None
-        return Observations.from_codes(
-            self.space,
-            codes,
-            imp,
-            clk,
-            source=self.store.target,
-            segments=seg,
-            age=age,
-            round=rounds,
-            delay_counts=delay_counts,
+        return stored_observations(
+            self.space, rows, histograms, time=time, source=self.store.target
         )
 
     # ------------------------------------------------------------------ fits
@@ -593,12 +399,7 @@ class Campaign:
         version = self.space_version
         timed = delay is not None or half_life is not None
         obs = self.observations(time=timed)
-        if delay is not None and obs.age is None:
-            raise ValueError(
-                f"campaign {self.name!r}: delay needs the age of every stored row; some "
-                "batches have none (ingest event logs with `ingest_events`, or results with "
-                "an 'age' column), or fit without delay"
-            )
+        self._check_ages(obs, delay)
         fit_seed, pick_seed = split_seed(check_seed(seed), 2)
         post = fit_model(
             obs.space,
@@ -610,30 +411,38 @@ class Campaign:
             delay=delay,
             half_life=half_life,
         )
+        options = {"num_samples": num_samples, "delay": delay, "half_life": half_life}
+        self._record_fit(post, (last, version), method, seed, options, pick_seed)
+        return post
+
+    def _record_fit(self, post: Posterior, seen, method, seed, options, pick_seed) -> int:
+        """Store a fit (posterior bytes, diagnostics, the pick); ``seen`` is the fit's
+        ``(last batch id, space version)``."""
         pick = best_layout(post, seed=pick_seed)
         with tempfile.TemporaryDirectory() as tmp:
             file = Path(tmp) / "posterior.nc"
             post.save(file)
             blob = file.read_bytes()
+        half_life = options["half_life"]
         fit_id = self.store.add_fit(
             self._id,
             {
-                "space_version": version,
-                "last_batch_id": last,
+                "space_version": seen[1],
+                "last_batch_id": seen[0],
                 "method": method,
                 "seed": int(seed),
                 "options": {
-                    "num_samples": int(num_samples),
-                    "delay": delay_spec(delay),
+                    "num_samples": int(options["num_samples"]),
+                    "delay": delay_spec(options["delay"]),
                     "half_life": None if half_life is None else float(half_life),
                 },
-                "diagnostics": _jsonable(post.diagnostics),
-                "best": _jsonable(pick._asdict()),
+                "diagnostics": jsonable(post.diagnostics),
+                "best": jsonable(pick._asdict()),
                 "posterior": blob,
             },
         )
         self._posteriors[fit_id] = post
-        return post
+        return fit_id
 
     def _refit_options(self) -> dict[str, Any]:
         """``num_samples``, ``delay`` and ``half_life`` of the latest fit (the defaults
@@ -678,51 +487,96 @@ class Campaign:
             return "the space changed since the last fit"
         return None
 
+    def _check_ages(self, obs: Observations, delay) -> None:
+        if delay is not None and obs.age is None:
+            raise ValueError(
+                f"campaign {self.name!r}: delay needs the age of every stored row; some "
+                "batches have none (ingest event logs with `ingest_events`, or results with "
+                "an 'age' column), or fit without delay"
+            )
+
     # ------------------------------------------------------------------ proposals
     def propose(
-        self, k: int = 8, strategy: str = "thompson", *, seed: int, method: str = "laplace"
+        self,
+        k: int = 8,
+        strategy: str = "thompson",
+        *,
+        seed: int,
+        method: str = "laplace",
+        per_segment: bool = True,
     ) -> Proposal:
-        """Propose the next layouts and record them, with seed and strategy, as the next round.
+        """Propose the next layouts with the campaign's policy and record them as the next
+        round.
 
-        When data arrived (or the space changed) since the last fit, the campaign is fitted
-        first with ``method`` (and the ``num_samples``, ``delay`` and ``half_life`` of the
-        latest fit) and the returned :class:`Proposal` says so in ``refit``. The seed is
-        split (:func:`layoutopt.util.seeds.split_seed`) into one seed for that fit and one for
-        the proposal.
+        The policy is ``lo.policies.<strategy>(k, method=method, per_segment=per_segment)``
+        with the campaign's meta-prior (:meth:`set_prior`; the policies' default prior
+        otherwise, set from the round-0 data) and the ``num_samples``, ``delay`` and
+        ``half_life`` of the latest fit. It is resumed from the store and stepped once by
+        the driver's loop body (:func:`layoutopt.decide.driver.round_step`) on the store's
+        observations, with the key of round ``rounds`` of a campaign of ``seed``
+        (:func:`layoutopt.decide.driver.round_keys`): the proposal is the one a simulated
+        campaign (:func:`layoutopt.decide.driver.run`) with the same data, policy and seed
+        makes at that round. When data arrived (or the space changed) since the last fit,
+        the step fits first and the fit is recorded (the returned :class:`Proposal` says so
+        in ``refit``); otherwise it proposes from the latest fit.
 
         Args:
-            k: most layouts to propose.
+            k: most layouts to propose (per segment with ``per_segment``).
             strategy: one of :data:`layoutopt.decide.proposals.STRATEGIES`.
-            seed: seed of the (fit and) proposal.
+            seed: the campaign seed of the round (the CLI's default: the round's number).
             method: inference method for a fit made first.
+            per_segment: on a space with segments, one proposal per segment (a batch per
+                segment code, with the segment columns), as the simulated policies do;
+                False: one proposal for the traffic mix.
 
         Returns:
             :class:`Proposal`.
 
         Raises:
-            ValueError: for an unknown strategy, or when no data were ingested.
+            ValueError: for an unknown strategy or method, or when no data were ingested.
         """
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; use one of {list(STRATEGIES)}")
-        fit_seed, propose_seed = split_seed(check_seed(seed), 2)
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; use one of {list(METHODS)}")
+        seed = check_seed(seed)
+        options = self._refit_options()
+        timed = options["delay"] is not None or options["half_life"] is not None
+        seen = (self.store.last_batch_id(self._id), self.space_version)
+        obs = self.observations(time=timed)
+        self._check_ages(obs, options["delay"])
+        policy = campaign_policy(
+            strategy, k, method=method, prior=self.prior, per_segment=per_segment, **options
+        )
         reason = self.stale()
+        fitted = None if reason is not None else (obs, self.posterior())
+        rounds = self.rounds
+        first = self._observations(time=timed, first_round=True)
+        state = resume(policy, obs.space, seed=seed, first=first, rounds=rounds, fitted=fitted)
+        key = round_keys(seed, rounds).step
+        _, alloc, info = round_step(policy, state, obs, key)
+        if info.posterior is None:
+            raise ValueError(
+                f"campaign {self.name!r}: the policy has nothing to fit yet (delay='auto' "
+                "needs a click that has arrived); ingest more events, or fit with a delay"
+            )
         note = None
-        if reason is not None:
-            self.fit(method, seed=fit_seed, **self._refit_options())
+        fit_id = self.store.fits(self._id)[-1]["id"] if fitted is not None else None
+        if fitted is None:
+            fit_id = self._record_fit(info.posterior, seen, method, seed, options, seed_of(key))
             note = f"fitted {method} first ({reason})"
-        fit_id = self.store.fits(self._id)[-1]["id"]
-        frame = propose_layouts(self.posterior(fit_id), k=k, strategy=strategy, seed=propose_seed)
+        frame = allocation_frame(obs.space, alloc)
         round_ = self.store.add_proposal(
             self._id,
             {
                 "fit_id": fit_id,
-                "seed": int(seed),
+                "seed": seed,
                 "strategy": strategy,
                 "k": int(k),
-                "rows": _jsonable(frame.to_dict("records")),
+                "rows": jsonable(frame.to_dict("records")),
             },
         )
-        return Proposal(round_, frame, strategy, int(seed), fit_id, note)
+        return Proposal(round_, frame, strategy, seed, fit_id, note)
 
     def best(self) -> BestLayout:
         """The pick of the latest fit: highest posterior mean CTR, interval, P(best).
@@ -739,94 +593,13 @@ class Campaign:
 
     # ------------------------------------------------------------------ history
     def history(self) -> pd.DataFrame:
-        """One row per round: when, what was ingested, impressions, clicks, and the pick.
-
-        Round 0 is the data before any proposal (the initial design); round r >= 1 starts
-        with the r-th proposal. The pick is that of the fit the next proposal was drawn
-        from, or of the latest fit for the current round when it saw the round's data.
-
-        Returns:
-            A DataFrame with columns ``round, proposed_at, strategy, seed, k, batches,
-            sources, impressions, clicks, total_impressions, fit_id, method, pick_index,
-            mean, lower, upper, p_best``.
-        """
-        batches = self.store.batches(self._id)
-        proposals = self.store.proposals(self._id)
-        fits = {f["id"]: f for f in self.store.fits(self._id)}
-        latest_fit = max(fits) if fits else None
-        rows, total = [], 0
-        for r in range(len(proposals) + 1):
-            prop = proposals[r - 1] if r >= 1 else None
-            mine = [b for b in batches if b["round"] == r]
-            imp = sum(int(b["impressions"]) for b in mine)
-            total += imp
-            fit_id = proposals[r]["fit_id"] if r < len(proposals) else latest_fit
-            if fit_id is not None and r == len(proposals) and mine:
-                if fits[fit_id]["last_batch_id"] < max(b["id"] for b in mine):
-                    fit_id = None
-            if r == len(proposals) and not mine and r > 0:
-                fit_id = None
-            pick = fits[fit_id]["best"] if fit_id is not None else {}
-            rows.append(
-                {
-                    "round": r,
-                    "proposed_at": prop["created_at"] if prop else None,
-                    "strategy": prop["strategy"] if prop else "initial design",
-                    "seed": prop["seed"] if prop else None,
-                    "k": prop["k"] if prop else None,
-                    "batches": len(mine),
-                    "sources": ", ".join(Path(b["source"]).name for b in mine),
-                    "impressions": imp,
-                    "clicks": sum(int(b["clicks"]) for b in mine),
-                    "total_impressions": total,
-                    "fit_id": fit_id,
-                    "method": fits[fit_id]["method"] if fit_id is not None else None,
-                    "pick_index": pick.get("index"),
-                    "mean": pick.get("mean", np.nan),
-                    "lower": pick.get("lower", np.nan),
-                    "upper": pick.get("upper", np.nan),
-                    "p_best": pick.get("p_best", np.nan),
-                }
-            )
-        return pd.DataFrame(rows)
+        """One row per round (:func:`layoutopt.campaign.history.history_frame`)."""
+        return history_frame(self.store, self._id)
 
     def proposals(self) -> pd.DataFrame:
         """Every proposed layout: ``round, strategy, seed`` plus the proposal's columns."""
-        out = []
-        for p in self.store.proposals(self._id):
-            for row in p["rows"]:
-                out.append(
-                    {"round": p["round"], "strategy": p["strategy"], "seed": p["seed"]} | row
-                )
-        return pd.DataFrame(out)
+        return proposals_frame(self.store, self._id)
 
     def report(self, path: str | Path) -> Path:
         """Write the campaign's HTML report (:func:`layoutopt.campaign.report.campaign_report`)."""
         return campaign_report(self, path)
-
-
-def _ingest_result(source: str, batch: dict[str, Any], added: bool) -> IngestResult:
-    keys = ("rows", "layouts", "impressions", "clicks")
-    return IngestResult(
-        source,
-        added,
-        int(batch["id"]),
-        int(batch["round"]),
-        *(int(batch[k]) for k in keys),
-        batch["content_hash"],
-    )
-
-
-def _jsonable(obj: Any) -> Any:
-    """Plain JSON values (numpy scalars and arrays become Python numbers and lists)."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj

@@ -3,25 +3,8 @@
 SQLAlchemy 2 Core over a single SQLite file (the default: WAL journal, ``synchronous=FULL``,
 a busy timeout, write transactions taken with ``BEGIN IMMEDIATE``) or a PostgreSQL database
 (``postgresql://`` URLs, driven by psycopg 3; ``pip install "layoutopt[postgres]"``). The same
-code runs on both. The store only stores: no statistics are computed in SQL.
-
-Tables (see ``docs/campaigns.md``):
-
-- ``layoutopt_meta``: ``schema_version`` and the layoutopt version that last wrote the schema.
-- ``campaigns``: one row per campaign (``name`` unique), with a nullable ``prior`` slot (JSON
-  text) for a meta-prior.
-- ``space_versions``: every version of a campaign's space as ``LayoutSpace.to_dict()`` JSON,
-  kept as an opaque document.
-- ``batches``: one row per ingested file or frame: content hash (unique per campaign, so the
-  same content is never stored twice), source name, row count, totals, the round it answers,
-  the space version it was read with, time, and for an event log the histogram of its
-  observed click delays (``delay_counts``, JSON; schema version 3).
-- ``observations``: the batch aggregated to one row per distinct layout (and, when the data
-  carry them, per segment / age cohort / round): variant codes as text, nullable ``segment``
-  (JSON), ``age`` (hours) and ``round``, impressions, clicks.
-- ``fits``: method, seed, options, diagnostics, the pick (JSON), the posterior as ArviZ NetCDF
-  bytes, and the last batch it saw.
-- ``proposals``: round number, seed, strategy, k, the fit used and the proposed rows (JSON).
+code runs on both. The store only stores: no statistics are computed in SQL. The tables and
+their migrations are :mod:`layoutopt.campaign.schema`.
 
 Every public write is one transaction: a failure or a ``kill -9`` at any moment leaves either
 all of it or none of it.
@@ -39,7 +22,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from layoutopt.util.version import __version__
+from layoutopt.campaign.schema import (
+    BATCHES,
+    CAMPAIGNS,
+    FITS,
+    META,
+    OBSERVATIONS,
+    PROPOSALS,
+    SCHEMA_VERSION,
+    SPACE_VERSIONS,
+    migrate,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -49,102 +42,10 @@ __all__ = [
     "engine_url",
 ]
 
-#: Version of the table layout written by this code. History: 1 = first layout; 2 = adds
-#: ``campaigns.prior`` (a slot for a meta-prior). Older stores are migrated on open.
-SCHEMA_VERSION = 3
-
 _WRITE = "layoutopt_write"  # execution option marking a write transaction
 
 #: Default seconds a SQLite writer waits for another writer's lock before giving up.
 BUSY_TIMEOUT_S = 60.0
-
-_meta = sa.MetaData()
-
-META = sa.Table(
-    "layoutopt_meta",
-    _meta,
-    sa.Column("key", sa.String(64), primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
-)
-CAMPAIGNS = sa.Table(
-    "campaigns",
-    _meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(200), nullable=False, unique=True),
-    sa.Column("created_at", sa.String(40), nullable=False),
-    sa.Column("prior", sa.Text, nullable=True),
-)
-SPACE_VERSIONS = sa.Table(
-    "space_versions",
-    _meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("campaign_id", sa.Integer, sa.ForeignKey("campaigns.id"), nullable=False),
-    sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("space", sa.Text, nullable=False),
-    sa.Column("created_at", sa.String(40), nullable=False),
-    sa.UniqueConstraint("campaign_id", "version"),
-)
-BATCHES = sa.Table(
-    "batches",
-    _meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("campaign_id", sa.Integer, sa.ForeignKey("campaigns.id"), nullable=False),
-    sa.Column("content_hash", sa.String(64), nullable=False),
-    sa.Column("source", sa.Text, nullable=False),
-    sa.Column("rows", sa.BigInteger, nullable=False),
-    sa.Column("layouts", sa.BigInteger, nullable=False),
-    sa.Column("impressions", sa.BigInteger, nullable=False),
-    sa.Column("clicks", sa.BigInteger, nullable=False),
-    sa.Column("round", sa.Integer, nullable=False),
-    sa.Column("space_version", sa.Integer, nullable=False),
-    sa.Column("created_at", sa.String(40), nullable=False),
-    # event-log batches: JSON histogram of the observed click delays (delay.DELAY_EDGES)
-    sa.Column("delay_counts", sa.Text, nullable=True),
-    sa.UniqueConstraint("campaign_id", "content_hash"),
-)
-OBSERVATIONS = sa.Table(
-    "observations",
-    _meta,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
-    sa.Column("batch_id", sa.Integer, sa.ForeignKey("batches.id"), nullable=False, index=True),
-    # comma-separated variant codes, one per component, valid in every later space version
-    # (update_space only appends variants)
-    sa.Column("codes", sa.Text, nullable=False),
-    sa.Column("segment", sa.Text, nullable=True),  # JSON {context variable: value}
-    sa.Column("age", sa.Float, nullable=True),  # hours since served
-    sa.Column("round", sa.Integer, nullable=True),  # the data's own round column, if any
-    sa.Column("impressions", sa.BigInteger, nullable=False),
-    sa.Column("clicks", sa.BigInteger, nullable=False),
-)
-FITS = sa.Table(
-    "fits",
-    _meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("campaign_id", sa.Integer, sa.ForeignKey("campaigns.id"), nullable=False),
-    sa.Column("space_version", sa.Integer, nullable=False),
-    sa.Column("last_batch_id", sa.Integer, nullable=False),
-    sa.Column("method", sa.String(20), nullable=False),
-    sa.Column("seed", sa.BigInteger, nullable=False),
-    sa.Column("options", sa.Text, nullable=False),
-    sa.Column("diagnostics", sa.Text, nullable=False),
-    sa.Column("best", sa.Text, nullable=False),
-    sa.Column("posterior", sa.LargeBinary, nullable=False),
-    sa.Column("created_at", sa.String(40), nullable=False),
-)
-PROPOSALS = sa.Table(
-    "proposals",
-    _meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("campaign_id", sa.Integer, sa.ForeignKey("campaigns.id"), nullable=False),
-    sa.Column("round", sa.Integer, nullable=False),
-    sa.Column("fit_id", sa.Integer, sa.ForeignKey("fits.id"), nullable=False),
-    sa.Column("seed", sa.BigInteger, nullable=False),
-    sa.Column("strategy", sa.String(40), nullable=False),
-    sa.Column("k", sa.Integer, nullable=False),
-    sa.Column("rows", sa.Text, nullable=False),
-    sa.Column("created_at", sa.String(40), nullable=False),
-    sa.UniqueConstraint("campaign_id", "round"),
-)
 
 
 class StoreBusyError(OSError):
@@ -292,46 +193,7 @@ class Store:
                 if conn.execute(q).scalar() == str(SCHEMA_VERSION):
                     return
         with self.transaction() as conn:
-            if conn.dialect.name == "postgresql":
-                # serialise schema creation/migration between processes
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7301)"))
-            insp = sa.inspect(conn)
-            tables = set(insp.get_table_names())
-            if META.name not in tables:
-                if tables & {t.name for t in _meta.sorted_tables}:
-                    raise ValueError(f"{self.target}: has campaign tables but no layoutopt_meta")
-                if not create:
-                    raise ValueError(
-                        f"{self.target}: not a layoutopt campaign store "
-                        "(create one with `campaign init`)"
-                    )
-                _meta.create_all(conn)
-                self._write_version(conn)
-                return
-            meta = dict(conn.execute(sa.select(META.c.key, META.c.value)).all())
-            version = int(meta.get("schema_version", "0"))
-            if version > SCHEMA_VERSION:
-                raise ValueError(
-                    f"{self.target}: store schema version {version} was written by layoutopt "
-                    f"{meta.get('layoutopt_version', '?')}; this layoutopt {__version__} reads "
-                    f"schema versions up to {SCHEMA_VERSION}; upgrade layoutopt"
-                )
-            for v in range(version, SCHEMA_VERSION):
-                _MIGRATIONS[v](conn)
-            if version < SCHEMA_VERSION:
-                self._write_version(conn)
-
-    @staticmethod
-    def _write_version(conn: sa.Connection) -> None:
-
-        conn.execute(sa.delete(META))
-        conn.execute(
-            sa.insert(META),
-            [
-                {"key": "schema_version", "value": str(SCHEMA_VERSION)},
-                {"key": "layoutopt_version", "value": __version__},
-            ],
-        )
+            migrate(conn, self.target, create=create)
 
     def schema_version(self) -> int:
         """The schema version recorded in the store."""
@@ -613,14 +475,3 @@ class Store:
                 .order_by(PROPOSALS.c.round)
             ).all()
         return [dict(r._asdict(), rows=json.loads(r.rows)) for r in rows]
-
-
-def _migrate_1_to_2(conn: sa.Connection) -> None:
-    conn.execute(sa.text("ALTER TABLE campaigns ADD COLUMN prior TEXT"))
-
-
-def _migrate_2_to_3(conn: sa.Connection) -> None:
-    conn.execute(sa.text("ALTER TABLE batches ADD COLUMN delay_counts TEXT"))
-
-
-_MIGRATIONS = {1: _migrate_1_to_2, 2: _migrate_2_to_3}

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -33,17 +32,13 @@ from rich.table import Table
 
 from layoutopt.campaign.campaign import Campaign
 from layoutopt.campaign.report import posterior_report
-from layoutopt.decide.proposals import STRATEGIES
-from layoutopt.infer.fitting import METHODS
+from layoutopt.cli.options import Method, Strategy
 from layoutopt.infer.posterior import Posterior
 from layoutopt.model.delay import parse_delay
 from layoutopt.model.space import LayoutSpace
 from layoutopt.util.io import atomic_path, check_output_path
 
 __all__ = ["app", "report"]
-
-Method = StrEnum("Method", {m: m for m in METHODS})
-Strategy = StrEnum("Strategy", {s: s for s in STRATEGIES})
 
 app = typer.Typer(
     name="campaign",

@@ -8,8 +8,6 @@ and says what would be valid.
 
 from __future__ import annotations
 
-import csv
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,19 +15,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from layoutopt.data.columns import (
+    COUNT_COLUMNS,
+    IGNORED_COLUMNS,
+    TIME_COLUMNS,
+    check_allowed,
+    label_codes,
+    layout_codes,
+    parse_counts,
+    parse_time,
+    plain,
+    segment_codes,
+)
 from layoutopt.data.events import aggregate_events
+from layoutopt.data.readers import read_csv, read_layout_codes, read_parquet, read_table
 from layoutopt.model.delay import DELAY_EDGES
 from layoutopt.model.space import LayoutSpace
-from layoutopt.util.io import one_line
 from layoutopt.util.limits import MAX_COUNT
 
-__all__ = ["Observations", "read_layout_codes", "read_table"]
-
-_COUNT_COLUMNS = ("impressions", "clicks")
-# Optional per-row time columns: hours since served (delayed clicks) and round (drift).
-_TIME_COLUMNS = ("age", "round")
-# Written by design/propose next to the labels; ignored on input so those files round-trip.
-_IGNORED_COLUMNS = ("index", "weight")
+# read_table, read_layout_codes and layout_codes live in readers/columns; they stay
+# importable from here, where callers have always found them.
+__all__ = ["Observations", "layout_codes", "read_layout_codes", "read_table"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,7 +133,7 @@ class Observations:
             bad = np.flatnonzero((arr < 0) | (arr != np.round(arr)) | (arr > MAX_COUNT))
             if bad.size:
                 raise ValueError(
-                    f"{source}: row {bad[0]}: {name} = {_plain(arr[bad[0]])!r}; counts must "
+                    f"{source}: row {bad[0]}: {name} = {plain(arr[bad[0]])!r}; counts must "
                     f"be whole numbers in [0, 2**53 = {MAX_COUNT}]"
                 )
         impressions = impressions.astype(np.int64)
@@ -139,10 +145,19 @@ class Observations:
                 f"({impressions[bad[0]]})"
             )
         # Arrays number rows from 0, like the other messages here; tables from 1.
-        _check_allowed(codes, space, source, first_row=0)
+        check_allowed(codes, space, source, first_row=0)
         if age is not None or round is not None or delay_counts is not None:
             return _time_rows(
-                cls, space, codes, impressions, clicks, source, age, round, delay_counts, seg
+                cls,
+                space,
+                codes,
+                impressions,
+                clicks,
+                seg,
+                source,
+                age=age,
+                round=round,
+                delay_counts=delay_counts,
             )
         keys = codes if seg is None else np.concatenate([codes, seg[:, None]], axis=1)
         uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
@@ -200,7 +215,7 @@ class Observations:
 
         if not isinstance(df, pd.DataFrame):
             raise ValueError(f"{source}: expected a pandas DataFrame, got {type(df).__name__}")
-        expected = list(space.components) + list(space.segment_names) + list(_COUNT_COLUMNS)
+        expected = list(space.components) + list(space.segment_names) + list(COUNT_COLUMNS)
         columns = [str(c) for c in df.columns]
         dupes = sorted({c for c in columns if columns.count(c) > 1})
         if dupes:
@@ -208,20 +223,20 @@ class Observations:
         missing = [c for c in expected if c not in columns]
         if missing:
             raise ValueError(f"{source}: missing column(s) {missing}; expected columns: {expected}")
-        optional = _IGNORED_COLUMNS + _TIME_COLUMNS
+        optional = IGNORED_COLUMNS + TIME_COLUMNS
         unknown = [c for c in columns if c not in expected and c not in optional]
         if unknown:
             hint = "" if space.segments else " (the space declares no [segments])"
             raise ValueError(
                 f"{source}: unknown column(s) {unknown}; expected columns: {expected} "
-                f"(optional: {list(_TIME_COLUMNS)}; ignored: {list(_IGNORED_COLUMNS)}){hint}"
+                f"(optional: {list(TIME_COLUMNS)}; ignored: {list(IGNORED_COLUMNS)}){hint}"
             )
         if len(df) == 0:
             raise ValueError(f"{source}: no data rows; at least one observed layout is needed")
         by_name = dict(zip(columns, df.columns, strict=True))
 
-        codes = _label_codes(df, by_name, space, source)
-        counts = {name: _parse_counts(df[by_name[name]], name, source) for name in _COUNT_COLUMNS}
+        codes = label_codes(df, by_name, space, source)
+        counts = {name: parse_counts(df[by_name[name]], name, source) for name in COUNT_COLUMNS}
         impressions, clicks = counts["impressions"], counts["clicks"]
         bad = np.flatnonzero(clicks > impressions)
         if bad.size:
@@ -230,13 +245,13 @@ class Observations:
                 f"{source}: row {r + 1}, column 'clicks': {clicks[r]} clicks exceed "
                 f"{impressions[r]} impressions; need 0 <= clicks <= impressions"
             )
-        _check_allowed(codes, space, source)
+        check_allowed(codes, space, source)
         time = {
-            name: _parse_time(df[by_name[name]], name, source)
-            for name in _TIME_COLUMNS
+            name: parse_time(df[by_name[name]], name, source)
+            for name in TIME_COLUMNS
             if name in by_name
         }
-        segments = _segment_codes(df, by_name, space, source) if space.segments else None
+        segments = segment_codes(df, by_name, space, source) if space.segments else None
         return cls.from_codes(
             space, codes, impressions, clicks, source=source, segments=segments, **time
         )
@@ -309,7 +324,7 @@ class Observations:
             ValueError: naming the file, if it is missing or unreadable, or for any of the
                 problems listed in :meth:`from_frame`.
         """
-        return cls.from_frame(_read_csv(path, space), space, source=str(path))
+        return cls.from_frame(read_csv(path, space), space, source=str(path))
 
     @classmethod
     def from_parquet(cls, path: str | Path, space: LayoutSpace) -> Observations:
@@ -319,7 +334,7 @@ class Observations:
             ValueError: naming the file, if it is missing or not Parquet, or for any of the
                 problems listed in :meth:`from_frame`.
         """
-        return cls.from_frame(_read_parquet(path), space, source=str(path))
+        return cls.from_frame(read_parquet(path), space, source=str(path))
 
     @classmethod
     def from_file(cls, path: str | Path, space: LayoutSpace) -> Observations:
@@ -349,7 +364,7 @@ class Observations:
             )
         data["impressions"] = self.impressions
         data["clicks"] = self.clicks
-        for name in _TIME_COLUMNS:
+        for name in TIME_COLUMNS:
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
         return pd.DataFrame(data)
@@ -434,142 +449,6 @@ class Observations:
         )
 
 
-# ------------------------------------------------------------------------ file readers
-def read_table(path: str | Path, space: LayoutSpace):
-    """Read a ``.csv`` or ``.parquet``/``.pq`` table into a DataFrame, by suffix.
-
-    CSV cells are read as text (no missing-value guessing), so labels such as ``"1"``,
-    ``"NA"`` or ``"None"`` stay labels; :meth:`Observations.from_frame` parses the counts.
-
-    Args:
-        path: the file.
-        space: the space (only used to say which columns are expected).
-
-    Returns:
-        The file's table as a :class:`pandas.DataFrame`.
-
-    Raises:
-        ValueError: naming the file, if it is missing, empty, malformed or of another format.
-    """
-    suffix = Path(path).suffix.lower()
-    if suffix == ".csv":
-        return _read_csv(path, space)
-    if suffix in (".parquet", ".pq"):
-        return _read_parquet(path)
-    raise ValueError(
-        f"{path}: unknown table format {suffix or '(no suffix)'!r}; use a .csv or .parquet file"
-    )
-
-
-def read_layout_codes(path: str | Path, space: LayoutSpace) -> np.ndarray:
-    """Variant codes of the layouts listed in a CSV/Parquet file.
-
-    The file needs one label column per component; other columns (``index``, ``weight``,
-    counts) are ignored, so observation, design and proposal files all work. Rows are
-    validated as in :meth:`Observations.from_frame` (unknown or missing labels, forbidden
-    layouts), and repeats are kept.
-
-    Args:
-        path: the file.
-        space: the layout space.
-
-    Returns:
-        ``(N, K)`` int32 codes, in file order.
-
-    Raises:
-        ValueError: naming the file, the column, the row and the value.
-    """
-    return layout_codes(read_table(path, space), space, source=str(path))
-
-
-def layout_codes(df, space: LayoutSpace, source: str = "layouts") -> np.ndarray:
-    """Variant codes of a table with one label column per component (others ignored).
-
-    The one labels -> codes conversion of the package: every missing or unknown label and
-    every forbidden layout is rejected with a message naming ``source``, the 1-based row,
-    the column, the value and the valid variants.
-
-    Args:
-        df: a :class:`pandas.DataFrame`.
-        space: the layout space.
-        source: name used at the start of error messages (a file path when read from one).
-
-    Returns:
-        ``(N, K)`` int32 codes, in row order.
-
-    Raises:
-        ValueError: for a missing component column, a missing or unknown label, or a
-            forbidden layout.
-    """
-    columns = [str(c) for c in df.columns]
-    missing = [c for c in space.components if c not in columns]
-    if missing:
-        raise ValueError(
-            f"{source}: missing column(s) {missing}; expected one label column per "
-            f"component: {list(space.components)}"
-        )
-    codes = _label_codes(df, dict(zip(columns, df.columns, strict=True)), space, source)
-    _check_allowed(codes, space, source)
-    return codes
-
-
-def _read_csv(path: str | Path, space: LayoutSpace):
-    path = Path(path)
-    _check_input_file(path)
-    try:
-        with warnings.catch_warnings():
-            # A row with more fields than the header would silently lose data.
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(
-                path, dtype=str, keep_default_na=False, na_filter=False, index_col=False
-            )
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except pd.errors.EmptyDataError:
-        raise ValueError(
-            f"{path}: empty file; expected a CSV header with columns "
-            f"{list(space.components) + list(_COUNT_COLUMNS)}"
-        ) from None
-    except pd.errors.ParserWarning:
-        raise ValueError(
-            f"{path}: not a readable CSV file (a row has more fields than the header)"
-        ) from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
-        raise ValueError(f"{path}: not a readable CSV file ({one_line(err)})") from None
-    _check_csv_header(path)
-    return frame
-
-
-def _check_input_file(path: Path) -> None:
-    """Name the real problem when ``path`` is a directory or missing."""
-    if path.is_dir():
-        raise ValueError(f"{path}: is a directory; give a .csv or .parquet file")
-    if not path.exists():
-        raise ValueError(f"{path}: no such file")
-
-
-def _check_csv_header(path: Path) -> None:
-    """Refuse repeated header names (pandas would rename the second ``clicks`` to
-    ``clicks.1`` and report an unknown column)."""
-    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
-        header = next(csv.reader(fh), [])
-    names = list(header)
-    dupes = sorted({h for h in names if names.count(h) > 1})
-    if dupes:
-        raise ValueError(
-            f"{path}: header names column(s) {dupes} more than once; each column must appear once"
-        )
-
-
-def _read_parquet(path: str | Path):
-    path = Path(path)
-    _check_input_file(path)
-    try:
-        return pd.read_parquet(path)
-    except Exception as err:  # pyarrow raises a zoo of types for a malformed file
-        raise ValueError(f"{path}: not a readable Parquet file ({one_line(err)})") from None
-
-
 def _exact_sums(inverse: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
     """Per-layout sums of int64 counts, exact (float64 sums round beyond 2^53), with the
     sums that would overflow int64 saturated so that :func:`_check_totals` refuses them."""
@@ -589,44 +468,6 @@ def _check_totals(space: LayoutSpace, codes: np.ndarray, impressions: np.ndarray
             f"2**53 = {MAX_COUNT} impressions, beyond the supported range of counts "
             "(exact in float64); scale the counts down"
         )
-
-
-def _label_codes(df, by_name: dict, space: LayoutSpace, source: str) -> np.ndarray:
-    """``(N, K)`` codes of the label columns; rejects missing or unknown labels."""
-    codes = np.empty((len(df), space.num_components), dtype=np.int32)
-    for k, comp in enumerate(space.components):
-        codes[:, k] = _column_codes(
-            df[by_name[comp]], space.label_codes[k], source, comp, ("label", "variant")
-        )
-    return codes
-
-
-def _segment_codes(df, by_name: dict, space: LayoutSpace, source: str) -> np.ndarray:
-    """``(N,)`` segment codes of the context-variable columns; rejects unknown values."""
-    out = np.zeros(len(df), dtype=np.int64)
-    for name, values in space.segments:
-        lookup = {v: i for i, v in enumerate(values)}
-        codes = _column_codes(df[by_name[name]], lookup, source, name, ("value", "segment value"))
-        out = out * len(values) + codes
-    return out.astype(np.int32)
-
-
-def _column_codes(column, lookup: dict, source: str, name: str, words) -> np.ndarray:
-    """Codes of one label column through ``lookup``; the first missing or unknown cell is
-    reported with its row, the column, the value and the valid ``lookup`` keys."""
-    missing = _missing_mask(column)
-    mapped = column.astype(str).map(lookup).to_numpy(dtype=float)
-    bad = np.flatnonzero(missing | np.isnan(mapped))
-    if bad.size:
-        r = int(bad[0])
-        what = f"missing {words[0]}" if missing[r] else f"unknown {words[1]}"
-        if not missing[r]:
-            what += f" {_plain(column.iloc[r])!r}"
-        raise ValueError(
-            f"{source}: row {r + 1}, column {name!r}: {what}; "
-            f"valid {words[1].split()[-1]}s: {list(lookup)}"
-        )
-    return mapped.astype(np.int64)
 
 
 def _check_segment_codes(space: LayoutSpace, segments, shape, source: str):
@@ -651,85 +492,6 @@ def _check_segment_codes(space: LayoutSpace, segments, shape, source: str):
     return seg.astype(np.int32)
 
 
-def _check_allowed(codes: np.ndarray, space: LayoutSpace, source: str, first_row: int = 1) -> None:
-    # Data may hold retired variants: they were allowed when served and still inform the fit.
-    allowed = space.allowed_mask(codes, include_retired=False)
-    if not allowed.all():
-        r = int(np.flatnonzero(~allowed)[0])
-        raise ValueError(
-            f"{source}: row {r + first_row}: layout {space.decode(codes[r])} is forbidden by rule "
-            f"{space.violated_rule(codes[r], include_retired=False)}"
-        )
-
-
-def _plain(value: Any) -> Any:
-    """A cell as a plain Python value, so messages read ``2.5`` and not ``np.float64(2.5)``."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _missing_mask(column) -> np.ndarray:
-    """True where a cell is missing: NaN/None/NA, or text that is empty after stripping."""
-    missing = column.isna().to_numpy()
-    if column.dtype == object or str(column.dtype).startswith(("string", "str")):
-        text = column.astype(str).str.strip().to_numpy()
-        missing = missing | (text == "")
-    return missing
-
-
-def _parse_counts(column, name: str, source: str) -> np.ndarray:
-    """A count column as int64, rejecting missing, non-numeric, non-integer or negative."""
-
-    missing = _missing_mask(column)
-    if pd.api.types.is_bool_dtype(column.dtype):
-        numbers = np.full(len(column), np.nan)
-    elif pd.api.types.is_numeric_dtype(column.dtype):
-        numbers = column.to_numpy(dtype=float, na_value=np.nan)
-    else:
-        text = column.astype(str).str.strip().where(~missing, None)
-        numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    with np.errstate(invalid="ignore"):
-        problems = [
-            (missing, "missing value"),
-            (~missing & np.isnan(numbers), "{!r} is not a number"),
-            (~np.isfinite(numbers), "{!r} is not a finite number"),
-            (numbers != np.round(numbers), "{!r} is not a whole number"),
-            (numbers < 0, "{!r} is negative"),
-            (numbers > MAX_COUNT, "{!r} is too large (limit 2**53 = " + f"{MAX_COUNT})"),
-        ]
-    for mask, what in problems:
-        bad = np.flatnonzero(mask)
-        if bad.size:
-            r = int(bad[0])
-            raise ValueError(
-                f"{source}: row {r + 1}, column {name!r}: {what.format(_plain(column.iloc[r]))}; "
-                "counts must be non-negative whole numbers"
-            )
-    if pd.api.types.is_integer_dtype(column.dtype):
-        return column.to_numpy(dtype=np.int64)
-    return numbers.astype(np.int64)
-
-
-def _parse_time(column, name: str, source: str) -> np.ndarray:
-    """The ``age`` (hours, float) or ``round`` (whole number) column of a table."""
-    import pandas as pd
-
-    missing = _missing_mask(column)
-    text = column if pd.api.types.is_numeric_dtype(column.dtype) else column.astype(str)
-    numbers = pd.to_numeric(text, errors="coerce")
-    numbers = np.asarray(numbers, dtype=float)
-    whole = name == "round"
-    with np.errstate(invalid="ignore"):
-        bad = missing | ~np.isfinite(numbers) | (numbers < 0)
-        if whole:
-            bad |= numbers != np.round(numbers)
-    if bad.any():
-        r = int(np.flatnonzero(bad)[0])
-        what = "missing value" if missing[r] else f"{_plain(column.iloc[r])!r} is not valid"
-        valid = "a whole number >= 0" if whole else "a finite number of hours >= 0"
-        raise ValueError(f"{source}: row {r + 1}, column {name!r}: {what}; need {valid}")
-    return numbers.astype(np.int64) if whole else numbers
-
-
 def _check_time_array(values, name: str, n: int, source: str) -> np.ndarray:
     values = np.asarray(values)
     if values.shape != (n,) or not np.issubdtype(values.dtype, np.number):
@@ -745,7 +507,7 @@ def _check_time_array(values, name: str, n: int, source: str) -> np.ndarray:
     return values
 
 
-def _time_rows(cls, space, codes, impressions, clicks, source, age, round, delay_counts, seg):
+def _time_rows(cls, space, codes, impressions, clicks, seg, source, *, age, round, delay_counts):
     """Observations summed per distinct (layout[, segment], age, round); see ``from_codes``."""
 
     n = len(codes)
@@ -766,20 +528,25 @@ def _time_rows(cls, space, codes, impressions, clicks, source, age, round, delay
     out_age = uniq[:, K + S].copy() if age is not None else None
     out_round = uniq[:, -1].astype(np.int64) if round is not None else None
     if delay_counts is not None:
-        delay_counts = np.asarray(delay_counts)
-        bins = len(DELAY_EDGES) - 1
-        if (
-            delay_counts.shape != (bins,)
-            or not np.issubdtype(delay_counts.dtype, np.number)
-            or np.any(~np.isfinite(delay_counts) | (delay_counts < 0))
-            or np.any(delay_counts != np.round(delay_counts))
-        ):
-            raise ValueError(
-                f"{source}: delay_counts must be {bins} whole numbers >= 0 (a histogram over "
-                "layoutopt.model.delay.DELAY_EDGES)"
-            )
-        delay_counts = delay_counts.astype(np.int64)
+        delay_counts = _check_delay_counts(delay_counts, source)
     codes = uniq[:, :K].astype(np.int32)
     return cls(
         space, codes, imp, clk, out_seg, age=out_age, round=out_round, delay_counts=delay_counts
     )
+
+
+def _check_delay_counts(delay_counts, source: str) -> np.ndarray:
+    """A histogram over ``DELAY_EDGES`` as int64, refusing any other shape or value."""
+    delay_counts = np.asarray(delay_counts)
+    bins = len(DELAY_EDGES) - 1
+    if (
+        delay_counts.shape != (bins,)
+        or not np.issubdtype(delay_counts.dtype, np.number)
+        or np.any(~np.isfinite(delay_counts) | (delay_counts < 0))
+        or np.any(delay_counts != np.round(delay_counts))
+    ):
+        raise ValueError(
+            f"{source}: delay_counts must be {bins} whole numbers >= 0 (a histogram over "
+            "layoutopt.model.delay.DELAY_EDGES)"
+        )
+    return delay_counts.astype(np.int64)

@@ -26,16 +26,131 @@ import jax
 import numpy as np
 
 from layoutopt.data.observations import Observations
-from layoutopt.decide.policies import Allocation, Policy, PolicyInfo
+from layoutopt.decide.interface import Allocation, Policy, PolicyInfo
 from layoutopt.model.delay import DELAY_EDGES
 from layoutopt.model.space import LayoutSpace
 from layoutopt.util.limits import check_seed
 from layoutopt.util.seeds import seed_of
 
-__all__ = ["Ledger", "Response", "RoundInfo", "World", "run", "split_batch"]
+__all__ = [
+    "Ledger",
+    "Response",
+    "RoundInfo",
+    "RoundKeys",
+    "World",
+    "resume",
+    "round_keys",
+    "round_step",
+    "run",
+    "setup_keys",
+    "split_batch",
+]
 
 # Round r's key is fold_in(key(seed), r); the policy's init and first step fold in this.
 _SETUP = 2**31 - 1
+
+
+class RoundKeys(NamedTuple):
+    """Round r's JAX PRNG keys: ``fold_in(key(seed), r)`` split once into its three uses.
+
+    Attributes:
+        split: divides the batch by the allocation.
+        serve: the world's randomness (clicks, delays).
+        step: the policy's step after the round (its fit and the next proposal).
+    """
+
+    split: jax.Array
+    serve: jax.Array
+    step: jax.Array
+
+
+def setup_keys(seed: int) -> tuple[jax.Array, jax.Array]:
+    """``(init, first step)`` keys of a campaign of integer ``seed``.
+
+    Raises:
+        ValueError: for a seed outside ``[0, 2**32 - 1]``.
+    """
+    base = jax.random.key(check_seed(seed))
+    k_init, k_first = jax.random.split(jax.random.fold_in(base, _SETUP))
+    return k_init, k_first
+
+
+def round_keys(seed: int, round: int) -> RoundKeys:
+    """The :class:`RoundKeys` of round ``round`` (0-based) of a campaign of integer ``seed``.
+
+    They depend on the seed and the round alone, so a longer campaign replays the same first
+    rounds, and a stored campaign (:meth:`layoutopt.campaign.Campaign.propose`) draws the
+    same keys as a simulated one.
+
+    Raises:
+        ValueError: for a seed outside ``[0, 2**32 - 1]``.
+    """
+    base = jax.random.key(check_seed(seed))
+    return RoundKeys(*jax.random.split(jax.random.fold_in(base, round), 3))
+
+
+def round_step(
+    policy: Policy, state: Any, observations: Observations | None, key: jax.Array
+) -> tuple[Any, Allocation, PolicyInfo]:
+    """The one loop body of every campaign: the policy's step on what was observed.
+
+    :func:`run` calls it after each simulated round (``key`` is that round's
+    ``RoundKeys.step``), and a stored campaign calls it on the store's observations, so a
+    stored and a simulated campaign with the same data, policy and seed propose the same.
+
+    Args:
+        policy: a :class:`~layoutopt.decide.interface.Policy`.
+        state: its state (:func:`resume`, or the previous step's).
+        observations: everything observed so far (None before the first round).
+        key: the step's key (:func:`round_keys`).
+
+    Returns:
+        ``(state, allocation, info)``.
+
+    Raises:
+        ValueError: if the allocation has no layout with a positive, finite weight, or a
+            row count that does not match its codes.
+    """
+    state, alloc, info = policy.step(state, observations, key)
+    weights = np.asarray(alloc.weights, np.float64)
+    codes = np.asarray(alloc.codes)
+    bad = weights.shape != (len(codes),) or not np.all(np.isfinite(weights))
+    if bad or not (weights > 0).any():
+        raise ValueError(
+            f"policy {policy.name!r}: an allocation needs at least one layout with a positive "
+            f"weight, and one finite weight per layout; got {len(codes)} layouts, weights "
+            f"{weights.reshape(-1)[:4].tolist()}"
+        )
+    return state, alloc, info
+
+
+def resume(
+    policy: Policy,
+    space: LayoutSpace,
+    *,
+    seed: int,
+    first: Observations,
+    rounds: int,
+    fitted: tuple[Observations, Any] | None = None,
+) -> Any:
+    """The policy's state after ``rounds`` rounds of a campaign of ``seed``, without replaying
+    them: ``init`` with the campaign's init key, then ``policy.resume`` (when it has one)
+    with the observations of the first round.
+
+    Args:
+        policy: a :class:`~layoutopt.decide.interface.Policy`.
+        space: the layout space.
+        seed: the campaign's seed.
+        first: what the campaign had observed at its first fit (its round-0 data).
+        rounds: rounds played so far.
+        fitted: ``(observations, posterior)`` of the latest fit, or None; a step on those
+            same observations proposes from that posterior instead of fitting again.
+
+    Returns:
+        The state to pass to :func:`round_step`.
+    """
+    state = policy.init(space, setup_keys(seed)[0])
+    return state if policy.resume is None else policy.resume(state, first, rounds, fitted)
 
 
 class RoundInfo(NamedTuple):
@@ -311,23 +426,21 @@ def run(
         )
     space, shares = world.space, world.shares
     num_rounds = math.ceil(budget / batch_size)
-    base = jax.random.key(check_seed(seed))
-    # round r's key depends on r alone, so a longer budget replays the same first rounds
-    k_init, k_first = jax.random.split(jax.random.fold_in(base, _SETUP))
+    k_init, k_first = setup_keys(seed)
     state = policy.init(space, k_init)
-    state, alloc, _ = policy.step(state, None, k_first)
+    state, alloc, _ = round_step(policy, state, None, k_first)
     ledger = Ledger(space, shares is not None, world.hours_per_round)
     obs = None
     for r in range(num_rounds):
         t0 = time.perf_counter()
-        k_split, k_serve, k_step = jax.random.split(jax.random.fold_in(base, r), 3)
+        k_split, k_serve, k_step = round_keys(seed, r)
         total = min(batch_size, budget - r * batch_size)
         codes, segs, n = _plan(alloc, total, shares, np.random.default_rng(seed_of(k_split)))
         response = _serve(world, r, codes, segs, n, np.random.default_rng(seed_of(k_serve)))
         clicks = ledger.add(r, codes, segs, n, response)
         obs = ledger.observe(r)
         served = alloc
-        state, alloc, info = policy.step(state, obs, k_step)
+        state, alloc, info = round_step(policy, state, obs, k_step)
         if callback is not None:
             seconds = time.perf_counter() - t0
             callback(_round_info(r, served, (codes, segs, n, clicks), obs, info, seconds))

@@ -96,7 +96,7 @@ def propose(
         segment: on a space with segments, propose for one segment ``{context variable:
             value}`` (its terms folded into the draws); ``None`` proposes for the traffic
             mix observed (P(best) and scores of the CTR averaged over segments with their
-            impression shares; enumerates the space, see :mod:`layoutopt.score.mix`).
+            impression shares; one grid-engine pass, see :mod:`layoutopt.score.target`).
 
     Returns:
         DataFrame, one row per proposed layout sorted by ``weight`` descending (equal weights:

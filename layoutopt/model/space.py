@@ -14,7 +14,6 @@ indices are exact for any size; vectorised helpers use int64 and are limited to 
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +23,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["LayoutSpace", "RESERVED_NAMES"]
+from layoutopt.model import (
+    space_attributes,
+    space_index,
+    space_rules,
+    space_segments,
+    space_toml,
+    space_variants,
+)
 
-_INT64_LIMIT = 2**63 - 1
+__all__ = ["LayoutSpace", "RESERVED_NAMES"]
 
 #: Names a component may not take: data columns (observations, events, segments), output
 #: columns (scores, proposals, designs) and posterior variables. A component with one of
@@ -161,43 +167,24 @@ class LayoutSpace:
         object.__setattr__(self, "_lookup", lookup)
         # derived fields, computed once (the space is immutable)
         card = tuple(len(v) for v in variants)
-        strides = [math.prod(card[k + 1 :]) for k in range(len(card))]
         object.__setattr__(self, "_cardinalities", card)
-        object.__setattr__(self, "_strides", tuple(strides))
+        object.__setattr__(self, "_strides", space_index.strides_of(card))
 
-        rules: list[tuple[tuple[int, int], ...]] = []
-        for r, rule in enumerate(forbidden or ()):
-            if not isinstance(rule, Mapping) or len(rule) == 0:
-                raise ValueError(
-                    f"forbidden rule #{r} must be a non-empty mapping "
-                    f"{{component: variant}}, got {rule!r}"
-                )
-            entries = []
-            for comp, label in rule.items():
-                if comp not in self.components:
-                    raise ValueError(
-                        f"forbidden rule #{r} names unknown component {comp!r}; "
-                        f"valid components: {list(self.components)}"
-                    )
-                k = self.components.index(comp)
-                if str(label) not in lookup[k]:
-                    raise ValueError(
-                        f"forbidden rule #{r} names unknown variant {label!r} of component "
-                        f"{comp!r}; valid variants: {list(self.variants[k])}"
-                    )
-                entries.append((k, lookup[k][str(label)]))
-            rules.append(tuple(sorted(entries)))
+        rules = space_rules.parse_rules(forbidden, self.components, self.variants, lookup)
         # Variant lifecycle and attributes (issue 10): retired variants become one-entry rules.
-        retired_pairs = _parse_retired(self, retired)
+        retired_pairs = space_rules.parse_retired(retired, self.components, self.variants, lookup)
         rules += [(kv,) for kv in retired_pairs]
         object.__setattr__(self, "retired", retired_pairs)
-        object.__setattr__(self, "attributes", _parse_attributes(self, attributes))
+        parsed = space_attributes.parse_attributes(attributes, self.components, self.variants)
+        object.__setattr__(self, "attributes", parsed)
         object.__setattr__(self, "forbidden", tuple(dict.fromkeys(rules)))
         # derived once: inclusion-exclusion is exponential in the number of rules
-        object.__setattr__(self, "_num_allowed", self.size - self._count_union(0, {}, 0))
+        num_allowed = self.size - space_rules.count_forbidden(self.forbidden, card)
+        object.__setattr__(self, "_num_allowed", num_allowed)
         if self.num_allowed == 0:
             raise ValueError("the forbidden rules forbid every layout in the space")
-        object.__setattr__(self, "segments", _check_segments(segments, self.components))
+        segs = space_segments.check_segments(segments, self.components, RESERVED_NAMES)
+        object.__setattr__(self, "segments", segs)
 
     # ----------------------------------------------------------------------------- basics
     @property
@@ -225,40 +212,18 @@ class LayoutSpace:
         """Exact number of allowed layouts (inclusion-exclusion over the forbidden rules)."""
         return self._num_allowed
 
-    def _count_union(self, start: int, fixed: dict[int, int], depth: int) -> int:
-        # Inclusion-exclusion over rule subsets, pruning inconsistent intersections early.
-        total = 0
-        card = self.cardinalities
-        for r in range(start, len(self.forbidden)):
-            merged = dict(fixed)
-            ok = True
-            for k, v in self.forbidden[r]:
-                if merged.get(k, v) != v:
-                    ok = False
-                    break
-                merged[k] = v
-            if not ok:
-                continue
-            free = math.prod(n for k, n in enumerate(card) if k not in merged)
-            total += free - self._count_union(r + 1, merged, depth + 1)
-        return total
-
     @property
     def strides(self) -> tuple[int, ...]:
         """Mixed-radix place values: ``index = sum_k x_k * strides[k]`` (Python ints)."""
         return self._strides
 
     def __hash__(self) -> int:
-        return hash(self._key())
+        return hash(_value_key(self))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LayoutSpace):
             return NotImplemented
-        return self._key() == other._key()
-
-    def _key(self) -> tuple:
-        key = (self.components, self.variants, self.forbidden, self.retired, self.attributes)
-        return key + (self.segments,)
+        return _value_key(self) == _value_key(other)
 
     def __repr__(self) -> str:
         comps = ", ".join(
@@ -286,42 +251,11 @@ class LayoutSpace:
         Raises:
             ValueError: without segments, or for a missing/unknown variable or value.
         """
-        if not isinstance(segment, Mapping):
-            raise ValueError(f"a segment must be a mapping {{variable: value}}, got {segment!r}")
-        if not self.segments:
-            raise ValueError(f"segment {dict(segment)!r} given but the space declares no segments")
-        unknown = [v for v in segment if v not in self.segment_names]
-        if unknown:
-            raise ValueError(
-                f"segment names unknown context variable(s) {unknown}; "
-                f"valid: {list(self.segment_names)}"
-            )
-        code = 0
-        for name, values in self.segments:
-            if name not in segment:
-                raise ValueError(
-                    f"segment {dict(segment)!r} lacks context variable {name!r}; "
-                    f"valid values: {list(values)}"
-                )
-            value = str(segment[name])
-            if value not in values:
-                raise ValueError(
-                    f"unknown value {value!r} of context variable {name!r}; "
-                    f"valid values: {list(values)}"
-                )
-            code = code * len(values) + values.index(value)
-        return code
+        return space_segments.segment_code(self.segments, segment)
 
     def segment_of(self, code: int) -> dict[str, str]:
         """The segment ``{context variable: value}`` of a segment code."""
-        code = int(code)
-        if not 0 <= code < self.num_segments:
-            raise ValueError(f"segment code {code} is out of range [0, {self.num_segments})")
-        out = {}
-        for name, values in reversed(self.segments):
-            code, r = divmod(code, len(values))
-            out[name] = values[r]
-        return dict(reversed(list(out.items())))
+        return space_segments.segment_of(self.segments, self.num_segments, code)
 
     def segment_label(self, code: int) -> str:
         """A segment as text, e.g. ``"member=prime"`` (``", "`` between variables)."""
@@ -371,10 +305,11 @@ class LayoutSpace:
 
         ``include_retired=False`` ignores the one-entry rules of retired variants.
         """
-        for rule in self._rules(include_retired):
-            if all(codes[k] == v for k, v in rule):
-                return {self.components[k]: self.variants[k][v] for k, v in rule}
-        return None
+        rules = space_rules.select_rules(self.forbidden, self.retired, include_retired)
+        rule = space_rules.matched_rule(codes, rules)
+        if rule is None:
+            return None
+        return {self.components[k]: self.variants[k][v] for k, v in rule}
 
     def index(self, layout: Mapping[str, str]) -> int:
         """Mixed-radix index of an allowed layout (exact Python int for any space size).
@@ -393,18 +328,11 @@ class LayoutSpace:
 
         The vectorised int64 form for spaces below 2^63 layouts is :meth:`indices`.
         """
-        return sum(int(x) * s for x, s in zip(codes, self.strides, strict=True))
+        return space_index.index_of_codes(codes, self.strides)
 
     def codes_of(self, i: int) -> tuple[int, ...]:
         """Variant codes of index ``i`` (no allowed-check)."""
-        i = int(i)
-        if not 0 <= i < self.size:
-            raise ValueError(f"layout index {i} is out of range [0, {self.size})")
-        out = []
-        for n in reversed(self.cardinalities):
-            i, r = divmod(i, n)
-            out.append(r)
-        return tuple(reversed(out))
+        return space_index.codes_of_index(i, self.cardinalities)
 
     def layout(self, i: int) -> dict[str, str]:
         """The layout ``{component: label}`` at index ``i``.
@@ -419,62 +347,22 @@ class LayoutSpace:
         return self.decode(codes)
 
     # ---------------------------------------------------------------- vectorised (numpy)
-    def _require_int64(self) -> None:
-        if self.size > _INT64_LIMIT:
-            raise ValueError(
-                f"space of {self.size} layouts exceeds int64 indices; use index()/layout() "
-                "with Python ints or chunk via codes_range()"
-            )
-
     def indices(self, codes: np.ndarray) -> np.ndarray:
         """int64 indices of an ``(n, K)`` code array (spaces below 2^63 layouts)."""
-        self._require_int64()
-        codes = np.asarray(codes, dtype=np.int64)
-        return codes @ np.asarray(self.strides, dtype=np.int64)
+        space_index.require_int64(self.size)
+        return space_index.indices_of_codes(codes, self.strides)
 
     def codes(self, indices: np.ndarray) -> np.ndarray:
         """``(n, K)`` int32 code array of int64 indices (spaces below 2^63 layouts)."""
-        self._require_int64()
-        idx = np.asarray(indices, dtype=np.int64)
-        if idx.size and (idx.min() < 0 or idx.max() >= self.size):
-            raise ValueError(f"layout indices must lie in [0, {self.size})")
-        out = np.empty(idx.shape + (self.num_components,), dtype=np.int32)
-        rest = idx.copy()
-        for k in range(self.num_components - 1, -1, -1):
-            n = self.cardinalities[k]
-            out[..., k] = rest % n
-            rest //= n
-        return out
+        space_index.require_int64(self.size)
+        return space_index.codes_of_indices(indices, self.cardinalities)
 
     def codes_range(self, start: int, n: int) -> np.ndarray:
         """Codes of the ``n`` consecutive indices ``start, start+1, ...`` as ``(n, K)`` int32.
 
         Works for spaces of any size: ``start`` is a Python int, and only ``n`` rows are made.
         """
-        start = int(start)
-        n = int(min(n, self.size - start))
-        if start < 0 or n < 0:
-            raise ValueError(f"range start {start} is outside [0, {self.size})")
-        digits = self.codes_of(start) if n > 0 else (0,) * self.num_components
-        out = np.empty((n, self.num_components), dtype=np.int32)
-        carry = np.arange(n, dtype=np.int64)
-        for k in range(self.num_components - 1, -1, -1):
-            card = self.cardinalities[k]
-            total = carry + digits[k]
-            out[:, k] = total % card
-            carry = total // card
-        return out
-
-    def _rules(self, include_retired: bool) -> tuple[tuple[tuple[int, int], ...], ...]:
-        if include_retired or not self.retired:
-            return self.forbidden
-        user = set(self._user_rules())
-        return tuple(r for r in self.forbidden if r in user)
-
-    def _user_rules(self) -> list[tuple[tuple[int, int], ...]]:
-        # A retired variant's one-entry rule is not a user rule (to_dict writes it apart).
-        retired = set(self.retired)
-        return [r for r in self.forbidden if not (len(r) == 1 and r[0] in retired)]
+        return space_index.codes_range(start, n, self.cardinalities)
 
     def allowed_mask(self, codes: np.ndarray, include_retired: bool = True) -> np.ndarray:
         """Boolean mask over the rows of an ``(..., K)`` code array: True where allowed.
@@ -482,14 +370,8 @@ class LayoutSpace:
         With ``include_retired=False`` layouts holding retired variants count as allowed
         (what observed data may contain).
         """
-        codes = np.asarray(codes)
-        mask = np.ones(codes.shape[:-1], dtype=bool)
-        for rule in self._rules(include_retired):
-            hit = np.ones(codes.shape[:-1], dtype=bool)
-            for k, v in rule:
-                hit &= codes[..., k] == v
-            mask &= ~hit
-        return mask
+        rules = space_rules.select_rules(self.forbidden, self.retired, include_retired)
+        return space_rules.allowed_mask(codes, rules)
 
     def forbidden_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """Rules as dense arrays for traced code: ``(wanted, active)``, both ``(R, K)``.
@@ -498,14 +380,7 @@ class LayoutSpace:
         the variant code it names; a layout ``x`` is forbidden iff for some ``r`` every active
         ``k`` has ``x[k] == wanted[r, k]``.
         """
-        R, K = len(self.forbidden), self.num_components
-        wanted = np.zeros((R, K), dtype=np.int32)
-        active = np.zeros((R, K), dtype=bool)
-        for r, rule in enumerate(self.forbidden):
-            for k, v in rule:
-                wanted[r, k] = v
-                active[r, k] = True
-        return wanted, active
+        return space_rules.forbidden_arrays(self.forbidden, self.num_components)
 
     def iter_chunks(
         self, chunk_size: int = 65536, allowed_only: bool = True
@@ -531,13 +406,10 @@ class LayoutSpace:
 
         codes = np.asarray(codes)
         data: dict[str, Any] = {}
-        if self.size <= _INT64_LIMIT:
+        if self.size <= space_index.INT64_LIMIT:
             data["index"] = self.indices(codes)
         else:
-            strides = self.strides
-            data["index"] = [
-                sum(int(x) * s for x, s in zip(row, strides, strict=True)) for row in codes
-            ]
+            data["index"] = [space_index.index_of_codes(row, self.strides) for row in codes]
         for k, comp in enumerate(self.components):
             labels = np.asarray(self.variants[k], dtype=object)
             data[comp] = pd.Categorical.from_codes(codes[:, k], categories=list(labels))
@@ -574,29 +446,7 @@ class LayoutSpace:
             >>> space.with_variants({"headline": ["h3"]}).variants[0]
             ('h1', 'h2', 'h3')
         """
-        data = self.to_dict()
-        if not isinstance(variants, Mapping) or not variants:
-            raise ValueError("with_variants needs a mapping {component: [new variant labels]}")
-        for comp, labels in variants.items():
-            if comp not in data["components"]:
-                raise ValueError(
-                    f"with_variants: unknown component {comp!r}; valid: {list(self.components)}"
-                )
-            if isinstance(labels, str) or not isinstance(labels, Sequence):
-                raise ValueError(
-                    f"with_variants: component {comp!r} needs a list of labels, got {labels!r}"
-                )
-            for label in labels:
-                if str(label) in data["components"][comp]:
-                    raise ValueError(
-                        f"with_variants: component {comp!r} already has variant {label!r}"
-                    )
-            data["components"][comp] = data["components"][comp] + [str(v) for v in labels]
-        for comp, table in (attributes or {}).items():
-            if not isinstance(table, Mapping):
-                raise ValueError(f"attributes of component {comp!r} must be a mapping")
-            merged = data.setdefault("attributes", {}).setdefault(comp, {})
-            merged.update({str(k): v for k, v in table.items()})
+        data = space_variants.add_variants(self.to_dict(), variants, attributes)
         return LayoutSpace.from_dict(data, source="with_variants")
 
     def without_variants(self, variants: Mapping[str, Sequence[str]]) -> LayoutSpace:
@@ -618,17 +468,7 @@ class LayoutSpace:
             ValueError: for an unknown component or variant, or when every variant of a
                 component would be retired.
         """
-        data = self.to_dict()
-        if not isinstance(variants, Mapping) or not variants:
-            raise ValueError("without_variants needs a mapping {component: [labels]}")
-        retired = data.setdefault("retired", {})
-        for comp, labels in variants.items():
-            if isinstance(labels, str) or not isinstance(labels, Sequence):
-                raise ValueError(
-                    f"without_variants: component {comp!r} needs a list of labels, got {labels!r}"
-                )
-            have = retired.setdefault(comp, [])
-            retired[comp] = have + [str(v) for v in labels if str(v) not in have]
+        data = space_variants.retire_variants(self.to_dict(), variants)
         return LayoutSpace.from_dict(data, source="without_variants")
 
     def codes_from(self, other: LayoutSpace, codes: np.ndarray) -> np.ndarray:
@@ -640,26 +480,7 @@ class LayoutSpace:
         Raises:
             ValueError: when a component or a used variant of ``other`` is not in this space.
         """
-        codes = np.asarray(codes, dtype=np.int64).reshape(-1, other.num_components)
-        out = np.empty((codes.shape[0], self.num_components), dtype=np.int32)
-        for k, comp in enumerate(self.components):
-            if comp not in other.components:
-                raise ValueError(
-                    f"component {comp!r} is not in the other space {list(other.components)}"
-                )
-            j = other.components.index(comp)
-            table = np.full(other.cardinalities[j], -1, dtype=np.int64)
-            for v, label in enumerate(other.variants[j]):
-                table[v] = self._lookup[k].get(label, -1)
-            mapped = table[codes[:, j]] if codes.size else np.zeros(0, np.int64)
-            if np.any(mapped < 0):
-                bad = other.variants[j][int(codes[np.flatnonzero(mapped < 0)[0], j])]
-                raise ValueError(
-                    f"variant {bad!r} of component {comp!r} is not in this space; "
-                    f"valid variants: {list(self.variants[k])}"
-                )
-            out[:, k] = mapped
-        return out
+        return space_variants.translate_codes(self, other, codes)
 
     @property
     def has_attributes(self) -> bool:
@@ -673,7 +494,7 @@ class LayoutSpace:
         one column ``name=value`` per category except the baseline (the category of the
         first variant listed).
         """
-        return tuple(name for name, _ in _attribute_columns(self.attributes[k]))
+        return tuple(name for name, _ in space_attributes.attribute_columns(self.attributes[k]))
 
     def attribute_matrix(self, k: int) -> np.ndarray:
         """The ``(n_k, p_k)`` float64 attribute design ``a_k(v)`` of component ``k``.
@@ -682,7 +503,7 @@ class LayoutSpace:
         over the component's variants (mean 0, sd 1; centred only when all are equal).
         Empty (``p_k = 0``) when the component has no attributes.
         """
-        cols = [col for _, col in _attribute_columns(self.attributes[k])]
+        cols = [col for _, col in space_attributes.attribute_columns(self.attributes[k])]
         if not cols:
             return np.zeros((self.cardinalities[k], 0))
         return np.stack(cols, axis=1)
@@ -699,37 +520,22 @@ class LayoutSpace:
             "components": {c: list(v) for c, v in zip(self.components, self.variants, strict=True)},
             "forbidden": [
                 {self.components[k]: self.variants[k][v] for k, v in rule}
-                for rule in self._user_rules()
+                for rule in space_rules.user_rules(self.forbidden, self.retired)
             ],
         }
         if self.segments:
             out["segments"] = {name: list(values) for name, values in self.segments}
-        out.update(_lifecycle_dict(self))
+        names, labels = self.components, self.variants
+        if self.has_attributes:
+            out["attributes"] = space_attributes.attributes_table(names, labels, self.attributes)
+        if self.retired:
+            out["retired"] = space_variants.retired_table(names, labels, self.retired)
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "space") -> LayoutSpace:
         """Build from the plain-data form written by :meth:`to_dict` or read from TOML."""
-        if "components" not in data or not isinstance(data["components"], Mapping):
-            raise ValueError(
-                f"{source}: needs a [components] table mapping component names to variant lists"
-            )
-        extra = set(data) - {"components", "forbidden", "segments", "attributes", "retired"}
-        if extra:
-            raise ValueError(
-                f"{source}: unknown top-level key(s) {sorted(extra)}; "
-                "valid: 'components', 'forbidden', 'segments', 'attributes', 'retired'"
-            )
-        if "segments" in data and not isinstance(data["segments"], Mapping):
-            raise ValueError(
-                f"{source}: 'segments' must be a table {{context variable: [values]}}; in TOML "
-                "write [segments] then one line per variable"
-            )
-        if isinstance(data.get("forbidden"), Mapping):
-            raise ValueError(
-                f"{source}: 'forbidden' must be a list of rules; in TOML write each rule as "
-                "[[forbidden]] (double brackets)"
-            )
+        space_toml.check_space_data(data, source)
         try:
             return cls(
                 data["components"],
@@ -769,237 +575,15 @@ class LayoutSpace:
             ValueError: naming the file, for unreadable TOML or an invalid space.
         """
         path = Path(path)
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ValueError(f"{path}: no such layout-space file") from None
-        except IsADirectoryError:
-            raise ValueError(f"{path}: is a directory; give a layout-space TOML file") from None
-        except UnicodeDecodeError as err:
-            raise ValueError(
-                f"{path}: not UTF-8 text (byte {err.object[err.start : err.start + 1]!r} at "
-                f"offset {err.start}); save the TOML file as UTF-8"
-            ) from None
-        except tomllib.TOMLDecodeError as err:
-            raise ValueError(f"{path}: not valid TOML ({err})") from None
-        except OSError as err:
-            raise ValueError(
-                f"{path}: cannot read the layout-space file ({err.strerror})"
-            ) from None
+        data = space_toml.read_toml(path)
         return cls.from_dict(data, source=str(path))
 
     def to_toml(self) -> str:
         """The space as TOML text that :meth:`from_toml` reads back."""
-
-        def q(s: str) -> str:
-            return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-        lines = ["[components]"]
-        for c, vs in zip(self.components, self.variants, strict=True):
-            lines.append(f"{q(c)} = [{', '.join(q(v) for v in vs)}]")
-        for rule in self.to_dict()["forbidden"]:
-            lines += ["", "[[forbidden]]"] + [f"{q(c)} = {q(v)}" for c, v in rule.items()]
-        if self.segments:
-            lines += ["", "[segments]"]
-            lines += [f"{q(n)} = [{', '.join(q(v) for v in vs)}]" for n, vs in self.segments]
-        lines += _lifecycle_toml(self, q)
-        return "\n".join(lines) + "\n"
+        return space_toml.toml_text(self.to_dict())
 
 
-def _check_segments(segments, components: tuple[str, ...]) -> tuple:
-    """Validated ``((variable, (values...)), ...)`` of a ``segments=`` argument."""
-    if segments is None:
-        return ()
-    if not isinstance(segments, Mapping) or len(segments) == 0:
-        raise ValueError(
-            "segments must be a non-empty mapping {context variable: [values, ...]}, "
-            f"got {segments!r}"
-        )
-    out = []
-    for name, values in segments.items():
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"context variable names must be non-empty strings, got {name!r}")
-        if name in components:
-            raise ValueError(
-                f"context variable {name!r} is also a component; a data column can be only one"
-            )
-        if name.strip().lower() in RESERVED_NAMES:
-            raise ValueError(
-                f"context variable name {name!r} is reserved (a data, output or posterior "
-                f"name); reserved (in any case): {', '.join(RESERVED_NAMES)}"
-            )
-        if isinstance(values, str) or not isinstance(values, Sequence) or len(values) == 0:
-            raise ValueError(
-                f"context variable {name!r}: values must be a non-empty list, got {values!r}"
-            )
-        labels = tuple(str(v) for v in values)
-        if len(set(labels)) != len(labels):
-            raise ValueError(f"context variable {name!r} lists a value twice: {list(labels)}")
-        out.append((name, labels))
-    return tuple(out)
-
-
-# ------------------------------------------------------------ retired variants and attributes
-def _parse_retired(space: LayoutSpace, retired) -> tuple[tuple[int, int], ...]:
-    """Validate ``{component: [labels]}`` of retired variants into sorted (k, code) pairs."""
-    if not retired:
-        return ()
-    if not isinstance(retired, Mapping):
-        raise ValueError(f"retired must be a mapping {{component: [labels]}}, got {retired!r}")
-    pairs = set()
-    for comp, labels in retired.items():
-        if comp not in space.components:
-            raise ValueError(
-                f"retired names unknown component {comp!r}; valid: {list(space.components)}"
-            )
-        k = space.components.index(comp)
-        if isinstance(labels, str) or not isinstance(labels, Sequence):
-            raise ValueError(f"retired variants of {comp!r} must be a list, got {labels!r}")
-        for label in labels:
-            if str(label) not in space._lookup[k]:
-                raise ValueError(
-                    f"retired names unknown variant {label!r} of component {comp!r}; "
-                    f"valid variants: {list(space.variants[k])}"
-                )
-            pairs.add((k, space._lookup[k][str(label)]))
-        if sum(1 for kk, _ in pairs if kk == k) >= space.cardinalities[k]:
-            raise ValueError(
-                f"cannot retire every variant of component {comp!r}; add a new one first"
-            )
-    return tuple(sorted(pairs))
-
-
-def _attribute_kind(value: Any) -> str | None:
-    if isinstance(value, bool | np.bool_):
-        return "bool"
-    if isinstance(value, str):
-        return "category"
-    if isinstance(value, int | float | np.integer | np.floating):
-        return "number" if math.isfinite(float(value)) else None
-    return None
-
-
-def _parse_attributes(space: LayoutSpace, attributes) -> tuple:
-    """Validate the attribute tables into, per component, ``((name, values per variant),)``."""
-    empty = tuple(() for _ in space.components)
-    if not attributes:
-        return empty
-    if not isinstance(attributes, Mapping):
-        raise ValueError(
-            f"attributes must be a mapping {{component: {{label: {{name: value}}}}}}, "
-            f"got {attributes!r}"
-        )
-    out = list(empty)
-    for comp, table in attributes.items():
-        if comp not in space.components:
-            raise ValueError(
-                f"attributes name unknown component {comp!r}; valid: {list(space.components)}"
-            )
-        k = space.components.index(comp)
-        if not isinstance(table, Mapping):
-            raise ValueError(f"attributes of component {comp!r} must map labels to tables")
-        for label, values in table.items():
-            if str(label) not in space._lookup[k]:
-                raise ValueError(
-                    f"attributes of component {comp!r} name unknown variant {label!r}; "
-                    f"valid variants: {list(space.variants[k])}"
-                )
-            if not isinstance(values, Mapping):
-                raise ValueError(
-                    f"attributes of {comp!r} variant {label!r} must be a table "
-                    f"{{name: value}}, got {values!r}"
-                )
-        table = {str(lab): vals for lab, vals in table.items()}
-        names: list[str] = []
-        for vals in table.values():
-            names += [str(n) for n in vals if str(n) not in names]
-        columns = []
-        for name in names:
-            kind = None
-            values = []
-            for label in space.variants[k]:
-                vals = {str(n): v for n, v in table.get(label, {}).items()}
-                if name not in vals:
-                    raise ValueError(
-                        f"attributes of component {comp!r}: variant {label!r} has no value "
-                        f"for {name!r}; every variant of {comp!r} needs one"
-                    )
-                value = vals[name]
-                this = _attribute_kind(value)
-                if this is None:
-                    raise ValueError(
-                        f"attributes of component {comp!r}: variant {label!r} has {name} = "
-                        f"{value!r}; valid values are booleans, strings or finite numbers"
-                    )
-                if kind is not None and this != kind:
-                    raise ValueError(
-                        f"attributes of component {comp!r}: {name!r} is a {kind} for some "
-                        f"variants but variant {label!r} has {value!r} (a {this}); use one "
-                        "type per attribute"
-                    )
-                kind = this
-                if isinstance(value, np.generic):
-                    value = value.item()  # plain Python values: hashable, JSON/TOML-able
-                values.append(bool(value) if kind == "bool" else value)
-            columns.append((name, tuple(values)))
-        out[k] = tuple(columns)
-    return tuple(out)
-
-
-def _attribute_columns(columns) -> list[tuple[str, np.ndarray]]:
-    """Coded design columns ``(name, (n_k,) float64)`` of one component's attributes."""
-    out = []
-    for name, values in columns:
-        kind = _attribute_kind(values[0])
-        if kind == "bool":
-            out.append((name, np.asarray(values, dtype=np.float64)))
-        elif kind == "category":
-            levels = list(dict.fromkeys(values))
-            for level in levels[1:]:  # the first variant's category is the baseline
-                out.append((f"{name}={level}", np.asarray([v == level for v in values], float)))
-        else:
-            x = np.asarray(values, dtype=np.float64)
-            sd = x.std()
-            out.append((name, (x - x.mean()) / (sd if sd > 0 else 1.0)))
-    return out
-
-
-def _lifecycle_dict(space: LayoutSpace) -> dict[str, Any]:
-    """The ``attributes`` and ``retired`` entries of :meth:`LayoutSpace.to_dict`."""
-    out: dict[str, Any] = {}
-    if space.has_attributes:
-        out["attributes"] = {
-            comp: {
-                label: {name: values[v] for name, values in space.attributes[k]}
-                for v, label in enumerate(space.variants[k])
-            }
-            for k, comp in enumerate(space.components)
-            if space.attributes[k]
-        }
-    if space.retired:
-        retired: dict[str, list[str]] = {}
-        for k, v in space.retired:
-            retired.setdefault(space.components[k], []).append(space.variants[k][v])
-        out["retired"] = retired
-    return out
-
-
-def _lifecycle_toml(space: LayoutSpace, q) -> list[str]:
-    """TOML lines for the attributes and retired variants (empty when there are none)."""
-
-    def value(v) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        return q(v) if isinstance(v, str) else repr(v)
-
-    data = _lifecycle_dict(space)
-    lines: list[str] = []
-    for comp, table in data.get("attributes", {}).items():
-        for label, values in table.items():
-            lines += ["", f"[attributes.{q(comp)}.{q(label)}]"]
-            lines += [f"{q(n)} = {value(v)}" for n, v in values.items()]
-    if "retired" in data:
-        lines += ["", "[retired]"]
-        lines += [f"{q(c)} = [{', '.join(q(v) for v in vs)}]" for c, vs in data["retired"].items()]
-    return lines
+def _value_key(space: LayoutSpace) -> tuple:
+    """What equality and hashing of a space compare: every field that changes its meaning."""
+    key = (space.components, space.variants, space.forbidden, space.retired, space.attributes)
+    return key + (space.segments,)

@@ -6,8 +6,8 @@ import pandas as pd
 
 from layoutopt.infer.posterior import Posterior
 from layoutopt.model.core import has_segments
-from layoutopt.score.mix import segment_shares
 from layoutopt.score.scoring import best_layout
+from layoutopt.score.target import segment_shares
 
 __all__ = ["best_by_segment"]
 

@@ -5,10 +5,11 @@ A grid too large for one machine is split into n contiguous slices of its index 
 arrays, Kubernetes jobs, Ray tasks) runs one :func:`write_shard` per slice, and
 :func:`merge_shards` combines the n files. Each shard file holds its layouts' mean and
 interval (per-layout statistics need no other slice) and, in the Parquet file's key-value
-metadata, the slice's per-draw maximum of eta and the index where it is attained. The
+metadata, the slice's per-draw maximum of eta (of the mixture CTR, for the traffic mix) and
+the index where it is attained. The
 global per-draw best layout is the best of the n per-slice bests (ties to the lowest index,
 as within a slice), so the merged ``p_best`` is exact: the merged file equals the one
-:func:`layoutopt.score.scoring.score_grid_to_parquet` writes unsharded with the enumeration
+:func:`layoutopt.score.grid_scores.score_grid_to_parquet` writes unsharded with the enumeration
 argmax, row for row.
 
 Example (one process per shard, then one merge)::
@@ -31,13 +32,9 @@ import pyarrow.parquet as pq
 
 from layoutopt.infer.posterior import Posterior
 from layoutopt.score.grid import DEFAULT_MEMORY_BUDGET, plan
-from layoutopt.score.scoring import (
-    _arrow_rows,
-    _check_level,
-    _gaussian_batch,
-    _resolve,
-    _scan_space,
-)
+from layoutopt.score.rows import arrow_rows
+from layoutopt.score.stream import scan_space
+from layoutopt.score.target import Target, check_level, scoring_target
 from layoutopt.util.io import atomic_path
 
 __all__ = ["merge_shards", "parse_shard", "write_shard"]
@@ -83,10 +80,11 @@ def shard_range(space, shard) -> tuple[int, int]:
     return i * Np // n, (i + 1) * Np // n
 
 
-def _digest(posterior: Posterior) -> str:
-    """Fingerprint of the space and draws, so shards of different fits never merge."""
+def _digest(posterior: Posterior, target: Target) -> str:
+    """Fingerprint of the space and what was scored (the draws, of one segment or of the
+    mix with its shares), so shards of different fits or audiences never merge."""
     h = hashlib.sha256(repr((posterior.space, posterior.prior.link)).encode())
-    for leaf in jax.tree.leaves(posterior.params):
+    for leaf in jax.tree.leaves((target.params, target.fingerprint)):
         a = np.ascontiguousarray(np.asarray(leaf, np.float32))
         h.update(str(a.shape).encode())
         h.update(a.tobytes())
@@ -103,6 +101,7 @@ def write_shard(
     devices=None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     method: str = "auto",
+    segment: dict | None = None,
 ) -> int:
     """Score one contiguous slice of the grid to Parquet, with its per-draw best in metadata.
 
@@ -121,19 +120,21 @@ def write_shard(
         method: ``"auto"``, ``"gaussian"`` or ``"draws"``: how mean and interval are
             computed (see :func:`layoutopt.score.scoring.score_grid`); the per-draw best always
             comes from the draws.
+        segment: one segment, or ``None`` for the traffic mix of a posterior with segments
+            (its slice's per-draw best is that of the mixture CTR; see
+            :mod:`layoutopt.score.target`).
 
     Returns:
         The number of rows written (the allowed layouts of the slice).
     """
-    space, params, link = _resolve(posterior, None)
-    level = _check_level(level)
-    gauss = _gaussian_batch(posterior, method)
+    space, target = scoring_target(posterior, None, segment, method)
+    level = check_level(level)
     i, n = check_shard(shard)
     if space.size > 2**63 - 1:
         raise ValueError("spaces beyond 2^63 layouts cannot be written with int64 indices")
     lo, hi = shard_range(space, (i, n))
     Lf = plan(space.cardinalities).leaf_size
-    schema, to_table = _arrow_rows(space)
+    schema, to_table = arrow_rows(space)
     rows = 0
     state = None
 
@@ -151,11 +152,11 @@ def write_shard(
 
     with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
         if hi > lo:
-            state, _ = _scan_space(
-                params, space, level, link, None, chunk_size, memory_budget, devices, on_chunk,
-                prefixes=(lo, hi), gauss=gauss,
+            state, _ = scan_space(
+                target, space, level=level, on_chunk=on_chunk, chunk_size=chunk_size,
+                memory_budget=memory_budget, devices=devices, prefixes=(lo, hi),
             )  # fmt: skip
-        S = int(params.intercept.shape[0])
+        S = target.num_draws
         if state is None:
             best_eta, best_index = np.full(S, -np.inf), np.zeros(S, np.int64)
         else:
@@ -170,7 +171,7 @@ def write_shard(
             "rows": rows,
             "num_draws": S,
             "level": level,
-            "posterior": _digest(posterior),
+            "posterior": _digest(posterior, target),
             # float32 values, exact in JSON's float64; -inf (nothing allowed) as null
             "best_eta": [None if not np.isfinite(v) else float(v) for v in best_eta],
             "best_index": [int(v) for v in best_index],

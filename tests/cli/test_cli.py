@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from layoutopt.cli import app as cli
+from layoutopt.cli import commands as cli_commands
 from layoutopt.cli.app import main
 
 TINY_TOML = """\
@@ -148,7 +149,7 @@ def test_unexpected_exception_is_one_line(capsys, monkeypatch, workdir):
     def boom(*args, **kwargs):
         raise RuntimeError("kaput\nsecond line")
 
-    monkeypatch.setattr(cli, "initial_design", boom)
+    monkeypatch.setattr(cli_commands, "initial_design", boom)
     code, _, err = run(capsys, "design", "--space", workdir / "space.toml")
     assert_one_line_error(
         code, err, "internal error", "RuntimeError", "kaput second line", expected_code=1

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import itertools
 import math
+import tomllib
 
 import numpy as np
 import pytest
 
+from layoutopt.model import space_index, space_rules, space_toml, space_variants
 from layoutopt.model.space import LayoutSpace
 
 SMALL = LayoutSpace(
@@ -232,3 +234,78 @@ def test_size_is_the_product_of_cardinalities():
     assert SMALL.size == math.prod(SMALL.cardinalities) == 18
     assert SMALL.num_components == 3
     assert "size=18" in repr(SMALL)
+
+
+# ------------------------------------------------ the modules the space delegates to
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_space_index_functions_match_enumeration(seed):
+    rng = np.random.default_rng(seed)
+    card = tuple(int(n) for n in rng.integers(1, 5, size=rng.integers(1, 5)))
+    every = list(itertools.product(*(range(n) for n in card)))  # last component fastest
+    strides = space_index.strides_of(card)
+    for i, codes in enumerate(every):
+        assert space_index.codes_of_index(i, card) == codes
+        assert space_index.index_of_codes(codes, strides) == i
+    np.testing.assert_array_equal(space_index.codes_of_indices(np.arange(len(every)), card), every)
+    np.testing.assert_array_equal(
+        space_index.indices_of_codes(np.array(every), strides), range(len(every))
+    )
+    start = int(rng.integers(len(every)))
+    np.testing.assert_array_equal(space_index.codes_range(start, 7, card), every[start : start + 7])
+
+
+def test_space_index_codes_range_beyond_int64():
+    card = (10,) * 22  # 10^22 layouts: past int64, so only the range form applies
+    start = 10**22 - 3
+    rows = space_index.codes_range(start, 5, card)
+    assert [tuple(r) for r in rows] == [
+        space_index.codes_of_index(start + j, card) for j in range(3)
+    ]
+    with pytest.raises(ValueError, match="exceeds int64"):
+        space_index.require_int64(math.prod(card))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_count_forbidden_matches_brute_force(seed):
+    rng = np.random.default_rng(100 + seed)
+    card = tuple(int(n) for n in rng.integers(1, 4, size=rng.integers(2, 5)))
+    rules = []
+    for _ in range(rng.integers(0, 7)):
+        ks = rng.choice(len(card), size=rng.integers(1, len(card) + 1), replace=False)
+        rules.append(tuple(sorted((int(k), int(rng.integers(card[k]))) for k in ks)))
+    allowed = brute_force_allowed(card, rules)
+    assert space_rules.count_forbidden(rules, card) == math.prod(card) - len(allowed)
+    every = np.array(list(itertools.product(*(range(n) for n in card))))
+    mask = space_rules.allowed_mask(every, rules)
+    assert [tuple(c) for c in every[mask]] == allowed
+
+
+def test_toml_text_reads_back_to_the_same_plain_data():
+    space = LayoutSpace(
+        {'head "line"': ["h\\1", "h2", "h3"], "image": ["a", "b"]},
+        forbidden=[{'head "line"': "h2", "image": "b"}],
+        segments={"member": ["prime", "non_prime"]},
+        attributes={
+            'head "line"': {
+                "h\\1": {"free": True, "n": 1.5, "theme": "x"},
+                "h2": {"free": False, "n": 2, "theme": "y"},
+                "h3": {"free": True, "n": -1, "theme": "x"},
+            }
+        },
+        retired={"image": ["a"]},
+    )
+    data = space.to_dict()
+    assert tomllib.loads(space_toml.toml_text(data)) == data
+    assert LayoutSpace.from_dict(tomllib.loads(space.to_toml())) == space
+
+
+def test_translate_codes_between_reordered_spaces():
+    other = LayoutSpace(
+        {"reviews": ["quote", "none", "stars"], "image": ["b", "a"], "headline": ["h3", "h2", "h1"]}
+    )
+    codes = other.codes(np.arange(other.size))
+    mapped = space_variants.translate_codes(SMALL, other, codes)
+    for row, back in zip(codes, mapped, strict=True):
+        assert SMALL.decode(back) == other.decode(row)

@@ -503,8 +503,6 @@ def test_segments_refused_where_not_supported(tmp_path):
     assert low.diagnostics["log_evidence"] == pytest.approx(
         post.diagnostics["log_evidence"], rel=1e-8
     )
-    with pytest.raises(ValueError, match="shard"):
-        lo.score_grid_to_parquet(post, tmp_path / "s.parquet", shard=(0, 2))
     rows = sum(
         lo.score_grid_to_parquet(
             post, tmp_path / f"s{i}.parquet", shard=(i, 2), segment={"member": "p"}

@@ -1,0 +1,118 @@
+"""A layout space as plain data and as TOML: reading a file, checking its tables, writing text.
+
+The plain-data form is what :meth:`LayoutSpace.to_dict` returns: ``{"components": {...},
+"forbidden": [...]}`` plus ``"segments"``, ``"attributes"`` and ``"retired"`` when present.
+The functions here work on that form only; building the space from it is the class's job.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SPACE_KEYS", "check_space_data", "read_toml", "toml_text"]
+
+#: The top-level keys of the plain-data form (and tables of a layout-space TOML file).
+SPACE_KEYS = ("components", "forbidden", "segments", "attributes", "retired")
+
+
+def check_space_data(data: Mapping[str, Any], source: str) -> None:
+    """Refuse a plain-data form whose top-level tables are missing, unknown or misshapen.
+
+    Args:
+        data: the parsed tables.
+        source: name used at the start of error messages (the file path).
+
+    Raises:
+        ValueError: without a ``components`` table, for an unknown key, or for ``segments``
+            or ``forbidden`` of the wrong shape (with the TOML spelling that fixes it).
+    """
+    if "components" not in data or not isinstance(data["components"], Mapping):
+        raise ValueError(
+            f"{source}: needs a [components] table mapping component names to variant lists"
+        )
+    extra = set(data) - set(SPACE_KEYS)
+    if extra:
+        raise ValueError(
+            f"{source}: unknown top-level key(s) {sorted(extra)}; "
+            "valid: 'components', 'forbidden', 'segments', 'attributes', 'retired'"
+        )
+    if "segments" in data and not isinstance(data["segments"], Mapping):
+        raise ValueError(
+            f"{source}: 'segments' must be a table {{context variable: [values]}}; in TOML "
+            "write [segments] then one line per variable"
+        )
+    if isinstance(data.get("forbidden"), Mapping):
+        raise ValueError(
+            f"{source}: 'forbidden' must be a list of rules; in TOML write each rule as "
+            "[[forbidden]] (double brackets)"
+        )
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The tables of a layout-space TOML file.
+
+    Raises:
+        ValueError: naming the file, when it is missing, a directory, not UTF-8, not valid
+            TOML or unreadable.
+    """
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such layout-space file") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: is a directory; give a layout-space TOML file") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{path}: not UTF-8 text (byte {err.object[err.start : err.start + 1]!r} at "
+            f"offset {err.start}); save the TOML file as UTF-8"
+        ) from None
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"{path}: not valid TOML ({err})") from None
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read the layout-space file ({err.strerror})") from None
+
+
+def _quote(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return _quote(v) if isinstance(v, str) else repr(v)
+
+
+def _array(values) -> str:
+    return f"[{', '.join(_quote(v) for v in values)}]"
+
+
+def toml_text(data: Mapping[str, Any]) -> str:
+    """TOML text of the plain-data form, which :func:`read_toml` reads back to equal data.
+
+    Args:
+        data: the plain-data form of a space.
+
+    Returns:
+        The text, tables in the order components, forbidden rules, segments, attributes,
+        retired variants; ending in a newline.
+    """
+    q = _quote
+    lines = ["[components]"]
+    lines += [f"{q(c)} = {_array(vs)}" for c, vs in data["components"].items()]
+    for rule in data.get("forbidden", ()):
+        lines += ["", "[[forbidden]]"] + [f"{q(c)} = {q(v)}" for c, v in rule.items()]
+    if data.get("segments"):
+        lines += ["", "[segments]"]
+        lines += [f"{q(n)} = {_array(vs)}" for n, vs in data["segments"].items()]
+    for comp, table in data.get("attributes", {}).items():
+        for label, values in table.items():
+            lines += ["", f"[attributes.{q(comp)}.{q(label)}]"]
+            lines += [f"{q(n)} = {_value(v)}" for n, v in values.items()]
+    if "retired" in data:
+        lines += ["", "[retired]"]
+        lines += [f"{q(c)} = {_array(vs)}" for c, vs in data["retired"].items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,330 @@
+"""What a pass over the space scores: the draws of one parameter set, or the traffic mix.
+
+The grid engine streams rows of ordinary parameters and knows nothing of segments. This
+module turns a posterior and a ``segment`` into a :class:`Target`, the one description every
+pass reads (scoring, Parquet output, shards, P(best) for proposals):
+
+* **One segment** ``g`` (or a space without segments): its terms fold into ordinary
+  parameters (:func:`layoutopt.model.fold_segment`: ``b0 + c[g]``, ``m_k + d_k[g]``), so the
+  S draws are streamed as they are and the reductions see eta.
+* **The traffic mix** (``segment=None`` on a posterior with segment terms): the one layout
+  best for everyone maximises the CTR averaged over segments with the observed impression
+  shares ``w_g``::
+
+      ctr_s(x) = sum_g w_g inv_link(eta_s(x, g))
+
+  It is not an eta of one parameter set, but the engine computes the eta of every (draw,
+  segment) pair at once when the segment-folded parameters are stacked along the draw axis
+  (G x S rows, segment-major), and a transform of each block (:func:`mixture`: ``(G * S, C)``
+  eta to the ``(S, C)`` mixture CTR) feeds the same per-draw argmax, top-k, mean and
+  order-statistic reductions (:func:`layoutopt.score.reductions.transformed`, link
+  :data:`~layoutopt.score.reductions.IDENTITY`). So the mix streams and shards like every
+  other pass, with memory O(G x S x chunk) whatever the size of the space. Its mean and
+  interval always come from the draws (there is no closed form for a mixture).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from layoutopt.infer.posterior import Posterior
+from layoutopt.model.core import Params, fold_segment, has_segments, inv_link
+from layoutopt.model.space import LayoutSpace
+from layoutopt.score.grid import (
+    DEFAULT_GRID,
+    IDENTITY,
+    ArgmaxState,
+    GridOptions,
+    Reduction,
+    as_params,
+    check_params,
+    per_draw_argmax,
+    per_draw_max,
+    resolve_argmax,
+    scan_grid,
+    transformed,
+)
+from layoutopt.score.optimize import argmax_codes, check_argmax_work
+from layoutopt.util.limits import check_grid_work
+
+__all__ = [
+    "SCORING_METHODS",
+    "Target",
+    "check_level",
+    "draws_target",
+    "mix_target",
+    "mixture",
+    "same",
+    "scoring_target",
+    "segment_shares",
+    "segment_view",
+]
+
+#: Ways to compute mean and interval (``method=``); P(best) always comes from the draws.
+SCORING_METHODS = ("auto", "gaussian", "draws")
+
+
+class Target(NamedTuple):
+    """What one pass scores, read the same way by every pass.
+
+    Attributes:
+        params: float32 :class:`~layoutopt.model.Params` the engine streams, R rows on the
+            leading axis: the S draws, or the G x S segment-folded rows of the mix.
+        link: the link the reductions apply to the values (``IDENTITY`` for the mix, whose
+            values are CTRs already).
+        num_draws: S.
+        values: static ``(eta (R, C), aux) -> (S, C)``: what the reductions see of a
+            block's eta.
+        rows_per_draw: R / S.
+        argmax: the per-draw max reduction of the streamed pass.
+        resolve: ``resolve(params, space, state, options) -> ArgmaxState``: its argmax.
+        best: ``best(space, *, method, seed, what, chunk_size, devices) -> (S, K)`` codes:
+            the per-draw best layout of the whole space (the optimiser for one parameter
+            set; an enumeration for the mix).
+        gauss: the stacked float64 Gaussian rows of the closed form, or None (the draws).
+        fingerprint: arrays beyond ``params`` that the scores depend on (the mix's shares).
+        aux: the traced operands ``values`` reads (the mix's float32 shares; ``()``), passed
+            to every pass as ``scan_grid(aux=...)``: new shares reuse the compiled pass.
+    """
+
+    params: Params
+    link: str
+    num_draws: int
+    values: Callable[[jax.Array], jax.Array]
+    rows_per_draw: int
+    argmax: Reduction
+    resolve: Callable[..., ArgmaxState]
+    best: Callable[..., np.ndarray]
+    gauss: Params | None
+    fingerprint: tuple = ()
+    aux: Any = ()
+
+    def wrap(self, reduction: Reduction) -> Reduction:
+        """``reduction`` over this target's values (see :func:`transformed`)."""
+        return transformed(reduction, self.values, self.rows_per_draw)
+
+
+def same(eta: jax.Array, aux: Any = ()) -> jax.Array:
+    """The values of one parameter set's block: its eta (``aux`` unused)."""
+    return eta
+
+
+def segment_view(posterior: Posterior, segment: Mapping[str, str] | None) -> tuple[Posterior, bool]:
+    """The posterior to score for ``segment``, and whether the traffic mix is asked for.
+
+    Args:
+        posterior: a fitted posterior.
+        segment: ``{context variable: value}``, or ``None``.
+
+    Returns:
+        ``(posterior, mix)``: for a segment, a posterior whose draws have that segment folded
+        in (no segment terms left) and ``mix=False``; for ``None`` on a posterior with
+        segment terms, the posterior unchanged and ``mix=True``; otherwise unchanged and
+        ``False``.
+
+    Raises:
+        ValueError: for a segment on a space without segments, or an unknown variable/value.
+    """
+    if not isinstance(posterior, Posterior):
+        raise ValueError(f"expected a Posterior, got {type(posterior).__name__}")
+    if segment is None:
+        return posterior, has_segments(posterior.params)
+    code = posterior.space.segment_code(segment)
+    if not has_segments(posterior.params):
+        raise ValueError(
+            "the posterior has no segment terms (it was fitted without segments); "
+            "refit on data with segment columns"
+        )
+    gauss = posterior.gaussian
+    folded = dataclasses.replace(
+        posterior,
+        params=fold_segment(posterior.params, code),
+        gaussian=None if gauss is None else gauss.fold(code),
+    )
+    return folded, False
+
+
+def segment_shares(posterior: Posterior) -> np.ndarray:
+    """``(G,)`` observed impression share of each segment (uniform when none was recorded)."""
+    G = posterior.space.num_segments
+    w = posterior.segment_shares
+    if w is None:
+        return np.full(G, 1.0 / G)
+    return np.asarray(w, np.float64)
+
+
+@functools.cache
+def mixture(link: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """The block transform of the traffic mix: ``(G * S, C)`` eta -> ``(S, C)`` mixture CTR.
+
+    ``sum_g w_g inv_link(eta[g * S + s])`` in float32, the rows segment-major as
+    :func:`mix_target` stacks them; the shares ``w`` (G,) are the transform's traced second
+    argument (a :class:`Target`'s ``aux``), so a campaign whose traffic shares move every
+    round compiles its passes once.
+
+    Args:
+        link: the posterior's link.
+
+    Returns:
+        The transform ``values(eta, w)`` (cached: one function, one compilation, per link).
+    """
+
+    def values(eta, w):
+        G = w.shape[0]
+        ctr = inv_link(eta.reshape((G, eta.shape[0] // G) + eta.shape[1:]), link)
+        return jnp.sum(w.astype(jnp.float32).reshape((G,) + (1,) * (eta.ndim)) * ctr, axis=0)
+
+    return values
+
+
+def gaussian_batch(posterior: Posterior, method: str):
+    """The stacked float64 Gaussian rows to score with, or None for the draws.
+
+    ``"auto"`` uses the Gaussian when the posterior carries one (Laplace fits): exact
+    under the Laplace approximation, no Monte Carlo error, and no sort; ``"gaussian"``
+    insists on it; ``"draws"`` always uses the draws (the empirical mean and quantiles).
+    """
+    check_method(method)
+    gauss = posterior.gaussian
+    if method == "draws" or (method == "auto" and gauss is None):
+        return None
+    if gauss is None:
+        raise ValueError(
+            f"method='gaussian' needs a Laplace posterior; this one is a {posterior.method} "
+            "fit without a Gaussian: use method='draws' or 'auto'"
+        )
+    return gauss.stacked()
+
+
+def check_method(method: str) -> str:
+    """Raise a ValueError unless ``method`` is one of :data:`SCORING_METHODS`."""
+    if method not in SCORING_METHODS:
+        raise ValueError(f"method={method!r} is not valid; valid: {SCORING_METHODS}")
+    return method
+
+
+def check_level(level: float) -> float:
+    """``level`` as a float in (0, 1), or a ValueError."""
+    if not 0.0 < float(level) < 1.0:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    return float(level)
+
+
+def _optimizer_best(params, space, *, method, seed, what, chunk_size=None, devices=None):
+    check_argmax_work(params, space, method, seed, what)
+    return np.asarray(
+        argmax_codes(
+            params, space, method=method, seed=seed, chunk_size=chunk_size, devices=devices
+        )
+    )
+
+
+def draws_target(posterior: Posterior, space: LayoutSpace, method: str = "auto") -> Target:
+    """The :class:`Target` of a posterior without segment terms (or with one folded in)."""
+    params = as_params(posterior.params)
+    check_params(params, space)
+    return Target(
+        params=params,
+        link=posterior.prior.link,
+        num_draws=int(params.intercept.shape[0]),
+        values=same,
+        rows_per_draw=1,
+        argmax=per_draw_max(),
+        resolve=resolve_argmax,
+        best=functools.partial(_optimizer_best, params),
+        gauss=gaussian_batch(posterior, method),
+    )
+
+
+def _keep_argmax(params, space, state, options: GridOptions = DEFAULT_GRID) -> ArgmaxState:
+    return state
+
+
+def _enumerated_best(target_rows, space, *, method, seed, what, chunk_size=None, devices=None):
+    """Per-draw argmax of the mixture CTR by one engine pass (exact; method/seed unused)."""
+    params, values, G, aux = target_rows
+    S = int(params.intercept.shape[0]) // G
+    check_grid_work(space.num_allowed, S * G, what, "pass segment={...} to use the exact optimiser")
+    state = scan_grid(
+        params,
+        space,
+        transformed(per_draw_argmax(), values, G),
+        chunk_size=chunk_size,
+        devices=devices,
+        aux=aux,
+    )
+    return np.asarray(state.best_codes)
+
+
+def mix_target(posterior: Posterior, space: LayoutSpace) -> Target:
+    """The :class:`Target` of the traffic mix of a posterior with segment terms.
+
+    Args:
+        posterior: a posterior with segment terms.
+        space: the space to stream (the posterior's, or one with extra forbidden rules).
+
+    Returns:
+        A target of G x S segment-folded rows whose values are the mixture CTR.
+    """
+    params = as_params(posterior.params)
+    check_params(params, space)
+    G = space.num_segments
+    shares = segment_shares(posterior)
+    rows = [fold_segment(params, g) for g in range(G)]
+    stacked = jax.tree.map(lambda *a: jnp.concatenate(a, axis=0), *rows)
+    values = mixture(posterior.prior.link)
+    aux = jnp.asarray(shares, jnp.float32)
+    return Target(
+        params=stacked,
+        link=IDENTITY,
+        num_draws=int(params.intercept.shape[0]),
+        values=values,
+        rows_per_draw=G,
+        argmax=per_draw_argmax(),
+        resolve=_keep_argmax,
+        best=functools.partial(_enumerated_best, (stacked, values, G, aux)),
+        gauss=None,
+        fingerprint=(shares,),
+        aux=aux,
+    )
+
+
+def scoring_target(
+    posterior: Posterior,
+    space: LayoutSpace | None,
+    segment: Mapping[str, str] | None = None,
+    method: str = "auto",
+) -> tuple[LayoutSpace, Target]:
+    """Check a posterior and space and build what to score for ``segment``.
+
+    Args:
+        posterior: the fitted posterior.
+        space: defaults to (and must equal) ``posterior.space``.
+        segment: one segment, or ``None`` for the traffic mix (on a posterior with segments).
+        method: ``"auto"``, ``"gaussian"`` or ``"draws"`` (the mix always uses the draws).
+
+    Returns:
+        ``(space, target)``.
+
+    Raises:
+        ValueError: for a mismatched space, a non-finite posterior, a bad segment or method.
+    """
+    posterior, mix = segment_view(posterior, segment)
+    space = posterior.space if space is None else space
+    if space != posterior.space:
+        raise ValueError(
+            f"space {space!r} differs from the space the posterior was fitted on "
+            f"{posterior.space!r}"
+        )
+    posterior.check_finite()
+    if mix:
+        check_method(method)
+        return space, mix_target(posterior, space)
+    return space, draws_target(posterior, space, method)
