@@ -493,7 +493,9 @@ def test_segments_with_time_columns_aggregate_per_segment_and_cohort():
     assert np.all(np.isfinite(lo.score_grid(post, segment={"member": "n"}).to_pandas()["mean"]))
 
 
-def test_segments_refused_where_not_supported(tmp_path):
+def test_segments_fit_low_rank_and_score_in_shards(tmp_path):
+    """Nothing refuses segments any more: the low-rank solver fits them like the dense one,
+    and a segment's grid is written in shards that add up to the space."""
     codes, seg, imp, clk = _tiny_rows()
     space = _tiny_segment_space()
     obs = lo.Observations.from_codes(space, codes, imp, clk, segments=seg)
@@ -543,7 +545,9 @@ def test_laplace_fits_segments_with_attributes_or_meta_prior_like_nuts(kind):
         seed=0,
         num_samples=1000,
         num_warmup=500,
-        options=inference.NutsOptions(target_accept_prob=0.97),  # 0.9: a few divergences
+        # 0.97 diverged (1-5 transitions) at 2 of seeds 0-2 before ModelSpec as after it (the
+        # same model; float32 rounding decides which seeds); 0.99: none at seeds 0-5
+        options=inference.NutsOptions(target_accept_prob=0.99),
     )
     layouts = space.frame(space.codes(np.arange(space.size)))
     for member in ("p", "n"):
