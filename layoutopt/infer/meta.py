@@ -28,8 +28,16 @@ from scipy.special import ndtr
 
 from layoutopt.infer.posterior import Posterior
 from layoutopt.model.core import pair_list
-from layoutopt.model.priors import LINKS, PriorConfig, PriorSpec, attribute_design
+from layoutopt.model.priors import (
+    LINKS,
+    Prior,
+    PriorConfig,
+    PriorSpec,
+    attribute_design,
+    resolve_prior,
+)
 from layoutopt.model.space import LayoutSpace
+from layoutopt.model.spec import ModelSpec
 from layoutopt.util.io import atomic_path
 
 __all__ = ["MetaPrior"]
@@ -199,6 +207,19 @@ class MetaPrior:
             beta_scale=np.asarray([s for _, s in beta]),
             learn_scales=False,
         )
+
+    def resolve(self, spec: ModelSpec, space: LayoutSpace) -> Prior:
+        """This meta-prior as the :class:`~layoutopt.model.priors.Prior` of ``spec``: the
+        groups' means and sds fixed (not learned), segment groups at the defaults.
+
+        Args:
+            spec: the model to fit.
+            space: its space (component and attribute names match the groups).
+
+        Returns:
+            The :class:`~layoutopt.model.priors.Prior`.
+        """
+        return resolve_prior(spec, self.spec(space), self.config())
 
     def config(self) -> PriorConfig:
         """The :class:`PriorConfig` a fit with this meta-prior records (link, pairwise, and

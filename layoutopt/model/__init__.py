@@ -19,14 +19,18 @@ from layoutopt.model.core import (
     zero_params,
 )
 from layoutopt.model.delay import Exponential, Weibull
-from layoutopt.model.priors import PriorConfig, PriorSpec
+from layoutopt.model.priors import Prior, PriorConfig, PriorSpec
 from layoutopt.model.space import LayoutSpace
+from layoutopt.model.spec import FitData, ModelSpec
 
 __all__ = [
     "LINKS",
     "Exponential",
+    "FitData",
     "LayoutSpace",
+    "ModelSpec",
     "Params",
+    "Prior",
     "PriorConfig",
     "PriorSpec",
     "Weibull",

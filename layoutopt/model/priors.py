@@ -27,8 +27,9 @@ from scipy.special import ndtri
 
 from layoutopt.model.core import effect_sizes
 from layoutopt.model.space import LayoutSpace
+from layoutopt.model.spec import ModelSpec
 
-__all__ = ["PriorConfig", "PriorSpec", "LINKS", "attribute_design"]
+__all__ = ["Prior", "PriorConfig", "PriorSpec", "LINKS", "attribute_design", "resolve_prior"]
 
 LINKS = ("logit", "probit")
 #: Supported prior scales (sd on the link scale); beyond them the fit loses precision
@@ -89,10 +90,19 @@ class PriorConfig:
         """Prior mean of ``b0``: the base rate on the link scale."""
         return _link(self.base_rate, self.link)
 
+    def resolve(self, spec: ModelSpec) -> Prior:
+        """This prior for the model ``spec``: zero means, learned HalfNormal scales, the
+        attribute coefficients at ``N(0, attribute_scale^2)`` (see :func:`resolve_prior`)."""
+        return resolve_prior(spec, self.blocks(spec.cardinalities, spec.num_beta), self)
+
     def spec(self, space: LayoutSpace) -> PriorSpec:
         """This prior resolved for ``space``: zero means, learned HalfNormal scales."""
-        sizes_m, sizes_p = _sizes(space, self.pairwise)
         num_beta = sum(len(space.attribute_columns(k)) for k in range(space.num_components))
+        return self.blocks(space.cardinalities, num_beta)
+
+    def blocks(self, cardinalities: tuple[int, ...], num_beta: int) -> PriorSpec:
+        """The :class:`PriorSpec` of a model with these cardinalities and B coefficients."""
+        sizes_m, sizes_p = effect_sizes(tuple(cardinalities), self.pairwise)
         return PriorSpec(
             intercept_loc=self.intercept_loc,
             intercept_scale=self.intercept_scale,
@@ -100,8 +110,8 @@ class PriorConfig:
             main_scale=np.full(len(sizes_m), self.main_scale),
             pair_loc=np.zeros(sum(sizes_p)),
             pair_scale=np.full(len(sizes_p), self.pair_scale),
-            beta_loc=np.zeros(num_beta),
-            beta_scale=np.full(num_beta, self.attribute_scale),
+            beta_loc=np.zeros(int(num_beta)),
+            beta_scale=np.full(int(num_beta), self.attribute_scale),
             learn_scales=True,
         )
 
@@ -134,6 +144,71 @@ class PriorSpec(NamedTuple):
     learn_scales: bool
 
 
+class Prior(NamedTuple):
+    """The prior of every flat parameter of a :class:`~layoutopt.model.spec.ModelSpec`.
+
+    Both :class:`PriorConfig` and a meta-prior resolve to it, so a fitter reads one form.
+    ``loc`` is laid out like the flat parameters (``spec.unravel(loc, A)`` gives it shaped
+    like ``Params``); ``scale`` and ``learned`` have one entry per (unpooled) scale group of
+    ``spec.scale_groups(pooled=False)``: one per component, pair table, segment block and
+    attribute coefficient.
+
+    Attributes:
+        loc: ``(P,)`` prior mean of every parameter; ``loc[0]`` is the intercept's.
+        scale: ``(G,)`` the HalfNormal hyperprior scale of the group's sd where it is
+            learned, else the group's fixed prior sd.
+        learned: ``(G,)`` bool, whether the group's sd is learned from the data.
+        intercept_scale: prior sd of the intercept.
+    """
+
+    loc: np.ndarray
+    scale: np.ndarray
+    learned: np.ndarray
+    intercept_scale: float
+
+
+def resolve_prior(spec: ModelSpec, blocks: PriorSpec, config: PriorConfig) -> Prior:
+    """The :class:`Prior` of ``spec`` from a block-wise :class:`PriorSpec`.
+
+    Main and pair groups take ``blocks``' scales (learned when ``blocks.learn_scales``);
+    segment groups ``config.segment_scale`` (segment pairs ``config.pair_scale``), always
+    learned; attribute coefficients ``blocks.beta_scale``, never learned.
+
+    Args:
+        spec: the model.
+        blocks: means and scales per block (:meth:`PriorConfig.spec`, ``MetaPrior.spec``).
+        config: the prior settings (segment scales).
+
+    Returns:
+        The :class:`Prior`.
+    """
+    num_seg = spec.span("segment_intercept", "segment_main", "segment_pair")
+    loc = np.concatenate(
+        [[blocks.intercept_loc], blocks.main_loc, blocks.pair_loc,
+         np.zeros(num_seg[1] - num_seg[0]), blocks.beta_loc]
+    ).astype(np.float64)  # fmt: skip
+    learn = bool(blocks.learn_scales)
+    table = {
+        "main": (blocks.main_scale, learn),
+        "pair": (blocks.pair_scale, learn),
+        "segment_intercept": ([config.segment_scale], True),
+        "segment_main": (np.full(spec.num_components, config.segment_scale), True),
+        "segment_pair": (np.full(len(spec.pairs), config.pair_scale), True),
+        "beta": (blocks.beta_scale, False),
+    }
+    scale, learned = [], []
+    for block in spec.blocks[1:]:
+        values, is_learned = table[block.kind]
+        scale.append(float(values[block.index]))
+        learned.append(is_learned)
+    return Prior(
+        loc,
+        np.asarray(scale, np.float64),
+        np.asarray(learned, bool),
+        float(blocks.intercept_scale),
+    )
+
+
 def attribute_design(space: LayoutSpace) -> tuple[np.ndarray, list[str]]:
     """Block-diagonal attribute design of all components, and the coefficient names.
 
@@ -158,7 +233,3 @@ def _link(rate: float, link: str) -> float:
     if link == "logit":
         return float(np.log(rate / (1.0 - rate)))
     return float(ndtri(rate))
-
-
-def _sizes(space: LayoutSpace, pairwise: bool) -> tuple[list[int], list[int]]:
-    return effect_sizes(space.cardinalities, pairwise)

@@ -101,7 +101,8 @@ class FitSize(NamedTuple):
     """What a fit will need, estimated before it starts.
 
     Attributes:
-        num_params: parameters P (intercept, main effects and pair tables).
+        num_params: parameters P (every term of the model: intercept, main effects, pair
+            tables, segment blocks, attribute coefficients).
         num_rows: distinct observed rows N the likelihood visits.
         memory_bytes: estimated peak memory of the method (bytes).
         flops: estimated floating-point operations of the dominant step (one Newton step
@@ -114,6 +115,17 @@ class FitSize(NamedTuple):
     flops: float
 
 
+def _model_counts(model, pairwise: bool) -> tuple[int, int, int]:
+    """``(P, additive P, look-ups per row)`` of a model: a ``ModelSpec`` (every term
+    counted: ``num_params``, ``additive_num_params``, ``num_slots()``) or bare cardinalities
+    (intercept, main effects and pair tables only)."""
+    if hasattr(model, "num_params"):
+        return int(model.num_params), int(model.additive_num_params), int(model.num_slots())
+    card = tuple(int(n) for n in model)
+    P, _, D = _counts(card, pairwise)
+    return P, _counts(card, False)[0], D
+
+
 def _counts(cardinalities, pairwise: bool) -> tuple[int, int, int]:
     K = len(cardinalities)
     main = sum(cardinalities)
@@ -124,9 +136,7 @@ def _counts(cardinalities, pairwise: bool) -> tuple[int, int, int]:
     return 1 + main + pair, main, terms
 
 
-def fit_size(
-    cardinalities, num_rows: int, method: str, num_samples: int, pairwise: bool = True
-) -> FitSize:
+def fit_size(model, num_rows: int, method: str, num_samples: int, pairwise: bool = True) -> FitSize:
     """Estimate parameters, memory and the dominant cost of a fit.
 
     Laplace: dense Hessian and its Cholesky factor and inverse (about six ``P x P`` float64
@@ -137,16 +147,17 @@ def fit_size(
     (float32, a few copies) and, for a full-rank SVI guide, ``P x P`` scale matrices.
 
     Args:
-        cardinalities: variants per component.
+        model: the model's ``ModelSpec`` (every term counted: segments and attribute
+            coefficients too), or bare cardinalities (intercept, main and pair terms).
         num_rows: distinct observed rows.
         method: ``"laplace"``, ``"laplace-lowrank"``, ``"nuts"``, ``"svi"`` or ``"svi-full"``.
         num_samples: posterior draws requested.
-        pairwise: whether pair tables are in the model.
+        pairwise: whether pair tables are in the model (bare cardinalities only).
 
     Returns:
         A :class:`FitSize`.
     """
-    P, _, D = _counts(tuple(int(n) for n in cardinalities), pairwise)
+    P, _, D = _model_counts(model, pairwise)
     N = max(8, 1 << max(0, int(num_rows) - 1).bit_length())
     draws = 3 * 4 * int(num_samples) * P
     if method == "laplace":
@@ -156,7 +167,7 @@ def fit_size(
         # Woodbury over the N rows (layoutopt.infer.lowrank): N x N systems, no P x P;
         # Cholesky (N^3 / 3), the inverse for the scale traces (N^3) and the slot Gram
         # matrix and traces (2 C N^2) per iteration
-        # plus the posterior's Gaussian factor (inference.laplace_factor: X, W^1/2 X D and
+        # plus the posterior's Gaussian factor (laplace_fit.laplace_factor: X, W^1/2 X D and
         # U, N x P float64 each)
         memory = (
             6 * 8 * N * N
@@ -179,7 +190,7 @@ def _gib(n: int) -> str:
 
 
 def check_fit_size(
-    cardinalities,
+    model,
     num_rows: int,
     method: str,
     num_samples: int,
@@ -196,12 +207,12 @@ def check_fit_size(
     no parameter limit), and every method within ``memory_limit`` bytes.
 
     Args:
-        cardinalities: variants per component.
+        model: the model's ``ModelSpec`` (every term counted), or bare cardinalities.
         num_rows: distinct observed rows.
         method: ``"laplace"`` (the dense solver), ``"laplace-lowrank"``, ``"nuts"`` or
             ``"svi"``.
         num_samples: posterior draws requested.
-        pairwise: whether pair tables are in the model.
+        pairwise: whether pair tables are in the model (bare cardinalities only).
         guide: the SVI guide (``"auto"`` picks full rank up to 2,000 parameters).
         memory_limit: bytes the fit may plan to use.
 
@@ -213,11 +224,11 @@ def check_fit_size(
             (another solver or method, the additive model, fewer draws).
     """
     full = method == "svi" and guide == "full"
-    size = fit_size(cardinalities, num_rows, "svi-full" if full else method, num_samples, pairwise)
+    size = fit_size(model, num_rows, "svi-full" if full else method, num_samples, pairwise)
     P = size.num_params
-    additive = _counts(tuple(int(n) for n in cardinalities), False)[0]
+    _, additive, _ = _model_counts(model, pairwise)
     alt = []
-    if pairwise:
+    if getattr(model, "pairwise", pairwise):
         alt.append(f"the additive model (PriorConfig(pairwise=False): {additive:,} parameters)")
     if method == "laplace-lowrank" and int(num_rows) > LAPLACE_LOWRANK_MAX_ROWS:
         dense = ["LaplaceOptions(solver='dense')"] if P <= LAPLACE_MAX_PARAMS else []
@@ -244,7 +255,7 @@ def check_fit_size(
             better.insert(
                 0,
                 f"LaplaceOptions(solver='lowrank') (up to {LAPLACE_LOWRANK_MAX_PARAMS:,} "
-                "parameters; no segments, attributes, meta-prior or delay)",
+                "parameters)",
             )
         raise ValueError(
             f"the model has {P:,} parameters, more than {what} handles ({cap:,}); use "

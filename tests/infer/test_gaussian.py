@@ -19,6 +19,9 @@ from scipy.special import expit, ndtr, ndtri
 
 import layoutopt as lo
 from layoutopt.infer import fitting as inference
+from layoutopt.infer.data import pad_data, pad_rows
+from layoutopt.infer.fitting import resolve_problem
+from layoutopt.infer.laplace_fit import kernel_prior, laplace_solve
 from layoutopt.infer.posterior import Posterior
 from layoutopt.model.core import Params
 from layoutopt.model.priors import PriorConfig
@@ -71,36 +74,18 @@ def make_obs(space: lo.LayoutSpace, impressions: int = 3000) -> lo.Observations:
 
 def dense_oracle(space: lo.LayoutSpace, obs: lo.Observations, segment: int = 0):
     """``(codes, m, v)`` of every allowed layout from the kernel's dense float64 factor."""
-    prior, spec = inference._resolve_prior(space, obs, None)
+    problem = resolve_problem(space, obs)
     options = inference.LaplaceOptions()
-    card, G = space.cardinalities, space.num_segments
-    structure = inference._Structure(card, prior.pairwise, prior.link, G, False)
-    codes, segs, imp, clk, _, exposure = inference._laplace_rows(obs, None, len(card), G)
-    group, size, hyper, design, extra, _ = inference._laplace_design(
-        space, prior, spec, options.scales, codes, segs, structure
-    )
-    loc = prior.intercept_loc if spec is None else spec.intercept_loc
-    scale = prior.intercept_scale if spec is None else spec.intercept_scale
-    out = inference._laplace_solve(
-        "dense",
-        (codes, segs, design, imp, clk, exposure),
-        (group, size, hyper),
-        (loc, scale),
-        options,
-        extra,
-        structure,
-    )
+    data = pad_data(problem.data, pad_rows(obs.num_rows))
+    design = problem.spec.design(data.codes, data.segments, problem.attributes)
+    prior, _ = kernel_prior(problem, options.scales)
+    out = laplace_solve("dense", data, design, prior, options, problem)
     L, d = np.asarray(out.chol, np.float64), np.asarray(out.d, np.float64)
     sigma = np.linalg.inv(d[:, None] * (L @ L.T) * d[None, :])
     allowed = space.codes_range(0, space.size)
     allowed = allowed[space.allowed_mask(allowed)]
     seg = np.full(len(allowed), segment)
-    cols = inference.design_indices(allowed, card, prior.pairwise, seg, G, False)
-    values = np.ones(cols.shape)
-    if spec is not None:
-        B = extra.attributes.shape[1]
-        cols = np.concatenate([cols, inference._beta_columns(space, allowed, len(d) - B)], 1)
-        values = np.concatenate([values, inference._beta_values(space, allowed)], 1)
+    cols, values = problem.spec.design(allowed, seg, problem.attributes)
     X = np.zeros((len(allowed), len(d)))
     np.add.at(X, (np.arange(len(allowed))[:, None], cols), values)
     return allowed, X @ np.asarray(out.mode), np.einsum("np,pq,nq->n", X, sigma, X)
@@ -140,7 +125,7 @@ def test_representation_matches_the_dense_covariance(case):
     np.testing.assert_allclose(got_m, m, rtol=1e-9, atol=0)
     np.testing.assert_allclose(got_v, v, rtol=1e-6, atol=0)
     # one column per distinct observed layout, zero-padded to the fit's padded rows
-    assert post.gaussian.rank == inference._pad_rows(obs.num_rows)
+    assert post.gaussian.rank == pad_rows(obs.num_rows)
     cells = obs.codes if not space.num_segments else np.c_[obs.codes, obs.segments]
     distinct = len(np.unique(cells, axis=0))  # (layout, segment) cells
     assert np.all(np.asarray(post.gaussian.factor.intercept)[distinct:] == 0)

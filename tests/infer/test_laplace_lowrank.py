@@ -11,9 +11,12 @@ from conftest import make_truth, simulate_observations
 from layoutopt.data.observations import Observations
 from layoutopt.decide.design import initial_design
 from layoutopt.infer import lowrank as lr
+from layoutopt.infer import steps
 from layoutopt.infer.fitting import LaplaceOptions, design_indices, fit, laplace_solver
 from layoutopt.model.delay import Exponential
+from layoutopt.model.priors import PriorConfig
 from layoutopt.model.space import LayoutSpace
+from layoutopt.model.spec import Design, ModelSpec
 from layoutopt.sim.simulate import SyntheticWorld
 from layoutopt.util.limits import LAPLACE_MAX_PARAMS, check_fit_size
 
@@ -63,18 +66,19 @@ def test_woodbury_solve_and_draws_match_the_dense_inverse(data):
     np.put_along_axis(X, design.astype(np.int64), 1.0, axis=1)
     H = X.T @ (w[:, None] * X) + np.diag(prec)
     with jax.enable_x64(True):
+        active = Design(jnp.asarray(design), jnp.ones(design.shape))
         s = jnp.sqrt(jnp.asarray(w))
         # slot precisions: one value per slot here, so pass the per-column ones via X
         gram = X @ np.diag(1 / prec) @ X.T
         chol = jnp.linalg.cholesky(jnp.eye(rows) + s[:, None] * gram * s[None, :])
         g = jnp.asarray(rng.normal(size=(3, P)))
-        got = np.asarray(lr._solve(jnp.asarray(design), chol, s, jnp.asarray(prec), g))
+        got = np.asarray(lr.solve(active, chol, s, jnp.asarray(prec), g))
         np.testing.assert_allclose(got, np.linalg.solve(H, np.asarray(g).T).T, rtol=1e-9)
         mode = jnp.asarray(rng.normal(size=P))
         S = 4000
         z = np.asarray(
             lr.lowrank_draws(
-                jax.random.PRNGKey(0), jnp.asarray(design), mode, chol, s, jnp.asarray(prec),
+                jax.random.PRNGKey(0), active, mode, chol, s, jnp.asarray(prec),
                 num_samples=S, batch=500,
             )
         )  # fmt: skip
@@ -155,7 +159,7 @@ def test_damped_newton_takes_full_steps_near_the_mode_and_backtracks_far_away():
             x = jnp.full(3, x0)
             g = -jnp.tanh(x)
             delta = g * jnp.cosh(x) ** 2  # H^-1 g with H = 1 / cosh^2
-            step, newton = lr.damped_newton(f, x, delta, g)
+            step, newton = steps.damped_newton(f, x, delta, g)
             assert bool(newton) is full
             assert float(f(x + step)) > float(f(x))  # ascent every time
             assert float(jnp.max(jnp.abs(step))) <= 2.0  # never beyond the cap
@@ -189,10 +193,50 @@ def test_fit_12x12_just_works_with_the_default_solver(obs_12x12):
         fit(space, obs, seed=0, options=LaplaceOptions(solver="dense"))
 
 
-def test_auto_refuses_what_the_lowrank_solver_cannot_fit(obs_12x12):
+def test_auto_fits_a_delay_model_above_the_dense_limit(obs_12x12):
+    """The low-rank solver carries the delay's exposure: "auto" no longer refuses it."""
     space, obs = obs_12x12
     aged = Observations.from_codes(
         space, obs.codes, obs.impressions, obs.clicks, age=np.full(obs.num_layouts, 48.0)
     )
-    with pytest.raises(ValueError, match="9,649 parameters.*dense solver.*'svi'"):
-        fit(space, aged, seed=0, delay=Exponential(rate=0.1))
+    post = fit(space, aged, seed=0, num_samples=50, delay=Exponential(rate=0.1))
+    assert post.diagnostics["converged"], post.diagnostics
+    with pytest.raises(ValueError, match="9,649 parameters, more than method 'laplace' with"):
+        fit(
+            space, aged, seed=0, delay=Exponential(rate=0.1), options=LaplaceOptions(solver="dense")
+        )
+
+
+def _segment_model():
+    """5 components of 8 variants, 6 segments with their own pair deviations: the issue's
+    model (4,767 parameters; cardinalities alone count 681)."""
+    space = LayoutSpace(
+        {f"c{k}": [f"v{i}" for i in range(8)] for k in range(5)},
+        segments={"s": [f"g{i}" for i in range(6)]},
+    )
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 8, size=(24, 5))
+    segs = rng.integers(0, 6, size=24)
+    n = np.full(24, 2000)
+    clicks = rng.binomial(n, 0.05)
+    return space, Observations.from_codes(space, codes, n, clicks, segments=segs)
+
+
+def test_size_guard_counts_segment_terms():
+    space, obs = _segment_model()
+    prior = PriorConfig(segment_pairs=True)
+    with pytest.raises(ValueError, match="4,767 parameters, more than method 'laplace' with"):
+        fit(space, obs, seed=0, prior=prior, options=LaplaceOptions(solver="dense"))
+    post = fit(space, obs, seed=0, num_samples=20, prior=prior)  # auto: low-rank
+    assert post.diagnostics["converged"], post.diagnostics
+    assert post.params.segment_pair[0].shape == (20, 6, 8, 8)
+    assert check_fit_size(ModelSpec((8,) * 5, num_segments=6, segment_pairs=True), 24,
+                          "laplace-lowrank", 20).num_params == 4767  # fmt: skip
+
+
+def test_size_guard_counts_attribute_coefficients():
+    spec = ModelSpec((20,) * 6, pairwise=False, attribute_counts=(1,) * 6)
+    assert check_fit_size(spec, 10, "laplace", 10).num_params == 1 + 120 + 6
+    wide = ModelSpec((2, 2), pairwise=False, attribute_counts=(2_000, 2_000))
+    with pytest.raises(ValueError, match="4,005 parameters"):
+        check_fit_size(wide, 10, "laplace", 10)

@@ -69,16 +69,25 @@ def attr_fits():
     # Additive model: with no true interactions the pair scales sit in NUTS's funnel and
     # short runs diverge; the attribute block is what is being compared here.
     lap = fit(space, obs, method="laplace", seed=0, num_samples=2000, prior=ADDITIVE)
+    # The reference run is long enough to be healthy, not just lucky. Its slowest directions
+    # are the intercept against the image effects (only their sum is identified; ESS ~135
+    # per 1,000 draws) and the non-centred funnel of sigma_main at small scales (a scale
+    # learned from 8 and 3 effects). 300 warm-up + 400 draws gave min ESS 63-128 over seeds
+    # 0-4 before ModelSpec (3 of 5 under 100; seed 0 passed at 128) and 12-135 since: the
+    # same model under another XLA graph rounds its float32 gradient differently and the
+    # trajectory follows. 500 + 1,000 gives min ESS 133-412
+    # and max r_hat <= 1.02 over seeds 0-7. Divergences (1-3, at sigma_main ~0.06) remain in
+    # 3 of 8 seeds at target_accept 0.99-0.995 and warm-up up to 1,000, so seed 0 is a
+    # checked one (r_hat 1.019, ESS 207, no divergence) -- the warning is never silenced.
     nuts = fit(
         space,
         obs,
         prior=ADDITIVE,
         method="nuts",
         seed=0,
-        num_samples=400,
+        num_samples=1000,
         num_chains=2,
-        num_warmup=300,
-        # sequential chains, as when this short run's seed was chosen (vectorized: min ESS 68)
+        num_warmup=500,
         options=NutsOptions(target_accept_prob=0.99, chain_method="sequential"),
     )
     return space, obs, lap, nuts
@@ -86,9 +95,9 @@ def attr_fits():
 
 def test_attribute_coefficient_laplace_agrees_with_nuts(attr_fits):
     space, _, lap, nuts = attr_fits
-    assert lap.hyper["beta"].shape == (2000, 1) and nuts.hyper["beta"].shape == (400, 1)
+    assert lap.hyper["beta"].shape == (2000, 1) and nuts.hyper["beta"].shape == (1000, 1)
     # Composed main effects and the coefficient: means within 0.5 NUTS posterior sd (the
-    # Monte Carlo error of a 400-draw NUTS mean is ~0.1 sd at the ESS seen here).
+    # Monte Carlo error of the NUTS mean is ~0.07 sd at the ESS of ~200 seen here).
     for a, b in zip(lap.params.main, nuts.params.main, strict=True):
         diff = np.abs(np.mean(a, 0) - np.mean(b, 0))
         assert np.all(diff < 0.5 * np.std(b, 0)), (diff, np.std(b, 0))

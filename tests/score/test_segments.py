@@ -232,20 +232,16 @@ def test_segment_pair_tables_enter_logits(space):
 def test_laplace_hessian_with_segments_matches_autodiff(space, obs):
     """The scatter-built X'WX (segment columns included) equals jax.hessian through logits."""
     card = space.cardinalities
-    structure = inference._Structure(card, True, "logit", 2, True)
+    spec = lo.model.ModelSpec(card, True, "logit", 2, True)
     design = inference.design_indices(obs.codes, card, True, obs.segments, 2, True)
     P = int(design.max()) + 1
     rng = np.random.default_rng(0)
     theta = jnp.asarray(rng.normal(0, 0.3, P)).at[0].set(-3.0)
     n = jnp.asarray(obs.impressions, jnp.float32)
     y = jnp.asarray(obs.clicks, jnp.float32)
-    num_main, num_pair = sum(card), sum(lo.model.effect_sizes(card)[1])
 
     def loglik(t):
-        params = lo.model.unflatten_effects(
-            t[0], t[1 : 1 + num_main], t[1 + num_main : 1 + num_main + num_pair], card
-        )
-        params = inference._segment_params(params, t[1 + num_main + num_pair :], structure)
+        params, _ = spec.unravel(t, jnp.zeros((sum(card), 0)))
         return log_likelihood(logits(params, obs.codes, obs.segments), n, y).sum()
 
     eta = theta[design].sum(axis=1)
@@ -498,13 +494,18 @@ def test_segments_with_time_columns_aggregate_per_segment_and_cohort():
     assert np.all(np.isfinite(lo.score_grid(post, segment={"member": "n"}).to_pandas()["mean"]))
 
 
-def test_segments_refused_where_not_supported(tmp_path):
+def test_segments_fit_low_rank_and_score_in_shards(tmp_path):
+    """Nothing refuses segments any more: the low-rank solver fits them like the dense one,
+    and a segment's grid is written in shards that add up to the space."""
     codes, seg, imp, clk = _tiny_rows()
     space = _tiny_segment_space()
     obs = lo.Observations.from_codes(space, codes, imp, clk, segments=seg)
-    with pytest.raises(ValueError, match="lowrank"):
-        lo.fit(space, obs, seed=0, options=inference.LaplaceOptions(solver="lowrank"))
+    low = lo.fit(space, obs, seed=0, options=inference.LaplaceOptions(solver="lowrank"))
     post = lo.fit(space, obs, seed=0, num_samples=50)
+    # the low-rank solver carries segments: the same mode and evidence as the dense one
+    assert low.diagnostics["log_evidence"] == pytest.approx(
+        post.diagnostics["log_evidence"], rel=1e-8
+    )
     rows = sum(
         lo.score_grid_to_parquet(
             post, tmp_path / f"s{i}.parquet", shard=(i, 2), segment={"member": "p"}
@@ -545,7 +546,9 @@ def test_laplace_fits_segments_with_attributes_or_meta_prior_like_nuts(kind):
         seed=0,
         num_samples=1000,
         num_warmup=500,
-        options=inference.NutsOptions(target_accept_prob=0.97),  # 0.9: a few divergences
+        # 0.97 diverged (1-5 transitions) at 2 of seeds 0-2 before ModelSpec as after it (the
+        # same model; float32 rounding decides which seeds); 0.99: none at seeds 0-5
+        options=inference.NutsOptions(target_accept_prob=0.99),
     )
     layouts = space.frame(space.codes(np.arange(space.size)))
     for member in ("p", "n"):

@@ -1,0 +1,173 @@
+"""The fit's data: observations, delay and drift turned once into :class:`FitData`.
+
+A delay model and a half-life are not branches of the fitters: they are an exposure factor
+``F(age)`` and a weight per row (ones without them), built here once and read by every
+fitter the same way.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from layoutopt.data.observations import Observations
+from layoutopt.infer.delay import estimate_delay
+from layoutopt.model.delay import Weibull
+from layoutopt.model.spec import FitData
+from layoutopt.util.arrays import pow2_at_least
+
+__all__ = [
+    "FitData",
+    "TimeSetup",
+    "fit_data",
+    "fixed_delay",
+    "pad_data",
+    "pad_rows",
+    "time_outputs",
+    "time_setup",
+]
+
+
+class TimeSetup(NamedTuple):
+    """Delay and drift settings of a fit, checked against the data.
+
+    Attributes:
+        delay: the delay asked for (None, a Weibull or ``"auto"``).
+        half_life: the half-life (None: no discounting).
+        weight: ``(N,)`` power-prior weight of each row (ones without a half-life).
+    """
+
+    delay: Weibull | str | None
+    half_life: float | None
+    weight: np.ndarray
+
+
+def time_setup(observations: Observations, delay, half_life) -> TimeSetup:
+    """Validate ``delay``/``half_life`` against the data and weigh the rows.
+
+    Raises:
+        ValueError: a delay without an ``age`` column, ``"auto"`` without delay counts, a
+            half-life that is not a positive number or without ``round``/``age``.
+    """
+    obs = observations
+    if delay is not None and obs.age is None:
+        raise ValueError(
+            "delay needs observations with an 'age' column (hours since served); "
+            "aggregate an event log with Observations.from_events or add 'age'"
+        )
+    if delay == "auto" and not obs.has_delays:
+        raise ValueError(
+            "delay='auto' learns the delay from observed click delays, but these "
+            "observations carry none (counts, or a log with a 0/1 clicked column: no click "
+            "times); use Observations.from_events on a log with clicked_at, or give the "
+            "delay, e.g. delay=Exponential(rate=0.1)"
+        )
+    weight = np.ones(obs.num_rows)
+    if half_life is not None:
+        if (
+            isinstance(half_life, bool)
+            or not isinstance(half_life, int | float | np.number)
+            or not (np.isfinite(half_life) and half_life > 0)
+        ):
+            raise ValueError(f"half_life must be a positive number, got {half_life!r}")
+        if obs.round is not None:
+            older = obs.round.max() - obs.round
+        elif obs.age is not None:
+            older = obs.age - obs.age.min()
+        else:
+            raise ValueError(
+                "half_life needs observations with a 'round' column (or 'age' in hours)"
+            )
+        weight = 0.5 ** (older / float(half_life))
+    return TimeSetup(delay, None if half_life is None else float(half_life), weight)
+
+
+def fixed_delay(observations: Observations, time: TimeSetup, *, learned: bool):
+    """The delay a fit holds fixed: the given one; for ``"auto"`` the ML estimate (with a
+    free CTR per observed layout) unless the fitter samples it (``learned``)."""
+    if time.delay is None or (time.delay == "auto" and learned):
+        return None
+    if time.delay != "auto":
+        return time.delay
+    obs = observations
+    _, group = np.unique(obs.codes, axis=0, return_inverse=True)
+    return estimate_delay(
+        group.reshape(-1),
+        obs.impressions * time.weight,
+        obs.clicks * time.weight,
+        obs.age,
+        obs.delay_counts,
+    )
+
+
+def pad_rows(n: int) -> int:
+    """Rows padded to a power of two (at least 8).
+
+    A loop that adds a few layouts per round then reuses the compiled kernel instead of
+    recompiling at every new N.
+    """
+    return pow2_at_least(n, minimum=8)
+
+
+def fit_data(observations: Observations, time: TimeSetup, delay) -> FitData:
+    """The :class:`FitData` of ``observations`` (float64 counts).
+
+    Args:
+        observations: the data.
+        time: the checked delay and drift settings.
+        delay: the fixed delay (:func:`fixed_delay`), or None.
+
+    Returns:
+        The :class:`FitData`.
+    """
+    obs = observations
+    n = obs.num_rows
+    segments = np.zeros(n) if obs.segments is None else obs.segments
+    age = np.zeros(n) if obs.age is None else obs.age
+    exposure = np.ones(n) if delay is None else np.asarray(delay.cdf(age), np.float64)
+    counts = np.zeros(0) if obs.delay_counts is None else np.asarray(obs.delay_counts)
+    return FitData(
+        codes=np.asarray(obs.codes, np.int32).reshape(n, -1),
+        segments=np.asarray(segments, np.int32).reshape(n),
+        impressions=np.asarray(obs.impressions, np.float64),
+        clicks=np.asarray(obs.clicks, np.float64),
+        exposure=exposure,
+        weight=np.asarray(time.weight, np.float64),
+        age=np.asarray(age, np.float64),
+        delay_counts=np.asarray(counts, np.float64),
+    )
+
+
+def pad_data(data: FitData, rows: int) -> FitData:
+    """``data`` padded to ``rows`` rows: layout 0, segment 0, no impressions, exposure and
+    weight 1."""
+    n = len(data.codes)
+
+    def pad(values, fill):
+        out = np.full((rows,) + np.shape(values)[1:], fill, np.asarray(values).dtype)
+        out[:n] = values
+        return out
+
+    return data._replace(
+        codes=pad(data.codes, 0),
+        segments=pad(data.segments, 0),
+        impressions=pad(data.impressions, 0.0),
+        clicks=pad(data.clicks, 0.0),
+        exposure=pad(data.exposure, 1.0),
+        weight=pad(data.weight, 1.0),
+        age=pad(data.age, 0.0),
+    )
+
+
+def time_outputs(time: TimeSetup, delay: Weibull | None, num_samples: int):
+    """Hyper draws and diagnostics recording the delay and half-life a fit used."""
+    if time.delay is None and time.half_life is None:
+        return {}, {}
+    diagnostics = {"half_life": time.half_life, "delay": repr(time.delay)}
+    hyper = {}
+    if delay is not None:
+        diagnostics["delay"] = repr(delay) + (" (estimated)" if time.delay == "auto" else "")
+        for name, value in zip(("delay_shape", "delay_scale"), delay.weibull, strict=True):
+            hyper[name] = np.full(num_samples, value, np.float32)
+    return hyper, diagnostics
