@@ -204,6 +204,14 @@ def score(
     shards: Annotated[
         list[Path] | None, typer.Argument(help="Shard files to --merge.", show_default=False)
     ] = None,
+    distributed: Annotated[
+        bool,
+        typer.Option(
+            "--distributed",
+            help="Run as one of N processes of JAX's runtime (Slurm/Open MPI, or the "
+            "LAYOUTOPT_COORDINATOR, _NUM_PROCESSES, _PROCESS_ID variables).",
+        ),
+    ] = False,
 ) -> None:
     """Score every layout: posterior mean CTR, credible interval, probability of being best.
 
@@ -211,8 +219,15 @@ def score(
     scores of every allowed layout (or of the ``--top`` best) go to the file; a whole grid
     too large for memory is streamed to Parquet. ``--shard I/N`` scores one contiguous slice
     of the grid (one job of a batch array); ``--merge SHARDS -o FILE`` combines the N files
-    with exact P(best).
+    with exact P(best). ``--distributed`` runs the same pass as one program on N processes
+    (every process runs the same command): each scores its slice on its own devices, the
+    answer is exact, and with ``-o .parquet`` each writes its part and process 0 merges them.
     """
+    if distributed:
+        if merge or shards or shard is not None:
+            raise ValueError("--distributed splits the grid itself: drop --shard/--merge")
+        _score_distributed(posterior, output, top=top, level=level, segment=segment)
+        return
     if merge or shards or shard is not None:
         _score_shards(
             posterior,
@@ -258,6 +273,39 @@ def score(
             shown, f"Top {len(shown)} of {n_allowed:,} layouts", level, post.space.components
         )
     )
+
+
+def _score_distributed(posterior, output, *, top, level, segment) -> None:
+    """``score --distributed`` (see :mod:`layoutopt.score.distributed`)."""
+    if posterior is None:
+        raise ValueError("--posterior is required")
+    output = check_table_output(output)
+    # join the runtime before anything touches JAX (loading the posterior does)
+    i, n = library.distributed.initialize_from_env()
+    post = load_posterior(posterior)
+    seg = segment_arg(segment)
+    parquet = output is not None and output.suffix.lower() in (".parquet", ".pq")
+    with status(f"process {i} of {n}: scoring {post.space.num_allowed:,} layouts"):
+        if parquet and top is None:
+            rows = library.distributed.score_grid_to_parquet_distributed(
+                post, output, level=level, segment=seg
+            )
+        else:
+            keep = top if output is not None else (top or 10)
+            grid = library.distributed.score_grid_distributed(
+                post, top=keep, level=level, segment=seg
+            )
+            rows = len(grid)
+    if i != 0:  # every process holds the answer; process 0 writes and prints it
+        return
+    if output is not None:
+        if not (parquet and top is None):
+            write_table(grid.to_pandas(), output)
+        stderr().print(f"wrote {rows:,} scored layouts to {output} ({n} processes)")
+        return
+    frame = grid.to_pandas()
+    title = f"Top {len(frame)} of {post.space.num_allowed:,} layouts ({n} processes)"
+    stdout().print(scores_table(frame, title, level, post.space.components))
 
 
 def _score_shards(posterior, output, *, top, level, shard, merge, shards, segment) -> None:

@@ -18,6 +18,7 @@ __all__ = [
     "campaign",
     "delay",
     "design",
+    "distributed",
     "fitting",
     "observations",
     "pandas",
@@ -64,6 +65,7 @@ campaign = LazyModule("layoutopt.campaign.campaign")
 report = LazyModule("layoutopt.campaign.report")
 delay = LazyModule("layoutopt.model.delay")
 design = LazyModule("layoutopt.decide.design")
+distributed = LazyModule("layoutopt.score.distributed")
 fitting = LazyModule("layoutopt.infer.fitting")
 observations = LazyModule("layoutopt.data.observations")
 policies = LazyModule("layoutopt.decide.policies")

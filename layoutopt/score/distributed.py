@@ -33,7 +33,9 @@ Example (two processes on one host)::
 from __future__ import annotations
 
 import io
+import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 import jax
@@ -50,6 +52,7 @@ from layoutopt.score.scoring import BestLayout
 from layoutopt.score.shards import merge_shards, shard_range, write_shard
 from layoutopt.score.stream import scan_space
 from layoutopt.score.target import Target, check_level, scoring_target
+from layoutopt.util.io import one_line
 from layoutopt.util.limits import MAX_GRID_WORK, check_grid_work
 
 __all__ = [
@@ -57,7 +60,9 @@ __all__ = [
     "argmax_codes_distributed",
     "best_layout_distributed",
     "combine_best",
+    "ENV_VARIABLES",
     "decision_inputs_distributed",
+    "initialize_from_env",
     "process_slice",
     "score_grid_distributed",
     "score_grid_to_parquet_distributed",
@@ -369,3 +374,55 @@ def decision_inputs_distributed(
     ``best_codes=``). A collective."""
     grid = score_grid_distributed(posterior, space, top=1, segment=segment, max_work=max_work)
     return _leader(grid), np.asarray(grid.best_codes, np.int32)
+
+
+#: Environment variables :func:`initialize_from_env` reads (all three, or none).
+ENV_VARIABLES = ("LAYOUTOPT_COORDINATOR", "LAYOUTOPT_NUM_PROCESSES", "LAYOUTOPT_PROCESS_ID")
+
+
+def initialize_from_env(env: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """Join JAX's multi-process runtime the way ``layoutopt score --distributed`` does.
+
+    With ``LAYOUTOPT_COORDINATOR`` (``host:port`` of process 0), ``LAYOUTOPT_NUM_PROCESSES``
+    and ``LAYOUTOPT_PROCESS_ID`` set, those; otherwise ``jax.distributed.initialize()``
+    finds the cluster itself (Slurm's ``SLURM_*`` variables, Open MPI's, TPU pods). On CPU
+    hosts JAX's collectives use gloo. Call it before any JAX computation.
+
+    Args:
+        env: the environment (default ``os.environ``).
+
+    Returns:
+        ``(process index, process count)``.
+
+    Raises:
+        ValueError: when only some of the three variables are set, a value is not a whole
+            number, or no cluster can be found.
+    """
+    env = os.environ if env is None else env
+    given = {k: env[k] for k in ENV_VARIABLES if env.get(k)}
+    if given and len(given) < len(ENV_VARIABLES):
+        missing = [k for k in ENV_VARIABLES if k not in given]
+        raise ValueError(f"--distributed: {sorted(given)} set but {missing} not; set all three")
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    try:
+        if given:
+            try:
+                n, i = int(given[ENV_VARIABLES[1]]), int(given[ENV_VARIABLES[2]])
+            except ValueError:
+                raise ValueError(
+                    f"--distributed: {ENV_VARIABLES[1]} and {ENV_VARIABLES[2]} must be whole "
+                    f"numbers, got {given[ENV_VARIABLES[1]]!r} and {given[ENV_VARIABLES[2]]!r}"
+                ) from None
+            if not 0 <= i < n:
+                raise ValueError(f"--distributed: process id {i} is not in 0..{n - 1}")
+            jax.distributed.initialize(given[ENV_VARIABLES[0]], num_processes=n, process_id=i)
+        else:
+            jax.distributed.initialize()
+    except (RuntimeError, ValueError) as err:
+        if str(err).startswith("--distributed"):
+            raise
+        raise ValueError(
+            f"--distributed: JAX's runtime could not start ({one_line(err)}); run under "
+            f"Slurm or Open MPI, or set {', '.join(ENV_VARIABLES)}"
+        ) from None
+    return process_slice()
