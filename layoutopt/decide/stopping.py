@@ -28,7 +28,7 @@ from layoutopt.model.space import LayoutSpace
 from layoutopt.score.grid_scores import score_grid
 from layoutopt.score.loss import expected_loss, per_draw_best
 from layoutopt.score.optimize import AUTO_ENUMERATE_LIMIT
-from layoutopt.score.scoring import BestLayout, best_layout
+from layoutopt.score.scoring import BestLayout, best_layout, best_of_grid
 
 __all__ = ["Decision", "StopRule", "decision"]
 
@@ -179,16 +179,7 @@ def decision(
     if segment is None and space.num_segments or space.num_allowed <= enumerate_limit:
         # one streamed pass gives the leader (top row), P(best) and the per-draw bests
         grid = score_grid(posterior, space, top=1, segment=segment, devices=devices)
-        codes = grid.codes[0]
-        leader = BestLayout(
-            space.decode(codes),
-            space.index_of_codes(codes),
-            float(grid.mean[0]),
-            float(grid.lower[0]),
-            float(grid.upper[0]),
-            float(grid.p_best[0]),
-            True,
-        )
+        leader = best_of_grid(grid)
         best = np.asarray(grid.best_codes, np.int32)
     else:
         leader = best_layout(posterior, space, segment=segment, seed=seed, devices=devices)

@@ -47,8 +47,8 @@ from layoutopt.model.space import LayoutSpace
 from layoutopt.score.cluster import part_paths
 from layoutopt.score.grid import DEFAULT_GRID, DEFAULT_MEMORY_BUDGET, GridOptions
 from layoutopt.score.grid_scores import GridScores, check_top, score_rows
-from layoutopt.score.rows import index_of, p_best_lookup, p_best_of, sortable_index
-from layoutopt.score.scoring import BestLayout
+from layoutopt.score.rows import p_best_lookup, p_best_of, sortable_index
+from layoutopt.score.scoring import BestLayout, best_of_grid
 from layoutopt.score.shards import merge_shards, shard_range, write_shard
 from layoutopt.score.stream import scan_space
 from layoutopt.score.target import Target, check_level, scoring_target
@@ -291,21 +291,7 @@ def best_layout_distributed(
         posterior, space, top=1, level=level, chunk_size=chunk_size,
         memory_budget=memory_budget, segment=segment, method=method, max_work=max_work,
     )  # fmt: skip
-    return _leader(grid)
-
-
-def _leader(grid: GridScores) -> BestLayout:
-    """The top row of an enumerated ``top=1`` grid as an exact :class:`BestLayout`."""
-    codes = grid.codes[0]
-    return BestLayout(
-        grid.space.decode(codes),
-        index_of(grid.space, codes[None])[0],
-        float(grid.mean[0]),
-        float(grid.lower[0]),
-        float(grid.upper[0]),
-        float(grid.p_best[0]),
-        True,
-    )
+    return best_of_grid(grid)
 
 
 def score_grid_to_parquet_distributed(
@@ -373,7 +359,7 @@ def decision_inputs_distributed(
     remaining of shipping the leader need (:func:`layoutopt.score.loss.expected_loss` with
     ``best_codes=``). A collective."""
     grid = score_grid_distributed(posterior, space, top=1, segment=segment, max_work=max_work)
-    return _leader(grid), np.asarray(grid.best_codes, np.int32)
+    return best_of_grid(grid), np.asarray(grid.best_codes, np.int32)
 
 
 #: Environment variables :func:`initialize_from_env` reads (all three, or none).

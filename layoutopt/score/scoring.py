@@ -54,6 +54,7 @@ __all__ = [
     "score_grid",
     "score_grid_to_parquet",
     "score_layouts",
+    "best_of_grid",
 ]
 
 
@@ -193,13 +194,13 @@ def best_layout(
     """
     view, mix = segment_view(posterior, segment)
     if mix:  # the mixture CTR has no eta to search: exact, by enumeration
-        return _best_of_grid(
+        return best_of_grid(
             score_grid(posterior, space, top=1, level=level, devices=devices, method=method)
         )
     space, target = scoring_target(view, space, None, method)
     level = check_level(level)
     if space.size <= enumerate_limit:
-        return _best_of_grid(
+        return best_of_grid(
             score_grid(view, space, top=1, level=level, devices=devices, method=method)
         )
     if seed is None:
@@ -240,8 +241,9 @@ def best_layout(
     )
 
 
-def _best_of_grid(grid: GridScores) -> BestLayout:
-    """The top row of an enumerated ``score_grid(top=1)`` as an exact :class:`BestLayout`."""
+def best_of_grid(grid: GridScores) -> BestLayout:
+    """The top row of an enumerated ``score_grid(top=1)`` (in memory or distributed) as an
+    exact :class:`BestLayout`."""
     codes = grid.codes[0]
     return BestLayout(
         grid.space.decode(codes),
