@@ -33,7 +33,6 @@ __all__ = [
     "hash_path",
     "ingest_result",
     "read_chunks",
-    "read_observations",
     "stored_observations",
     "stored_rows",
 ]
@@ -111,12 +110,6 @@ def hash_frame(df: pd.DataFrame, extra: bytes = b"") -> str:
 _ROW = re.compile(r"(: row )(\d+)(, column )")
 
 
-def _shift_rows(err: ValueError, offset: int) -> ValueError:
-    """The same message with table row numbers counted from the start of the file."""
-    text = _ROW.sub(lambda m: f"{m[1]}{int(m[2]) + offset}{m[3]}", str(err), count=1)
-    return ValueError(text)
-
-
 def read_chunks(path: str | Path, chunk_rows: int = CHUNK_ROWS):
     """Yield a results file (CSV or Parquet) as DataFrames of at most ``chunk_rows`` rows.
 
@@ -174,31 +167,6 @@ def _next_chunk(reader, path: Path) -> pd.DataFrame | None:
         return None
     except (pd.errors.ParserError, pd.errors.ParserWarning) as err:
         raise ValueError(f"{path}: not a readable CSV file ({one_line(err)})") from None
-
-
-def read_observations(path: Path, space: LayoutSpace, chunk_rows: int) -> tuple[Observations, int]:
-    """Validate and aggregate a file chunk by chunk; row numbers in errors count from the
-    file's first data row."""
-    parts, offset = [], 0
-    for chunk in read_chunks(path, chunk_rows):
-        if offset and len(chunk) == 0:
-            break
-        chunk.index = range(len(chunk))
-        try:
-            obs = Observations.from_frame(chunk, space, source=str(path))
-        except ValueError as err:
-            raise _shift_rows(err, offset) from None
-        parts.append((obs.codes, obs.impressions, obs.clicks, obs.segments, obs.age, obs.round))
-        offset += len(chunk)
-    if not parts:
-        raise ValueError(f"{path}: no data rows; at least one observed layout is needed")
-    codes, imp, clk, seg, age, rnd = (
-        None if p[0] is None else np.concatenate(p) for p in zip(*parts, strict=True)
-    )
-    obs = Observations.from_codes(
-        space, codes, imp, clk, source=str(path), segments=seg, age=age, round=rnd
-    )
-    return obs, offset
 
 
 def ingest_result(source: str, batch: dict[str, Any], added: bool) -> IngestResult:
