@@ -34,7 +34,7 @@ from rich.table import Table
 
 from layoutopt.cli import deciding, library, serve
 from layoutopt.cli.console import shown_target
-from layoutopt.cli.options import ColumnOpt, Method, Strategy, column_arg
+from layoutopt.cli.options import ColumnOpt, DbOpt, Method, NameOpt, Strategy, column_arg
 from layoutopt.util.io import atomic_path, check_output_path
 
 __all__ = ["app", "report"]
@@ -47,14 +47,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-DbOpt = Annotated[
-    str, typer.Option("--db", help="Campaign store: a SQLite file or a postgresql:// URL.")
-]
-NameOpt = Annotated[
-    str | None,
-    typer.Option("--name", help="Campaign name (needed only when the store holds several)."),
-]
 
 
 def _out() -> Console:

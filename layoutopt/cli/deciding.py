@@ -21,16 +21,9 @@ import typer
 from rich.console import Console
 
 from layoutopt.cli import library
+from layoutopt.cli.options import DbOpt, NameOpt
 
 __all__ = ["decide", "decision_line"]
-
-DbOpt = Annotated[
-    str, typer.Option("--db", help="Campaign store: a SQLite file or a postgresql:// URL.")
-]
-NameOpt = Annotated[
-    str | None,
-    typer.Option("--name", help="Campaign name (needed only when the store holds several)."),
-]
 
 
 def decide(

@@ -20,6 +20,8 @@ from layoutopt.util.io import check_output_path, one_line
 from layoutopt.util.limits import SEED_MAX, check_seed
 
 __all__ = [
+    "DbOpt",
+    "NameOpt",
     "ColumnOpt",
     "DESIGN_KINDS",
     "METHODS",
@@ -36,6 +38,15 @@ __all__ = [
     "load_posterior",
     "seed_option",
     "segment_arg",
+]
+
+#: ``--db`` and ``--name`` of every campaign command.
+DbOpt = Annotated[
+    str, typer.Option("--db", help="Campaign store: a SQLite file or a postgresql:// URL.")
+]
+NameOpt = Annotated[
+    str | None,
+    typer.Option("--name", help="Campaign name (needed only when the store holds several)."),
 ]
 
 

@@ -21,17 +21,10 @@ import typer
 from rich.console import Console
 
 from layoutopt.cli import library
+from layoutopt.cli.options import DbOpt, NameOpt
 from layoutopt.util.io import atomic_path, check_output_path
 
 __all__ = ["allocation", "assign", "evaluate", "check_lines", "print_lines", "read_units"]
-
-DbOpt = Annotated[
-    str, typer.Option("--db", help="Campaign store: a SQLite file or a postgresql:// URL.")
-]
-NameOpt = Annotated[
-    str | None,
-    typer.Option("--name", help="Campaign name (needed only when the store holds several)."),
-]
 
 
 def _err() -> Console:
