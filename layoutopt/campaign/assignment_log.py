@@ -82,10 +82,7 @@ _CHUNK = 5_000  # units per SELECT ... IN (...) (well under SQLite's variable li
 
 def ensure_tables(store: Store) -> None:
     """Create the serving tables in the store when missing (idempotent)."""
-    with store.transaction() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(7302)"))
-        METADATA.create_all(conn, checkfirst=True)
+    store.ensure_tables(METADATA, 7302)
 
 
 def serving_settings(store: Store, cid: int) -> dict[str, Any]:

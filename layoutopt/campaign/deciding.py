@@ -59,10 +59,7 @@ DECISIONS = sa.Table(
 
 
 def _ensure(store: Store) -> None:
-    with store.transaction() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(7304)"))
-        METADATA.create_all(conn, checkfirst=True)
+    store.ensure_tables(METADATA, 7304)
 
 
 def _exists(store: Store) -> bool:

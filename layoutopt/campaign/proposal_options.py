@@ -29,10 +29,7 @@ PROPOSAL_OPTIONS = sa.Table(
 
 
 def _ensure(store: Store) -> None:
-    with store.transaction() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(7305)"))
-        METADATA.create_all(conn, checkfirst=True)
+    store.ensure_tables(METADATA, 7305)
 
 
 def record_proposal_options(store: Store, cid: int, round_: int, options: dict[str, Any]) -> None:

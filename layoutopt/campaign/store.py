@@ -336,6 +336,16 @@ class Store:
             return f"{self.target}: cannot write to the store: it is read-only"
         return f"{self.target}: cannot write to the store ({first}); nothing was written"
 
+    def ensure_tables(self, metadata: sa.MetaData, lock: int) -> None:
+        """Create ``metadata``'s tables when missing, in one transaction (idempotent; on
+        PostgreSQL under advisory lock ``lock``, so concurrent first uses do not race): how
+        the campaign's optional tables (serving, decisions, proposal options) appear in
+        stores written before them, without a migration."""
+        with self.transaction() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock})
+            metadata.create_all(conn, checkfirst=True)
+
     def close(self) -> None:
         """Release the engine's connections."""
         self.engine.dispose()
