@@ -26,7 +26,7 @@ MAX_POSITIONAL = 8
 # offender can appear and an entry that is mended must be removed (the test says so). The
 # fitters left it with ModelSpec/FitData and the split of infer/fitting.py.
 KNOWN_LONG_MODULES: set[str] = set()
-KNOWN_WIDE_FUNCTIONS = {"layoutopt.score.grid._chunking"}
+KNOWN_WIDE_FUNCTIONS: set[str] = set()
 
 
 def _modules() -> dict[str, Path]:

@@ -168,7 +168,7 @@ def _pass_chunk(
 
 
 def _chunking(
-    S, plan: Plan, chunk_size, memory_budget, num_devices, factor, platform, options, itemsize
+    S, plan: Plan, *, chunk_size, memory_budget, num_devices, factor, platform, options, itemsize
 ):
     """(prefixes per step, steps per call) of a pass (``itemsize``: bytes per float)."""
     Lf, Np = plan.leaf_size, plan.num_prefixes
@@ -233,7 +233,15 @@ def scan_grid(
     Lf, Np = pl.leaf_size, pl.num_prefixes
     itemsize = np.dtype(params.intercept.dtype).itemsize
     per_step, steps = _chunking(
-        S, pl, chunk_size, memory_budget, ndev, factor, platform, options, itemsize
+        S,
+        pl,
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+        num_devices=ndev,
+        factor=factor,
+        platform=platform,
+        options=options,
+        itemsize=itemsize,
     )
     leaf = leaf_codes(pl)
     table = leaf_table(params, pl, leaf)
