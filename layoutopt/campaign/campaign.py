@@ -259,7 +259,7 @@ class Campaign(Serving, Deciding, Records):
         if frame is None:
             obs, rows = aggregate_file(path, space, columns=columns, chunk_rows=chunk_rows)
         else:
-            frame, logged = split_serving_columns(frame, space, source)
+            frame, logged = split_serving_columns(frame, space, source, columns)
             obs, rows = Observations.from_frame(frame, space, source, columns=columns), len(frame)
             if logged is not None:  # before the batch: read only once the batch exists
                 record_logged_rows(self.store, self._id, digest, logged)

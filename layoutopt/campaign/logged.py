@@ -13,13 +13,14 @@ checks and off-policy evaluation read back (:func:`logged_frame`).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from layoutopt.campaign.ingest import read_chunks
-from layoutopt.data.columns import label_codes, parse_counts, segment_codes
+from layoutopt.data.tables import frame_arrays
 from layoutopt.model.space import LayoutSpace
 
 __all__ = [
@@ -73,10 +74,14 @@ def served_frame(path, chunk_rows: int) -> pd.DataFrame | None:
 
 
 def split_serving_columns(
-    df: pd.DataFrame, space: LayoutSpace, source: str
+    df: pd.DataFrame, space: LayoutSpace, source: str, columns: Mapping[str, str] | None = None
 ) -> tuple[pd.DataFrame, list[dict[str, Any]] | None]:
     """The table without its serving columns, and its logged rows (None without
     ``propensity`` and ``holdout`` columns).
+
+    The rest of the table is read as :meth:`Observations.from_frame` reads it (``columns``
+    maps layoutopt's names to the table's; without an ``impressions`` column every row is
+    one impression, e.g. the rows :meth:`Campaign.assign` wrote, with a 0/1 ``clicks``).
 
     Raises:
         ValueError: naming the row and column of a bad propensity, flag, label or count.
@@ -87,22 +92,20 @@ def split_serving_columns(
     rest = df.drop(columns=present)
     if "propensity" not in present and "holdout" not in present:
         return rest, None
-    by_name = {str(c): c for c in df.columns}
-    codes = label_codes(df, by_name, space, source)
-    keys = pd.DataFrame({"codes": [",".join(map(str, c)) for c in codes.tolist()]})
-    if space.segments:
-        seg = segment_codes(df, by_name, space, source)
-        keys["segment"] = [json.dumps(space.segment_of(int(g))) for g in seg]
+    arrays = frame_arrays(rest, space, source, columns)
+    keys = pd.DataFrame({"codes": [",".join(map(str, c)) for c in arrays.codes.tolist()]})
+    if arrays.segments is not None:
+        keys["segment"] = [json.dumps(space.segment_of(int(g))) for g in arrays.segments]
     else:
         keys["segment"] = None
-    rounds = df["round"] if "round" in df.columns else None
-    keys["round"] = -1 if rounds is None else parse_counts(rounds, "round", source)
+    rounds = arrays.time.get("round")
+    keys["round"] = -1 if rounds is None else rounds
     keys["propensity"] = (
         _propensities(df["propensity"], source) if "propensity" in present else np.nan
     )
     keys["holdout"] = _flags(df["holdout"], source) if "holdout" in present else False
-    keys["impressions"] = parse_counts(df["impressions"], "impressions", source)
-    keys["clicks"] = parse_counts(df["clicks"], "clicks", source)
+    keys["impressions"] = arrays.impressions
+    keys["clicks"] = arrays.clicks
     group = ["codes", "segment", "round", "propensity", "holdout"]
     agg = keys.fillna({"segment": "", "propensity": -1.0}).groupby(group, sort=False).sum()
     rows = []

@@ -58,3 +58,19 @@ def test_lift_needs_a_holdout_and_flags_are_checked(tmp_path):
         assert camp.store.batches(camp.campaign_id)[-1]["round"] == 0  # nothing stored
     with Campaign.open(tmp_path / "c.db") as camp:
         assert camp.logged().empty
+
+
+def test_assign_output_with_a_click_column_ingests_as_impression_rows(tmp_path):
+    # the served log exactly as assign wrote it, plus the user's own 0/1 column "click":
+    # no impressions column (one impression per row), the name mapped by columns=
+    with open_campaign(tmp_path / "c.db", holdout=0.2, control=CONTROL) as camp:
+        camp.propose(k=4, seed=5)
+        a = camp.assign([f"u{i}" for i in range(500)])
+        log = a.assign(click=served(a, 1, seed=3)["clicks"].to_numpy())
+        result = camp.ingest(log, columns={"clicks": "click"})
+        logged = camp.logged()
+    assert result.added and result.impressions == 500
+    assert logged["impressions"].sum() == 500 and logged["clicks"].sum() == log["click"].sum()
+    held = logged["holdout"].astype(bool)
+    assert logged.loc[held, "impressions"].sum() == a["holdout"].sum() > 0
+    assert set(logged["round"]) == {1}
