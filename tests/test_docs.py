@@ -37,15 +37,7 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 # (page, block number from 1) -> why it fails today.
-KNOWN: dict[tuple[str, int], str] = {
-    ("README.md", 5): "with_variants: the other headlines have no 'free' attribute (ValueError); "
-    "old_design is undefined",
-    ("assignment.md", 1): "SyntaxError: '...' inside the control dict literal",
-    ("campaigns.md", 1): "camp is not defined on the page (the campaign is created in shell)",
-    ("campaigns.md", 2): "lo is not imported on the page; past_a, past_b undefined",
-    ("design.md", 1): "space and post are not defined on the page",
-    ("scale.md", 1): "post is not defined on the page",
-}
+KNOWN: dict[tuple[str, int], str] = {}
 
 # Blocks that need a cluster a test cannot start are not run (they would wait forever for a
 # coordinator or a scheduler file); they are counted as not run, never as passing.
