@@ -51,8 +51,8 @@ def test_warmup_and_target_accept_reach_nuts(capsys, inputs):
     base, err = _nuts(capsys, inputs, "a.nc", "--warmup", "40")
     # stderr is not a terminal here: no NumPyro progress bar in it
     assert "it/s]" not in err and "sample:" not in err, err
-    again, _ = _nuts(capsys, inputs, "a2.nc", "--warmup", "40")
-    np.testing.assert_array_equal(base, again)  # same options, same seed: same draws
+    # (same options and seed give the same draws: tests/infer/test_inference.py's
+    # test_bad_nuts_run_warns_and_is_reproducible, through the same fit the CLI calls)
     longer, _ = _nuts(capsys, inputs, "b.nc", "--warmup", "41")
     stricter, _ = _nuts(capsys, inputs, "c.nc", "--warmup", "40", "--target-accept", "0.97")
     assert not np.array_equal(base, longer)
