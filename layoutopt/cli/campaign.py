@@ -33,9 +33,9 @@ from rich.console import Console
 from rich.table import Table
 
 from layoutopt.cli import deciding, library, serve
-from layoutopt.cli.console import shown_target
+from layoutopt.cli.console import shown_target, write_table
 from layoutopt.cli.options import ColumnOpt, DbOpt, Method, NameOpt, Strategy, column_arg
-from layoutopt.util.io import atomic_path, check_output_path
+from layoutopt.util.io import atomic_dir, check_output_path
 
 __all__ = ["app", "report"]
 
@@ -190,14 +190,7 @@ def propose(
     if prop.note:
         _err().print(f"note: {prop.note}")
     frame = prop.layouts
-    if output is None:
-        frame.to_csv(sys.stdout, index=False)
-    else:
-        with atomic_path(output) as tmp:
-            if output.suffix.lower() == ".csv":
-                frame.to_csv(tmp, index=False)
-            else:
-                frame.to_parquet(tmp, index=False)
+    write_table(frame, output)
     _err().print(
         f"round {prop.round}: {len(frame)} layouts ({prop.strategy}, seed {prop.seed})"
         + (f" written to {output}" if output is not None else "")
@@ -294,28 +287,43 @@ def campaign_report(
     _err().print(f"wrote {output}")
 
 
+EXPORT_TABLES = ("observations", "proposals", "history")
+
+
 @app.command()
 def export(
     db: DbOpt,
     output: Annotated[Path, typer.Option("--output", "-o", help="Directory to write into.")],
     name: NameOpt = None,
 ) -> None:
-    """Observations, proposals and history as Parquet files in a directory."""
+    """Observations, proposals and history as Parquet files in a directory.
+
+    The directory is written whole or not at all (a temporary folder renamed into place).
+    An earlier export there is replaced; a directory holding other files is refused.
+    """
     if output.exists() and not output.is_dir():
         raise ValueError(f"{output}: exists and is not a directory")
     if not output.parent.is_dir():
         raise ValueError(f"{output}: directory {str(output.parent)!r} does not exist")
+    names = [f"{stem}.parquet" for stem in EXPORT_TABLES]
+    earlier = sorted(p.name for p in output.iterdir()) if output.exists() else []
+    foreign = [n for n in earlier if n not in names]
+    if foreign:
+        raise ValueError(
+            f"{output}: holds files that are not a layoutopt export ({', '.join(foreign[:5])}"
+            f"{', ...' if len(foreign) > 5 else ''}); export into a new or empty directory"
+        )
     with library.campaign.Campaign.open(db, name) as camp:
         tables = {
             "observations": camp.observations().to_frame(),
             "proposals": camp.proposals(),
             "history": camp.history(),
         }
-    output.mkdir(exist_ok=True)
-    for stem, frame in tables.items():
-        with atomic_path(output / f"{stem}.parquet") as tmp:
-            frame.to_parquet(tmp, index=False)
-    _err().print(f"wrote {', '.join(f'{s}.parquet' for s in tables)} to {output}")
+    with atomic_dir(output) as tmp:
+        for stem, frame in tables.items():
+            frame.to_parquet(tmp / f"{stem}.parquet", index=False)
+    replaced = " (replacing the earlier export)" if earlier else ""
+    _err().print(f"wrote {', '.join(names)} to {output}{replaced}")
 
 
 def report(

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from layoutopt.util.io import atomic_path, mask_url
+from layoutopt.util.io import atomic_path, csv_safe, mask_url, write_csv
 
 __all__ = ["shown_target", "status", "stderr", "stdout", "write_table"]
 
@@ -77,13 +77,17 @@ def status(message: str, enabled: bool = True) -> Iterator[None]:
 
 
 def write_table(frame, path: Path | None) -> None:
-    """Write a DataFrame as CSV/Parquet by suffix (atomically), or CSV to stdout."""
+    """Write a DataFrame as CSV/Parquet by suffix (atomically), or CSV to stdout.
+
+    CSV is neutralised for spreadsheets (:func:`layoutopt.util.io.csv_safe`: a label such
+    as ``=1+2`` is written ``'=1+2``, and layoutopt's readers undo exactly that).
+    """
 
     if path is None:
-        frame.to_csv(sys.stdout, index=False)
+        csv_safe(frame).to_csv(sys.stdout, index=False)
+        return
+    if path.suffix.lower() == ".csv":
+        write_csv(frame, path)
         return
     with atomic_path(path) as tmp:
-        if path.suffix.lower() == ".csv":
-            frame.to_csv(tmp, index=False)
-        else:
-            frame.to_parquet(tmp, index=False)
+        frame.to_parquet(tmp, index=False)
