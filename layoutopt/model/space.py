@@ -91,6 +91,11 @@ class LayoutSpace:
             the same order. Each group is one rule (not one forbidden rule per repeated
             pair): counted exactly, and respected by enumeration, designs, scoring,
             proposals and the exact optimisers. Pairwise effects between slots are kept.
+        shared_effects: with distinct groups, give every item of a group one main effect
+            shared by its slots, beside each slot's own deviation: ``m_k[v] = s[v] +
+            e_k[v]`` (``s`` enters the model as attribute coefficients, see
+            :func:`~layoutopt.model.priors.attribute_design`), so what an item did in one
+            slot informs the others. Off by default (each slot learns on its own).
         optional: optional names of components a layout may leave out (e.g. ``["reviews"]``:
             no reviews block at all). Such a component gets the extra variant
             :data:`~layoutopt.model.space_optional.ABSENT` (the empty label ``""``) as its
@@ -108,6 +113,7 @@ class LayoutSpace:
         retired: the retired variants as ``(component index, variant code)`` pairs.
         distinct: the distinct groups as sorted tuples of component indices.
         optional: the indices of the optional components.
+        shared_effects: whether the items of each distinct group share a main effect.
         attributes: per component, a tuple of ``(attribute name, values per variant)``.
         segments: tuple of ``(context variable, (values...))`` pairs; empty without segments.
 
@@ -136,6 +142,7 @@ class LayoutSpace:
     attributes: tuple[tuple[tuple[str, tuple[Any, ...]], ...], ...] = ()
     distinct: tuple[tuple[int, ...], ...] = ()
     optional: tuple[int, ...] = ()
+    shared_effects: bool = False
     _lookup: tuple[dict[str, int], ...] = field(default=(), repr=False, compare=False)
     _num_allowed: int = field(default=0, repr=False, compare=False)
     _cardinalities: tuple[int, ...] = field(default=(), repr=False, compare=False)
@@ -150,6 +157,7 @@ class LayoutSpace:
         retired: Mapping[str, Sequence[str]] | None = None,
         distinct: Sequence[Sequence[str]] | None = None,
         optional: Sequence[str] | None = None,
+        shared_effects: bool = False,
     ):
         if not isinstance(components, Mapping) or len(components) == 0:
             raise ValueError(
@@ -210,6 +218,12 @@ class LayoutSpace:
         groups = space_rules.parse_distinct(distinct, self.components, self.variants)
         if any(k in absent for g in groups for k in g):
             raise ValueError("a component of a distinct group cannot be optional")
+        if not isinstance(shared_effects, bool) or (shared_effects and not groups):
+            raise ValueError(
+                f"shared_effects={shared_effects!r}: True shares item effects across the slots "
+                "of distinct groups, so it needs distinct=[...]; otherwise pass False"
+            )
+        object.__setattr__(self, "shared_effects", shared_effects)
         object.__setattr__(self, "distinct", groups)
         # derived once: inclusion-exclusion is exponential in the number of rules
         num_allowed = space_rules.count_allowed(self.forbidden, card, groups)
@@ -577,6 +591,8 @@ class LayoutSpace:
             out["distinct"] = [[self.components[k] for k in g] for g in self.distinct]
         if self.optional:
             out["optional"] = [self.components[k] for k in self.optional]
+        if self.shared_effects:
+            out["shared_effects"] = True
         names, labels = self.components, self.variants
         if self.has_attributes:
             out["attributes"] = space_attributes.attributes_table(names, labels, self.attributes)
@@ -597,36 +613,14 @@ class LayoutSpace:
                 retired=data.get("retired") or None,
                 distinct=data.get("distinct") or None,
                 optional=data.get("optional") or None,
+                shared_effects=data.get("shared_effects", False),
             )
         except ValueError as err:
             raise ValueError(f"{source}: {err}") from None
 
     @classmethod
     def from_toml(cls, path: str | Path) -> LayoutSpace:
-        """Read a space from a TOML file.
-
-        Format::
-
-            [components]
-            headline = ["h1", "h2", "h3"]
-            image = ["img1", "img2", "img3"]
-
-            [[forbidden]]
-            headline = "h2"
-            image = "img3"
-
-            [segments]            # optional: context variables and their values
-            member = ["prime", "non_prime"]
-
-            [attributes.headline.h1]      # optional: variant attributes
-            free = true
-            theme = "speed"
-
-            [retired]                     # optional: retired variants
-            image = ["img1"]
-
-            distinct = [["slot1", "slot2"]]  # optional, before any table: no label twice
-            optional = ["reviews"]            # optional, before any table: may be left out
+        """Read a space from a TOML file (the format: :mod:`layoutopt.model.space_toml`).
 
         Raises:
             ValueError: naming the file, for unreadable TOML or an invalid space.
@@ -643,4 +637,4 @@ class LayoutSpace:
 def _value_key(space: LayoutSpace) -> tuple:
     """What equality and hashing of a space compare: every field that changes its meaning."""
     key = (space.components, space.variants, space.forbidden, space.retired, space.attributes)
-    return key + (space.segments, space.distinct, space.optional)
+    return key + (space.segments, space.distinct, space.optional, space.shared_effects)

@@ -4,6 +4,33 @@ The plain-data form is what :meth:`LayoutSpace.to_dict` returns: ``{"components"
 "forbidden": [...]}`` plus ``"segments"``, ``"attributes"``, ``"retired"``, ``"distinct"``
 and ``"optional"`` when present.
 The functions here work on that form only; building the space from it is the class's job.
+
+The TOML format (top-level keys before the first table)::
+
+    distinct = [["slot1", "slot2"]]   # optional: slots that never repeat a label
+    shared_effects = true             # optional: one effect per item across those slots
+    optional = ["reviews"]            # optional: components a layout may leave out
+
+    [components]
+    headline = ["h1", "h2", "h3"]
+    image = ["img1", "img2", "img3"]
+    reviews = ["stars", "quote"]
+    slot1 = ["item1", "item2", "item3"]
+    slot2 = ["item1", "item2", "item3"]
+
+    [[forbidden]]                     # optional, repeated: a rule per table
+    headline = "h2"
+    image = "img3"
+
+    [segments]                        # optional: context variables and their values
+    member = ["prime", "non_prime"]
+
+    [attributes.headline.h1]          # optional: variant attributes
+    free = true
+    theme = "speed"
+
+    [retired]                         # optional: retired variants
+    image = ["img1"]
 """
 
 from __future__ import annotations
@@ -23,6 +50,7 @@ SPACE_KEYS = (
     "attributes",
     "retired",
     "distinct",
+    "shared_effects",
     "optional",
 )
 
@@ -131,6 +159,8 @@ def toml_text(data: Mapping[str, Any]) -> str:
         # a top-level key: it must come before the first table
         groups = ", ".join(_array(g) for g in data["distinct"])
         lines += [f"distinct = [{groups}]"]
+    if data.get("shared_effects"):
+        lines += ["shared_effects = true"]
     if data.get("optional"):
         lines += [f"optional = {_array(data['optional'])}"]
     if lines:

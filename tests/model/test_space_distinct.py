@@ -132,3 +132,16 @@ def test_new_items_go_to_every_slot_of_the_group():
         space.with_variants({"s1": ["e"]})
     grown = space.with_variants({s: ["e"] for s in ("s1", "s2", "s3")})
     assert grown.num_allowed == 5 * 4 * 3 and grown.distinct == space.distinct
+
+
+def test_shared_effects_need_groups_and_round_trip(tmp_path):
+    with pytest.raises(ValueError, match=r"shared_effects=True: True shares .* needs distinct"):
+        LayoutSpace({"s1": ITEMS, "s2": ITEMS}, shared_effects=True)
+    with pytest.raises(ValueError, match="shared_effects='yes'"):
+        LayoutSpace(**CASES[0], shared_effects="yes")
+    space = LayoutSpace(**CASES[0], shared_effects=True)
+    assert space != LayoutSpace(**CASES[0]) and space.to_dict()["shared_effects"] is True
+    path = tmp_path / "space.toml"
+    path.write_text(space.to_toml())
+    assert "shared_effects = true" in path.read_text()
+    assert LayoutSpace.from_toml(path) == space
