@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from layoutopt.model import space_rules
 from layoutopt.model.space import LayoutSpace
 from layoutopt.util.io import QUOTED_PREFIXES
 from layoutopt.util.limits import MAX_COUNT
@@ -257,10 +258,15 @@ def check_allowed(codes: np.ndarray, space: LayoutSpace, source: str, first_row:
     allowed = space.allowed_mask(codes, include_retired=False)
     if not allowed.all():
         r = int(np.flatnonzero(~allowed)[0])
-        raise ValueError(
-            f"{source}: row {r + first_row}: layout {space.decode(codes[r])} is forbidden by rule "
-            f"{space.violated_rule(codes[r], include_retired=False)}"
-        )
+        rule = space.violated_rule(codes[r], include_retired=False)
+        why = f"is forbidden by rule {rule}"
+        if space_rules.repeated_pair(codes[r], space.distinct) is not None and not any(
+            rule == {space.components[k]: space.variants[k][v] for k, v in user}
+            for user in space_rules.user_rules(space.forbidden, space.retired)
+        ):
+            label = next(iter(rule.values()))
+            why = f"shows {label!r} twice, in {list(rule)} (a distinct group: no item twice)"
+        raise ValueError(f"{source}: row {r + first_row}: layout {space.decode(codes[r])} {why}")
 
 
 def plain(value: Any) -> Any:

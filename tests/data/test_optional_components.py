@@ -1,4 +1,5 @@
-"""Optional components in data: an empty or missing cell means "not shown", and only there."""
+"""Rules in data: an optional component's empty cell means "not shown" (only there); a
+repeated item in a distinct group is refused naming the slots."""
 
 from __future__ import annotations
 
@@ -92,3 +93,15 @@ def test_campaign_ingest_keeps_absent_layouts(tmp_path):
     with Campaign.open(str(tmp_path / "c.db")) as camp:
         assert camp.space == OPTIONAL
         assert totals(camp.observations()) == EXPECTED
+
+
+def test_a_repeated_item_in_data_is_refused_naming_the_slots():
+    items = ["a", "b", "c"]
+    slots = LayoutSpace({"s1": items, "s2": items}, distinct=[("s1", "s2")])
+    frame = pd.DataFrame({"s1": ["a", "b"], "s2": ["b", "b"], "impressions": 9, "clicks": 1})
+    with pytest.raises(
+        ValueError,
+        match=r"frame: row 2: layout \{'s1': 'b', 's2': 'b'\} shows 'b' twice, in "
+        r"\['s1', 's2'\] \(a distinct group",
+    ):
+        Observations.from_frame(frame, slots)
