@@ -269,8 +269,8 @@ def block_allowed(pre_codes, leaf, rules: RuleArrays, plan: Plan):
     """``(Pc * Lf,)`` True where the layout (prefix, leaf) matches no rule of the space.
 
     A forbidden rule is matched on the prefix and on the leaf apart, then combined (never
-    a ``(Pc, Lf, R, K)`` array); a distinct group compares the codes of its pairs of slots
-    in the block's ``(Pc, Lf, K)`` codes, which are small next to eta's ``(S, Pc * Lf)``.
+    a ``(Pc, Lf, R, K)`` array); a distinct group compares each of its pairs of slots as
+    one ``(Pc, Lf)`` array, small next to eta's ``(S, Pc * Lf)``.
     """
     wanted, active, pairs = rules
     Pc, Lf = pre_codes.shape[0], leaf.shape[0]
@@ -280,17 +280,19 @@ def block_allowed(pre_codes, leaf, rules: RuleArrays, plan: Plan):
         pre_hit = jnp.all((pre_codes[:, None, :] == wanted[:, :P]) | ~active[:, :P], axis=-1)
         leaf_hit = jnp.all((leaf[:, None, :] == wanted[:, P:]) | ~active[:, P:], axis=-1)
         ok = ~jnp.any(pre_hit[:, None, :] & leaf_hit[None, :, :], axis=-1)  # (Pc, Lf)
-    if pairs.shape[0]:
-        shape = (Pc, Lf, P + leaf.shape[1])
-        codes = jnp.concatenate(
-            [
-                jnp.broadcast_to(pre_codes[:, None, :], shape[:2] + (P,)),
-                jnp.broadcast_to(leaf[None, :, :], shape[:2] + (leaf.shape[1],)),
-            ],
-            axis=-1,
-        )
-        ok &= ~jnp.any(codes[..., pairs[:, 0]] == codes[..., pairs[:, 1]], axis=-1)
+    for q in range(pairs.shape[0]):  # a few pairs of slots; each a (Pc, Lf) comparison
+        k, l = pairs[q, 0], pairs[q, 1]
+        ok &= _block_column(pre_codes, leaf, k, P) != _block_column(pre_codes, leaf, l, P)
     return ok.reshape(-1)
+
+
+def _block_column(pre_codes, leaf, k, P: int):
+    """Codes ``(Pc, Lf)`` of component ``k`` (traced) over a block: a prefix column
+    broadcast along the leaf, or a leaf column broadcast along the prefixes."""
+    from_leaf = leaf[:, jnp.maximum(k - P, 0)][None, :]
+    if P == 0:
+        return jnp.broadcast_to(from_leaf, (pre_codes.shape[0], leaf.shape[0]))
+    return jnp.where(k < P, pre_codes[:, jnp.minimum(k, P - 1)][:, None], from_leaf)
 
 
 # ----------------------------------------------------------------------------- reductions
