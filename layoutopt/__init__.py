@@ -61,7 +61,7 @@ _PUBLIC = {
     },
     **{
         n: ("layoutopt.model", n)
-        for n in ("Exponential", "LayoutSpace", "Params", "PriorConfig", "Weibull")
+        for n in ("ABSENT", "Exponential", "LayoutSpace", "Params", "PriorConfig", "Weibull")
     },
     "inv_link": ("layoutopt.model", "inv_link"),
     "logits": ("layoutopt.model", "logits"),
@@ -161,6 +161,7 @@ if not any(isinstance(f, _LegacyFinder) for f in _sys.meta_path):
 _sys.modules[__name__].__class__ = _Package
 
 __all__ = [
+    "ABSENT",
     "BestLayout",
     "Campaign",
     "Decision",

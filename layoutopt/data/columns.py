@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from layoutopt.model import space_rules
 from layoutopt.model.space import LayoutSpace
 from layoutopt.util.io import QUOTED_PREFIXES
 from layoutopt.util.limits import MAX_COUNT
@@ -24,6 +25,7 @@ __all__ = [
     "ExtraColumnsWarning",
     "IGNORED_COLUMNS",
     "TIME_COLUMNS",
+    "absent_code",
     "check_allowed",
     "column_codes",
     "label_codes",
@@ -164,9 +166,20 @@ def label_codes(df, by_name: dict, space: LayoutSpace, source: str) -> np.ndarra
     codes = np.empty((len(df), space.num_components), dtype=np.int32)
     for k, comp in enumerate(space.components):
         codes[:, k] = column_codes(
-            df[by_name[comp]], space.label_codes[k], source, comp, ("label", "variant")
+            df[by_name[comp]],
+            space.label_codes[k],
+            source,
+            comp,
+            ("label", "variant"),
+            absent=absent_code(space, k),
         )
     return codes
+
+
+def absent_code(space: LayoutSpace, k: int) -> int | None:
+    """The code a missing cell of component ``k`` means: absent for an optional component
+    (:data:`~layoutopt.model.space_optional.ABSENT`, code 0), None (an error) otherwise."""
+    return 0 if k in space.optional else None
 
 
 def segment_codes(df, by_name: dict, space: LayoutSpace, source: str) -> np.ndarray:
@@ -182,7 +195,9 @@ def segment_codes(df, by_name: dict, space: LayoutSpace, source: str) -> np.ndar
     return out.astype(np.int32)
 
 
-def column_codes(column, lookup: dict, source: str, name: str, words) -> np.ndarray:
+def column_codes(
+    column, lookup: dict, source: str, name: str, words, absent: int | None = None
+) -> np.ndarray:
     """Codes of one label column through ``lookup`` (cells compared as text).
 
     Args:
@@ -192,6 +207,8 @@ def column_codes(column, lookup: dict, source: str, name: str, words) -> np.ndar
         name: the column's name.
         words: what a cell is called when missing and when unknown, e.g.
             ``("label", "variant")``.
+        absent: the code of a missing (null or blank) cell: an optional component's absent
+            state; None makes a missing cell an error.
 
     Raises:
         ValueError: for the first missing or unknown cell, with its 1-based row, the
@@ -206,15 +223,21 @@ def column_codes(column, lookup: dict, source: str, name: str, words) -> np.ndar
     mapped = column.astype(str).map(lookup).to_numpy(dtype=float)
     # Blank text is missing unless it is a label (a label may be " "); null is always missing.
     missing = column.isna().to_numpy() | (missing & np.isnan(mapped))
+    if absent is not None:
+        mapped = np.where(missing, absent, mapped)
+        missing = np.zeros_like(missing)
     bad = np.flatnonzero(missing | np.isnan(mapped))
     if bad.size:
         r = int(bad[0])
         what = f"missing {words[0]}" if missing[r] else f"unknown {words[1]}"
         if not missing[r]:
             what += f" {plain(column.iloc[r])!r}"
+        hint = ""
+        if missing[r] and words[1] == "variant":
+            hint = f" (if {name!r} may be left out, declare it optional: optional=[{name!r}])"
         raise ValueError(
             f"{source}: row {r + 1}, column {name!r}: {what}; "
-            f"valid {words[1].split()[-1]}s: {valid}"
+            f"valid {words[1].split()[-1]}s: {valid}{hint}"
         )
     return mapped.astype(np.int64)
 
@@ -235,10 +258,15 @@ def check_allowed(codes: np.ndarray, space: LayoutSpace, source: str, first_row:
     allowed = space.allowed_mask(codes, include_retired=False)
     if not allowed.all():
         r = int(np.flatnonzero(~allowed)[0])
-        raise ValueError(
-            f"{source}: row {r + first_row}: layout {space.decode(codes[r])} is forbidden by rule "
-            f"{space.violated_rule(codes[r], include_retired=False)}"
-        )
+        rule = space.violated_rule(codes[r], include_retired=False)
+        why = f"is forbidden by rule {rule}"
+        if space_rules.repeated_pair(codes[r], space.distinct) is not None and not any(
+            rule == {space.components[k]: space.variants[k][v] for k, v in user}
+            for user in space_rules.user_rules(space.forbidden, space.retired)
+        ):
+            label = next(iter(rule.values()))
+            why = f"shows {label!r} twice, in {list(rule)} (a distinct group: no item twice)"
+        raise ValueError(f"{source}: row {r + first_row}: layout {space.decode(codes[r])} {why}")
 
 
 def plain(value: Any) -> Any:

@@ -95,6 +95,7 @@ def aggregate_events(
     batch_size: int = 1 << 20,
     age_edges: np.ndarray = AGE_EDGES,
     columns: Mapping[str, str] | None = None,
+    absent: Mapping[str, int] | None = None,
 ) -> EventTotals:
     """Stream an impression log into per-(keys, age cohort, round) totals.
 
@@ -109,6 +110,8 @@ def aggregate_events(
             one batch.
         age_edges: cohort edges in hours, increasing from 0 (the last may be inf).
         columns: layoutopt's column names -> the log's (``{"served_at": "timestamp"}``).
+        absent: ``{key column: code}`` of the keys whose missing (null) cells mean a code
+            (an optional component's absent state); elsewhere a missing label is an error.
 
     Returns:
         :class:`EventTotals`.
@@ -154,7 +157,9 @@ def aggregate_events(
             continue
         where = (name, offset)
         codes = [
-            _label_codes(batch.column(found[col]), lookup, found[col], labels, where)
+            _label_codes(
+                batch.column(found[col]), lookup, found[col], labels, where, (absent or {}).get(col)
+            )
             for (col, labels), lookup in zip(keys, lookups, strict=True)
         ]
         col = found["served_at"]
@@ -281,8 +286,10 @@ def _fail(where, r: int, column: str, what: str) -> None:
     raise ValueError(f"{name}: row {offset + r + 1}, column {column!r}: {what}")
 
 
-def _label_codes(array, lookup: dict, column: str, labels, where) -> np.ndarray:
-    """Codes of a label column: dictionary-encode the batch, map the (few) distinct values."""
+def _label_codes(array, lookup: dict, column: str, labels, where, absent=None) -> np.ndarray:
+    """Codes of a label column: dictionary-encode the batch, map the (few) distinct values.
+
+    A null cell is code ``absent`` when it is given, else a missing label (an error)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -291,7 +298,8 @@ def _label_codes(array, lookup: dict, column: str, labels, where) -> np.ndarray:
             array = pc.cast(array, pa.string())
         array = pc.dictionary_encode(array)
     values = array.dictionary.to_pylist()
-    table = np.array([lookup.get(str(v), -1) for v in values] + [-2], dtype=np.int64)
+    null = -2 if absent is None else absent
+    table = np.array([lookup.get(str(v), -1) for v in values] + [null], dtype=np.int64)
     idx = array.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
     codes = table[idx]
     bad = np.flatnonzero(codes < 0)

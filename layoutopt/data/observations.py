@@ -296,7 +296,10 @@ class Observations:
         # segment variables are extra group-by keys after the components
         keys = [(c, space.variants[k]) for k, c in enumerate(space.components)]
         keys += [(name, values) for name, values in space.segments]
-        totals = aggregate_events(events, keys, now, batch_size=batch_size, columns=columns)
+        absent = {space.components[k]: 0 for k in space.optional}  # null: not shown
+        totals = aggregate_events(
+            events, keys, now, batch_size=batch_size, columns=columns, absent=absent
+        )
         source = str(events) if isinstance(events, str | Path) else "events"
         K = space.num_components
         segments = None

@@ -20,6 +20,7 @@ from layoutopt.data.columns import (
     COUNT_COLUMNS,
     IGNORED_COLUMNS,
     TIME_COLUMNS,
+    absent_code,
     check_allowed,
     column_codes,
     parse_counts,
@@ -106,7 +107,12 @@ def frame_arrays(
     codes = np.empty((len(df), space.num_components), dtype=np.int32)
     for k, comp in enumerate(space.components):
         codes[:, k] = column_codes(
-            df[by_name[comp]], space.label_codes[k], source, label[comp], ("label", "variant")
+            df[by_name[comp]],
+            space.label_codes[k],
+            source,
+            label[comp],
+            ("label", "variant"),
+            absent=absent_code(space, k),
         )
     if "impressions" in by_name:
         impressions = parse_counts(df[by_name["impressions"]], label["impressions"], source)

@@ -16,9 +16,11 @@ further component is added by *horizontal growth* (repeatedly give the (row, val
 the most uncovered pairs its value; rows that would cover nothing are left as don't-care) and
 *vertical growth* (the pairs still uncovered are placed in don't-care cells of existing rows, or
 in new rows). Don't-cares are then filled so that every variant is used about equally often, and
-rows whose pairs are all covered elsewhere are dropped. Forbidden combinations are respected
-throughout: a partial row is only ever extended if it can still be completed to an allowed
-layout. The greedy is restarted with a few seeded tie-breakings and the smallest array is kept.
+rows whose pairs are all covered elsewhere are dropped. Forbidden combinations and distinct
+groups (slots that may not repeat an item) are respected throughout: a partial row is only
+ever extended if it can still be completed to an allowed layout. The pair of one item in two
+slots of a distinct group is impossible by design and is never asked for. The greedy is
+restarted with a few seeded tie-breakings and the smallest array is kept.
 """
 
 from __future__ import annotations
@@ -175,12 +177,14 @@ def initial_design(
         for j, a, c, v in uncoverable
     ]
     # A pair that one rule forbids by itself (a rule on that variant, or on exactly those two
-    # variants) is what the user asked for; only pairs that a combination of rules makes
-    # impossible are news worth a warning. All of them are listed in attrs.
+    # variants, or one item in two slots of a distinct group) is what the user asked for;
+    # only pairs that a combination of rules makes impossible are news worth a warning. All
+    # of them are listed in attrs.
     surprising = [
         lab
         for lab, (j, a, c, v) in zip(labels, uncoverable, strict=True)
         if not any(set(rule) <= {(j, a), (c, v)} for rule in space.forbidden)
+        and not (a == v and any(j in g and c in g for g in space.distinct))
     ]
     if surprising:
         shown = "; ".join(str(p) for p in surprising[:5])
@@ -253,19 +257,47 @@ class _Completer:
 
     Every forbidden rule must be broken by some component; the search branches, for the first
     rule not yet broken, over which of its unset components will differ from the rule's value.
-    Complete, and cheap for the handful of rules real spaces have.
+    Once every rule is broken, each distinct group needs distinct values for its unset
+    components, none taken by its set ones nor excluded by the branch: a matching
+    (:func:`_matchable`). Complete, and cheap for the handful of rules real spaces have.
     """
 
-    def __init__(self, card: Sequence[int], rules: Sequence[tuple[tuple[int, int], ...]]):
+    def __init__(
+        self,
+        card: Sequence[int],
+        rules: Sequence[tuple[tuple[int, int], ...]],
+        groups: Sequence[tuple[int, ...]] = (),
+    ):
         self.card = tuple(card)
         self.rules = tuple(rules)
+        self.groups = tuple(groups)
         # (component, value) pairs named by some rule: only these can make a cell infeasible.
         self.named = {kv for rule in self.rules for kv in rule}
+        # with groups alone, a value is infeasible only where a slot of its group holds it
+        self.active = bool(self.rules or self.groups)
+        self.group_of = {k: g for g in self.groups for k in g}
 
     def ok(self, row: Sequence[int]) -> bool:
-        if not self.rules:
+        if not self.active:
             return True
+        for g in self.groups:
+            values = [row[k] for k in g if row[k] >= 0]
+            if len(set(values)) < len(values):
+                return False
         return self._search(row, 0, {})
+
+    def _distinct_ok(self, row, excl: dict[int, frozenset]) -> bool:
+        for g in self.groups:
+            free = [k for k in g if row[k] < 0]
+            taken = {row[k] for k in g if row[k] >= 0}
+            if not any(k in excl for k in free):
+                if len(free) > self.card[g[0]] - len(taken):
+                    return False
+                continue
+            options = [set(range(self.card[k])) - taken - excl.get(k, set()) for k in free]
+            if not _matchable(options):
+                return False
+        return True
 
     def _search(self, row, start: int, excl: dict[int, frozenset]) -> bool:
         for r in range(start, len(self.rules)):
@@ -291,7 +323,23 @@ class _Completer:
                 if self._search(row, r + 1, {**excl, k: e | {v}}):
                     return True
             return False
-        return True
+        return self._distinct_ok(row, excl) if self.groups else True
+
+
+def _matchable(options: list[set]) -> bool:
+    """Whether every slot can take its own value from its ``options`` (augmenting paths)."""
+    owner: dict[int, int] = {}
+
+    def place(i: int, seen: set) -> bool:
+        for v in options[i]:
+            if v not in seen:
+                seen.add(v)
+                if v not in owner or place(owner[v], seen):
+                    owner[v] = i
+                    return True
+        return False
+
+    return all(place(i, set()) for i in range(len(options)))
 
 
 def _covering_array(space: LayoutSpace, rng: np.random.Generator):
@@ -310,7 +358,7 @@ def _covering_array(space: LayoutSpace, rng: np.random.Generator):
     pos = {k: i for i, k in enumerate(perm)}
     pcard = tuple(card[k] for k in perm)
     prules = [tuple(sorted((pos[k], v) for k, v in rule)) for rule in space.forbidden]
-    comp = _Completer(pcard, prules)
+    comp = _Completer(pcard, prules, [tuple(sorted(pos[k] for k in g)) for g in space.distinct])
 
     if K == 1:
         codes = np.array([[v] for v in range(card[0]) if comp.ok((v,))], dtype=np.int32)
@@ -321,11 +369,16 @@ def _covering_array(space: LayoutSpace, rng: np.random.Generator):
     for c in range(1, K):
         for j in range(c):
             m = np.ones((pcard[j], pcard[c]), dtype=bool)
+            if j in comp.group_of.get(c, ()):
+                # one item in two slots of a group: impossible by design
+                for a in range(pcard[j]):
+                    m[a, a] = False
+                    bad.append((perm[j], a, perm[c], a))
             if comp.rules:
                 row = [-1] * K
                 for a in range(pcard[j]):
                     for v in range(pcard[c]):
-                        if (j, a) in comp.named or (c, v) in comp.named:
+                        if m[a, v] and ((j, a) in comp.named or (c, v) in comp.named):
                             row[j], row[c] = a, v
                             if not comp.ok(row):
                                 m[a, v] = False
@@ -374,8 +427,14 @@ def _ipog(pcard, comp: _Completer, uncov, rng: np.random.Generator) -> np.ndarra
             a = rows[:, j]
             m = a >= 0
             gain[m] += U[j][a[m]]
+        for j in comp.group_of.get(c, ()):
+            if j < c:  # the values a slot of c's group already holds
+                set_rows = np.flatnonzero(rows[:, j] >= 0)
+                gain[set_rows, rows[set_rows, j]] = -np.inf
         if comp.rules:
             named_vals = [v for v in range(n_c) if (c, v) in comp.named]
+            if comp.groups:  # a rule and a group together may rule out any value
+                named_vals = list(range(n_c))
             for r in range(R):
                 row = rows[r].tolist()
                 for v in named_vals:
@@ -515,7 +574,7 @@ def _top_up(space: LayoutSpace, existing: np.ndarray, rng: np.random.Generator) 
     """
     card = space.cardinalities
     K = len(card)
-    comp = _Completer(card, space.forbidden)
+    comp = _Completer(card, space.forbidden, space.distinct)
     pairs = [(j, c) for j in range(K) for c in range(j + 1, K)]
     need = {}
     for j, c in pairs:
@@ -523,7 +582,9 @@ def _top_up(space: LayoutSpace, existing: np.ndarray, rng: np.random.Generator) 
         row = [-1] * K
         for a in range(card[j]):
             for v in range(card[c]):
-                if comp.rules and ((j, a) in comp.named or (c, v) in comp.named):
+                if comp.active and (
+                    (j, a) in comp.named or (c, v) in comp.named or a == v and comp.groups
+                ):
                     row[j], row[c] = a, v
                     m[a, v] = comp.ok(row)
                     row[j] = row[c] = -1

@@ -244,10 +244,11 @@ def _without(space: LayoutSpace, codes: np.ndarray) -> LayoutSpace:
     codes = np.unique(codes[space.allowed_mask(codes)], axis=0)  # forbidden ones: no-ops
     if codes.size == 0:
         return space
+    # every other part of the space (retired variants, distinct groups) is kept
     spec = space.to_dict()
-    rules = spec["forbidden"] + [space.decode(c) for c in codes]
+    spec["forbidden"] = spec["forbidden"] + [space.decode(c) for c in codes]
     try:
-        return LayoutSpace(spec["components"], forbidden=rules, segments=spec.get("segments"))
+        return LayoutSpace.from_dict(spec, source="exclude")
     except ValueError:
         raise ValueError(
             f"exclude removes every one of the {space.num_allowed} allowed layouts; "

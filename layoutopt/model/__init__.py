@@ -21,9 +21,11 @@ from layoutopt.model.core import (
 from layoutopt.model.delay import Exponential, Weibull
 from layoutopt.model.priors import Prior, PriorConfig, PriorSpec
 from layoutopt.model.space import LayoutSpace
+from layoutopt.model.space_optional import ABSENT
 from layoutopt.model.spec import FitData, ModelSpec
 
 __all__ = [
+    "ABSENT",
     "LINKS",
     "Exponential",
     "FitData",

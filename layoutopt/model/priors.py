@@ -97,8 +97,7 @@ class PriorConfig:
 
     def spec(self, space: LayoutSpace) -> PriorSpec:
         """This prior resolved for ``space``: zero means, learned HalfNormal scales."""
-        num_beta = sum(len(space.attribute_columns(k)) for k in range(space.num_components))
-        return self.blocks(space.cardinalities, num_beta)
+        return self.blocks(space.cardinalities, len(attribute_design(space)[1]))
 
     def blocks(self, cardinalities: tuple[int, ...], num_beta: int) -> PriorSpec:
         """The :class:`PriorSpec` of a model with these cardinalities and B coefficients."""
@@ -210,21 +209,37 @@ def resolve_prior(spec: ModelSpec, blocks: PriorSpec, config: PriorConfig) -> Pr
 
 
 def attribute_design(space: LayoutSpace) -> tuple[np.ndarray, list[str]]:
-    """Block-diagonal attribute design of all components, and the coefficient names.
+    """Attribute design of all components, and the coefficient names.
+
+    The variant attributes of each component form a block of their own (block diagonal).
+    With ``space.shared_effects``, every distinct group adds one column per item, 1 in the
+    rows of that item in each of the group's slots: its coefficient is the item's effect
+    shared by the slots, ``m_k[v] = s[v] + e_k[v]``.
 
     Returns:
         ``(A, names)``: ``A`` has shape ``(sum n_k, B)`` so that the flat main effects are
-        ``A @ beta + e``; ``names[j]`` is ``"<component>:<column>"``.
+        ``A @ beta + e``; ``names[j]`` is ``"<component>:<column>"``, or
+        ``"<slot>+<slot>...:<item>"`` for a shared item effect.
     """
     blocks, names = [], []
     for k, comp in enumerate(space.components):
         blocks.append(space.attribute_matrix(k))
         names += [f"{comp}:{c}" for c in space.attribute_columns(k)]
-    A = np.zeros((sum(space.cardinalities), len(names)))
+    groups = space.distinct if space.shared_effects else ()
+    num_shared = sum(space.cardinalities[g[0]] for g in groups)
+    A = np.zeros((sum(space.cardinalities), len(names) + num_shared))
     row = col = 0
     for b in blocks:
         A[row : row + b.shape[0], col : col + b.shape[1]] = b
         row, col = row + b.shape[0], col + b.shape[1]
+    starts = np.concatenate([[0], np.cumsum(space.cardinalities)])
+    for g in groups:
+        n = space.cardinalities[g[0]]
+        for k in g:
+            A[starts[k] : starts[k] + n, col : col + n] = np.eye(n)
+        label = "+".join(space.components[k] for k in g)
+        names += [f"{label}:{item}" for item in space.variants[g[0]]]
+        col += n
     return A, names
 
 

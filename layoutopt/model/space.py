@@ -1,4 +1,5 @@
-"""The layout space: components, their variants, forbidden combinations, mixed-radix indexing.
+"""The layout space: components, their variants, rules (forbidden combinations, slots without
+repeats), mixed-radix indexing.
 
 A layout is a tuple of variant codes ``x = (x_1, ..., x_K)`` with ``0 <= x_k < n_k``. Layouts
 are addressed by a mixed-radix integer whose *last* component varies fastest::
@@ -26,6 +27,7 @@ import pandas as pd
 from layoutopt.model import (
     space_attributes,
     space_index,
+    space_optional,
     space_rules,
     space_segments,
     space_toml,
@@ -83,6 +85,23 @@ class LayoutSpace:
         retired: optional ``{component: [labels]}`` of retired variants: they keep their
             codes, data containing them are still valid observations, but no layout holding
             one is allowed (proposed, picked or scored). See :meth:`without_variants`.
+        distinct: optional groups of components drawing from one pool of items (product
+            slots), e.g. ``[("slot1", "slot2", "slot3")]``: no allowed layout holds one label
+            twice within a group. The components of a group must list the same labels in
+            the same order. Each group is one rule (not one forbidden rule per repeated
+            pair): counted exactly, and respected by enumeration, designs, scoring,
+            proposals and the exact optimisers. Pairwise effects between slots are kept.
+        shared_effects: with distinct groups, give every item of a group one main effect
+            shared by its slots, beside each slot's own deviation: ``m_k[v] = s[v] +
+            e_k[v]`` (``s`` enters the model as attribute coefficients, see
+            :func:`~layoutopt.model.priors.attribute_design`), so what an item did in one
+            slot informs the others. Off by default (each slot learns on its own).
+        optional: optional names of components a layout may leave out (e.g. ``["reviews"]``:
+            no reviews block at all). Such a component gets the extra variant
+            :data:`~layoutopt.model.space_optional.ABSENT` (the empty label ``""``) as its
+            code 0, estimated like any variant; ``None`` in a layout, and a missing or empty
+            cell in data, mean absent (only for these components). An optional component
+            cannot be in a distinct group or carry attributes.
 
     Attributes:
         components: tuple of component names, in order.
@@ -92,13 +111,17 @@ class LayoutSpace:
             retired variant appears here as a one-entry rule, so everything that excludes
             forbidden layouts also excludes retired variants.
         retired: the retired variants as ``(component index, variant code)`` pairs.
+        distinct: the distinct groups as sorted tuples of component indices.
+        optional: the indices of the optional components.
+        shared_effects: whether the items of each distinct group share a main effect.
         attributes: per component, a tuple of ``(attribute name, values per variant)``.
         segments: tuple of ``(context variable, (values...))`` pairs; empty without segments.
 
     Raises:
         ValueError: on an empty space or component, a duplicate component or variant label,
-            a forbidden rule naming an unknown component or variant, an empty rule, or rules
-            that together forbid every layout.
+            a forbidden rule naming an unknown component or variant, an empty rule, a
+            distinct group of unknown components or of components with different variants,
+            or rules that together forbid every layout.
 
     Examples:
         >>> space = LayoutSpace({"headline": ["h1", "h2"], "image": ["a", "b", "c"]},
@@ -117,6 +140,9 @@ class LayoutSpace:
     segments: tuple[tuple[str, tuple[str, ...]], ...] = ()
     retired: tuple[tuple[int, int], ...] = ()
     attributes: tuple[tuple[tuple[str, tuple[Any, ...]], ...], ...] = ()
+    distinct: tuple[tuple[int, ...], ...] = ()
+    optional: tuple[int, ...] = ()
+    shared_effects: bool = False
     _lookup: tuple[dict[str, int], ...] = field(default=(), repr=False, compare=False)
     _num_allowed: int = field(default=0, repr=False, compare=False)
     _cardinalities: tuple[int, ...] = field(default=(), repr=False, compare=False)
@@ -129,6 +155,9 @@ class LayoutSpace:
         segments: Mapping[str, Sequence[str]] | None = None,
         attributes: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
         retired: Mapping[str, Sequence[str]] | None = None,
+        distinct: Sequence[Sequence[str]] | None = None,
+        optional: Sequence[str] | None = None,
+        shared_effects: bool = False,
     ):
         if not isinstance(components, Mapping) or len(components) == 0:
             raise ValueError(
@@ -161,6 +190,10 @@ class LayoutSpace:
                 seen.add(v)
             names.append(name)
             variants.append(labels)
+        absent = space_optional.parse_optional(optional, names, variants)
+        for k in absent:
+            variants[k] = (space_optional.ABSENT, *variants[k])
+        object.__setattr__(self, "optional", absent)
         lookup = tuple({v: i for i, v in enumerate(vs)} for vs in variants)
         object.__setattr__(self, "components", tuple(names))
         object.__setattr__(self, "variants", tuple(variants))
@@ -175,14 +208,28 @@ class LayoutSpace:
         retired_pairs = space_rules.parse_retired(retired, self.components, self.variants, lookup)
         rules += [(kv,) for kv in retired_pairs]
         object.__setattr__(self, "retired", retired_pairs)
+        table = attributes if isinstance(attributes, Mapping) else {}
+        with_attributes = [names[k] for k in absent if table.get(names[k])]
+        if with_attributes:
+            raise ValueError(f"optional component(s) {with_attributes} cannot carry attributes")
         parsed = space_attributes.parse_attributes(attributes, self.components, self.variants)
         object.__setattr__(self, "attributes", parsed)
         object.__setattr__(self, "forbidden", tuple(dict.fromkeys(rules)))
+        groups = space_rules.parse_distinct(distinct, self.components, self.variants)
+        if any(k in absent for g in groups for k in g):
+            raise ValueError("a component of a distinct group cannot be optional")
+        if not isinstance(shared_effects, bool) or (shared_effects and not groups):
+            raise ValueError(
+                f"shared_effects={shared_effects!r}: True shares item effects across the slots "
+                "of distinct groups, so it needs distinct=[...]; otherwise pass False"
+            )
+        object.__setattr__(self, "shared_effects", shared_effects)
+        object.__setattr__(self, "distinct", groups)
         # derived once: inclusion-exclusion is exponential in the number of rules
-        num_allowed = self.size - space_rules.count_forbidden(self.forbidden, card)
+        num_allowed = space_rules.count_allowed(self.forbidden, card, groups)
         object.__setattr__(self, "_num_allowed", num_allowed)
         if self.num_allowed == 0:
-            raise ValueError("the forbidden rules forbid every layout in the space")
+            raise ValueError("the forbidden and distinct rules forbid every layout in the space")
         segs = space_segments.check_segments(segments, self.components, RESERVED_NAMES)
         object.__setattr__(self, "segments", segs)
 
@@ -209,7 +256,8 @@ class LayoutSpace:
 
     @property
     def num_allowed(self) -> int:
-        """Exact number of allowed layouts (inclusion-exclusion over the forbidden rules)."""
+        """Exact number of allowed layouts (no forbidden rule matched, no distinct group
+        repeating a label): closed form for the groups, inclusion-exclusion for the rules."""
         return self._num_allowed
 
     @property
@@ -230,6 +278,7 @@ class LayoutSpace:
             f"{c}[{n}]" for c, n in zip(self.components, self.cardinalities, strict=True)
         )
         segs = f", segments={self.num_segments}" if self.segments else ""
+        segs += f", distinct groups={len(self.distinct)}" if self.distinct else ""
         return (
             f"LayoutSpace({comps}; size={self.size}, forbidden rules={len(self.forbidden)}{segs})"
         )
@@ -279,7 +328,12 @@ class LayoutSpace:
         for k, comp in enumerate(self.components):
             if comp not in layout:
                 raise ValueError(f"layout {dict(layout)} lacks component {comp!r}")
-            label = str(layout[comp])
+            label = space_optional.label_of(layout[comp], k in self.optional)
+            if label is None:
+                raise ValueError(
+                    f"layout {dict(layout)} has no variant for component {comp!r}, which is "
+                    f"not optional; valid variants: {list(self.variants[k])}"
+                )
             if label not in self._lookup[k]:
                 raise ValueError(
                     f"unknown variant {label!r} for component {comp!r}; "
@@ -296,17 +350,21 @@ class LayoutSpace:
     def is_allowed(self, layout: Mapping[str, str] | Sequence[int]) -> bool:
         """Whether a layout (labels mapping or code sequence) is allowed by the rules."""
         codes = self.encode(layout) if isinstance(layout, Mapping) else tuple(layout)
-        return not any(all(codes[k] == v for k, v in rule) for rule in self.forbidden)
+        return self.violated_rule(codes) is None
 
     def violated_rule(
         self, codes: Sequence[int], include_retired: bool = True
     ) -> dict[str, str] | None:
         """The first forbidden rule a code tuple matches, as labels, or None.
 
+        A layout that repeats a label within a distinct group matches the rule
+        ``{slot_a: label, slot_b: label}`` of the first two components holding it.
         ``include_retired=False`` ignores the one-entry rules of retired variants.
         """
         rules = space_rules.select_rules(self.forbidden, self.retired, include_retired)
-        rule = space_rules.matched_rule(codes, rules)
+        rule = space_rules.matched_rule(codes, rules) or space_rules.repeated_pair(
+            codes, self.distinct
+        )
         if rule is None:
             return None
         return {self.components[k]: self.variants[k][v] for k, v in rule}
@@ -371,16 +429,17 @@ class LayoutSpace:
         (what observed data may contain).
         """
         rules = space_rules.select_rules(self.forbidden, self.retired, include_retired)
-        return space_rules.allowed_mask(codes, rules)
+        return space_rules.allowed_mask(codes, rules, self.distinct)
 
-    def forbidden_arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """Rules as dense arrays for traced code: ``(wanted, active)``, both ``(R, K)``.
+    @property
+    def has_rules(self) -> bool:
+        """Whether any layout of the product is excluded (forbidden rules or distinct groups)."""
+        return bool(self.forbidden or self.distinct)
 
-        ``active[r, k]`` says rule ``r`` constrains component ``k`` and ``wanted[r, k]`` is
-        the variant code it names; a layout ``x`` is forbidden iff for some ``r`` every active
-        ``k`` has ``x[k] == wanted[r, k]``.
-        """
-        return space_rules.forbidden_arrays(self.forbidden, self.num_components)
+    def forbidden_arrays(self) -> space_rules.RuleArrays:
+        """Every rule as dense arrays for traced code (:class:`~layoutopt.model.space_rules.
+        RuleArrays`: forbidden rules as ``(wanted, active)``, distinct groups as ``pairs``)."""
+        return space_rules.forbidden_arrays(self.forbidden, self.num_components, self.distinct)
 
     def iter_chunks(
         self, chunk_size: int = 65536, allowed_only: bool = True
@@ -396,7 +455,7 @@ class LayoutSpace:
         start = 0
         while start < self.size:
             codes = self.codes_range(start, chunk_size)
-            if allowed_only and self.forbidden:
+            if allowed_only and self.has_rules:
                 codes = codes[self.allowed_mask(codes)]
             yield start, codes
             start += chunk_size
@@ -517,7 +576,10 @@ class LayoutSpace:
         when the space has them.
         """
         out: dict[str, Any] = {
-            "components": {c: list(v) for c, v in zip(self.components, self.variants, strict=True)},
+            "components": {
+                c: list(v[1:] if k in self.optional else v)
+                for k, (c, v) in enumerate(zip(self.components, self.variants, strict=True))
+            },
             "forbidden": [
                 {self.components[k]: self.variants[k][v] for k, v in rule}
                 for rule in space_rules.user_rules(self.forbidden, self.retired)
@@ -525,6 +587,12 @@ class LayoutSpace:
         }
         if self.segments:
             out["segments"] = {name: list(values) for name, values in self.segments}
+        if self.distinct:
+            out["distinct"] = [[self.components[k] for k in g] for g in self.distinct]
+        if self.optional:
+            out["optional"] = [self.components[k] for k in self.optional]
+        if self.shared_effects:
+            out["shared_effects"] = True
         names, labels = self.components, self.variants
         if self.has_attributes:
             out["attributes"] = space_attributes.attributes_table(names, labels, self.attributes)
@@ -543,33 +611,16 @@ class LayoutSpace:
                 data.get("segments") or None,
                 attributes=data.get("attributes") or None,
                 retired=data.get("retired") or None,
+                distinct=data.get("distinct") or None,
+                optional=data.get("optional") or None,
+                shared_effects=data.get("shared_effects", False),
             )
         except ValueError as err:
             raise ValueError(f"{source}: {err}") from None
 
     @classmethod
     def from_toml(cls, path: str | Path) -> LayoutSpace:
-        """Read a space from a TOML file.
-
-        Format::
-
-            [components]
-            headline = ["h1", "h2", "h3"]
-            image = ["img1", "img2", "img3"]
-
-            [[forbidden]]
-            headline = "h2"
-            image = "img3"
-
-            [segments]            # optional: context variables and their values
-            member = ["prime", "non_prime"]
-
-            [attributes.headline.h1]      # optional: variant attributes
-            free = true
-            theme = "speed"
-
-            [retired]                     # optional: retired variants
-            image = ["img1"]
+        """Read a space from a TOML file (the format: :mod:`layoutopt.model.space_toml`).
 
         Raises:
             ValueError: naming the file, for unreadable TOML or an invalid space.
@@ -586,4 +637,4 @@ class LayoutSpace:
 def _value_key(space: LayoutSpace) -> tuple:
     """What equality and hashing of a space compare: every field that changes its meaning."""
     key = (space.components, space.variants, space.forbidden, space.retired, space.attributes)
-    return key + (space.segments,)
+    return key + (space.segments, space.distinct, space.optional, space.shared_effects)

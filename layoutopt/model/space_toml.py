@@ -1,8 +1,36 @@
 """A layout space as plain data and as TOML: reading a file, checking its tables, writing text.
 
 The plain-data form is what :meth:`LayoutSpace.to_dict` returns: ``{"components": {...},
-"forbidden": [...]}`` plus ``"segments"``, ``"attributes"`` and ``"retired"`` when present.
+"forbidden": [...]}`` plus ``"segments"``, ``"attributes"``, ``"retired"``, ``"distinct"``
+and ``"optional"`` when present.
 The functions here work on that form only; building the space from it is the class's job.
+
+The TOML format (top-level keys before the first table)::
+
+    distinct = [["slot1", "slot2"]]   # optional: slots that never repeat a label
+    shared_effects = true             # optional: one effect per item across those slots
+    optional = ["reviews"]            # optional: components a layout may leave out
+
+    [components]
+    headline = ["h1", "h2", "h3"]
+    image = ["img1", "img2", "img3"]
+    reviews = ["stars", "quote"]
+    slot1 = ["item1", "item2", "item3"]
+    slot2 = ["item1", "item2", "item3"]
+
+    [[forbidden]]                     # optional, repeated: a rule per table
+    headline = "h2"
+    image = "img3"
+
+    [segments]                        # optional: context variables and their values
+    member = ["prime", "non_prime"]
+
+    [attributes.headline.h1]          # optional: variant attributes
+    free = true
+    theme = "speed"
+
+    [retired]                         # optional: retired variants
+    image = ["img1"]
 """
 
 from __future__ import annotations
@@ -15,7 +43,16 @@ from typing import Any
 __all__ = ["SPACE_KEYS", "check_space_data", "read_toml", "toml_text"]
 
 #: The top-level keys of the plain-data form (and tables of a layout-space TOML file).
-SPACE_KEYS = ("components", "forbidden", "segments", "attributes", "retired")
+SPACE_KEYS = (
+    "components",
+    "forbidden",
+    "segments",
+    "attributes",
+    "retired",
+    "distinct",
+    "shared_effects",
+    "optional",
+)
 
 
 def check_space_data(data: Mapping[str, Any], source: str) -> None:
@@ -37,12 +74,28 @@ def check_space_data(data: Mapping[str, Any], source: str) -> None:
     if extra:
         raise ValueError(
             f"{source}: unknown top-level key(s) {sorted(extra)}; "
-            "valid: 'components', 'forbidden', 'segments', 'attributes', 'retired'"
+            f"valid: {', '.join(repr(k) for k in SPACE_KEYS)}"
         )
     if "segments" in data and not isinstance(data["segments"], Mapping):
         raise ValueError(
             f"{source}: 'segments' must be a table {{context variable: [values]}}; in TOML "
             "write [segments] then one line per variable"
+        )
+    if "distinct" in data and (
+        isinstance(data["distinct"], str | Mapping)
+        or any(isinstance(g, str) for g in data["distinct"])
+    ):
+        raise ValueError(
+            f"{source}: 'distinct' must be a list of groups of component names; in TOML "
+            'write distinct = [["slot1", "slot2", "slot3"]] before the first table'
+        )
+    if "optional" in data and (
+        isinstance(data["optional"], str | Mapping)
+        or not all(isinstance(c, str) for c in data["optional"])
+    ):
+        raise ValueError(
+            f"{source}: 'optional' must be a list of component names; in TOML write "
+            'optional = ["reviews"] before the first table'
         )
     if isinstance(data.get("forbidden"), Mapping):
         raise ValueError(
@@ -101,7 +154,18 @@ def toml_text(data: Mapping[str, Any]) -> str:
         retired variants; ending in a newline.
     """
     q = _quote
-    lines = ["[components]"]
+    lines = []
+    if data.get("distinct"):
+        # a top-level key: it must come before the first table
+        groups = ", ".join(_array(g) for g in data["distinct"])
+        lines += [f"distinct = [{groups}]"]
+    if data.get("shared_effects"):
+        lines += ["shared_effects = true"]
+    if data.get("optional"):
+        lines += [f"optional = {_array(data['optional'])}"]
+    if lines:
+        lines += [""]
+    lines += ["[components]"]
     lines += [f"{q(c)} = {_array(vs)}" for c, vs in data["components"].items()]
     for rule in data.get("forbidden", ()):
         lines += ["", "[[forbidden]]"] + [f"{q(c)} = {q(v)}" for c, v in rule.items()]

@@ -133,6 +133,8 @@ class ModelSpec:
         num_segments: segments G (0: no segment terms).
         segment_pairs: whether every segment has its own pair deviations ``q_kl``.
         attribute_counts: attribute coefficients per component (``()``: none).
+        shared_counts: coefficients shared by the slots of each distinct group with shared
+            item effects (one per item; ``()``: none), after the attribute coefficients.
         learned_delay: whether a Weibull click delay is sampled with the effects (NUTS and
             SVI with ``delay="auto"``); a fixed delay is data (the fit's exposure).
     """
@@ -144,6 +146,7 @@ class ModelSpec:
     segment_pairs: bool = False
     attribute_counts: tuple[int, ...] = ()
     learned_delay: bool = False
+    shared_counts: tuple[int, ...] = ()
 
     @classmethod
     def from_space(cls, space, prior, *, learned_delay: bool = False) -> ModelSpec:
@@ -168,6 +171,9 @@ class ModelSpec:
             segment_pairs=bool(prior.segment_pairs and prior.pairwise and G > 0),
             attribute_counts=counts if any(counts) else (),
             learned_delay=bool(learned_delay),
+            shared_counts=tuple(
+                int(space.cardinalities[g[0]]) for g in space.distinct if space.shared_effects
+            ),
         )
 
     # ------------------------------------------------------------------------ the layout
@@ -183,8 +189,8 @@ class ModelSpec:
 
     @property
     def num_beta(self) -> int:
-        """Attribute coefficients B."""
-        return int(sum(self.attribute_counts))
+        """Attribute coefficients B (shared item effects included)."""
+        return int(sum(self.attribute_counts) + sum(self.shared_counts))
 
     @property
     def blocks(self) -> tuple[Block, ...]:
@@ -213,7 +219,7 @@ class ModelSpec:
         """Parameters of the same model without pair tables (a size guard's alternative)."""
         return ModelSpec(
             self.cardinalities, False, self.link, self.num_segments, False,
-            self.attribute_counts,
+            self.attribute_counts, shared_counts=self.shared_counts,
         ).num_params  # fmt: skip
 
     @property
@@ -283,7 +289,8 @@ class ModelSpec:
         Args:
             codes: ``(N, K)`` variant codes.
             segments: ``(N,)`` segment codes (ignored without segment terms).
-            attributes: ``(sum n_k, B)`` block-diagonal attribute design.
+            attributes: ``(sum n_k, B)`` attribute design (block diagonal, except the
+                shared item effects' columns, which span their group's slots).
 
         Returns:
             A :class:`Design` whose columns follow the flat order, so that a Hessian built
@@ -294,6 +301,11 @@ class ModelSpec:
         card = self.cardinalities
         starts = np.concatenate([[0], np.cumsum(card)[:-1]]).astype(np.int64)
         cols, values = [], []
+        # the components whose rows of A have entries in each column (one, unless shared)
+        touches = [
+            [c for c in range(len(card)) if np.any(attributes[starts[c] : starts[c] + card[c], j])]
+            for j in range(self.num_beta)
+        ]
         for block in self.blocks:
             k = block.index
             if block.kind == "intercept":
@@ -310,10 +322,12 @@ class ModelSpec:
             elif block.kind == "segment_pair":
                 a, b = self.pairs[k]
                 col = block.offset + (seg * card[a] + codes[:, a]) * card[b] + codes[:, b]
-            else:  # beta: every row touches the coefficient with value a_j(x_k)
+            else:  # beta: every row touches the coefficient with value sum_c A[x_c, j]
                 col = np.full(len(codes), block.offset, np.int64)
-                comp = int(np.searchsorted(np.cumsum(self.attribute_counts), k, side="right"))
-                values.append((len(cols), attributes[starts[comp] + codes[:, comp], k]))
+                value = np.zeros(len(codes))
+                for c in touches[k]:
+                    value = value + attributes[starts[c] + codes[:, c], k]
+                values.append((len(cols), value))
             cols.append(col)
         value = np.ones((len(codes), len(cols)), np.float64)
         for slot, v in values:

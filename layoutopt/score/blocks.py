@@ -8,8 +8,9 @@ their full product of Lf layouts. For a fixed prefix ``x_pre`` and draw s::
 
 (see :mod:`layoutopt.score.grid`). This module holds the static split (:class:`Plan`), the
 tables and the block's eta (:func:`block_eta`, :func:`codes_eta` for explicit layouts), the
-forbidden-rule masks, the :class:`Block` a reduction sees and the :class:`Reduction` type with
-:func:`compose`. The pass itself is :func:`layoutopt.score.grid.scan_grid`.
+rule masks (forbidden rules and distinct groups), the :class:`Block` a reduction sees and
+the :class:`Reduction` type with :func:`compose`. The pass itself is
+:func:`layoutopt.score.grid.scan_grid`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 
 from layoutopt.model.core import Params, logits, pair_list
 from layoutopt.model.space import LayoutSpace
+from layoutopt.model.space_rules import RuleArrays
 
 __all__ = [
     "DEFAULT_GRID",
@@ -91,12 +93,19 @@ def chunk_codes(start_digits: jax.Array, cardinalities: tuple[int, ...], chunk: 
     return jnp.stack(cols, axis=-1)
 
 
-def allowed(codes: jax.Array, wanted: jax.Array, active: jax.Array) -> jax.Array:
-    """True where a ``(..., K)`` code array matches no forbidden rule (traced)."""
-    if wanted.shape[0] == 0:
-        return jnp.ones(codes.shape[:-1], dtype=bool)
-    match = (codes[..., None, :] == wanted) | ~active  # (..., R, K)
-    return ~jnp.any(jnp.all(match, axis=-1), axis=-1)
+def allowed(codes: jax.Array, rules: RuleArrays) -> jax.Array:
+    """True where a ``(..., K)`` code array matches no rule of the space (traced).
+
+    ``rules`` is :meth:`LayoutSpace.forbidden_arrays`: forbidden rules and distinct groups.
+    """
+    wanted, active, pairs = rules
+    ok = jnp.ones(codes.shape[:-1], dtype=bool)
+    if wanted.shape[0]:
+        match = (codes[..., None, :] == wanted) | ~active  # (..., R, K)
+        ok = ~jnp.any(jnp.all(match, axis=-1), axis=-1)
+    if pairs.shape[0]:
+        ok &= ~jnp.any(codes[..., pairs[:, 0]] == codes[..., pairs[:, 1]], axis=-1)
+    return ok
 
 
 def as_params(params: Params, batched: bool = True) -> Params:
@@ -256,16 +265,34 @@ def prefix_codes(start_digits, plan: Plan, n: int):
     return chunk_codes(start_digits, plan.prefix, n)
 
 
-def block_allowed(pre_codes, leaf, wanted, active, plan: Plan):
-    """``(Pc * Lf,)`` True where the layout (prefix, leaf) matches no forbidden rule."""
+def block_allowed(pre_codes, leaf, rules: RuleArrays, plan: Plan):
+    """``(Pc * Lf,)`` True where the layout (prefix, leaf) matches no rule of the space.
+
+    A forbidden rule is matched on the prefix and on the leaf apart, then combined (never
+    a ``(Pc, Lf, R, K)`` array); a distinct group compares each of its pairs of slots as
+    one ``(Pc, Lf)`` array, small next to eta's ``(S, Pc * Lf)``.
+    """
+    wanted, active, pairs = rules
     Pc, Lf = pre_codes.shape[0], leaf.shape[0]
-    if wanted.shape[0] == 0:
-        return jnp.ones((Pc * Lf,), bool)
+    ok = jnp.ones((Pc, Lf), bool)
     P = len(plan.prefix)
-    pre_hit = jnp.all((pre_codes[:, None, :] == wanted[:, :P]) | ~active[:, :P], axis=-1)
-    leaf_hit = jnp.all((leaf[:, None, :] == wanted[:, P:]) | ~active[:, P:], axis=-1)
-    hit = jnp.any(pre_hit[:, None, :] & leaf_hit[None, :, :], axis=-1)  # (Pc, Lf)
-    return ~hit.reshape(-1)
+    if wanted.shape[0]:
+        pre_hit = jnp.all((pre_codes[:, None, :] == wanted[:, :P]) | ~active[:, :P], axis=-1)
+        leaf_hit = jnp.all((leaf[:, None, :] == wanted[:, P:]) | ~active[:, P:], axis=-1)
+        ok = ~jnp.any(pre_hit[:, None, :] & leaf_hit[None, :, :], axis=-1)  # (Pc, Lf)
+    for q in range(pairs.shape[0]):  # a few pairs of slots; each a (Pc, Lf) comparison
+        k, l = pairs[q, 0], pairs[q, 1]
+        ok &= _block_column(pre_codes, leaf, k, P) != _block_column(pre_codes, leaf, l, P)
+    return ok.reshape(-1)
+
+
+def _block_column(pre_codes, leaf, k, P: int):
+    """Codes ``(Pc, Lf)`` of component ``k`` (traced) over a block: a prefix column
+    broadcast along the leaf, or a leaf column broadcast along the prefixes."""
+    from_leaf = leaf[:, jnp.maximum(k - P, 0)][None, :]
+    if P == 0:
+        return jnp.broadcast_to(from_leaf, (pre_codes.shape[0], leaf.shape[0]))
+    return jnp.where(k < P, pre_codes[:, jnp.minimum(k, P - 1)][:, None], from_leaf)
 
 
 # ----------------------------------------------------------------------------- reductions

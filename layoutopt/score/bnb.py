@@ -69,6 +69,8 @@ class BatchTables(NamedTuple):
         pairs: ``{(k, j): (S, n_k, n_j)}`` for both orders, by component.
         rules_at: ``rules_at[d]``: forbidden rules ``(prefix [(position, code)], code)`` whose
             last position is d.
+        same_at: ``same_at[d]``: the positions j < d in the distinct group of position d
+            (code ``x_j`` is then excluded at d: one rule per group, not per item).
     """
 
     order: np.ndarray
@@ -84,6 +86,7 @@ class BatchTables(NamedTuple):
     margin: list
     pairs: dict
     rules_at: list
+    same_at: list
 
 
 class _Batch(NamedTuple):
@@ -99,13 +102,14 @@ class _Batch(NamedTuple):
         return _Batch(self.depth, *(a[sel] for a in self[1:]))
 
 
-def prepare(params_host, cardinalities, forbidden) -> BatchTables:
+def prepare(params_host, cardinalities, forbidden, distinct=()) -> BatchTables:
     """:class:`BatchTables` of host params (leading draw axis) for a space.
 
     Args:
         params_host: :class:`~layoutopt.model.Params` of numpy arrays with a draw axis S.
         cardinalities: the space's cardinalities.
         forbidden: the space's forbidden rules (tuples of ``(component, code)``).
+        distinct: the space's distinct groups (tuples of components).
     """
     card = tuple(int(n) for n in cardinalities)
     K = len(card)
@@ -125,7 +129,7 @@ def prepare(params_host, cardinalities, forbidden) -> BatchTables:
     common = np.argsort(-spread.mean(axis=0), kind="stable")
     sizes = tuple(card[k] for k in common)
     order = np.broadcast_to(common, (S, K)).copy()
-    if not forbidden:
+    if not forbidden and not distinct:
         # each draw decides its own big effects first among the positions of equal size
         # (with rules, one order keeps the rule positions common to all draws)
         for n in set(sizes):
@@ -171,6 +175,7 @@ def prepare(params_host, cardinalities, forbidden) -> BatchTables:
     for rule in forbidden:
         entries = sorted((int(pos[k]), int(v)) for k, v in rule)
         rules_at[entries[-1][0]].append((entries[:-1], entries[-1][1]))
+    same_at = same_positions(distinct, pos)
     return BatchTables(
         order,
         sizes,
@@ -185,7 +190,19 @@ def prepare(params_host, cardinalities, forbidden) -> BatchTables:
         margin,
         pairs,
         rules_at,
+        same_at,
     )
+
+
+def same_positions(distinct, pos) -> list:
+    """Per search position d, the earlier positions in d's distinct group (``pos``: component
+    -> position)."""
+    out = [[] for _ in range(len(pos))]
+    for g in distinct:
+        at = sorted(int(pos[k]) for k in g)
+        for i, d in enumerate(at):
+            out[d] = at[:i]
+    return out
 
 
 def _bound_margin(main_o, pair_cat, offs, pair_rowmax):
@@ -241,8 +258,9 @@ def eta64(t: BatchTables, codes: np.ndarray) -> np.ndarray:
     return val
 
 
-def _forbidden_mask(rules, x: np.ndarray, n: int, extra=None) -> np.ndarray:
-    """``(B, n)`` True where code v at this position completes a rule given prefixes ``x``.
+def _forbidden_mask(rules, same, x: np.ndarray, n: int, extra=None) -> np.ndarray:
+    """``(B, n)`` True where code v at this position completes a rule given prefixes ``x``,
+    or repeats the code of an earlier position ``same`` of its distinct group.
 
     ``extra`` = ``(position, codes (B, m))``: one more fixed position whose code varies along
     a second axis; the mask is then ``(B, m, n)``.
@@ -259,6 +277,13 @@ def _forbidden_mask(rules, x: np.ndarray, n: int, extra=None) -> np.ndarray:
                 col = x[:, j] == w
                 hit = hit & (col if extra is None else col[:, None])
         out[..., v] |= hit
+    values = np.arange(n)
+    for j in same:
+        if extra is not None and j == extra[0]:
+            out |= extra[1][:, :, None] == values
+        else:
+            hit = x[:, j, None] == values
+            out |= hit if extra is None else hit[:, None, :]
     return out
 
 
@@ -330,7 +355,7 @@ def _expand(t: BatchTables, st: _State, b: _Batch) -> _Batch | None:
     K, d = len(t.sizes), b.depth
     n_d = t.sizes[d]
     Ad, Arest = b.A[:, :n_d], b.A[:, n_d:]
-    forb = _forbidden_mask(t.rules_at[d], b.x, n_d)
+    forb = _forbidden_mask(t.rules_at[d], t.same_at[d], b.x, n_d)
     if d == K - 1:  # one component only
         _improve(st, t, b, np.where(forb, -np.inf, b.F[:, None] + Ad), 1)
         return None
@@ -338,7 +363,10 @@ def _expand(t: BatchTables, st: _State, b: _Batch) -> _Batch | None:
         vals = b.F[:, None, None] + Ad[:, :, None] + Arest[:, None, :] + t.pair_cat[d][b.draw]
         vals[forb] = -np.inf
         v_codes = np.broadcast_to(np.arange(n_d), (len(b.x), n_d))
-        vals[_forbidden_mask(t.rules_at[K - 1], b.x, t.sizes[K - 1], (d, v_codes))] = -np.inf
+        last = _forbidden_mask(
+            t.rules_at[K - 1], t.same_at[K - 1], b.x, t.sizes[K - 1], (d, v_codes)
+        )
+        vals[last] = -np.inf
         _improve(st, t, b, vals.reshape(len(vals), -1), 2)
         return None
     # screen: with max_v of the table, one bound per node above all its children's bounds
@@ -349,7 +377,7 @@ def _expand(t: BatchTables, st: _State, b: _Batch) -> _Batch | None:
     screen += A32
     best = st.best[b.draw]
     ok = (base + _seg_max_sum(t, d, screen))[:, None] + Ad > best[:, None]
-    if t.rules_at[d]:
+    if t.rules_at[d] or t.same_at[d]:
         ok &= ~forb
     rows, v = np.nonzero(ok)
     M = np.take(tab.reshape(-1, tab.shape[2]), b.draw[rows] * n_d + v, axis=0)  # (C, R)

@@ -131,8 +131,7 @@ def _pass_chunk(
     leaf,
     start_digits,
     n_valid,
-    wanted,
-    active,
+    rules,
     *,
     aux,
     reduction,
@@ -156,7 +155,7 @@ def _pass_chunk(
         if sharding is not None:
             pre_codes = jax.lax.with_sharding_constraint(pre_codes, sharding)
         valid = jnp.repeat(offset + jnp.arange(per_step) < n_valid, Lf)
-        ok = valid & block_allowed(pre_codes, leaf, wanted, active, plan)
+        ok = valid & block_allowed(pre_codes, leaf, rules, plan)
         eta = block_eta(params, pre_codes, table, plan)
         if materialize:
             # XLA:CPU: reductions over a materialised eta run ~2x faster than over the
@@ -206,7 +205,8 @@ def scan_grid(
     Args:
         params: :class:`~layoutopt.model.Params` with a leading draw axis S (float32, or
             float64 inside an x64 scope).
-        space: the layout space; forbidden layouts arrive with ``block.ok`` False.
+        space: the layout space; layouts its rules exclude (forbidden, repeating a distinct
+            group) arrive with ``block.ok`` False.
         reduction: what to compute (:func:`compose` several for one pass).
         chunk_size: layouts per kernel call; by default sized to ``memory_budget``.
         memory_budget: bytes one call may use, about ``S * chunk * itemsize * factor``
@@ -245,7 +245,7 @@ def scan_grid(
     )
     leaf = leaf_codes(pl)
     table = leaf_table(params, pl, leaf)
-    wanted, active = space.forbidden_arrays()
+    rules = space.forbidden_arrays()
     state = reduction.init(S, space.num_components)
     per_call = per_step * steps
     lo, hi = (0, Np) if prefixes is None else prefixes
@@ -259,8 +259,7 @@ def scan_grid(
             leaf,
             digits,
             np.int32(n_valid),
-            wanted,
-            active,
+            rules,
             aux=aux,
             reduction=reduction,
             plan=pl,

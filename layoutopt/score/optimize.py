@@ -114,8 +114,13 @@ def _dense_tables(params: Params, cardinalities: tuple[int, ...]):
     return main, pair
 
 
-def _hill_one(main, pair, x0, wanted, active, max_sweeps):
-    """Coordinate-wise best moves from ``x0`` until no single-component move improves."""
+def _hill_one(main, pair, x0, rules, max_sweeps):
+    """Coordinate-wise best moves from ``x0`` until no single-component move improves.
+
+    A move never leaves the allowed layouts: variants that would complete a forbidden rule
+    or repeat the code of another slot of the component's distinct group are skipped.
+    """
+    wanted, active, pairs = rules
     K, n = main.shape
     rng_k = jnp.arange(K)
     cand_v = jnp.arange(n, dtype=jnp.int32)
@@ -127,6 +132,11 @@ def _hill_one(main, pair, x0, wanted, active, max_sweeps):
             others = jnp.all((~active | (x == wanted)) | (rng_k == k), axis=1)  # (R,)
             hits = others[:, None] & (~active[:, k, None] | (wanted[:, k, None] == cand_v))
             s = jnp.where(jnp.any(hits, axis=0), -jnp.inf, s)
+        if pairs.shape[0]:
+            partner = jnp.where(pairs[:, 0] == k, pairs[:, 1], pairs[:, 0])  # (Q,)
+            mine = (pairs[:, 0] == k) | (pairs[:, 1] == k)
+            taken = mine[:, None] & (x[partner][:, None] == cand_v)  # (Q, n)
+            s = jnp.where(jnp.any(taken, axis=0), -jnp.inf, s)
         v = jnp.argmax(s).astype(jnp.int32)
         return x.at[k].set(jnp.where(s[v] > s[x[k]], v, x[k]))
 
@@ -146,19 +156,17 @@ def _hill_one(main, pair, x0, wanted, active, max_sweeps):
 
 
 @functools.partial(jax.jit, static_argnames=("max_sweeps",))
-def _hill_batch(main, pair, starts, wanted, active, *, max_sweeps):
+def _hill_batch(main, pair, starts, rules, *, max_sweeps):
     """Local optima from every start: main (S, K, n), pair (S, K, K, n, n), starts (S, R, K)."""
 
     def per_draw(m, p, xs):
-        x = jax.vmap(_hill_one, in_axes=(None, None, 0, None, None, None))(
-            m, p, xs, wanted, active, max_sweeps
-        )
+        x = jax.vmap(_hill_one, in_axes=(None, None, 0, None, None))(m, p, xs, rules, max_sweeps)
         K = m.shape[0]
         rk = jnp.arange(K)
         val = m[rk, x].sum(-1) + 0.5 * p[
             rk[:, None], rk[None, :], x[:, :, None], x[:, None, :]
         ].sum((-1, -2))
-        val = jnp.where(allowed(x, wanted, active), val, -jnp.inf)
+        val = jnp.where(allowed(x, rules), val, -jnp.inf)
         j = jnp.argmax(val)
         return x[j], val[j]
 
@@ -194,7 +202,7 @@ def hill_climb(
     S = int(params.intercept.shape[0])
     rng = np.random.default_rng(seed)
     starts = _random_allowed(space, S * num_restarts, rng).reshape(S, num_restarts, -1)
-    wanted, active = space.forbidden_arrays()
+    rules = space.forbidden_arrays()
     main, pair = _dense_tables(params, space.cardinalities)
     # pad the draw axis to a power of two so that varying S reuses a few compilations
     S_pad = pow2_at_least(S)
@@ -203,8 +211,7 @@ def hill_climb(
         np.concatenate([main, main[pad]]),
         np.concatenate([pair, pair[pad]]),
         np.concatenate([starts, starts[pad]]),
-        wanted,
-        active,
+        rules,
         max_sweeps=int(max_sweeps),
     )
     x = np.asarray(x, dtype=np.int32)[:S]
@@ -220,6 +227,7 @@ class _Tables(NamedTuple):
     seg: list  # seg[d]: reduceat offsets of the partners e>d in pair_cat[d]
     rowmax: list  # rowmax[d]: (n_d,) sum_{e>d} max_w p_de[v, w]
     rules_at: list  # rules_at[d]: rules whose last component (in search order) is d
+    same_at: list  # same_at[d]: earlier positions in d's distinct group
 
 
 def _prepare_tables(params_one, space: LayoutSpace) -> _Tables:
@@ -262,9 +270,9 @@ def _prepare_tables(params_one, space: LayoutSpace) -> _Tables:
     for rule in space.forbidden:
         entries = sorted((int(pos[k]), v) for k, v in rule)
         rules_at[entries[-1][0]].append((entries[:-1], entries[-1][1]))
-    return _Tables(
-        order, float(np.asarray(params_one.intercept)), m_o, pair_cat, seg, rowmax, rules_at
-    )
+    same_at = bnb.same_positions(space.distinct, pos)
+    b0 = float(np.asarray(params_one.intercept))
+    return _Tables(order, b0, m_o, pair_cat, seg, rowmax, rules_at, same_at)
 
 
 def _branch_and_bound(t: _Tables, incumbent: float, max_nodes: int):
@@ -304,6 +312,8 @@ def _branch_and_bound(t: _Tables, incumbent: float, max_nodes: int):
         for prefix, v in t.rules_at[d]:
             if all(x[j] == w for j, w in prefix):
                 forb[v] = True
+        for j in t.same_at[d]:
+            forb[x[j]] = True
         if d == K - 1:
             vals = F + Ad
             vals[forb] = -np.inf
@@ -329,6 +339,8 @@ def _branch_and_bound(t: _Tables, incumbent: float, max_nodes: int):
                 for prefix, w in last_rules:
                     if all(xv[j] == u for j, u in prefix):
                         vals[w] = -np.inf
+                for j in t.same_at[K - 1]:
+                    vals[xv[j]] = -np.inf
                 w = int(np.argmax(vals))
                 if vals[w] > best_val:
                     best_val, best_x = float(vals[w]), xv + [w]
@@ -400,7 +412,9 @@ def _argmax_exact(params, space, seed, num_restarts, max_nodes):
     """Branch and bound of every draw at once (:mod:`layoutopt.score.bnb`), hill-climbing
     incumbents."""
     x0, _ = hill_climb(params, space, seed=seed, num_restarts=num_restarts)
-    t = bnb.prepare(jax.tree.map(np.asarray, params), space.cardinalities, space.forbidden)
+    t = bnb.prepare(
+        jax.tree.map(np.asarray, params), space.cardinalities, space.forbidden, space.distinct
+    )
     inc = bnb.eta64(t, x0)
     x, val, ub, nodes = bnb.branch_and_bound(t, inc, max_nodes)
     found = x[:, 0] >= 0

@@ -147,14 +147,14 @@ def per_draw_max() -> Reduction:
 
 
 @functools.partial(jax.jit, static_argnames=("plan",))
-def _resolve_blocks(params, leaf, state, wanted, active, *, plan):
+def _resolve_blocks(params, leaf, state, rules, *, plan):
     table = leaf_table(params, plan, leaf)
     best_pre = state.best_codes[:, : len(plan.prefix)]
 
     def one(p, t, pre, v):
         p1 = jax.tree.map(lambda a: a[None], p)
         eta = block_eta(p1, pre[None], t[None], plan)[0]  # (Lf,)
-        ok = block_allowed(pre[None], leaf, wanted, active, plan)
+        ok = block_allowed(pre[None], leaf, rules, plan)
         hit = ok & (eta == v)
         # the same kernel gives the same float32 eta, so the max is found exactly; the
         # argmax is only a guard should a compiler ever sum in another order
@@ -175,8 +175,8 @@ def resolve_argmax(
     Draws with no allowed layout (max -inf) keep codes 0, as :func:`per_draw_argmax` does.
     """
     pl = plan(space.cardinalities, options.max_leaf)
-    wanted, active = space.forbidden_arrays()
-    return _resolve_blocks(params, leaf_codes(pl), state, wanted, active, plan=pl)
+    rules = space.forbidden_arrays()
+    return _resolve_blocks(params, leaf_codes(pl), state, rules, plan=pl)
 
 
 @functools.cache

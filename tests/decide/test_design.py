@@ -4,6 +4,7 @@ import itertools
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from layoutopt.decide.design import UncoverablePairsWarning, initial_design
@@ -209,3 +210,35 @@ def test_pair_made_impossible_by_two_rules_warns():
     with pytest.warns(UncoverablePairsWarning, match="1 variant pair"):
         df = initial_design(space, seed=0)
     assert df.attrs["uncoverable_pairs"] == [{"c0": "v0", "c2": "v0"}]
+
+
+ITEMS = [f"i{j}" for j in range(7)]
+DISTINCT_SPACES = [
+    LayoutSpace({"s1": ITEMS, "s2": ITEMS, "s3": ITEMS}, distinct=[("s1", "s2", "s3")]),
+    LayoutSpace(
+        {"s1": ITEMS[:4], "x": ["a", "b", "c"], "s2": ITEMS[:4], "s3": ITEMS[:4]},
+        distinct=[("s1", "s2", "s3")],
+        forbidden=[{"s1": "i0", "x": "a"}, {"s2": "i1", "x": "b"}, {"s3": "i2", "x": "b"}],
+        retired={"s3": ["i3"]},
+    ),
+    LayoutSpace({"s1": ITEMS[:3], "s2": ITEMS[:3], "s3": ITEMS[:3]}, distinct=[("s1", "s2", "s3")]),
+]
+
+
+@pytest.mark.parametrize("space", DISTINCT_SPACES, ids=["slots", "slots+rules", "tight"])
+@pytest.mark.parametrize("kind", ["pairwise", "random", "top-up"])
+def test_designs_of_slots_never_repeat_an_item(space, kind):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one item in two slots is intended: no warning
+        if kind == "pairwise":
+            df = initial_design(space, seed=0)
+        elif kind == "random":
+            df = initial_design(space, seed=0, kind="random", size=min(20, space.num_allowed))
+        else:
+            first = initial_design(space, seed=0).iloc[:2]
+            df = pd.concat([first, initial_design(space, seed=1, cover=first)])
+    codes = design_codes(space, df)
+    assert space.allowed_mask(codes).all()
+    assert len({tuple(r) for r in codes}) == len(codes)
+    if kind != "random":
+        assert covered_pairs(codes) >= coverable_pairs(space)

@@ -277,3 +277,24 @@ def test_repeated_rounds_do_not_recompile():
         finally:
             jax.monitoring.unregister_event_duration_listener(listener)
         assert compiles == [], f"{strategy}: second round compiled {len(compiles)} time(s)"
+
+
+def test_exclude_keeps_distinct_groups_and_retired_variants():
+    items = ["a", "b", "c", "d"]
+    space = LayoutSpace(
+        {"s1": items, "s2": items, "x": ["p", "q"]},
+        distinct=[("s1", "s2")],
+        retired={"x": ["q"]},
+    )
+    params = random_posterior(space, S, seed=5).params
+    # the best layout of most draws would repeat "a" or use the retired "q" if allowed
+    boost = (np.float32([3, 0, 0, 0]), np.float32([3, 0, 0, 0]), np.float32([0, 3]))
+    params = params._replace(main=tuple(m + b for m, b in zip(params.main, boost, strict=True)))
+    post = Posterior(space=space, prior=PriorConfig(), params=params, method="laplace")
+    first = propose(post, space, k=2, strategy="thompson", seed=0)
+    batch = propose(post, space, k=3, strategy="thompson", seed=1, exclude=first)
+    check_batch(space, batch, 3)
+    assert not set(batch["index"]) & set(first["index"])
+    assert (batch["s1"].astype(str) != batch["s2"].astype(str)).all()
+    assert (batch["x"].astype(str) == "p").all()
+    assert set(brute_p_best(post, excluded=first["index"])) >= set(batch["index"])

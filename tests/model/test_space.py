@@ -118,7 +118,7 @@ def test_frame_has_index_and_labels():
 
 
 def test_forbidden_arrays_agree_with_mask():
-    wanted, active = SMALL.forbidden_arrays()
+    wanted, active, _ = SMALL.forbidden_arrays()
     codes = SMALL.codes_range(0, SMALL.size)
     hit = ((codes[:, None, :] == wanted[None]) | ~active[None]).all(-1).any(-1)
     np.testing.assert_array_equal(~hit, SMALL.allowed_mask(codes))

@@ -9,7 +9,8 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from layoutopt.model.core import log_likelihood, logits
-from layoutopt.model.priors import PriorConfig
+from layoutopt.model.priors import PriorConfig, attribute_design
+from layoutopt.model.space import LayoutSpace
 from layoutopt.model.spec import ModelSpec
 
 CASES = [
@@ -87,3 +88,30 @@ def test_exposure_one_is_exactly_the_delay_free_likelihood():
     g1 = jax.grad(lambda e: log_likelihood(e, n, y, "logit", jnp.ones(50)).sum())(eta)
     g0 = jax.grad(lambda e: log_likelihood(e, n, y, "logit").sum())(eta)
     np.testing.assert_array_equal(g1, g0)
+
+
+def test_shared_item_effects_are_columns_spanning_the_slots():
+    """With shared_effects the design's coefficient values sum the item's entries over its
+    slots, and still reproduce logits on every layout (brute force)."""
+    items = ["a", "b", "c", "d"]
+    space = LayoutSpace(
+        {"x": ["p", "q"], "s1": items, "s2": items},
+        distinct=[("s1", "s2")],
+        shared_effects=True,
+        attributes={"x": {"p": {"big": True}, "q": {"big": False}}},
+    )
+    spec = ModelSpec.from_space(space, PriorConfig())
+    A, names = attribute_design(space)
+    assert spec.attribute_counts == (1, 0, 0) and spec.shared_counts == (4,)
+    assert names == ["x:big", "s1+s2:a", "s1+s2:b", "s1+s2:c", "s1+s2:d"]
+    np.testing.assert_array_equal(A[2:6, 1:], np.eye(4))
+    np.testing.assert_array_equal(A[6:10, 1:], np.eye(4))
+    flat = np.random.default_rng(1).normal(size=spec.num_params)
+    codes = space.codes_range(0, space.size)
+    cols, values = spec.design(codes, np.zeros(len(codes)), A)
+    params, _ = spec.unravel(jnp.asarray(flat), jnp.asarray(A))
+    want = np.asarray(logits(params, codes))
+    np.testing.assert_allclose(np.sum(values * flat[cols], axis=1), want, rtol=1e-5, atol=1e-5)
+    # an item's shared coefficient is touched once per slot holding it
+    shared = values[:, -4:]
+    np.testing.assert_array_equal(shared.sum(axis=1), 2.0)
