@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from layoutopt.campaign.assignment_log import record_logged_rows
+from layoutopt.campaign.assignment_log import record_logged_rows, serving_settings
 from layoutopt.campaign.deciding import Deciding
 from layoutopt.campaign.history import Records
 from layoutopt.campaign.ingest import (
@@ -620,9 +620,10 @@ class Campaign(Serving, Deciding, Records):
                 "rows": jsonable(frame.to_dict("records")),
             },
         )
-        if min_share or burn_in:
-            served = {"min_share": float(min_share), "burn_in": int(burn_in)}
-            record_proposal_options(self.store, self._id, round_, served)
+        held = serving_settings(self.store, self._id)  # the holdout this round is served with
+        served = {"min_share": float(min_share), "burn_in": int(burn_in)}
+        served |= {"holdout": held["holdout"], "control": held["control"]}
+        record_proposal_options(self.store, self._id, round_, served)
         return Proposal(round_, frame, strategy, seed, fit_id, note)
 
     def _open_round(self) -> Proposal | None:

@@ -68,6 +68,7 @@ def round_checks(
     holdout: float = 0.0,
     control: int | None = None,
     alpha: float = SRM_ALPHA,
+    served_with: dict[int, tuple[float, int | None]] | None = None,
 ) -> list[RoundCheck]:
     """One :class:`RoundCheck` per round and segment that ingested rows name.
 
@@ -79,6 +80,9 @@ def round_checks(
         holdout: the holdout share.
         control: the control's layout index.
         alpha: the level that flags a mismatch.
+        served_with: ``{round: (holdout share, control index)}`` recorded with a round's
+            proposal; a round it does not name uses ``holdout`` and ``control`` (the
+            campaign's current settings).
     """
     counts: dict[tuple, dict[int, int]] = {}
     named = [r for r in rows if r[3] is not None and int(r[3]) in plans]
@@ -92,7 +96,8 @@ def round_checks(
             cell[i] = cell.get(i, 0) + int(row[4])
     out = []
     for (r, key), served in sorted(counts.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
-        shares = planned_shares(plans, key, r, cohorts, holdout, control)
+        q, c = (served_with or {}).get(r, (holdout, control))
+        shares = planned_shares(plans, key, r, cohorts, q, c)
         index = list(shares) + [i for i in served if i not in shares]
         observed = [served.get(i, 0) for i in index]
         weights = [shares.get(i, 0.0) for i in index]

@@ -358,15 +358,24 @@ class Serving:
             round order.
         """
         settings = serving_settings(self.store, self.campaign_id)
-        control = settings["control"]
+
+        def index(control):
+            return None if control is None else self.space.index(control)
+
+        served_with = {
+            r: (float(o["holdout"]), index(o.get("control")))
+            for r, o in self.proposal_options().items()
+            if "holdout" in o
+        }
         return round_checks(
             self.space,
             self.round_plans(),
             self.store.observation_rows(self.campaign_id),
             cohort_sizes(self.store, self.campaign_id),
             settings["holdout"],
-            None if control is None else self.space.index(control),
+            index(settings["control"]),
             alpha,
+            served_with,
         )
 
     def evaluate(

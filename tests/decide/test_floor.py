@@ -95,7 +95,11 @@ def test_stored_campaign_records_its_floor(tmp_path):
         camp.ingest(frame)
         prop = camp.propose(k=3, seed=1, min_share=0.2, burn_in=50)
         plain = camp.propose(k=3, seed=2, new_round=True)
-        assert camp.proposal_options() == {prop.round: {"min_share": 0.2, "burn_in": 50}}
+        no_holdout = {"holdout": 0.0, "control": None}  # recorded with every round
+        assert camp.proposal_options() == {
+            prop.round: {"min_share": 0.2, "burn_in": 50} | no_holdout,
+            plain.round: {"min_share": 0.0, "burn_in": 0} | no_holdout,
+        }
     w = prop.layouts["weight"].to_numpy()
     assert w.min() >= 0.2 - 1e-9 and w.sum() == pytest.approx(1.0)
     assert plain.round == prop.round + 1
