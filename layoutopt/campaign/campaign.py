@@ -42,6 +42,7 @@ from layoutopt.campaign.report import campaign_report
 from layoutopt.campaign.rounds import allocation_frame, campaign_policy, jsonable
 from layoutopt.campaign.serving import Serving, check_holdout
 from layoutopt.campaign.store import Store
+from layoutopt.campaign.versions import check_extension
 from layoutopt.data.events import parse_now
 from layoutopt.data.observations import Observations, aggregate_file
 from layoutopt.decide.driver import resume, round_keys, round_step
@@ -58,23 +59,6 @@ from layoutopt.util.limits import check_seed
 from layoutopt.util.seeds import seed_of, split_seed
 
 __all__ = ["CHUNK_ROWS", "Campaign", "IngestResult", "Proposal", "read_chunks"]
-
-
-def _check_extension(old: LayoutSpace, new: LayoutSpace) -> None:
-    """New space versions may only append variants, so stored codes keep their meaning."""
-    if tuple(new.components) != tuple(old.components):
-        raise ValueError(
-            f"update_space: components {list(new.components)} differ from the campaign's "
-            f"{list(old.components)}; a campaign keeps its components (start a new campaign "
-            "to change them)"
-        )
-    for comp, before, after in zip(old.components, old.variants, new.variants, strict=True):
-        if tuple(after[: len(before)]) != tuple(before):
-            raise ValueError(
-                f"update_space: component {comp!r} lists {list(after)}, but its existing "
-                f"variants {list(before)} must keep their positions (stored data refer to "
-                "them by position); append new variants at the end"
-            )
 
 
 class Campaign(Serving, Deciding, Records):
@@ -211,7 +195,7 @@ class Campaign(Serving, Deciding, Records):
         """
         current = self.store.spaces(self._id)[-1]
         old = LayoutSpace.from_dict(current["space"], source=f"{self.store.target} space")
-        _check_extension(old, space)
+        check_extension(old, space)
         return self.store.add_space(self._id, space.to_dict(), current["version"])
 
     # ------------------------------------------------------------------ data
