@@ -36,6 +36,7 @@ from layoutopt.campaign.ingest import (
     stored_rows,
 )
 from layoutopt.campaign.logged import served_frame, split_serving_columns
+from layoutopt.campaign.metrics import Metrics
 from layoutopt.campaign.proposal import Proposal, open_round
 from layoutopt.campaign.proposal_options import record_proposal_options
 from layoutopt.campaign.report import campaign_report
@@ -61,7 +62,7 @@ from layoutopt.util.seeds import seed_of, split_seed
 __all__ = ["CHUNK_ROWS", "Campaign", "IngestResult", "Proposal", "read_chunks"]
 
 
-class Campaign(Serving, Deciding, Records):
+class Campaign(Serving, Deciding, Metrics, Records):
     """A named campaign in a store; create with :meth:`create`, resume with :meth:`open`.
 
     Serving its proposals (assignment, the allocation export, the holdout) is
@@ -91,6 +92,8 @@ class Campaign(Serving, Deciding, Records):
         *,
         holdout: float = 0.0,
         control: dict[str, str] | None = None,
+        objective=None,
+        guardrails=None,
     ) -> Campaign:
         """Create a campaign (and the store, if new) at a file path or ``postgresql://`` URL.
 
@@ -100,6 +103,7 @@ class Campaign(Serving, Deciding, Records):
             name: the campaign's name, unique within the store.
             holdout: share of units served ``control`` (:meth:`set_holdout`).
             control: the control layout's labels (the status quo).
+            objective, guardrails: what "best" means (:meth:`set_objective`).
 
         Returns:
             The new :class:`Campaign`.
@@ -124,6 +128,8 @@ class Campaign(Serving, Deciding, Records):
         camp = cls(store, cid, str(name))
         if holdout or control is not None:
             camp.set_holdout(holdout, control)
+        if objective is not None or guardrails:
+            camp.set_objective(objective, guardrails)
         return camp
 
     @classmethod
@@ -241,10 +247,12 @@ class Campaign(Serving, Deciding, Records):
             return ingest_result(source, earlier, False)
         frame = data if isinstance(data, pd.DataFrame) else served_frame(path, chunk_rows)
         if frame is None:
-            obs, rows = aggregate_file(path, space, columns=columns, chunk_rows=chunk_rows)
+            kw = {"columns": columns, "metrics": self.metric_columns()}
+            obs, rows = aggregate_file(path, space, chunk_rows=chunk_rows, **kw)
         else:
             frame, logged = split_serving_columns(frame, space, source)
-            obs, rows = Observations.from_frame(frame, space, source, columns=columns), len(frame)
+            kw = {"columns": columns, "metrics": self.metric_columns()}
+            obs, rows = Observations.from_frame(frame, space, source, **kw), len(frame)
             if logged is not None:  # before the batch: read only once the batch exists
                 record_logged_rows(self.store, self._id, digest, logged)
         return self._store_batch(obs, source, digest, int(rows), version)
@@ -299,6 +307,7 @@ class Campaign(Serving, Deciding, Records):
 
     def _store_batch(self, obs: Observations, source, digest, rows: int, version) -> IngestResult:
         """Store aggregated observations as one batch (one transaction)."""
+        self._store_metric_rows(digest, obs)  # further metrics' counts, before the batch
         batch = batch_record(obs, source, digest, rows, version)
         # add_batch checks the hash again inside its transaction (another process may have
         # stored the same content meanwhile)
@@ -423,7 +432,8 @@ class Campaign(Serving, Deciding, Records):
     def _record_fit(self, post: Posterior, seen, method, seed, options, pick_seed) -> int:
         """Store a fit (posterior bytes, diagnostics, the pick); ``seen`` is the fit's
         ``(last batch id, space version)``."""
-        pick = best_layout(post, seed=pick_seed)
+        posts = self._fit_metrics(post, method, options["num_samples"], pick_seed)
+        pick = best_layout(self._objective_of(posts), seed=pick_seed)
         with tempfile.TemporaryDirectory() as tmp:
             file = Path(tmp) / "posterior.nc"
             post.save(file)
@@ -447,6 +457,7 @@ class Campaign(Serving, Deciding, Records):
             },
         )
         self._posteriors[fit_id] = post
+        self._record_metric_fits(fit_id, posts)
         self.decision()  # the stopping rule's verdict on every fit, recorded with it
         return fit_id
 
