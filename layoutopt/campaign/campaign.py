@@ -538,7 +538,8 @@ class Campaign(Serving, Deciding, Metrics, Records):
         campaign (:func:`layoutopt.decide.driver.run`) with the same data, policy and seed
         makes at that round. When data arrived (or the space changed) since the last fit,
         the step fits first and the fit is recorded (the returned :class:`Proposal` says so
-        in ``refit``); otherwise it proposes from the latest fit.
+        in ``refit``); otherwise it proposes from the latest fit. With an objective or
+        guardrails (:meth:`set_objective`) it proposes on the value, never a failing layout.
 
         A round stays **open** until data answer it: when nothing was ingested since the
         latest proposal (and the space did not change), ``propose`` returns that round as
@@ -580,13 +581,12 @@ class Campaign(Serving, Deciding, Metrics, Records):
         seen = (self.store.last_batch_id(self._id), self.space_version)
         obs = self.observations(time=timed)
         self._check_ages(obs, options["delay"])
-        policy = with_floor(
-            campaign_policy(
-                strategy, k, method=method, prior=self.prior, per_segment=per_segment, **options
-            ),
-            min_share=min_share,
-            burn_in=burn_in,
+        policy = campaign_policy(
+            strategy, k, method=method, prior=self.prior, per_segment=per_segment, **options
         )
+        # on the objective when the settings name one; the floor applies to what it proposes
+        policy = self._objective_policy(policy, k, strategy, options["num_samples"])
+        policy = with_floor(policy, min_share=min_share, burn_in=burn_in)
         reason = self.stale()
         fitted = None if reason is not None else (obs, self.posterior())
         rounds = self.rounds

@@ -7,8 +7,12 @@ The campaign's settings name an **objective** (a metric, or ``{metric: weight}``
 
 - ingest reads the count column of every metric they name besides ``clicks``
   (``Observations.from_frame(..., metrics=...)``) and keeps those counts per batch;
-- every fit of the campaign also fits each further metric (the same method, draws and
-  prior, on that metric's counts; seeds split from the fit's) and keeps their posteriors;
+- every fit of the campaign also fits each further metric (the same method and draws, the
+  default prior of that metric's counts; seeds split from the fit's) and keeps their
+  posteriors;
+- proposals (``camp.propose``) are made on the objective, never a layout that fails a
+  guardrail (the campaign's policy wrapped by :func:`~layoutopt.decide.objective_policy.
+  on_objective`);
 - the pick, the decision and ``campaign status`` are those of the objective's value over
   the layouts that pass the guardrails (an :class:`~layoutopt.score.objective.
   ObjectivePosterior`), and the decision says which layouts the guardrails exclude and why.
@@ -34,10 +38,12 @@ import sqlalchemy as sa
 
 from layoutopt.campaign.store import Store
 from layoutopt.data.observations import Observations
+from layoutopt.decide.interface import Policy
+from layoutopt.decide.objective_policy import on_objective
 from layoutopt.infer.fitting import fit as fit_model
 from layoutopt.infer.posterior import Posterior
 from layoutopt.score.objective import Guardrail, Objective, ObjectivePosterior
-from layoutopt.util.seeds import split_seed
+from layoutopt.util.seeds import seed_of, split_seed
 
 __all__ = ["Metrics"]
 
@@ -104,8 +110,8 @@ def _posterior_of(blob: bytes) -> Posterior:
 class Metrics:
     """The objective, guardrails and further metrics of a :class:`~layoutopt.Campaign`.
 
-    Needs the campaign's ``store``, ``_id``, ``name``, ``space``, ``holdout`` and
-    ``posterior()`` (a mixin of :class:`~layoutopt.Campaign`).
+    Needs the campaign's ``store``, ``_id``, ``name``, ``space``, ``holdout``,
+    ``posterior()`` and ``_posteriors`` (a mixin of :class:`~layoutopt.Campaign`).
     """
 
     store: Store
@@ -251,15 +257,21 @@ class Metrics:
 
     # ---------------------------------------------------------------- fits
     def _fit_metrics(self, post: Posterior, method: str, num_samples: int, seed: int) -> dict:
-        """Fit every further metric like ``post`` (one seed each, split from ``seed``)."""
+        """Fit every further metric like ``post`` (one seed each, split from ``seed``).
+
+        The fits of the last ``post`` are kept, so the fit a proposal made and the fit that
+        is recorded with it are the same (see :meth:`_objective_policy`).
+        """
+        last = self.__dict__.get("_metric_fits")
+        if last is not None and last[0] is post:
+            return last[1]
         names = self.metric_columns()
         seeds = split_seed(int(seed), len(names) + 1)[1:]
         out = {"clicks": post}
         for m, s in zip(names, seeds, strict=True):
             obs = self.metric_observations(m)
-            out[m] = fit_model(
-                obs.space, obs, method=method, seed=s, num_samples=num_samples, prior=self.prior
-            )
+            out[m] = fit_model(obs.space, obs, method=method, seed=s, num_samples=num_samples)
+        self.__dict__["_metric_fits"] = (post, out)
         return out
 
     def _record_metric_fits(self, fit_id: int, posts: dict) -> None:
@@ -287,6 +299,22 @@ class Metrics:
             return posts["clicks"]
         control = self.holdout[1] if guards else None
         return ObjectivePosterior.create(posts, objective, {g.metric: g for g in guards}, control)
+
+    def _objective_policy(self, policy: Policy, k: int, strategy: str, num_samples: int):
+        """The campaign's policy, proposing on the objective when the settings name one
+        (:func:`~layoutopt.decide.objective_policy.on_objective`); unchanged otherwise."""
+        objective, guards = self._settings()
+        if objective == Objective.of("clicks") and not guards:
+            return policy
+
+        def value_of(post: Posterior, key):
+            fits = self.store.fits(self._id)
+            if fits and self._posteriors.get(int(fits[-1]["id"])) is post:
+                return self.scored_posterior()  # proposing from the latest recorded fit
+            posts = self._fit_metrics(post, post.method, num_samples, seed_of(key))
+            return self._objective_of(posts)
+
+        return on_objective(policy, value_of, k=k, strategy=strategy)
 
     def scored_posterior(self, fit_id: int | None = None):
         """What a fit's pick and decision are computed on: the fit's posterior, or (with an
