@@ -146,3 +146,15 @@ def test_stopping_smoke(tmp_path):
     assert len(table) == 2 and (table["stop_round"].between(2, 4)).all()
     assert (table["expected_loss"] >= 0).all() and (table["realised_loss"] >= 0).all()
     assert (table["impressions_at_stop"] == 1000 * table["stop_round"]).all()
+
+
+def test_metrics_smoke(tmp_path):
+    mod = _load("metrics")
+    argv = "--worlds 1 --rounds 2 --batch 2000 --samples 100"
+    assert mod.main(argv.split() + ["--out", str(tmp_path)]) == 0
+    for name in ("metrics.md", "metrics.csv", "metrics.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    table = pd.read_csv(tmp_path / "metrics.csv")
+    assert list(table.scenario) == ["guardrail", "weighted"]
+    # the planted clicks winner is never shipped under the guardrail
+    assert not table.shipped_is_clicks_best[0]

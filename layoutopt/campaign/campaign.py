@@ -36,12 +36,14 @@ from layoutopt.campaign.ingest import (
     stored_rows,
 )
 from layoutopt.campaign.logged import served_frame, split_serving_columns
+from layoutopt.campaign.metrics import Metrics
 from layoutopt.campaign.proposal import Proposal, open_round
 from layoutopt.campaign.proposal_options import record_proposal_options
 from layoutopt.campaign.report import campaign_report
 from layoutopt.campaign.rounds import allocation_frame, campaign_policy, jsonable
 from layoutopt.campaign.serving import Serving, check_holdout
 from layoutopt.campaign.store import Store
+from layoutopt.campaign.versions import check_extension
 from layoutopt.data.events import parse_now
 from layoutopt.data.observations import Observations, aggregate_file
 from layoutopt.decide.driver import resume, round_keys, round_step
@@ -60,24 +62,7 @@ from layoutopt.util.seeds import seed_of, split_seed
 __all__ = ["CHUNK_ROWS", "Campaign", "IngestResult", "Proposal", "read_chunks"]
 
 
-def _check_extension(old: LayoutSpace, new: LayoutSpace) -> None:
-    """New space versions may only append variants, so stored codes keep their meaning."""
-    if tuple(new.components) != tuple(old.components):
-        raise ValueError(
-            f"update_space: components {list(new.components)} differ from the campaign's "
-            f"{list(old.components)}; a campaign keeps its components (start a new campaign "
-            "to change them)"
-        )
-    for comp, before, after in zip(old.components, old.variants, new.variants, strict=True):
-        if tuple(after[: len(before)]) != tuple(before):
-            raise ValueError(
-                f"update_space: component {comp!r} lists {list(after)}, but its existing "
-                f"variants {list(before)} must keep their positions (stored data refer to "
-                "them by position); append new variants at the end"
-            )
-
-
-class Campaign(Serving, Deciding, Records):
+class Campaign(Serving, Deciding, Metrics, Records):
     """A named campaign in a store; create with :meth:`create`, resume with :meth:`open`.
 
     Serving its proposals (assignment, the allocation export, the holdout) is
@@ -107,6 +92,8 @@ class Campaign(Serving, Deciding, Records):
         *,
         holdout: float = 0.0,
         control: dict[str, str] | None = None,
+        objective=None,
+        guardrails=None,
     ) -> Campaign:
         """Create a campaign (and the store, if new) at a file path or ``postgresql://`` URL.
 
@@ -116,6 +103,7 @@ class Campaign(Serving, Deciding, Records):
             name: the campaign's name, unique within the store.
             holdout: share of units served ``control`` (:meth:`set_holdout`).
             control: the control layout's labels (the status quo).
+            objective, guardrails: what "best" means (:meth:`set_objective`).
 
         Returns:
             The new :class:`Campaign`.
@@ -140,6 +128,8 @@ class Campaign(Serving, Deciding, Records):
         camp = cls(store, cid, str(name))
         if holdout or control is not None:
             camp.set_holdout(holdout, control)
+        if objective is not None or guardrails:
+            camp.set_objective(objective, guardrails)
         return camp
 
     @classmethod
@@ -211,7 +201,7 @@ class Campaign(Serving, Deciding, Records):
         """
         current = self.store.spaces(self._id)[-1]
         old = LayoutSpace.from_dict(current["space"], source=f"{self.store.target} space")
-        _check_extension(old, space)
+        check_extension(old, space)
         return self.store.add_space(self._id, space.to_dict(), current["version"])
 
     # ------------------------------------------------------------------ data
@@ -257,10 +247,12 @@ class Campaign(Serving, Deciding, Records):
             return ingest_result(source, earlier, False)
         frame = data if isinstance(data, pd.DataFrame) else served_frame(path, chunk_rows)
         if frame is None:
-            obs, rows = aggregate_file(path, space, columns=columns, chunk_rows=chunk_rows)
+            kw = {"columns": columns, "metrics": self.metric_columns()}
+            obs, rows = aggregate_file(path, space, chunk_rows=chunk_rows, **kw)
         else:
             frame, logged = split_serving_columns(frame, space, source, columns)
-            obs, rows = Observations.from_frame(frame, space, source, columns=columns), len(frame)
+            kw = {"columns": columns, "metrics": self.metric_columns()}
+            obs, rows = Observations.from_frame(frame, space, source, **kw), len(frame)
             if logged is not None:  # before the batch: read only once the batch exists
                 record_logged_rows(self.store, self._id, digest, logged)
         return self._store_batch(obs, source, digest, int(rows), version)
@@ -315,6 +307,7 @@ class Campaign(Serving, Deciding, Records):
 
     def _store_batch(self, obs: Observations, source, digest, rows: int, version) -> IngestResult:
         """Store aggregated observations as one batch (one transaction)."""
+        self._store_metric_rows(digest, obs)  # further metrics' counts, before the batch
         batch = batch_record(obs, source, digest, rows, version)
         # add_batch checks the hash again inside its transaction (another process may have
         # stored the same content meanwhile)
@@ -439,7 +432,8 @@ class Campaign(Serving, Deciding, Records):
     def _record_fit(self, post: Posterior, seen, method, seed, options, pick_seed) -> int:
         """Store a fit (posterior bytes, diagnostics, the pick); ``seen`` is the fit's
         ``(last batch id, space version)``."""
-        pick = best_layout(post, seed=pick_seed)
+        posts = self._fit_metrics(post, method, options["num_samples"], pick_seed)
+        pick = best_layout(self._objective_of(posts), seed=pick_seed)
         with tempfile.TemporaryDirectory() as tmp:
             file = Path(tmp) / "posterior.nc"
             post.save(file)
@@ -463,6 +457,7 @@ class Campaign(Serving, Deciding, Records):
             },
         )
         self._posteriors[fit_id] = post
+        self._record_metric_fits(fit_id, posts)
         self.decision()  # the stopping rule's verdict on every fit, recorded with it
         return fit_id
 
@@ -543,7 +538,8 @@ class Campaign(Serving, Deciding, Records):
         campaign (:func:`layoutopt.decide.driver.run`) with the same data, policy and seed
         makes at that round. When data arrived (or the space changed) since the last fit,
         the step fits first and the fit is recorded (the returned :class:`Proposal` says so
-        in ``refit``); otherwise it proposes from the latest fit.
+        in ``refit``); otherwise it proposes from the latest fit. With an objective or
+        guardrails (:meth:`set_objective`) it proposes on the value, never a failing layout.
 
         A round stays **open** until data answer it: when nothing was ingested since the
         latest proposal (and the space did not change), ``propose`` returns that round as
@@ -585,13 +581,12 @@ class Campaign(Serving, Deciding, Records):
         seen = (self.store.last_batch_id(self._id), self.space_version)
         obs = self.observations(time=timed)
         self._check_ages(obs, options["delay"])
-        policy = with_floor(
-            campaign_policy(
-                strategy, k, method=method, prior=self.prior, per_segment=per_segment, **options
-            ),
-            min_share=min_share,
-            burn_in=burn_in,
+        policy = campaign_policy(
+            strategy, k, method=method, prior=self.prior, per_segment=per_segment, **options
         )
+        # on the objective when the settings name one; the floor applies to what it proposes
+        policy = self._objective_policy(policy, k, strategy, options["num_samples"])
+        policy = with_floor(policy, min_share=min_share, burn_in=burn_in)
         reason = self.stale()
         fitted = None if reason is not None else (obs, self.posterior())
         rounds = self.rounds

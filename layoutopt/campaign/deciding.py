@@ -114,8 +114,8 @@ def decisions_frame(store: Store, cid: int) -> pd.DataFrame:
 class Deciding:
     """The stopping rule of a :class:`~layoutopt.Campaign` and its recorded verdicts.
 
-    Needs the campaign's ``store``, ``_id``, ``name``, ``rounds``, ``posterior()`` and
-    ``observations()`` (a mixin of :class:`~layoutopt.Campaign`).
+    Needs the campaign's ``store``, ``_id``, ``name``, ``rounds``, ``scored_posterior()``,
+    ``exclusions()`` and ``observations()`` (a mixin of :class:`~layoutopt.Campaign`).
     """
 
     store: Store
@@ -151,7 +151,9 @@ class Deciding:
         (:func:`~layoutopt.decide.stopping.decision`; the traffic mix on a space with
         segments), judged by ``rule`` (default: the campaign's :meth:`stop_rule`) with the
         campaign's rounds and impressions so far. Recorded per fit in the store and shown in
-        the history (:meth:`decisions`).
+        the history (:meth:`decisions`). With an objective or guardrails
+        (:meth:`set_objective`) it is the decision on the value over the layouts that pass
+        them, and ``excluded`` says which layouts they exclude and why.
 
         Raises:
             ValueError: if the campaign has not been fitted.
@@ -168,13 +170,15 @@ class Deciding:
             )
             row = conn.execute(q).first()
         if row is not None and row.rule == rule.to_json():
-            return _row_decision(row)
-        post = self.posterior(fit_id)
+            return _row_decision(row)._replace(excluded=self.exclusions(fit_id))
+        # the objective's value under the guardrails when the campaign sets them
+        post = self.scored_posterior(fit_id)
         impressions = int(self.observations().impressions.sum())
         # the fit's own seed for the exact argmax of spaces above the enumeration limit
         seed = int(fits[-1].get("seed") or 0)
         d = decision(post, rule, rounds=self.rounds, impressions=impressions, seed=seed)
         self._record_decision(fit_id, rule, d)
+        self._record_exclusions(fit_id, d.excluded)
         return d
 
     def latest_decision(self) -> Decision | None:
@@ -188,7 +192,9 @@ class Deciding:
                 DECISIONS.c.campaign_id == self._id, DECISIONS.c.fit_id == int(fits[-1]["id"])
             )
             row = conn.execute(q).first()
-        return None if row is None else _row_decision(row)
+        if row is None:
+            return None
+        return _row_decision(row)._replace(excluded=self.exclusions(int(fits[-1]["id"])))
 
     def _record_decision(self, fit_id: int, rule: StopRule, d: Decision) -> None:
         values = {

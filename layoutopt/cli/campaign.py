@@ -10,6 +10,8 @@
     layoutopt campaign best     --db D [--json]
     layoutopt campaign status   --db D
     layoutopt campaign decide   --db D [--value-remaining V] [--expected-loss L] [--set]
+    layoutopt campaign objective --db D [--objective clicks=1,signups=30]
+                                [--guardrail dismissals:0.1:0.9] [--control C=L,...]
     layoutopt campaign report   --db D -o report.html
     layoutopt campaign export   --db D -o DIR
     layoutopt report            --posterior P -o report.html
@@ -34,6 +36,7 @@ from rich.table import Table
 
 from layoutopt.cli import deciding, library, serve
 from layoutopt.cli.console import shown_target, write_table
+from layoutopt.cli.objective import campaign_objective, settings_line
 from layoutopt.cli.options import ColumnOpt, DbOpt, Method, NameOpt, Strategy, column_arg
 from layoutopt.util.io import atomic_dir, check_output_path
 
@@ -232,6 +235,7 @@ def status(db: DbOpt, name: NameOpt = None) -> None:
         others = camp.store.campaign_names()
         checks = serve.check_lines(camp)
         verdict = deciding.decision_line(camp)
+        settings = settings_line(camp)
     out = _out()
     out.print(
         f"campaign {camp.name!r} in {shown_target(db)} (store holds {len(others)}): space "
@@ -265,6 +269,8 @@ def status(db: DbOpt, name: NameOpt = None) -> None:
         )
     out.print(table)
     serve.print_lines(checks, out)
+    if settings:
+        out.print(settings)
     out.print(verdict)
 
 
@@ -272,6 +278,7 @@ app.command()(serve.allocation)
 app.command()(serve.assign)
 app.command()(serve.evaluate)
 app.command()(deciding.decide)
+app.command("objective")(campaign_objective)
 
 
 @app.command("report")

@@ -15,6 +15,14 @@ import typer
 
 from layoutopt.cli import library
 from layoutopt.cli.console import status, stderr, stdout, write_table
+from layoutopt.cli.objective import (
+    ControlOpt,
+    GuardrailOpt,
+    MetricFilesOpt,
+    MetricOpt,
+    ObjectiveOpt,
+    scored_posterior,
+)
 from layoutopt.cli.options import (
     ColumnOpt,
     DesignKind,
@@ -121,13 +129,17 @@ def fit(
         ),
     ] = None,
     column: ColumnOpt = None,
+    metric: MetricOpt = "clicks",
 ) -> None:
-    """Fit the additive + pairwise model to observed clicks and save the posterior."""
+    """Fit the additive + pairwise model to observed clicks (or --metric) and save it."""
 
     output = check_output_path(output, (".nc",))
     delay_model = None if delay is None else library.delay.parse_delay(delay)
     sp = library.space.LayoutSpace.from_toml(space)
-    obs = library.observations.Observations.from_file(data, sp, columns=column_arg(column))
+    further = tuple(m for m in (metric,) if m != "clicks")
+    obs = library.observations.Observations.from_file(
+        data, sp, columns=column_arg(column), metrics=further
+    ).metric(metric)
 
     nuts = method is Method.nuts
     if not nuts and (warmup is not None or target_accept is not None):
@@ -155,7 +167,7 @@ def fit(
     out.print(
         f"wrote {output}: {post.method} fit, {post.num_draws} draws; data: "
         f"{obs.num_layouts} layouts, {int(obs.impressions.sum()):,} impressions, "
-        f"{int(obs.clicks.sum()):,} clicks"
+        f"{int(obs.clicks.sum()):,} {metric}"
     )
     if post.diagnostics:
         out.print(
@@ -212,6 +224,10 @@ def score(
             "LAYOUTOPT_COORDINATOR, _NUM_PROCESSES, _PROCESS_ID variables).",
         ),
     ] = False,
+    metric: MetricFilesOpt = None,
+    objective: ObjectiveOpt = None,
+    guardrail: GuardrailOpt = None,
+    control: ControlOpt = None,
 ) -> None:
     """Score every layout: posterior mean CTR, credible interval, probability of being best.
 
@@ -222,7 +238,15 @@ def score(
     with exact P(best). ``--distributed`` runs the same pass as one program on N processes
     (every process runs the same command): each scores its slice on its own devices, the
     answer is exact, and with ``-o .parquet`` each writes its part and process 0 merges them.
+    With ``--metric``/``--objective``/``--guardrail`` the scores are those of the value per
+    impression over the layouts that pass the guardrails.
     """
+    settings = (metric, objective, guardrail, control)
+    if any(settings) and (distributed or merge or shards or shard is not None):
+        raise ValueError(
+            "--metric/--objective/--guardrail score in one process: drop "
+            "--distributed/--shard/--merge"
+        )
     if distributed:
         if merge or shards or shard is not None:
             raise ValueError("--distributed splits the grid itself: drop --shard/--merge")
@@ -243,7 +267,7 @@ def score(
     if posterior is None:
         raise ValueError("--posterior is required (or --merge SHARDS to merge shard files)")
     output = check_table_output(output)
-    post = load_posterior(posterior)
+    post = scored_posterior(load_posterior(posterior), *settings)
     seg = segment_arg(segment)
     n_allowed = post.space.num_allowed
     stream = output is not None and top is None and n_allowed > library.scoring.MAX_FULL_GRID
@@ -348,10 +372,17 @@ def best(
             "--by-segment", help="A table of the best layout of every segment, then the mix."
         ),
     ] = False,
+    *,
+    metric: MetricFilesOpt = None,
+    objective: ObjectiveOpt = None,
+    guardrail: GuardrailOpt = None,
+    control: ControlOpt = None,
 ) -> None:
-    """The layout most likely to have the highest click-through rate."""
+    """The layout most likely to have the highest click-through rate (or --objective value)."""
 
-    post = load_posterior(posterior)
+    post = scored_posterior(load_posterior(posterior), metric, objective, guardrail, control)
+    if by_segment and isinstance(post, library.objective.ObjectivePosterior):
+        raise ValueError("--by-segment scores one posterior: drop --metric/--objective/--guardrail")
     if by_segment:
         frame = library.segments.best_by_segment(post, level=level, seed=seed)
         if as_json:
@@ -387,11 +418,17 @@ def propose(
         typer.Option("--output", "-o", help="CSV/Parquet file (default: CSV to stdout)."),
     ] = None,
     segment: SegmentOpt = None,
+    *,
+    metric: MetricFilesOpt = None,
+    objective: ObjectiveOpt = None,
+    guardrail: GuardrailOpt = None,
+    control: ControlOpt = None,
 ) -> None:
-    """Propose the next layouts to test, with traffic weights."""
+    """Propose the next layouts to test, with traffic weights (on the --objective's value,
+    never a layout that fails a --guardrail)."""
 
     output = check_table_output(output)
-    post = load_posterior(posterior)
+    post = scored_posterior(load_posterior(posterior), metric, objective, guardrail, control)
     excluded = None
     if exclude is not None:
         excluded = post.space.frame(library.observations.read_layout_codes(exclude, post.space))

@@ -20,6 +20,7 @@ __all__ = [
     "design",
     "distributed",
     "fitting",
+    "objective",
     "observations",
     "pandas",
     "policies",
@@ -67,6 +68,7 @@ delay = LazyModule("layoutopt.model.delay")
 design = LazyModule("layoutopt.decide.design")
 distributed = LazyModule("layoutopt.score.distributed")
 fitting = LazyModule("layoutopt.infer.fitting")
+objective = LazyModule("layoutopt.score.objective")
 observations = LazyModule("layoutopt.data.observations")
 policies = LazyModule("layoutopt.decide.policies")
 posterior = LazyModule("layoutopt.infer.posterior")

@@ -8,8 +8,9 @@ and says what would be valid.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from layoutopt.data.sums import (
     exact_sums,
     time_rows,
 )
-from layoutopt.data.tables import frame_arrays, shift_rows, table_layout
+from layoutopt.data.tables import check_metrics, frame_arrays, shift_rows, table_layout
 from layoutopt.model.space import LayoutSpace
 from layoutopt.util.limits import MAX_COUNT
 
@@ -61,6 +62,10 @@ class Observations:
         delay_counts: histogram of the observed click delays (hours) over
             :data:`layoutopt.model.delay.DELAY_EDGES`, or None; ``fit(delay="auto")`` learns the
             delay distribution from it.
+        counts: ``{metric: (N,) int64}``: the counts of further metrics (``signups``,
+            ``dismissals``, ...), each out of the same ``impressions`` as ``clicks`` and
+            summed with them row for row; empty for click data only. ``clicks`` is the
+            primary metric; :meth:`metric` gives any metric's data as ordinary click data.
     """
 
     space: LayoutSpace
@@ -72,6 +77,7 @@ class Observations:
     age: np.ndarray | None = None
     round: np.ndarray | None = None
     delay_counts: np.ndarray | None = None
+    counts: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def from_codes(
@@ -86,6 +92,7 @@ class Observations:
         age=None,
         round=None,
         delay_counts=None,
+        counts: Mapping[str, Any] | None = None,
     ) -> Observations:
         """Build from integer codes; repeated rows are summed.
 
@@ -103,6 +110,8 @@ class Observations:
             round: optional ``(N,)`` round numbers (whole numbers >= 0).
             delay_counts: optional histogram of observed click delays over
                 :data:`layoutopt.model.delay.DELAY_EDGES`.
+            counts: optional ``{metric: (N,) counts}`` of further metrics, each at most the
+                row's impressions (see :attr:`counts`).
 
         Raises:
             ValueError: for out-of-range codes, forbidden layouts, bad counts, ages, rounds
@@ -120,8 +129,10 @@ class Observations:
         n = codes.shape[0]
         if n == 0:
             raise ValueError(f"{source}: no rows; at least one observed layout is needed")
-        if impressions.shape != (n,) or clicks.shape != (n,):
-            raise ValueError(f"{source}: impressions and clicks need shape ({n},)")
+        counts = {str(m): np.asarray(c) for m, c in (counts or {}).items()}
+        outcomes = {"clicks": clicks, **counts}
+        if impressions.shape != (n,) or any(c.shape != (n,) for c in outcomes.values()):
+            raise ValueError(f"{source}: impressions and {list(outcomes)} need shape ({n},)")
         for k, card in enumerate(space.cardinalities):
             bad = np.flatnonzero((codes[:, k] < 0) | (codes[:, k] >= card))
             if bad.size:
@@ -130,7 +141,7 @@ class Observations:
                     f"[0, {card}) for component {space.components[k]!r}"
                 )
         codes = codes.astype(np.int32)
-        for name, arr in (("impressions", impressions), ("clicks", clicks)):
+        for name, arr in (("impressions", impressions), *outcomes.items()):
             if not np.issubdtype(arr.dtype, np.number) or np.any(~np.isfinite(arr)):
                 raise ValueError(f"{source}: column {name!r} must hold finite numbers")
             bad = np.flatnonzero((arr < 0) | (arr != np.round(arr)) | (arr > MAX_COUNT))
@@ -140,13 +151,15 @@ class Observations:
                     f"be whole numbers in [0, 2**53 = {MAX_COUNT}]"
                 )
         impressions = impressions.astype(np.int64)
-        clicks = clicks.astype(np.int64)
-        bad = np.flatnonzero(clicks > impressions)
-        if bad.size:
-            raise ValueError(
-                f"{source}: row {bad[0]}: clicks ({clicks[bad[0]]}) exceed impressions "
-                f"({impressions[bad[0]]})"
-            )
+        outcomes = {name: arr.astype(np.int64) for name, arr in outcomes.items()}
+        for name, arr in outcomes.items():
+            bad = np.flatnonzero(arr > impressions)
+            if bad.size:
+                raise ValueError(
+                    f"{source}: row {bad[0]}: {name} ({arr[bad[0]]}) exceed impressions "
+                    f"({impressions[bad[0]]})"
+                )
+        clicks = outcomes.pop("clicks")
         # Arrays number rows from 0, like the other messages here; tables from 1.
         check_allowed(codes, space, source, first_row=0)
         if age is not None or round is not None or delay_counts is not None:
@@ -161,16 +174,18 @@ class Observations:
                 age=age,
                 round=round,
                 delay_counts=delay_counts,
+                counts=outcomes,
             )
         keys = codes if seg is None else np.concatenate([codes, seg[:, None]], axis=1)
         uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)
         imp = exact_sums(inverse, impressions, len(uniq))
         clk = exact_sums(inverse, clicks, len(uniq))
+        summed = {m: exact_sums(inverse, c, len(uniq)) for m, c in outcomes.items()}
         K = space.num_components
         check_totals(space, uniq[:, :K], imp, source)
         uniq_seg = None if seg is None else uniq[:, K].astype(np.int32)
-        return cls(space, uniq[:, :K].astype(np.int32), imp, clk, uniq_seg)
+        return cls(space, uniq[:, :K].astype(np.int32), imp, clk, uniq_seg, counts=summed)
 
     # ------------------------------------------------------------------ tables in and out
     @classmethod
@@ -182,6 +197,7 @@ class Observations:
         *,
         columns: Mapping[str, str] | None = None,
         chunk_rows: int = CHUNK_ROWS,
+        metrics=(),
     ) -> Observations:
         """Build from a table with one label column per component plus counts.
 
@@ -213,6 +229,9 @@ class Observations:
                 otherwise, e.g. ``{"clicks": "click", "headline": "title"}``; messages
                 then name the table's column.
             chunk_rows: rows validated and summed at a time.
+            metrics: names of further count columns (``("signups", "dismissals")``), each
+                an outcome out of the row's impressions read exactly as ``clicks`` (0/1 on
+                impression-level rows); they land in :attr:`counts`.
 
         Returns:
             Observations aggregated to one row per distinct layout, sorted by index.
@@ -237,10 +256,11 @@ class Observations:
             >>> obs.impressions.tolist(), obs.clicks.tolist()
             ([2, 1], [1, 0])
         """
-        table_layout(df, space, source, columns)  # column errors before any row is read
+        metrics = check_metrics(metrics)
+        table_layout(df, space, source, columns, metrics)  # column errors before any row
         step = max(1, int(chunk_rows))
         chunks = (df.iloc[i : i + step] for i in range(0, max(len(df), 1), step))
-        return aggregate_chunks(chunks, space, source, columns)[0]
+        return aggregate_chunks(chunks, space, source, columns, metrics)[0]
 
     @classmethod
     def from_events(
@@ -327,6 +347,7 @@ class Observations:
         *,
         columns: Mapping[str, str] | None = None,
         chunk_rows: int = CHUNK_ROWS,
+        metrics=(),
     ) -> Observations:
         """Read observations from a CSV file (see :meth:`from_frame` for the columns).
 
@@ -339,8 +360,11 @@ class Observations:
         """
         if Path(path).suffix.lower() != ".csv":
             # a file of another name is still read as CSV, whole
-            return cls.from_frame(read_csv(path, space), space, str(path), columns=columns)
-        return aggregate_file(path, space, columns=columns, chunk_rows=chunk_rows)[0]
+            frame = read_csv(path, space)
+            return cls.from_frame(frame, space, str(path), columns=columns, metrics=metrics)
+        return aggregate_file(path, space, columns=columns, chunk_rows=chunk_rows, metrics=metrics)[
+            0
+        ]
 
     @classmethod
     def from_parquet(
@@ -350,6 +374,7 @@ class Observations:
         *,
         columns: Mapping[str, str] | None = None,
         chunk_rows: int = CHUNK_ROWS,
+        metrics=(),
     ) -> Observations:
         """Read observations from a Parquet file (see :meth:`from_frame` for the columns),
         ``chunk_rows`` rows at a time.
@@ -359,8 +384,11 @@ class Observations:
                 problems listed in :meth:`from_frame`.
         """
         if Path(path).suffix.lower() not in (".parquet", ".pq"):
-            return cls.from_frame(read_parquet(path), space, str(path), columns=columns)
-        return aggregate_file(path, space, columns=columns, chunk_rows=chunk_rows)[0]
+            frame = read_parquet(path)
+            return cls.from_frame(frame, space, str(path), columns=columns, metrics=metrics)
+        return aggregate_file(path, space, columns=columns, chunk_rows=chunk_rows, metrics=metrics)[
+            0
+        ]
 
     @classmethod
     def from_file(
@@ -370,13 +398,16 @@ class Observations:
         *,
         columns: Mapping[str, str] | None = None,
         chunk_rows: int = CHUNK_ROWS,
+        metrics=(),
     ) -> Observations:
         """Read a ``.csv`` or ``.parquet``/``.pq`` file, chosen by its suffix, streaming.
 
         Raises:
             ValueError: for another suffix, or as :meth:`from_csv` / :meth:`from_parquet`.
         """
-        return aggregate_file(path, space, columns=columns, chunk_rows=chunk_rows)[0]
+        return aggregate_file(path, space, columns=columns, chunk_rows=chunk_rows, metrics=metrics)[
+            0
+        ]
 
     def to_frame(self):
         """The data as a pandas DataFrame: one label column per component, then
@@ -397,6 +428,7 @@ class Observations:
             )
         data["impressions"] = self.impressions
         data["clicks"] = self.clicks
+        data.update(self.counts)
         for name in TIME_COLUMNS:
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
@@ -452,7 +484,31 @@ class Observations:
             age=self.age,
             round=self.round,
             delay_counts=self.delay_counts,
+            counts=self.counts,
         )
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """The metrics these data count: ``"clicks"``, then the keys of :attr:`counts`."""
+        return ("clicks", *self.counts)
+
+    def metric(self, name: str) -> Observations:
+        """One metric's data as ordinary click data: its counts in ``clicks``, no ``counts``.
+
+        Every fitter reads ``clicks``, so each metric gets its own additive + pairwise model
+        by the existing ``fit`` on this view (same layouts, segments, ages and rounds).
+
+        Raises:
+            ValueError: for a metric these data do not count (the message lists those).
+        """
+        if name == "clicks":
+            return dataclasses.replace(self, counts={})
+        if name not in self.counts:
+            raise ValueError(
+                f"no metric {name!r} in these observations; they count {list(self.metric_names)}"
+                " (read further count columns with metrics=(...))"
+            )
+        return dataclasses.replace(self, clicks=self.counts[name], counts={})
 
     @property
     def num_layouts(self) -> int:
@@ -498,11 +554,13 @@ def aggregate_file(
     *,
     columns: Mapping[str, str] | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    metrics=(),
 ) -> tuple[Observations, int]:
     """Read, validate and sum a ``.csv``/``.parquet`` table ``chunk_rows`` rows at a time.
 
     Memory holds one chunk and the running sums (one row per distinct layout, segment,
-    age and round), never the whole file. Columns as :meth:`Observations.from_frame`.
+    age and round), never the whole file. Columns (and ``metrics``) as
+    :meth:`Observations.from_frame`.
 
     Returns:
         ``(observations, rows read)``.
@@ -511,7 +569,8 @@ def aggregate_file(
         ValueError: naming the file, the row (counted from the file's first data row), the
             column and the value.
     """
-    return aggregate_chunks(iter_table(path, space, chunk_rows), space, str(path), columns)
+    chunks = iter_table(path, space, chunk_rows)
+    return aggregate_chunks(chunks, space, str(path), columns, check_metrics(metrics))
 
 
 def aggregate_chunks(
@@ -519,6 +578,7 @@ def aggregate_chunks(
     space: LayoutSpace,
     source: str,
     columns: Mapping[str, str] | None = None,
+    metrics: tuple[str, ...] = (),
 ) -> tuple[Observations, int]:
     """Sum the chunks of one table as they come; the one extra-columns warning at the end.
 
@@ -528,22 +588,30 @@ def aggregate_chunks(
     total, rows, extras, hint = None, 0, [], ""
     for i, chunk in enumerate(chunks):
         if i == 0:
-            _, extras, hint = table_layout(chunk, space, source, columns)
+            _, extras, hint = table_layout(chunk, space, source, columns, metrics)
         if len(chunk) == 0:
             continue
         try:
-            part = frame_arrays(chunk, space, source, columns)
+            part = frame_arrays(chunk, space, source, columns, metrics)
         except ValueError as err:
             raise shift_rows(err, rows) from None
         arrays = [part.codes, part.impressions, part.clicks, part.segments]
         time = [part.time.get(name) for name in TIME_COLUMNS]
+        counts = part.counts
         if total is not None:  # merge with the running sums: memory stays flat in rows
             old = [total.codes, total.impressions, total.clicks, total.segments]
             old_time = [getattr(total, name) for name in TIME_COLUMNS]
             arrays = [_join(a, b) for a, b in zip(old, arrays, strict=True)]
             time = [_join(a, b) for a, b in zip(old_time, time, strict=True)]
+            counts = {m: _join(total.counts[m], c) for m, c in counts.items()}
         total = Observations.from_codes(
-            space, *arrays[:3], source=source, segments=arrays[3], age=time[0], round=time[1]
+            space,
+            *arrays[:3],
+            source=source,
+            segments=arrays[3],
+            age=time[0],
+            round=time[1],
+            counts=counts,
         )
         rows += len(chunk)
     if total is None:

@@ -77,7 +77,9 @@ def check_time_array(values, name: str, n: int, source: str) -> np.ndarray:
     return values
 
 
-def time_rows(cls, space, codes, impressions, clicks, seg, source, *, age, round, delay_counts):
+def time_rows(
+    cls, space, codes, impressions, clicks, seg, source, *, age, round, delay_counts, counts=None
+):
     """Observations summed per distinct (layout[, segment], age, round); see ``from_codes``."""
 
     n = len(codes)
@@ -92,6 +94,7 @@ def time_rows(cls, space, codes, impressions, clicks, seg, source, *, age, round
     K = space.num_components
     imp = exact_sums(inverse, impressions, len(uniq))
     clk = exact_sums(inverse, clicks, len(uniq))
+    summed = {m: exact_sums(inverse, c, len(uniq)) for m, c in (counts or {}).items()}
     check_totals(space, uniq[:, :K].astype(np.int32), imp, source)
     S = 0 if seg is None else 1
     out_seg = None if seg is None else uniq[:, K].astype(np.int32)
@@ -101,7 +104,15 @@ def time_rows(cls, space, codes, impressions, clicks, seg, source, *, age, round
         delay_counts = check_delay_counts(delay_counts, source)
     codes = uniq[:, :K].astype(np.int32)
     return cls(
-        space, codes, imp, clk, out_seg, age=out_age, round=out_round, delay_counts=delay_counts
+        space,
+        codes,
+        imp,
+        clk,
+        out_seg,
+        age=out_age,
+        round=out_round,
+        delay_counts=delay_counts,
+        counts=summed,
     )
 
 

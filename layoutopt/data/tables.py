@@ -2,7 +2,9 @@
 
 A table holds one label column per component, one column per context variable of the space,
 ``clicks`` and optionally ``impressions`` (without it every row is one impression and
-``clicks`` is 0/1), ``age`` and ``round``. :func:`frame_arrays` turns one chunk of such a
+``clicks`` is 0/1), ``age``, ``round`` and the count columns of further metrics named by
+``metrics=`` (``signups``, ``dismissals``: each out of the same impressions, read exactly as
+``clicks`` is). :func:`frame_arrays` turns one chunk of such a
 table into the arrays of :meth:`Observations.from_codes`; :mod:`layoutopt.data.observations`
 streams a file or a frame through it chunk by chunk, so memory stays flat in the rows.
 """
@@ -30,7 +32,7 @@ from layoutopt.data.columns import (
 )
 from layoutopt.model.space import LayoutSpace
 
-__all__ = ["TableArrays", "frame_arrays", "shift_rows", "table_layout"]
+__all__ = ["TableArrays", "check_metrics", "frame_arrays", "shift_rows", "table_layout"]
 
 _TRUE, _FALSE = ("true", "t", "yes"), ("false", "f", "no")
 
@@ -45,6 +47,7 @@ class TableArrays(NamedTuple):
         segments: ``(N,)`` int32 segment codes, or None without segments.
         time: ``{"age": ..., "round": ...}`` for the time columns present.
         extras: the table's columns that are not read (for the one warning).
+        counts: ``{metric: (N,) int64}`` for the further metrics named by ``metrics=``.
     """
 
     codes: np.ndarray
@@ -53,9 +56,35 @@ class TableArrays(NamedTuple):
     segments: np.ndarray | None
     time: dict[str, np.ndarray]
     extras: list[str]
+    counts: dict[str, np.ndarray]
 
 
-def table_layout(df, space: LayoutSpace, source: str, columns: Mapping[str, str] | None):
+def check_metrics(metrics) -> tuple[str, ...]:
+    """The names of further metrics' count columns as a tuple, or a ValueError.
+
+    A name may not repeat, nor be one of layoutopt's other columns (``clicks`` is the primary
+    metric's column already).
+    """
+    if isinstance(metrics, str):
+        metrics = (metrics,)
+    names = tuple(str(m) for m in metrics)
+    reserved = COUNT_COLUMNS + TIME_COLUMNS + IGNORED_COLUMNS
+    for m in names:
+        if m in reserved or not m or names.count(m) > 1:
+            raise ValueError(
+                f"metrics: {m!r} is not a valid metric column (names must be distinct, "
+                f"non-empty and none of {list(reserved)}); got {list(names)}"
+            )
+    return names
+
+
+def table_layout(
+    df,
+    space: LayoutSpace,
+    source: str,
+    columns: Mapping[str, str] | None,
+    metrics: tuple[str, ...] = (),
+):
     """``(by_name, extras, hint)``: where each of layoutopt's columns is in ``df``.
 
     ``by_name`` maps layoutopt's name to the frame's column key; ``extras`` lists the columns
@@ -71,12 +100,12 @@ def table_layout(df, space: LayoutSpace, source: str, columns: Mapping[str, str]
     dupes = sorted({c for c in names if names.count(c) > 1})
     if dupes:
         raise ValueError(f"{source}: column(s) {dupes} appear more than once")
-    required = list(space.components) + list(space.segment_names) + ["clicks"]
+    required = list(space.components) + list(space.segment_names) + ["clicks", *metrics]
     known = required + ["impressions"] + list(TIME_COLUMNS)
     found = resolve_columns(names, columns, known, source)
     missing = [c for c in required if c not in found]
     if missing:
-        expected = required[:-1] + list(COUNT_COLUMNS)
+        expected = required[: -1 - len(metrics)] + list(COUNT_COLUMNS) + list(metrics)
         raise ValueError(
             f"{source}: missing column(s) {missing}; expected columns: {expected} "
             "(without 'impressions' every row is one impression and 'clicks' is 0 or 1)"
@@ -90,9 +119,16 @@ def table_layout(df, space: LayoutSpace, source: str, columns: Mapping[str, str]
 
 
 def frame_arrays(
-    df, space: LayoutSpace, source: str, columns: Mapping[str, str] | None = None
+    df,
+    space: LayoutSpace,
+    source: str,
+    columns: Mapping[str, str] | None = None,
+    metrics: tuple[str, ...] = (),
 ) -> TableArrays:
     """Validate one chunk of a table and return its arrays (not yet summed).
+
+    ``clicks`` and every column of ``metrics`` are outcomes out of the row's impressions,
+    read by one rule (counts at most the impressions; 0/1 without an impressions column).
 
     Rows are numbered from 1 in messages; :func:`shift_rows` renumbers them for a chunk
     that does not start the table. Messages name the user's column (the mapped name).
@@ -100,7 +136,7 @@ def frame_arrays(
     Raises:
         ValueError: naming ``source``, the 1-based row, the column and the value.
     """
-    by_name, extras, _ = table_layout(df, space, source, columns)
+    by_name, extras, _ = table_layout(df, space, source, columns, metrics)
     if len(df) == 0:
         raise ValueError(f"{source}: no data rows; at least one observed layout is needed")
     label = {name: str(key) for name, key in by_name.items()}
@@ -116,17 +152,14 @@ def frame_arrays(
         )
     if "impressions" in by_name:
         impressions = parse_counts(df[by_name["impressions"]], label["impressions"], source)
-        clicks = parse_counts(df[by_name["clicks"]], label["clicks"], source)
-        bad = np.flatnonzero(clicks > impressions)
-        if bad.size:
-            r = int(bad[0])
-            raise ValueError(
-                f"{source}: row {r + 1}, column {label['clicks']!r}: {clicks[r]} clicks exceed "
-                f"{impressions[r]} impressions; need 0 <= clicks <= impressions"
-            )
     else:
         impressions = np.ones(len(df), np.int64)
-        clicks = impression_clicks(df[by_name["clicks"]], label["clicks"], source)
+    counted = "impressions" in by_name
+    outcomes = {
+        name: _outcome(df[by_name[name]], name, label[name], impressions, source, counted)
+        for name in ("clicks", *metrics)
+    }
+    clicks = outcomes.pop("clicks")
     check_allowed(codes, space, source)
     time = {
         name: parse_time(df[by_name[name]], label[name], source)
@@ -143,7 +176,23 @@ def frame_arrays(
             )
             segments = segments * len(values) + seg
         segments = segments.astype(np.int32)
-    return TableArrays(codes, impressions, clicks, segments, time, extras)
+    return TableArrays(codes, impressions, clicks, segments, time, extras, outcomes)
+
+
+def _outcome(column, name: str, label: str, impressions, source: str, counted: bool):
+    """One outcome column (clicks or a further metric; ``label``: the table's name for it)
+    as int64 counts out of the row's impressions."""
+    if not counted:
+        return impression_clicks(column, label, source)
+    out = parse_counts(column, label, source)
+    bad = np.flatnonzero(out > impressions)
+    if bad.size:
+        r = int(bad[0])
+        raise ValueError(
+            f"{source}: row {r + 1}, column {label!r}: {out[r]} {name} exceed "
+            f"{impressions[r]} impressions; need 0 <= {name} <= impressions"
+        )
+    return out
 
 
 def impression_clicks(column, name: str, source: str) -> np.ndarray:

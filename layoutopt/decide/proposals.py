@@ -15,16 +15,15 @@ optimiser and the grid scorer), so proposals, scores and the fit can never disag
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 
-import jax
 import numpy as np
 import pandas as pd
 
 from layoutopt.infer.posterior import Posterior
 from layoutopt.model.space import LayoutSpace
 from layoutopt.score.mix import mix_p_best, segment_view
+from layoutopt.score.objective import ObjectivePosterior
 from layoutopt.score.optimize import argmax_codes, check_argmax_work
 from layoutopt.score.scoring import score_grid
 from layoutopt.util.limits import check_grid_work, check_seed
@@ -126,8 +125,11 @@ def propose(
         raise ValueError(f"unknown strategy {strategy!r}; valid strategies: {list(STRATEGIES)}")
     if seed is None:
         raise ValueError("propose is random (draw subsample, restarts, ties): pass seed=")
-    if not isinstance(posterior, Posterior):
-        raise ValueError(f"posterior must be a Posterior, got {type(posterior).__name__}")
+    if not isinstance(posterior, Posterior | ObjectivePosterior):
+        raise ValueError(
+            f"posterior must be a Posterior or an ObjectivePosterior, got "
+            f"{type(posterior).__name__}"
+        )
     if space is None:
         space = posterior.space
     elif space != posterior.space:
@@ -148,11 +150,13 @@ def propose(
     seed_rng, seed_argmax = split_seed(seed, 2)
     rng = np.random.default_rng(seed_rng)
     posterior, mix = segment_view(posterior, segment)
-    params = _subsample(posterior, num_draws, rng)
+    posterior = _subsample(posterior, num_draws, rng)
     excluded = _exclude_codes(space, exclude)
     target = _without(space, excluded)
-    # The traffic mix has no single eta: its per-draw argmax comes from enumeration.
-    mixed = dataclasses.replace(posterior, params=params) if mix else None
+    # The traffic mix and an objective have no single eta: their per-draw argmax comes
+    # from enumeration.
+    mixed = posterior if mix else None
+    params = None if mix else posterior.params
 
     if strategy in ("thompson", "top_two"):
         codes, prob = _p_best(params, target, method, seed_argmax, mixed)
@@ -164,23 +168,23 @@ def propose(
                 prob = np.concatenate([[beta], (1.0 - beta) * q])
         return _batch(space, codes, prob, k, rng)
 
-    codes = _top_scores(posterior, params, space, excluded, k, strategy, quantile)
+    codes = _top_scores(posterior, space, excluded, k, strategy, quantile)
     return _batch(space, codes, np.ones(len(codes)), k, rng, ranked=True)
 
 
 # --------------------------------------------------------------------------------- helpers
-def _subsample(posterior: Posterior, num_draws, rng: np.random.Generator):
+def _subsample(posterior, num_draws, rng: np.random.Generator):
+    """The posterior (or objective) with a seeded subsample of ``num_draws`` draws."""
     S = posterior.num_draws
     if num_draws is None:
-        return posterior.params
+        return posterior
     if isinstance(num_draws, bool) or not isinstance(num_draws, int | np.integer):
         raise ValueError(f"num_draws must be an integer or None, got {num_draws!r}")
     if not 1 <= num_draws <= S:
         raise ValueError(f"num_draws must lie in [1, {S}] (the posterior has {S} draws)")
     if num_draws == S:
-        return posterior.params
-    idx = np.sort(rng.choice(S, size=int(num_draws), replace=False))
-    return jax.tree.map(lambda a: np.asarray(a)[idx], posterior.params)
+        return posterior
+    return posterior.subsample(np.sort(rng.choice(S, size=int(num_draws), replace=False)))
 
 
 def _exclude_codes(space: LayoutSpace, exclude) -> np.ndarray:
@@ -277,18 +281,16 @@ def _top_two(p: np.ndarray, beta: float) -> np.ndarray:
     return beta * p + (1.0 - beta) * p * (odds.sum() - odds)
 
 
-def _top_scores(posterior, params, space, excluded, k, strategy, quantile):
+def _top_scores(post, space, excluded, k, strategy, quantile):
     """Codes of the k allowed, non-excluded layouts of highest posterior mean CTR (greedy) or
     highest upper ``quantile`` of CTR (ucb), best first, ties towards the lower index."""
-
-    post = dataclasses.replace(posterior, params=params)
     excluded = np.asarray(excluded).reshape(-1, space.num_components)
     excluded = excluded[space.allowed_mask(excluded)] if len(excluded) else excluded
     drop = {tuple(int(x) for x in row) for row in excluded}
     if strategy == "greedy":
         check_grid_work(
             space.num_allowed,
-            params.intercept.shape[0],
+            post.num_draws,
             'strategy="greedy"',
             'use strategy="thompson" or "top_two", which search with the exact optimiser',
         )

@@ -26,6 +26,7 @@ import numpy as np
 from layoutopt.infer.posterior import Posterior
 from layoutopt.model.space import LayoutSpace
 from layoutopt.score.grid_scores import score_grid
+from layoutopt.score.guardrails import exclusion_note
 from layoutopt.score.loss import expected_loss, per_draw_best
 from layoutopt.score.optimize import AUTO_ENUMERATE_LIMIT
 from layoutopt.score.scoring import BestLayout, best_layout, best_of_grid
@@ -119,6 +120,12 @@ class Decision(NamedTuple):
         stop: the rule's verdict: True to stop and ship the leader.
         reason: the verdict in words (which threshold is met or missed).
         expected_loss_se: the Monte Carlo standard error of ``expected_loss``.
+        excluded: with an objective's guardrails, which layouts they exclude and why (how
+            many; the best layout without them and the guardrail it fails); ``""`` without.
+
+    With an :class:`~layoutopt.score.objective.ObjectivePosterior` the figures are in units
+    of its value per impression and the leader is the best layout that passes every
+    guardrail.
     """
 
     leader: BestLayout
@@ -129,6 +136,7 @@ class Decision(NamedTuple):
     stop: bool
     reason: str
     expected_loss_se: float = float("nan")
+    excluded: str = ""
 
     def line(self) -> str:
         """One line for a status output, with "expected loss", "value remaining", the verdict."""
@@ -137,6 +145,7 @@ class Decision(NamedTuple):
             f"{verb}: leader {self.leader.index} P(best) {self.p_best:.3f}, expected loss "
             f"{self.expected_loss:.3g} ({self.relative_expected_loss:.2%}), value remaining "
             f"{self.value_remaining:.2%} ({self.reason})"
+            + (f"; {self.excluded}" if self.excluded else "")
         )
 
 
@@ -155,7 +164,9 @@ def decision(
     """The leader of ``posterior`` and whether ``rule`` says to stop and ship it.
 
     Args:
-        posterior: the fitted posterior.
+        posterior: the fitted posterior, or an
+            :class:`~layoutopt.score.objective.ObjectivePosterior` (the value of its
+            objective, over the layouts its guardrails admit).
         rule: the stopping rule (default :class:`StopRule`: 1% value remaining at 0.95).
         space: defaults to (and must equal) ``posterior.space``.
         rounds: rounds of data so far (needed when ``rule.min_rounds`` is set).
@@ -205,4 +216,5 @@ def decision(
         stop=stop,
         reason=reason,
         expected_loss_se=float(loss.expected_loss_se[0]),
+        excluded=exclusion_note(posterior, leader, segment=segment, seed=seed),
     )

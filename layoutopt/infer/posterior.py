@@ -115,6 +115,16 @@ class Posterior:
         """Total number of posterior draws S (all chains)."""
         return int(np.shape(self.params.intercept)[0])
 
+    def subsample(self, idx) -> Posterior:
+        """The posterior with only the draws ``idx`` (positions along the draw axis).
+
+        The Laplace Gaussian is kept: closed-form scores do not depend on the draws.
+        """
+        idx = np.asarray(idx)
+        return dataclasses.replace(
+            self, params=jax.tree.map(lambda a: np.asarray(a)[idx], self.params)
+        )
+
     def mean_params(self) -> Params:
         """Posterior mean of every parameter (no draw axis)."""
         return jax.tree.map(lambda a: np.asarray(a).mean(axis=0), self.params)

@@ -33,7 +33,7 @@ from layoutopt.score.optimize import AUTO_ENUMERATE_LIMIT
 from layoutopt.score.stream import draw_values_of_codes
 from layoutopt.score.target import Target, check_level, scoring_target
 
-__all__ = ["Loss", "expected_loss", "per_draw_best"]
+__all__ = ["Loss", "checked_codes", "expected_loss", "per_draw_best"]
 
 
 class Loss(NamedTuple):
@@ -168,7 +168,7 @@ def expected_loss(
     """
     quantile = check_level(quantile)
     space, target = scoring_target(posterior, space, segment, "draws")
-    codes = _layout_codes(space, layouts)
+    codes = checked_codes(space, layouts)
     if best_codes is None:
         best_codes = per_draw_best(
             posterior,
@@ -187,7 +187,7 @@ def expected_loss(
     return _losses(target, space, codes, best_codes, quantile)
 
 
-def _layout_codes(space: LayoutSpace, layouts) -> np.ndarray:
+def checked_codes(space: LayoutSpace, layouts) -> np.ndarray:
     """``(n, K)`` codes of allowed layouts given as codes or ``{component: label}`` dicts."""
     if isinstance(layouts, Mapping):
         layouts = [layouts]

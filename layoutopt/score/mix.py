@@ -12,7 +12,7 @@ import numpy as np
 
 from layoutopt.infer.posterior import Posterior
 from layoutopt.model.space import LayoutSpace
-from layoutopt.score.target import mix_target, segment_shares, segment_view
+from layoutopt.score.target import segment_shares, segment_view, value_target
 
 __all__ = ["mix_p_best", "segment_shares", "segment_view"]
 
@@ -21,7 +21,9 @@ def mix_p_best(posterior: Posterior, space: LayoutSpace) -> tuple[np.ndarray, np
     """Distinct per-draw argmax layouts of the mixture CTR and the share of draws of each.
 
     Args:
-        posterior: a posterior with segment terms (its draws possibly subsampled).
+        posterior: a posterior with segment terms (its draws possibly subsampled), or an
+            :class:`~layoutopt.score.objective.ObjectivePosterior` (the value's P(best)
+            over the layouts that pass its guardrails).
         space: the space to maximise over: the posterior's, or one with extra forbidden
             rules (excluded layouts).
 
@@ -29,7 +31,7 @@ def mix_p_best(posterior: Posterior, space: LayoutSpace) -> tuple[np.ndarray, np
         ``(codes (n, K) int32, shares (n,))``, codes in index order; ties in a draw go to
         the lowest index. One engine pass, at any space size (within ``MAX_GRID_WORK``).
     """
-    best = mix_target(posterior, space).best(
+    best = value_target(posterior, space).best(
         space, method="enumerate", seed=None, what="P(best) of the traffic mix"
     )
     codes, counts = np.unique(best, axis=0, return_counts=True)

@@ -274,7 +274,10 @@ def gaussian_stats(link: str, nodes: int) -> Reduction:
 
 @functools.cache
 def transformed(
-    reduction: Reduction, values: Callable[[jax.Array, Any], jax.Array], rows_per_draw: int
+    reduction: Reduction,
+    values: Callable[[jax.Array, Any], jax.Array],
+    rows_per_draw: int,
+    admits: Callable[[jax.Array, Any], jax.Array] | None = None,
 ) -> Reduction:
     """``reduction`` fed ``values(block.eta, block.aux)`` in place of eta.
 
@@ -290,6 +293,10 @@ def transformed(
         reduction: any reduction of this module (or a :func:`compose` of them).
         values: ``(eta (R, C), aux) -> (S, C)``, traced inside the pass.
         rows_per_draw: R / S.
+        admits: optional static ``(eta (R, C), aux) -> (C,)`` bool: layouts it rejects are
+            treated as forbidden (``block.ok`` False), e.g. those failing a guardrail
+            (:func:`layoutopt.score.objective.guardrail_admits`), judged from all of a
+            layout's draws in the block.
 
     Returns:
         The wrapped :class:`Reduction`.
@@ -299,6 +306,7 @@ def transformed(
         return reduction.init(R // rows_per_draw, K)
 
     def update(state, block):
-        return reduction.update(state, block._replace(eta=values(block.eta, block.aux)))
+        ok = block.ok if admits is None else block.ok & admits(block.eta, block.aux)
+        return reduction.update(state, block._replace(eta=values(block.eta, block.aux), ok=ok))
 
     return Reduction(init, update)

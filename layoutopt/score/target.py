@@ -21,6 +21,12 @@ pass reads (scoring, Parquet output, shards, P(best) for proposals):
   :data:`~layoutopt.score.reductions.IDENTITY`). So the mix streams and shards like every
   other pass, with memory O(G x S x chunk) whatever the size of the space. Its mean and
   interval always come from the draws (there is no closed form for a mixture).
+* **An objective over several metrics** (an :class:`~layoutopt.score.objective.
+  ObjectivePosterior`): the metrics' rows (each metric's draws, or its G segment-folded rows
+  for the mix) are stacked the same way, the block transform is the weighted value
+  (:func:`~layoutopt.score.objective.objective_values`) and the guardrails' verdict
+  (:func:`~layoutopt.score.objective.guardrail_admits`) marks the layouts that fail one as
+  not allowed, so every reduction skips them (:func:`objective_target`).
 """
 
 from __future__ import annotations
@@ -45,11 +51,23 @@ from layoutopt.score.grid import (
     Reduction,
     as_params,
     check_params,
+    codes_eta,
+    leaf_codes,
+    leaf_table,
     per_draw_argmax,
     per_draw_max,
+    plan,
     resolve_argmax,
     scan_grid,
     transformed,
+)
+from layoutopt.score.objective import (
+    ObjectiveAux,
+    ObjectivePosterior,
+    draws_needed,
+    guardrail_admits,
+    guardrail_rates,
+    objective_values,
 )
 from layoutopt.score.optimize import argmax_codes, check_argmax_work
 from layoutopt.util.limits import check_grid_work
@@ -61,10 +79,12 @@ __all__ = [
     "draws_target",
     "mix_target",
     "mixture",
+    "objective_target",
     "same",
     "scoring_target",
     "segment_shares",
     "segment_view",
+    "value_target",
 ]
 
 #: Ways to compute mean and interval (``method=``); P(best) always comes from the draws.
@@ -92,6 +112,8 @@ class Target(NamedTuple):
         fingerprint: arrays beyond ``params`` that the scores depend on (the mix's shares).
         aux: the traced operands ``values`` reads (the mix's float32 shares; ``()``), passed
             to every pass as ``scan_grid(aux=...)``: new shares reuse the compiled pass.
+        admits: static ``(eta (R, C), aux) -> (C,)`` bool or None: the layouts a pass may
+            count (an objective's guardrails); the others are treated as forbidden.
     """
 
     params: Params
@@ -105,10 +127,11 @@ class Target(NamedTuple):
     gauss: Params | None
     fingerprint: tuple = ()
     aux: Any = ()
+    admits: Callable[[jax.Array, Any], jax.Array] | None = None
 
     def wrap(self, reduction: Reduction) -> Reduction:
         """``reduction`` over this target's values (see :func:`transformed`)."""
-        return transformed(reduction, self.values, self.rows_per_draw)
+        return transformed(reduction, self.values, self.rows_per_draw, self.admits)
 
 
 def same(eta: jax.Array, aux: Any = ()) -> jax.Array:
@@ -129,9 +152,15 @@ def segment_view(posterior: Posterior, segment: Mapping[str, str] | None) -> tup
         segment terms, the posterior unchanged and ``mix=True``; otherwise unchanged and
         ``False``.
 
+    An :class:`~layoutopt.score.objective.ObjectivePosterior` comes back with the segment
+    folded into every metric and ``mix=True``: its value is no eta of one parameter set, so
+    it is maximised by enumeration, as the mix is.
+
     Raises:
         ValueError: for a segment on a space without segments, or an unknown variable/value.
     """
+    if isinstance(posterior, ObjectivePosterior):
+        return posterior.map(lambda p: segment_view(p, segment)[0]), True
     if not isinstance(posterior, Posterior):
         raise ValueError(f"expected a Posterior, got {type(posterior).__name__}")
     if segment is None:
@@ -248,14 +277,15 @@ def _keep_argmax(params, space, state, options: GridOptions = DEFAULT_GRID) -> A
 
 
 def _enumerated_best(target_rows, space, *, method, seed, what, chunk_size=None, devices=None):
-    """Per-draw argmax of the mixture CTR by one engine pass (exact; method/seed unused)."""
-    params, values, G, aux = target_rows
+    """Per-draw argmax of the mixture CTR (or an objective's value) by one engine pass
+    (exact; method/seed unused)."""
+    params, values, G, aux, admits = target_rows
     S = int(params.intercept.shape[0]) // G
     check_grid_work(space.num_allowed, S * G, what, "pass segment={...} to use the exact optimiser")
     state = scan_grid(
         params,
         space,
-        transformed(per_draw_argmax(), values, G),
+        transformed(per_draw_argmax(), values, G, admits),
         chunk_size=chunk_size,
         devices=devices,
         aux=aux,
@@ -289,11 +319,97 @@ def mix_target(posterior: Posterior, space: LayoutSpace) -> Target:
         rows_per_draw=G,
         argmax=per_draw_argmax(),
         resolve=_keep_argmax,
-        best=functools.partial(_enumerated_best, (stacked, values, G, aux)),
+        best=functools.partial(_enumerated_best, (stacked, values, G, aux, None)),
         gauss=None,
         fingerprint=(shares,),
         aux=aux,
     )
+
+
+def _metric_rows(posterior: Posterior, space: LayoutSpace):
+    """``(rows, shares)``: one metric's float32 rows (its G segment-folded row sets for the
+    traffic mix, else its draws) and the weight of each row set in the metric's rate."""
+    params = as_params(posterior.params)
+    check_params(params, space)
+    if not has_segments(params):
+        return [params], np.ones(1)
+    return [fold_segment(params, g) for g in range(space.num_segments)], segment_shares(posterior)
+
+
+def objective_target(vp: ObjectivePosterior, space: LayoutSpace) -> Target:
+    """The :class:`Target` of an objective over several metrics, under its guardrails.
+
+    Rows: for each metric the objective or a guardrail reads, its draws (or its G
+    segment-folded row sets, for the traffic mix), stacked group-major (NG groups of S
+    rows). Values: ``sum_g value_w[g] inv_link(eta_g)`` per draw. The control's per-draw
+    guarded rates are computed here once (the kernel's own arithmetic), so a pass only
+    compares.
+
+    Args:
+        vp: the metrics, objective, guardrails and control (segments already folded by
+            :func:`segment_view` when one segment is scored).
+        space: the space to stream (the posterior's, or one with extra forbidden rules).
+
+    Returns:
+        A target with link :data:`~layoutopt.score.reductions.IDENTITY` whose values are the
+        objective's value per impression and whose ``admits`` are the guardrails.
+    """
+    link, S = vp.link, vp.num_draws
+    rows, where = [], {}
+    for m in vp.metric_names:
+        r, shares = _metric_rows(vp.posterior(m), space)
+        where[m] = (len(rows), np.asarray(shares, np.float64))
+        rows += r
+    NG = len(rows)
+    value_w = np.zeros(NG)
+    for m, w in vp.objective.weights:
+        start, shares = where[m]
+        value_w[start : start + len(shares)] = w * shares
+    guard_w = np.zeros((len(vp.guardrails), NG))
+    for i, g in enumerate(vp.guardrails):
+        start, shares = where[g.metric]
+        guard_w[i, start : start + len(shares)] = shares
+    stacked = jax.tree.map(lambda *a: jnp.concatenate(a, axis=0), *rows)
+    limit = np.zeros((len(vp.guardrails), S))
+    if vp.guardrails:
+        pl = plan(space.cardinalities)
+        eta = codes_eta(
+            stacked, jnp.asarray(vp.control[None]), leaf_table(stacked, pl, leaf_codes(pl)), pl
+        )
+        probe = ObjectiveAux(jnp.zeros(NG), jnp.asarray(guard_w, jnp.float32), None, None)
+        control = np.asarray(guardrail_rates(eta, probe, link))[:, :, 0]  # (Ng, S)
+        factor = np.asarray([1.0 + g.max_relative_increase for g in vp.guardrails])
+        limit = factor[:, None] * control
+    aux = ObjectiveAux(
+        jnp.asarray(value_w, jnp.float32),
+        jnp.asarray(guard_w, jnp.float32),
+        jnp.asarray(limit, jnp.float32),
+        jnp.asarray([draws_needed(g.probability, S) for g in vp.guardrails], jnp.int32),
+    )
+    values = objective_values(link)
+    admits = guardrail_admits(link) if vp.guardrails else None
+    return Target(
+        params=stacked,
+        link=IDENTITY,
+        num_draws=S,
+        values=values,
+        rows_per_draw=NG,
+        argmax=per_draw_argmax(),
+        resolve=_keep_argmax,
+        best=functools.partial(_enumerated_best, (stacked, values, NG, aux, admits)),
+        gauss=None,
+        fingerprint=tuple(np.asarray(a) for a in aux),
+        aux=aux,
+        admits=admits,
+    )
+
+
+def value_target(posterior, space: LayoutSpace) -> Target:
+    """The target whose value has no single eta, on ``space`` (a segment already folded):
+    an objective's (:func:`objective_target`) or the traffic mix's (:func:`mix_target`)."""
+    if isinstance(posterior, ObjectivePosterior):
+        return objective_target(posterior, space)
+    return mix_target(posterior, space)
 
 
 def scoring_target(
@@ -326,5 +442,5 @@ def scoring_target(
     posterior.check_finite()
     if mix:
         check_method(method)
-        return space, mix_target(posterior, space)
+        return space, value_target(posterior, space)
     return space, draws_target(posterior, space, method)
