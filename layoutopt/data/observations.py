@@ -268,8 +268,8 @@ class Observations:
 
         A log with ``clicked`` instead of ``clicked_at`` has no delay information: the
         result has ``age`` but ``delay_counts`` is None (:attr:`has_delays` is False), so
-        ``fit(delay="auto")`` is refused; give the delay (``delay=Exponential(rate=...)``)
-        or fit without one.
+        ``fit(delay="auto")`` warns that the delay cannot be measured and fits without one;
+        give the delay (``delay=Exponential(rate=...)``) to discount young impressions.
 
         Args:
             events: a Parquet file, a directory of Parquet files, a CSV file, a pandas
