@@ -41,6 +41,7 @@ _PUBLIC = {
     "limits": ("layoutopt.util.limits", None),
     "Campaign": ("layoutopt.campaign", "Campaign"),
     "Observations": ("layoutopt.data", "Observations"),
+    "ExtraColumnsWarning": ("layoutopt.data", "ExtraColumnsWarning"),
     "UncoverablePairsWarning": ("layoutopt.decide.design", "UncoverablePairsWarning"),
     "initial_design": ("layoutopt.decide.design", "initial_design"),
     "propose": ("layoutopt.decide.proposals", "propose"),
@@ -50,6 +51,7 @@ _PUBLIC = {
     **{
         n: ("layoutopt.infer", n)
         for n in (
+            "DelayWarning",
             "FitWarning",
             "LaplaceOptions",
             "MetaPrior",
@@ -164,7 +166,9 @@ __all__ = [
     "BestLayout",
     "Campaign",
     "Decision",
+    "DelayWarning",
     "Exponential",
+    "ExtraColumnsWarning",
     "FitWarning",
     "GridScores",
     "LayoutSpace",

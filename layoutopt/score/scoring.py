@@ -72,10 +72,10 @@ def _encode_frame(space: LayoutSpace, layouts) -> np.ndarray:
 
 def score_layouts(
     posterior: Posterior,
-    space: LayoutSpace | None,
     layouts,
+    *legacy,
     level: float = 0.9,
-    *,
+    space: LayoutSpace | None = None,
     best_codes: np.ndarray | None = None,
     argmax_method: str = "auto",
     seed: int | None = None,
@@ -84,12 +84,17 @@ def score_layouts(
 ) -> pd.DataFrame:
     """Score given layouts: the same columns as :meth:`GridScores.to_pandas`.
 
+    ``score_layouts(post, frame)``; the form of earlier releases,
+    ``score_layouts(post, space_or_None, frame[, level])``, is still read.
+
     Args:
         posterior: the fitted posterior.
-        space: defaults to (and must equal) ``posterior.space``.
         layouts: DataFrame (or list of ``{component: label}`` dicts) with one label column
             per component; other columns are ignored.
+        legacy: ``(layouts[, level])`` after a space (or None) in second place, the order
+            of earlier releases.
         level: credible level of the interval.
+        space: defaults to (and must equal) ``posterior.space``.
         best_codes: optional ``(S, K)`` per-draw argmax layouts already computed (e.g.
             ``GridScores.best_codes``); otherwise computed with ``argmax_method``.
         argmax_method: method of the per-draw argmax over the whole space for ``p_best``.
@@ -108,6 +113,18 @@ def score_layouts(
         ValueError: naming the column and value of an unknown variant, a missing component
             column, or a forbidden layout.
     """
+    if layouts is None or isinstance(layouts, LayoutSpace):
+        if not 1 <= len(legacy) <= 2 or space is not None:
+            raise ValueError(
+                "score_layouts(posterior, layouts, level=..., space=...): a space in second "
+                "place takes the layouts third (and at most a level fourth)"
+            )
+        space, layouts, level = layouts, legacy[0], legacy[1] if len(legacy) == 2 else level
+    elif legacy:
+        raise ValueError(
+            f"score_layouts takes (posterior, layouts) and keywords; got {len(legacy)} more "
+            "positional argument(s): pass level= and space= by name"
+        )
     space, target = scoring_target(posterior, space, segment, method)
     level = check_level(level)
     codes = _encode_frame(space, layouts)
