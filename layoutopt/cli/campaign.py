@@ -34,7 +34,15 @@ from rich.table import Table
 
 from layoutopt.cli import deciding, library, serve
 from layoutopt.cli.console import shown_target
-from layoutopt.cli.options import ColumnOpt, DbOpt, Method, NameOpt, Strategy, column_arg
+from layoutopt.cli.options import (
+    AdditiveOpt,
+    ColumnOpt,
+    DbOpt,
+    Method,
+    NameOpt,
+    Strategy,
+    column_arg,
+)
 from layoutopt.util.io import atomic_path, check_output_path
 
 __all__ = ["app", "report"]
@@ -136,11 +144,15 @@ def fit(
         float | None,
         typer.Option("--half-life", help="Discount older rounds by 0.5**(rounds / H)."),
     ] = None,
+    additive: AdditiveOpt = False,
 ) -> None:
     """Fit the model to everything ingested and record the fit."""
     delay_model = None if delay is None else library.delay.parse_delay(delay)
+    prior = library.priors.PriorConfig(pairwise=False) if additive else None
     with library.campaign.Campaign.open(db, name) as camp:
-        post = camp.fit(method.value, seed=seed, delay=delay_model, half_life=half_life)
+        post = camp.fit(
+            method.value, seed=seed, prior=prior, delay=delay_model, half_life=half_life
+        )
         obs = camp.observations()
         pick = camp.best()
     _out().print(

@@ -16,6 +16,7 @@ import typer
 from layoutopt.cli import library
 from layoutopt.cli.console import status, stderr, stdout, write_table
 from layoutopt.cli.options import (
+    AdditiveOpt,
     ColumnOpt,
     DesignKind,
     Method,
@@ -121,6 +122,7 @@ def fit(
         ),
     ] = None,
     column: ColumnOpt = None,
+    additive: AdditiveOpt = False,
 ) -> None:
     """Fit the additive + pairwise model to observed clicks and save the posterior."""
 
@@ -147,6 +149,7 @@ def fit(
             progress=nuts and sys.stderr.isatty(),  # NumPyro's bar floods a redirected log
             delay=delay_model,
             half_life=half_life,
+            prior=library.priors.PriorConfig(pairwise=False) if additive else None,
             **nuts_args,
         )
     _check_converged(post, output)

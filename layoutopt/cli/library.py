@@ -24,6 +24,7 @@ __all__ = [
     "pandas",
     "policies",
     "posterior",
+    "priors",
     "proposals",
     "report",
     "scoring",
@@ -70,6 +71,7 @@ fitting = LazyModule("layoutopt.infer.fitting")
 observations = LazyModule("layoutopt.data.observations")
 policies = LazyModule("layoutopt.decide.policies")
 posterior = LazyModule("layoutopt.infer.posterior")
+priors = LazyModule("layoutopt.model.priors")
 proposals = LazyModule("layoutopt.decide.proposals")
 scoring = LazyModule("layoutopt.score.scoring")
 segments = LazyModule("layoutopt.score.segments")

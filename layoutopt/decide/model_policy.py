@@ -250,8 +250,10 @@ def _fit(space, obs, state: ModelState, cfg: ModelConfig, seed: int):
 
 
 def _no_delays_yet(obs: Observations, cfg: ModelConfig) -> bool:
-    """True while ``delay="auto"`` has no matured click to learn the delay from."""
-    return cfg.delay == "auto" and (obs.delay_counts is None or obs.delay_counts.sum() == 0)
+    """True while ``delay="auto"`` waits for a first click time to learn the delay from
+    (data without click times are fitted at once: the fit says the delay is unmeasurable
+    and fits without one)."""
+    return cfg.delay == "auto" and obs.delay_counts is not None and obs.delay_counts.sum() == 0
 
 
 def _proposal(post, space: LayoutSpace, cfg: ModelConfig, seed: int, segment) -> Allocation:
