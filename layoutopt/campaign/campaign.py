@@ -469,7 +469,8 @@ class Campaign(Fitting, Serving, Deciding, Records):
         if min_share or burn_in:
             served = {"min_share": float(min_share), "burn_in": int(burn_in)}
             record_proposal_options(self.store, self._id, round_, served)
-        return Proposal(round_, frame, strategy, seed, fit_id, note)
+        pick = next(f for f in self.store.fits(self._id) if f["id"] == fit_id)["best"]
+        return Proposal(round_, frame, strategy, seed, fit_id, note, pick.get("no_evidence"))
 
     def _open_round(self) -> Proposal | None:
         """The latest proposal when nothing answered it yet (no batch since, same space)."""

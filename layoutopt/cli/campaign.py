@@ -160,6 +160,8 @@ def fit(
         f"{int(obs.impressions.sum()):,} impressions; pick: layout {pick.index} "
         f"{_pct(pick.mean)} [{_pct(pick.lower)}, {_pct(pick.upper)}], P(best) {pick.p_best:.3f}"
     )
+    if pick.no_evidence:
+        _out().print(pick.no_evidence)
 
 
 @app.command()
@@ -201,6 +203,8 @@ def propose(
         _err().print(prop.refit)
     if prop.note:
         _err().print(f"note: {prop.note}")
+    if prop.no_evidence:
+        _err().print(f"note: {prop.no_evidence}; the round explores (uniform layouts)")
     frame = prop.layouts
     if output is None:
         frame.to_csv(sys.stdout, index=False)
@@ -237,6 +241,8 @@ def best(
     table.add_row("90% interval", f"{_pct(pick.lower)} - {_pct(pick.upper)}")
     table.add_row("P(best)", f"{pick.p_best:.3f}")
     _out().print(table)
+    if pick.no_evidence:
+        _out().print(pick.no_evidence)
     if stale:
         _err().print(f"note: {stale}; run `campaign fit` to update")
 
@@ -251,6 +257,7 @@ def status(db: DbOpt, name: NameOpt = None) -> None:
         others = camp.store.campaign_names()
         checks = serve.check_lines(camp)
         verdict = deciding.decision_line(camp)
+        evidence = camp.best().no_evidence if camp.store.fits(camp.campaign_id) else None
     out = _out()
     out.print(
         f"campaign {camp.name!r} in {shown_target(db)} (store holds {len(others)}): space "
@@ -283,6 +290,8 @@ def status(db: DbOpt, name: NameOpt = None) -> None:
             "" if not pick else f"{r['p_best']:.3f}",
         )
     out.print(table)
+    if evidence:
+        out.print(evidence)
     serve.print_lines(checks, out)
     out.print(verdict)
 

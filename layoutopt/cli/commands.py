@@ -369,6 +369,8 @@ def best(
         sys.stdout.write(json.dumps(record, indent=2) + "\n")
         return
     stdout().print(best_table(record, level=level))
+    if record["no_evidence"]:
+        stdout().print(record["no_evidence"])
 
 
 def propose(
@@ -407,5 +409,7 @@ def propose(
         segment=segment_arg(segment),
     )
     write_table(frame, output)
+    if frame.attrs.get("no_evidence"):
+        stderr().print(f"note: {frame.attrs['no_evidence']}; proposing uniform layouts to explore")
     if output is not None:
         stderr().print(f"wrote {len(frame)} proposed layouts ({strategy.value}) to {output}")

@@ -22,8 +22,10 @@ import jax
 import numpy as np
 import pandas as pd
 
+from layoutopt.decide.design import initial_design
 from layoutopt.infer.posterior import Posterior
 from layoutopt.model.space import LayoutSpace
+from layoutopt.score.evidence import no_evidence
 from layoutopt.score.mix import mix_p_best, segment_view
 from layoutopt.score.optimize import argmax_codes, check_argmax_work
 from layoutopt.score.scoring import score_grid
@@ -73,6 +75,14 @@ def propose(
 
     In both cases the k heaviest layouts are kept and their weights renormalised to sum to 1.
 
+    **No evidence yet.** When the posterior cannot tell layouts apart
+    (:func:`layoutopt.score.evidence.no_evidence`: the leader's P(best) within twice what
+    chance gives, or every learned scale at its floor), every strategy explores instead:
+    ``k`` distinct allowed layouts drawn uniformly at random (as
+    ``initial_design(kind="random")``), equal weights, and ``batch.attrs["no_evidence"]``
+    holds the one line saying why. Ranking by noise (greedy) or by the argmax counts of a
+    posterior that knows nothing (Thompson) would look like a decision and is not one.
+
     Args:
         posterior: posterior draws (:class:`~layoutopt.infer.posterior.Posterior`).
         space: the layout space; defaults to ``posterior.space`` and must equal it if given.
@@ -102,7 +112,8 @@ def propose(
         DataFrame, one row per proposed layout sorted by ``weight`` descending (equal weights:
         best first for ``"greedy"``/``"ucb"``, by ``index`` otherwise): ``index``, one label
         column per component, and ``weight`` (positive, summing to 1). At most ``k`` rows;
-        all distinct, allowed and outside ``exclude``.
+        all distinct, allowed and outside ``exclude``. ``attrs["no_evidence"]`` is set when
+        the batch explores (above).
 
     Raises:
         ValueError: for an unknown strategy (the message lists the valid ones), ``k < 1``, a
@@ -154,8 +165,12 @@ def propose(
     # The traffic mix has no single eta: its per-draw argmax comes from enumeration.
     mixed = dataclasses.replace(posterior, params=params) if mix else None
 
+    num_draws = int(np.shape(params.intercept)[0])
     if strategy in ("thompson", "top_two"):
         codes, prob = _p_best(params, target, method, seed_argmax, mixed)
+        line = no_evidence(prob.max(), target.num_allowed, num_draws, posterior.diagnostics)
+        if line is not None:
+            return _explore(space, target, k, rng, line)
         if strategy == "top_two":
             prob = _top_two(prob, beta)
             if len(codes) == 1 and target.num_allowed > 1:
@@ -164,11 +179,25 @@ def propose(
                 prob = np.concatenate([[beta], (1.0 - beta) * q])
         return _batch(space, codes, prob, k, rng)
 
-    codes = _top_scores(posterior, params, space, excluded, k, strategy, quantile)
+    codes, p_best = _top_scores(posterior, params, space, excluded, k, strategy, quantile)
+    line = no_evidence(p_best, target.num_allowed, num_draws, posterior.diagnostics)
+    if line is not None:
+        return _explore(space, target, k, rng, line)
     return _batch(space, codes, np.ones(len(codes)), k, rng, ranked=True)
 
 
 # --------------------------------------------------------------------------------- helpers
+def _explore(space: LayoutSpace, target: LayoutSpace, k: int, rng, line: str) -> pd.DataFrame:
+    """No evidence yet: ``k`` distinct allowed layouts (outside ``exclude``) drawn uniformly
+    (``initial_design(kind="random")``), equal weights, the reason in ``attrs``."""
+    size = min(k, target.num_allowed)
+    design = initial_design(target, seed=int(rng.integers(2**32)), size=size, kind="random")
+    codes = target.codes(np.asarray(design["index"], np.int64))
+    batch = _batch(space, codes, np.ones(len(codes)), k, rng)
+    batch.attrs["no_evidence"] = line
+    return batch
+
+
 def _subsample(posterior: Posterior, num_draws, rng: np.random.Generator):
     S = posterior.num_draws
     if num_draws is None:
@@ -278,7 +307,9 @@ def _top_two(p: np.ndarray, beta: float) -> np.ndarray:
 
 def _top_scores(posterior, params, space, excluded, k, strategy, quantile):
     """Codes of the k allowed, non-excluded layouts of highest posterior mean CTR (greedy) or
-    highest upper ``quantile`` of CTR (ucb), best first, ties towards the lower index."""
+    highest upper ``quantile`` of CTR (ucb), best first, ties towards the lower index; and
+    the leader's P(best) (of the highest mean for greedy, the largest for ucb) from the
+    same grid pass."""
 
     post = dataclasses.replace(posterior, params=params)
     excluded = np.asarray(excluded).reshape(-1, space.num_components)
@@ -293,7 +324,7 @@ def _top_scores(posterior, params, space, excluded, k, strategy, quantile):
         )
         # a running top-k on the device; the extra rows make room for excluded layouts
         grid = score_grid(post, space, top=k + len(drop))
-        codes, key = grid.codes, grid.mean
+        codes, key, p_best = grid.codes, grid.mean, float(grid.p_best[0])
     else:
         if space.num_allowed > MAX_UCB_GRID:
             raise ValueError(
@@ -303,10 +334,10 @@ def _top_scores(posterior, params, space, excluded, k, strategy, quantile):
             )
         # score_grid's interval is equal-tailed: its upper end is the (1 + level)/2 quantile
         grid = score_grid(post, space, top=None, level=2.0 * quantile - 1.0)
-        codes, key = grid.codes, grid.upper
+        codes, key, p_best = grid.codes, grid.upper, float(np.max(grid.p_best))
     order = np.lexsort((np.arange(len(key)), -np.asarray(key, dtype=np.float64)))
     out = [codes[i] for i in order if tuple(int(x) for x in codes[i]) not in drop][:k]
-    return np.asarray(out, dtype=np.int32).reshape(-1, space.num_components)
+    return np.asarray(out, dtype=np.int32).reshape(-1, space.num_components), p_best
 
 
 def _batch(space, codes, weight, k, rng, ranked=False) -> pd.DataFrame:

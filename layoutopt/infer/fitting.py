@@ -180,7 +180,9 @@ def fit(
 
         - laplace: ``converged``, ``iterations``, ``log_evidence`` (Laplace approximation
           of ``log p(clicks | hyper-scales)`` without the binomial coefficients, plus the
-          hyperprior log density), ``newton_decrement`` at the returned mode.
+          hyperprior log density), ``newton_decrement`` at the returned mode,
+          ``scales_at_floor`` (every learned effect scale ended at its floor: the data do not
+          tell variants apart; :mod:`layoutopt.score.evidence` reads it).
         - nuts: ``max_r_hat``, ``min_ess`` (over intercept and effects),
           ``num_divergences``.
         - svi: ``final_loss`` (mean ELBO loss over the last 5% of steps).
