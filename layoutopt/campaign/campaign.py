@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from layoutopt.campaign.assignment_log import record_logged_rows
+from layoutopt.campaign.columns import Columns
 from layoutopt.campaign.deciding import Deciding
 from layoutopt.campaign.fitting import Fitting
 from layoutopt.campaign.history import Records
@@ -74,7 +75,7 @@ def _check_extension(old: LayoutSpace, new: LayoutSpace) -> None:
             )
 
 
-class Campaign(Fitting, Serving, Deciding, Records):
+class Campaign(Fitting, Columns, Serving, Deciding, Records):
     """A named campaign in a store; create with :meth:`create`, resume with :meth:`open`.
 
     Fitting it (:meth:`fit`, its prior, the recorded fits) is
@@ -82,7 +83,8 @@ class Campaign(Fitting, Serving, Deciding, Records):
     allocation export, the holdout) is
     :class:`~layoutopt.campaign.serving.Serving`; its stopping rule and the verdict recorded
     with every fit (:meth:`decision`) is :class:`~layoutopt.campaign.deciding.Deciding`; its
-    history tables are :class:`~layoutopt.campaign.history.Records`.
+    history tables are :class:`~layoutopt.campaign.history.Records`; its column mapping is
+    :class:`~layoutopt.campaign.columns.Columns`.
 
     Attributes:
         name: the campaign's name.
@@ -230,7 +232,8 @@ class Campaign(Fitting, Serving, Deciding, Records):
             chunk_rows: rows of a file read and validated at a time (memory does not grow
                 with the file beyond the aggregated layouts, except for a file with
                 ``propensity`` or ``holdout`` columns, which is read whole).
-            columns: layoutopt's column names -> yours (``{"clicks": "click"}``).
+            columns: layoutopt's column names -> yours (``{"clicks": "click"}``), over
+                the campaign's stored mapping (:meth:`set_columns`), name by name.
 
         Columns that :meth:`assign` writes may stay in the rows: ``propensity`` and
         ``holdout`` are kept per (layout, segment, round) for the holdout lift, the
@@ -244,6 +247,7 @@ class Campaign(Fitting, Serving, Deciding, Records):
             ValueError: for any bad row, column or value, or a missing file.
         """
         space, version = self.space, self.space_version
+        columns = self._columns(columns)
         if isinstance(data, pd.DataFrame):
             source, digest = "frame", hash_frame(data)
         else:
@@ -287,7 +291,8 @@ class Campaign(Fitting, Serving, Deciding, Records):
             events: a Parquet/CSV file, a directory of Parquet files, or a DataFrame.
             now: when the log was extracted (datetime or ISO text; naive times are UTC).
             batch_size: rows per record batch while reading.
-            columns: layoutopt's column names -> the log's (``{"served_at": "timestamp"}``).
+            columns: layoutopt's column names -> the log's (``{"served_at": "timestamp"}``),
+                over the campaign's stored mapping (:meth:`set_columns`), name by name.
 
         Returns:
             :class:`IngestResult` (``rows`` counts impressions read).
@@ -309,6 +314,7 @@ class Campaign(Fitting, Serving, Deciding, Records):
         earlier = self._batch(digest)
         if earlier is not None:
             return ingest_result(source, earlier, False)
+        columns = self._columns(columns)
         obs = Observations.from_events(events, space, now, batch_size=batch_size, columns=columns)
         return self._store_batch(obs, source, digest, int(obs.impressions.sum()), version)
 

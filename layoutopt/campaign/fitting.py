@@ -253,8 +253,10 @@ class Fitting:
         return None
 
     def _check_ages(self, obs: Observations, delay) -> None:
-        # delay="auto" on rows without ages fits without a delay, saying why (fit's warning)
-        if delay is not None and delay != "auto" and obs.age is None:
+        # delay="auto" on a campaign that never stored click times fits without a delay,
+        # saying why (fit's DelayWarning); batches with and without ages are refused
+        mixed = delay != "auto" or obs.delay_counts is not None
+        if delay is not None and obs.age is None and mixed:
             raise ValueError(
                 f"campaign {self.name!r}: delay needs the age of every stored row; some "
                 "batches have none (ingest event logs with `ingest_events`, or results with "

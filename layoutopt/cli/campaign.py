@@ -81,9 +81,12 @@ def init(
     db: DbOpt,
     name: Annotated[str, typer.Option("--name", help="Campaign name.")] = "default",
 ) -> None:
-    """Create a campaign (and the store, if new) for a layout space."""
-    sp = library.space.LayoutSpace.from_toml(space)
+    """Create a campaign (and the store, if new) for a layout space (and the column mapping
+    of its [columns] table, used by every later ingest)."""
+    sp, columns = library.mapping.read_space_toml(space)
     with library.campaign.Campaign.create(db, sp, name=name) as camp:
+        if columns:
+            camp.set_columns(columns)
         _out().print(
             f"created campaign {camp.name!r} in {shown_target(db)}: "
             f"{sp.num_components} components, {sp.num_allowed:,} allowed layouts"

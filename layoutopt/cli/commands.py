@@ -56,7 +56,7 @@ def design(
     """Choose the first layouts to test (every pair of variants appears at least once)."""
 
     output = check_table_output(output)
-    sp = library.space.LayoutSpace.from_toml(space)
+    sp, _ = library.mapping.read_space_toml(space)  # a [columns] table is the data's
     frame = library.design.initial_design(sp, seed=seed, size=size, kind=kind.value)
     write_table(frame, output)
     what = f"{len(frame)} layouts ({kind.value} design) of {sp.num_allowed:,} allowed"
@@ -128,8 +128,9 @@ def fit(
 
     output = check_output_path(output, (".nc",))
     delay_model = None if delay is None else library.delay.parse_delay(delay)
-    sp = library.space.LayoutSpace.from_toml(space)
-    obs = library.observations.Observations.from_file(data, sp, columns=column_arg(column))
+    sp, columns = library.mapping.read_space_toml(space)  # --column wins over [columns]
+    columns = library.mapping.merge_columns(columns, column_arg(column))
+    obs = library.observations.Observations.from_file(data, sp, columns=columns)
 
     nuts = method is Method.nuts
     if not nuts and (warmup is not None or target_accept is not None):

@@ -20,6 +20,7 @@ __all__ = [
     "design",
     "distributed",
     "fitting",
+    "mapping",
     "observations",
     "pandas",
     "policies",
@@ -68,6 +69,7 @@ delay = LazyModule("layoutopt.model.delay")
 design = LazyModule("layoutopt.decide.design")
 distributed = LazyModule("layoutopt.score.distributed")
 fitting = LazyModule("layoutopt.infer.fitting")
+mapping = LazyModule("layoutopt.data.mapping")
 observations = LazyModule("layoutopt.data.observations")
 policies = LazyModule("layoutopt.decide.policies")
 posterior = LazyModule("layoutopt.infer.posterior")

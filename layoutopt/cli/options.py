@@ -138,7 +138,8 @@ ColumnOpt = Annotated[
     typer.Option(
         "--column",
         help="A column named otherwise in the data, as LAYOUTOPT_NAME=YOUR_NAME, e.g. "
-        "clicks=click or served_at=timestamp (repeat for several).",
+        "clicks=click or served_at=timestamp (repeat for several; wins over the space "
+        "file's [columns] table).",
     ),
 ]
 
