@@ -476,7 +476,9 @@ class Campaign(Fitting, Columns, Serving, Deciding, Records):
             served = {"min_share": float(min_share), "burn_in": int(burn_in)}
             record_proposal_options(self.store, self._id, round_, served)
         pick = next(f for f in self.store.fits(self._id) if f["id"] == fit_id)["best"]
-        return Proposal(round_, frame, strategy, seed, fit_id, note, pick.get("no_evidence"))
+        return Proposal(
+            round_, frame, strategy, seed, fit_id, note, no_evidence=pick.get("no_evidence")
+        )
 
     def _open_round(self) -> Proposal | None:
         """The latest proposal when nothing answered it yet (no batch since, same space)."""

@@ -52,6 +52,7 @@ def propose(
     quantile: float = 0.95,
     method: str = "auto",
     segment: dict | None = None,
+    explore: bool = True,
 ) -> pd.DataFrame:
     """The next batch of layouts to test, with the share of traffic each should get.
 
@@ -107,6 +108,9 @@ def propose(
             value}`` (its terms folded into the draws); ``None`` proposes for the traffic
             mix observed (P(best) and scores of the CTR averaged over segments with their
             impression shares; one grid-engine pass, see :mod:`layoutopt.score.target`).
+        explore: with no evidence yet (below), explore with uniform layouts; False applies
+            the strategy whatever the evidence (to study a strategy on a posterior that
+            knows nothing, as the tests of its arithmetic do).
 
     Returns:
         DataFrame, one row per proposed layout sorted by ``weight`` descending (equal weights:
@@ -169,7 +173,7 @@ def propose(
     if strategy in ("thompson", "top_two"):
         codes, prob = _p_best(params, target, method, seed_argmax, mixed)
         line = no_evidence(prob.max(), target.num_allowed, num_draws, posterior.diagnostics)
-        if line is not None:
+        if explore and line is not None:
             return _explore(space, target, k, rng, line)
         if strategy == "top_two":
             prob = _top_two(prob, beta)
@@ -181,7 +185,7 @@ def propose(
 
     codes, p_best = _top_scores(posterior, params, space, excluded, k, strategy, quantile)
     line = no_evidence(p_best, target.num_allowed, num_draws, posterior.diagnostics)
-    if line is not None:
+    if explore and line is not None:
         return _explore(space, target, k, rng, line)
     return _batch(space, codes, np.ones(len(codes)), k, rng, ranked=True)
 

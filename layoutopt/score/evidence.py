@@ -15,7 +15,8 @@ The leader carries no evidence when either
   ``max(1/N + sqrt(2 ln N / (S N)), 1/S)`` (the expected maximum of N Poisson(S/N) counts,
   divided by S; at least one draw). For a small space that is twice ``1/N`` plus the Monte
   Carlo spread of the draws' argmaxes, so a posterior that knows nothing is not mistaken
-  for one that does; or
+  for one that does (capped half-way from chance to certainty, ``(1 + chance) / 2``, where
+  twice chance would leave no room: two or three layouts); or
 - the fit's learned effect scales all ended at their floor (Laplace's empirical Bayes,
   diagnostic ``scales_at_floor``): the data show no difference between variants that could
   be sized.
@@ -26,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-__all__ = ["NO_EVIDENCE_FACTOR", "chance_p_best", "no_evidence"]
+__all__ = ["NO_EVIDENCE_FACTOR", "chance_p_best", "evidence_level", "no_evidence"]
 
 #: A leader's P(best) must exceed this multiple of the chance level to count as evidence.
 NO_EVIDENCE_FACTOR = 2.0
@@ -52,6 +53,14 @@ def chance_p_best(num_layouts: int, num_draws: int) -> float:
     return min(1.0, max(1.0 / n + math.sqrt(2.0 * math.log(n) / (s * n)), 1.0 / s))
 
 
+def evidence_level(num_layouts: int, num_draws: int) -> float:
+    """The P(best) a leader must exceed to count as evidence:
+    ``min(NO_EVIDENCE_FACTOR * chance, (1 + chance) / 2)`` with ``chance`` of
+    :func:`chance_p_best`."""
+    chance = chance_p_best(num_layouts, num_draws)
+    return min(NO_EVIDENCE_FACTOR * chance, 0.5 * (1.0 + chance))
+
+
 def no_evidence(
     p_best: float,
     num_layouts: int,
@@ -71,7 +80,7 @@ def no_evidence(
 
     Examples:
         >>> no_evidence(0.004, 5_000, 1_000)[:60]
-        "no evidence yet: the leader's P(best) 0.004 is within 2x of "
+        "no evidence yet: the leader's P(best) 0.004 is not above 0.0"
         >>> no_evidence(0.6, 18, 1_000) is None
         True
     """
@@ -83,11 +92,12 @@ def no_evidence(
     if num_layouts <= 1:
         return None
     chance = chance_p_best(num_layouts, num_draws)
-    if float(p_best) > NO_EVIDENCE_FACTOR * chance:
+    level = evidence_level(num_layouts, num_draws)
+    if float(p_best) > level:
         return None
     return (
-        f"no evidence yet: the leader's P(best) {float(p_best):.3f} is within "
-        f"{NO_EVIDENCE_FACTOR:g}x of chance ({chance:.3f} for {int(num_draws):,} draws over "
-        f"{int(num_layouts):,} layouts); the data do not tell the layouts apart, so any pick "
-        "is a guess"
+        f"no evidence yet: the leader's P(best) {float(p_best):.3f} is not above "
+        f"{level:.3f} ({NO_EVIDENCE_FACTOR:g}x chance, {chance:.3f} for {int(num_draws):,} "
+        f"draws over {int(num_layouts):,} layouts); the data do not tell the layouts apart, "
+        "so any pick is a guess"
     )

@@ -11,7 +11,12 @@ import pytest
 import layoutopt as lo
 from layoutopt.infer.posterior import Posterior
 from layoutopt.model.priors import PriorConfig
-from layoutopt.score.evidence import NO_EVIDENCE_FACTOR, chance_p_best, no_evidence
+from layoutopt.score.evidence import (
+    NO_EVIDENCE_FACTOR,
+    chance_p_best,
+    evidence_level,
+    no_evidence,
+)
 from tests.conftest import random_draws
 
 SPACE = lo.LayoutSpace({"a": list("pqrs"), "b": list("xyz"), "c": ["u", "v"]})  # 24 layouts
@@ -29,6 +34,9 @@ def test_chance_level_and_the_line():
         "no evidence yet: every learned effect scale sits at its floor"
     )
     assert no_evidence(0.01, 1, s) is None  # one layout: nothing to tell apart
+    # two layouts: twice chance (~1.04) would leave no room; the level is (1 + chance) / 2
+    assert evidence_level(2, s) == pytest.approx((1 + chance_p_best(2, s)) / 2)
+    assert no_evidence(0.9, 2, s) is None and no_evidence(0.7, 2, s) is not None
 
 
 def _posterior(main_scale: float, seed: int = 0) -> Posterior:
