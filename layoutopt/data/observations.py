@@ -25,6 +25,7 @@ from layoutopt.data.readers import (
     read_layout_codes,
     read_parquet,
     read_table,
+    table_format,
 )
 from layoutopt.data.sums import (
     check_segment_codes,
@@ -334,7 +335,7 @@ class Observations:
             ValueError: naming the file, if it is missing or unreadable, or for any of the
                 problems listed in :meth:`from_frame`.
         """
-        if Path(path).suffix.lower() != ".csv":
+        if table_format(path) != "csv":
             # a file of another name is still read as CSV, whole
             return cls.from_frame(read_csv(path, space), space, str(path), columns=columns)
         return aggregate_file(path, space, columns=columns, chunk_rows=chunk_rows)[0]
@@ -355,7 +356,7 @@ class Observations:
             ValueError: naming the file, if it is missing or not Parquet, or for any of the
                 problems listed in :meth:`from_frame`.
         """
-        if Path(path).suffix.lower() not in (".parquet", ".pq"):
+        if table_format(path) != "parquet":
             return cls.from_frame(read_parquet(path), space, str(path), columns=columns)
         return aggregate_file(path, space, columns=columns, chunk_rows=chunk_rows)[0]
 
@@ -368,7 +369,8 @@ class Observations:
         columns: Mapping[str, str] | None = None,
         chunk_rows: int = CHUNK_ROWS,
     ) -> Observations:
-        """Read a ``.csv`` or ``.parquet``/``.pq`` file, chosen by its suffix, streaming.
+        """Read a ``.csv`` (or gzip'd ``.csv.gz``) or ``.parquet``/``.pq`` file, chosen by
+        its suffix, streaming.
 
         Raises:
             ValueError: for another suffix, or as :meth:`from_csv` / :meth:`from_parquet`.
