@@ -42,7 +42,7 @@ KNOWN: dict[tuple[str, int], str] = {
     "old_design is undefined",
     ("assignment.md", 1): "SyntaxError: '...' inside the control dict literal",
     ("campaigns.md", 1): "camp is not defined on the page (the campaign is created in shell)",
-    ("campaigns.md", 2): "lo is not imported on the page; past_a, past_b undefined",
+    ("campaigns.md", 3): "past_a, past_b undefined (lo is imported by block 2)",
     ("design.md", 1): "space and post are not defined on the page",
     ("scale.md", 1): "post is not defined on the page",
 }

@@ -153,8 +153,8 @@ class BestLayout(NamedTuple):
         p_best: share of draws in which it is the best allowed layout of the whole space.
         exact: True when the layout provably has the highest posterior mean CTR (the space
             was enumerated); False for the candidate search used on huge spaces.
-        no_evidence: one line saying the data cannot yet tell layouts apart (P(best)
-            within twice the chance level, or every learned scale at its floor; see
+        no_evidence: one line saying the data cannot yet tell layouts apart (P(best) not
+            above twice what chance gives, or every learned scale at its floor; see
             :func:`layoutopt.score.evidence.no_evidence`), else None. When set, the layout
             is the highest posterior mean only by noise: not a finding to ship.
     """
