@@ -41,6 +41,8 @@ _PUBLIC = {
     "limits": ("layoutopt.util.limits", None),
     "Campaign": ("layoutopt.campaign", "Campaign"),
     "Observations": ("layoutopt.data", "Observations"),
+    "ExtraColumnsWarning": ("layoutopt.data", "ExtraColumnsWarning"),
+    "read_space_toml": ("layoutopt.data.mapping", "read_space_toml"),
     "UncoverablePairsWarning": ("layoutopt.decide.design", "UncoverablePairsWarning"),
     "initial_design": ("layoutopt.decide.design", "initial_design"),
     "propose": ("layoutopt.decide.proposals", "propose"),
@@ -56,6 +58,7 @@ _PUBLIC = {
     **{
         n: ("layoutopt.infer", n)
         for n in (
+            "DelayWarning",
             "FitWarning",
             "LaplaceOptions",
             "MetaPrior",
@@ -171,7 +174,9 @@ __all__ = [
     "BestLayout",
     "Campaign",
     "Decision",
+    "DelayWarning",
     "Exponential",
+    "ExtraColumnsWarning",
     "FitWarning",
     "GridScores",
     "Guardrail",
@@ -206,6 +211,7 @@ __all__ = [
     "logits",
     "merge_shards",
     "propose",
+    "read_space_toml",
     "score_grid",
     "score_grid_to_parquet",
     "score_layouts",

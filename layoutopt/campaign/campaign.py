@@ -14,14 +14,15 @@ store only stores. Reading results in is :mod:`layoutopt.campaign.ingest`.
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from layoutopt.campaign.assignment_log import record_logged_rows, serving_settings
+from layoutopt.campaign.columns import Columns
 from layoutopt.campaign.deciding import Deciding
+from layoutopt.campaign.fitting import Fitting
 from layoutopt.campaign.history import Records
 from layoutopt.campaign.ingest import (
     CHUNK_ROWS,
@@ -50,25 +51,25 @@ from layoutopt.decide.driver import resume, round_keys, round_step
 from layoutopt.decide.floor import with_floor
 from layoutopt.decide.proposals import STRATEGIES
 from layoutopt.infer.fitting import METHODS
-from layoutopt.infer.fitting import fit as fit_model
-from layoutopt.infer.meta import MetaPrior
 from layoutopt.infer.posterior import Posterior
-from layoutopt.model.delay import Weibull, delay_spec, parse_delay
 from layoutopt.model.space import LayoutSpace
-from layoutopt.score.scoring import BestLayout, best_layout
+from layoutopt.score.scoring import BestLayout
 from layoutopt.util.limits import check_seed
-from layoutopt.util.seeds import seed_of, split_seed
+from layoutopt.util.seeds import seed_of
 
 __all__ = ["CHUNK_ROWS", "Campaign", "IngestResult", "Proposal", "read_chunks"]
 
 
-class Campaign(Serving, Deciding, Metrics, Records):
+class Campaign(Fitting, Columns, Serving, Deciding, Metrics, Records):
     """A named campaign in a store; create with :meth:`create`, resume with :meth:`open`.
 
-    Serving its proposals (assignment, the allocation export, the holdout) is
+    Fitting it (:meth:`fit`, its prior, the recorded fits) is
+    :class:`~layoutopt.campaign.fitting.Fitting`; serving its proposals (assignment, the
+    allocation export, the holdout) is
     :class:`~layoutopt.campaign.serving.Serving`; its stopping rule and the verdict recorded
     with every fit (:meth:`decision`) is :class:`~layoutopt.campaign.deciding.Deciding`; its
-    history tables are :class:`~layoutopt.campaign.history.Records`.
+    history tables are :class:`~layoutopt.campaign.history.Records`; its column mapping is
+    :class:`~layoutopt.campaign.columns.Columns`.
 
     Attributes:
         name: the campaign's name.
@@ -221,7 +222,8 @@ class Campaign(Serving, Deciding, Metrics, Records):
             chunk_rows: rows of a file read and validated at a time (memory does not grow
                 with the file beyond the aggregated layouts, except for a file with
                 ``propensity`` or ``holdout`` columns, which is read whole).
-            columns: layoutopt's column names -> yours (``{"clicks": "click"}``).
+            columns: layoutopt's column names -> yours (``{"clicks": "click"}``), over
+                the campaign's stored mapping (:meth:`set_columns`), name by name.
 
         Columns that :meth:`assign` writes may stay in the rows: ``propensity`` and
         ``holdout`` are kept per (layout, segment, round) for the holdout lift, the
@@ -235,6 +237,7 @@ class Campaign(Serving, Deciding, Metrics, Records):
             ValueError: for any bad row, column or value, or a missing file.
         """
         space, version = self.space, self.space_version
+        columns = self._columns(columns)
         if isinstance(data, pd.DataFrame):
             source, digest = "frame", hash_frame(data)
         else:
@@ -280,7 +283,8 @@ class Campaign(Serving, Deciding, Metrics, Records):
             events: a Parquet/CSV file, a directory of Parquet files, or a DataFrame.
             now: when the log was extracted (datetime or ISO text; naive times are UTC).
             batch_size: rows per record batch while reading.
-            columns: layoutopt's column names -> the log's (``{"served_at": "timestamp"}``).
+            columns: layoutopt's column names -> the log's (``{"served_at": "timestamp"}``),
+                over the campaign's stored mapping (:meth:`set_columns`), name by name.
 
         Returns:
             :class:`IngestResult` (``rows`` counts impressions read).
@@ -302,6 +306,7 @@ class Campaign(Serving, Deciding, Metrics, Records):
         earlier = self._batch(digest)
         if earlier is not None:
             return ingest_result(source, earlier, False)
+        columns = self._columns(columns)
         obs = Observations.from_events(events, space, now, batch_size=batch_size, columns=columns)
         return self._store_batch(obs, source, digest, int(obs.impressions.sum()), version)
 
@@ -352,166 +357,6 @@ class Campaign(Serving, Deciding, Metrics, Records):
             self.space, rows, histograms, time=time, source=self.store.target
         )
 
-    # ------------------------------------------------------------------ fits
-    @property
-    def prior(self) -> MetaPrior | None:
-        """The campaign's meta-prior (used by every :meth:`fit`), or None for the default."""
-        stored = self.store.prior(self._id)
-        return None if stored is None else MetaPrior.from_dict(json.loads(stored))
-
-    def set_prior(self, prior: MetaPrior | None) -> None:
-        """Keep ``prior`` in the store (one transaction) and use it for every later fit.
-
-        Args:
-            prior: a :class:`~layoutopt.MetaPrior` learned from past campaigns
-                (``MetaPrior.learn``), or None to go back to the default prior.
-
-        Raises:
-            ValueError: if ``prior`` is neither a MetaPrior nor None.
-        """
-        if prior is not None and not isinstance(prior, MetaPrior):
-            raise ValueError(f"a campaign keeps a MetaPrior (or None), got {type(prior).__name__}")
-        stored = None if prior is None else json.dumps(prior.to_dict())
-        self.store.set_prior(self._id, stored)
-
-    def fit(
-        self,
-        method: str = "laplace",
-        *,
-        seed: int,
-        num_samples: int = 1000,
-        delay: Weibull | str | None = None,
-        half_life: float | None = None,
-    ) -> Posterior:
-        """Fit the model to everything ingested and record the fit (posterior, diagnostics,
-        the pick). The campaign's meta-prior (:meth:`set_prior`), when it has one, is the
-        prior of the fit.
-
-        Args:
-            method: ``"laplace"``, ``"nuts"`` or ``"svi"``.
-            seed: seed of the fit; split (:func:`layoutopt.util.seeds.split_seed`) into one seed
-                for the fit and one for the pick's candidate search (huge spaces only).
-            num_samples: posterior draws.
-            delay: click-delay model (see :func:`layoutopt.fit`): needs an age on every
-                stored row (:meth:`ingest_events`, or results with an ``age`` column);
-                ``"auto"`` also needs the delay histogram of event-log batches.
-            half_life: discount older rounds (see :func:`layoutopt.fit`); a row's round is
-                its data's ``round`` column, else the round its batch answered.
-                ``num_samples``, ``delay`` and ``half_life`` are recorded with the fit, and a
-                fit made by :meth:`propose` reuses those of the latest fit.
-
-        Returns:
-            The :class:`Posterior`.
-
-        Raises:
-            ValueError: for an unknown method or when no data were ingested.
-        """
-        if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; use one of {list(METHODS)}")
-        self.store.check_writable("record a fit")
-        last = self.store.last_batch_id(self._id)
-        version = self.space_version
-        timed = delay is not None or half_life is not None
-        obs = self.observations(time=timed)
-        self._check_ages(obs, delay)
-        fit_seed, pick_seed = split_seed(check_seed(seed), 2)
-        post = fit_model(
-            obs.space,
-            obs,
-            method=method,
-            seed=fit_seed,
-            num_samples=num_samples,
-            prior=self.prior,
-            delay=delay,
-            half_life=half_life,
-        )
-        options = {"num_samples": num_samples, "delay": delay, "half_life": half_life}
-        self._record_fit(post, (last, version), method, seed, options, pick_seed)
-        return post
-
-    def _record_fit(self, post: Posterior, seen, method, seed, options, pick_seed) -> int:
-        """Store a fit (posterior bytes, diagnostics, the pick); ``seen`` is the fit's
-        ``(last batch id, space version)``."""
-        posts = self._fit_metrics(post, method, options["num_samples"], pick_seed)
-        pick = best_layout(self._objective_of(posts), seed=pick_seed)
-        with tempfile.TemporaryDirectory() as tmp:
-            file = Path(tmp) / "posterior.nc"
-            post.save(file)
-            blob = file.read_bytes()
-        half_life = options["half_life"]
-        fit_id = self.store.add_fit(
-            self._id,
-            {
-                "space_version": seen[1],
-                "last_batch_id": seen[0],
-                "method": method,
-                "seed": int(seed),
-                "options": {
-                    "num_samples": int(options["num_samples"]),
-                    "delay": delay_spec(options["delay"]),
-                    "half_life": None if half_life is None else float(half_life),
-                },
-                "diagnostics": jsonable(post.diagnostics),
-                "best": jsonable(pick._asdict()),
-                "posterior": blob,
-            },
-        )
-        self._posteriors[fit_id] = post
-        self._record_metric_fits(fit_id, posts)
-        self.decision()  # the stopping rule's verdict on every fit, recorded with it
-        return fit_id
-
-    def _refit_options(self) -> dict[str, Any]:
-        """``num_samples``, ``delay`` and ``half_life`` of the latest fit (the defaults
-        before the first fit)."""
-        fits = self.store.fits(self._id)
-        options = fits[-1]["options"] if fits else {}
-        delay = options.get("delay")
-        return {
-            "num_samples": int(options.get("num_samples", 1000)),
-            "delay": None if delay is None else parse_delay(delay),
-            "half_life": options.get("half_life"),
-        }
-
-    def posterior(self, fit_id: int | None = None) -> Posterior:
-        """The posterior of a recorded fit (default: the latest).
-
-        Raises:
-            ValueError: if the campaign has not been fitted.
-        """
-        if fit_id is None:
-            fits = self.store.fits(self._id)
-            if not fits:
-                raise ValueError(f"campaign {self.name!r}: not fitted yet; run `campaign fit`")
-            fit_id = fits[-1]["id"]
-        if fit_id not in self._posteriors:
-            with tempfile.TemporaryDirectory() as tmp:
-                file = Path(tmp) / "posterior.nc"
-                file.write_bytes(self.store.fit_posterior(fit_id))
-                self._posteriors[fit_id] = Posterior.load(file)
-        return self._posteriors[fit_id]
-
-    def stale(self) -> str | None:
-        """Why the latest fit is out of date (new batches, a new space), or None."""
-        fits = self.store.fits(self._id)
-        if not fits:
-            return "no fit yet"
-        latest = fits[-1]
-        new = [b for b in self.store.batches(self._id) if b["id"] > latest["last_batch_id"]]
-        if new:
-            return f"{len(new)} batch(es) ingested since the last fit"
-        if latest["space_version"] != self.space_version:
-            return "the space changed since the last fit"
-        return None
-
-    def _check_ages(self, obs: Observations, delay) -> None:
-        if delay is not None and obs.age is None:
-            raise ValueError(
-                f"campaign {self.name!r}: delay needs the age of every stored row; some "
-                "batches have none (ingest event logs with `ingest_events`, or results with "
-                "an 'age' column), or fit without delay"
-            )
-
     # ------------------------------------------------------------------ proposals
     def propose(
         self,
@@ -529,11 +374,12 @@ class Campaign(Serving, Deciding, Metrics, Records):
         round.
 
         The policy is ``lo.policies.<strategy>(k, method=method, per_segment=per_segment)``
-        with the campaign's meta-prior (:meth:`set_prior`; the policies' default prior
-        otherwise, set from the round-0 data) and the ``num_samples``, ``delay`` and
-        ``half_life`` of the latest fit. It is resumed from the store and stepped once by
-        the driver's loop body (:func:`layoutopt.decide.driver.round_step`) on the store's
-        observations, with the key of round ``rounds`` of a campaign of ``seed``
+        with the prior of the latest fit (the one given to :meth:`fit`; else the campaign's
+        meta-prior, :meth:`set_prior`; else the policies' default prior, its base rate set
+        from the round-0 data) and the ``num_samples``, ``delay``, ``half_life`` and (for
+        the same method) fit options of the latest fit. It is resumed from the store and
+        stepped once by the driver's loop body (:func:`layoutopt.decide.driver.round_step`)
+        on the store's observations, with the key of round ``rounds`` of a campaign of ``seed``
         (:func:`layoutopt.decide.driver.round_keys`): the proposal is the one a simulated
         campaign (:func:`layoutopt.decide.driver.run`) with the same data, policy and seed
         makes at that round. When data arrived (or the space changed) since the last fit,
@@ -576,13 +422,17 @@ class Campaign(Serving, Deciding, Metrics, Records):
         if still_open is not None:
             return still_open
         self.store.check_writable("record a proposal")
-        options = self._refit_options()
+        options = self._refit_options(method)
         timed = options["delay"] is not None or options["half_life"] is not None
         seen = (self.store.last_batch_id(self._id), self.space_version)
         obs = self.observations(time=timed)
         self._check_ages(obs, options["delay"])
         policy = campaign_policy(
-            strategy, k, method=method, prior=self.prior, per_segment=per_segment, **options
+            strategy,
+            k,
+            method=method,
+            per_segment=per_segment,
+            **{**options, "prior": options["prior"] or self.prior},
         )
         # on the objective when the settings name one; the floor applies to what it proposes
         policy = self._objective_policy(policy, k, strategy, options["num_samples"])
@@ -619,7 +469,10 @@ class Campaign(Serving, Deciding, Metrics, Records):
         served = {"min_share": float(min_share), "burn_in": int(burn_in)}
         served |= {"holdout": held["holdout"], "control": held["control"]}
         record_proposal_options(self.store, self._id, round_, served)
-        return Proposal(round_, frame, strategy, seed, fit_id, note)
+        pick = next(f for f in self.store.fits(self._id) if f["id"] == fit_id)["best"]
+        return Proposal(
+            round_, frame, strategy, seed, fit_id, note, no_evidence=pick.get("no_evidence")
+        )
 
     def _open_round(self) -> Proposal | None:
         """The latest proposal when nothing answered it yet (no batch since, same space)."""

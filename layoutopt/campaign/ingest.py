@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from layoutopt.data.observations import Observations
+from layoutopt.data.readers import read_table, table_format
 from layoutopt.model.space import LayoutSpace
 from layoutopt.util.io import one_line
 
@@ -121,8 +122,8 @@ def read_chunks(path: str | Path, chunk_rows: int = CHUNK_ROWS):
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
+    kind = table_format(path)
+    if kind == "csv":
         try:
             reader = pd.read_csv(
                 path,
@@ -137,7 +138,7 @@ def read_chunks(path: str | Path, chunk_rows: int = CHUNK_ROWS):
         with reader:
             while (chunk := _next_chunk(reader, path)) is not None:
                 yield chunk
-    elif suffix in (".parquet", ".pq"):
+    elif kind == "parquet":
         import pyarrow.parquet as pq
 
         try:
@@ -151,9 +152,7 @@ def read_chunks(path: str | Path, chunk_rows: int = CHUNK_ROWS):
         if empty:
             yield pf.schema_arrow.empty_table().to_pandas()
     else:
-        raise ValueError(
-            f"{path}: unknown table format {suffix or '(no suffix)'!r}; use .csv or .parquet"
-        )
+        read_table(path, None)  # raises the message for an unknown format
 
 
 def _next_chunk(reader, path: Path) -> pd.DataFrame | None:

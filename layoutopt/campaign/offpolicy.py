@@ -125,7 +125,7 @@ def evaluate_allocation(
             mask = np.array([k == key for k in keys])
             layouts = sorted(set(rows.loc[mask, "index"].astype(int)) | set(pi_of(key)))
             labels = [space.layout(i) for i in layouts]
-            q = score_layouts(posterior, None, labels, level, seed=seed, segment=segment)
+            q = score_layouts(posterior, labels, level=level, seed=seed, segment=segment)
             ctr = dict(zip(layouts, q["mean"].to_numpy(np.float64), strict=True))
             model[mask] = [ctr[int(i)] for i in rows.loc[mask, "index"]]
             value = sum(p * ctr[i] for i, p in pi_of(key).items())

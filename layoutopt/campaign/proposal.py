@@ -25,6 +25,10 @@ class Proposal(NamedTuple):
             else None.
         note: a note when no new round was opened (the open round returned as it was),
             else None.
+        no_evidence: the fit's "no evidence yet" line
+            (:func:`layoutopt.score.evidence.no_evidence`) when it could not tell layouts
+            apart, in which case the proposal explores (uniform distinct layouts, see
+            :func:`layoutopt.propose`); else None.
     """
 
     round: int
@@ -34,6 +38,7 @@ class Proposal(NamedTuple):
     fit_id: int
     refit: str | None
     note: str | None = None
+    no_evidence: str | None = None
 
 
 def open_round(store: Store, cid: int, space_version: int) -> Proposal | None:
@@ -51,6 +56,7 @@ def open_round(store: Store, cid: int, space_version: int) -> Proposal | None:
         "returned it unchanged: ingest its results first, or propose a new round anyway"
     )
     frame = pd.DataFrame(last["rows"])
+    pick = fit["best"].get("no_evidence")
     return Proposal(
-        last["round"], frame, last["strategy"], last["seed"], last["fit_id"], None, note
+        last["round"], frame, last["strategy"], last["seed"], last["fit_id"], None, note, pick
     )

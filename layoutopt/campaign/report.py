@@ -269,6 +269,8 @@ def campaign_report(campaign, path: str | Path, level: float = 0.9) -> Path:
     post = campaign.posterior()
     title = f"Campaign {campaign.name!r}"
     stale = campaign.stale()
-    note = f"{stale}; the figures show the latest fit" if stale else None
+    lines = [f"{stale}; the figures show the latest fit" if stale else None]
+    lines.append(campaign.best().no_evidence)  # the one "no evidence yet" line, or None
+    note = "; ".join(line for line in lines if line) or None
     text = render_html(post, title, campaign.history(), level=level, note=note, campaign=campaign)
     return _write(path, text)

@@ -21,6 +21,7 @@ from layoutopt.decide.interface import Allocation, Policy
 from layoutopt.decide.proposals import STRATEGIES
 from layoutopt.infer.meta import MetaPrior
 from layoutopt.model.delay import Weibull
+from layoutopt.model.priors import PriorConfig
 from layoutopt.model.space import LayoutSpace
 
 __all__ = ["allocation_frame", "campaign_policy", "jsonable"]
@@ -38,11 +39,12 @@ def campaign_policy(
     k: int,
     *,
     method: str,
-    prior: MetaPrior | None,
+    prior: PriorConfig | MetaPrior | None,
     per_segment: bool,
     num_samples: int,
     delay: Weibull | str | None,
     half_life: float | None,
+    fit_options: Any = None,
 ) -> Policy:
     """The model policy a stored campaign proposes with: ``lo.policies.<strategy>(k, ...)``.
 
@@ -51,12 +53,13 @@ def campaign_policy(
             :mod:`layoutopt.decide.policies` factory.
         k: most layouts per proposal (per segment with ``per_segment``).
         method: inference method of the policy's fit.
-        prior: the campaign's meta-prior, or None for the policies' default prior
-            (:func:`layoutopt.decide.model_policy.model_prior`).
+        prior: the prior of the campaign's latest fit or its meta-prior, or None for the
+            policies' default prior (:func:`layoutopt.decide.model_policy.model_prior`).
         per_segment: on a space with segments, one proposal per segment.
         num_samples: posterior draws per fit.
         delay: the fit's click-delay model.
         half_life: the fit's half-life in rounds.
+        fit_options: the fit method's options (None: its defaults).
 
     Returns:
         The :class:`~layoutopt.decide.interface.Policy`.
@@ -74,6 +77,7 @@ def campaign_policy(
         per_segment=per_segment,
         delay=delay,
         half_life=half_life,
+        fit_options=fit_options,
     )
 
 

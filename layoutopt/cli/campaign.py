@@ -37,7 +37,15 @@ from rich.table import Table
 from layoutopt.cli import deciding, library, serve
 from layoutopt.cli.console import shown_target, write_table
 from layoutopt.cli.objective import campaign_objective, settings_line
-from layoutopt.cli.options import ColumnOpt, DbOpt, Method, NameOpt, Strategy, column_arg
+from layoutopt.cli.options import (
+    AdditiveOpt,
+    ColumnOpt,
+    DbOpt,
+    Method,
+    NameOpt,
+    Strategy,
+    column_arg,
+)
 from layoutopt.util.io import atomic_dir, check_output_path
 
 __all__ = ["app", "report"]
@@ -76,9 +84,12 @@ def init(
     db: DbOpt,
     name: Annotated[str, typer.Option("--name", help="Campaign name.")] = "default",
 ) -> None:
-    """Create a campaign (and the store, if new) for a layout space."""
-    sp = library.space.LayoutSpace.from_toml(space)
+    """Create a campaign (and the store, if new) for a layout space (and the column mapping
+    of its [columns] table, used by every later ingest)."""
+    sp, columns = library.mapping.read_space_toml(space)
     with library.campaign.Campaign.create(db, sp, name=name) as camp:
+        if columns:
+            camp.set_columns(columns)
         _out().print(
             f"created campaign {camp.name!r} in {shown_target(db)}: "
             f"{sp.num_components} components, {sp.num_allowed:,} allowed layouts"
@@ -139,11 +150,15 @@ def fit(
         float | None,
         typer.Option("--half-life", help="Discount older rounds by 0.5**(rounds / H)."),
     ] = None,
+    additive: AdditiveOpt = False,
 ) -> None:
     """Fit the model to everything ingested and record the fit."""
     delay_model = None if delay is None else library.delay.parse_delay(delay)
+    prior = library.priors.PriorConfig(pairwise=False) if additive else None
     with library.campaign.Campaign.open(db, name) as camp:
-        post = camp.fit(method.value, seed=seed, delay=delay_model, half_life=half_life)
+        post = camp.fit(
+            method.value, seed=seed, prior=prior, delay=delay_model, half_life=half_life
+        )
         obs = camp.observations()
         pick = camp.best()
     _out().print(
@@ -151,6 +166,8 @@ def fit(
         f"{int(obs.impressions.sum()):,} impressions; pick: layout {pick.index} "
         f"{_pct(pick.mean)} [{_pct(pick.lower)}, {_pct(pick.upper)}], P(best) {pick.p_best:.3f}"
     )
+    if pick.no_evidence:
+        _out().print(pick.no_evidence)
 
 
 @app.command()
@@ -192,6 +209,8 @@ def propose(
         _err().print(prop.refit)
     if prop.note:
         _err().print(f"note: {prop.note}")
+    if prop.no_evidence:
+        _err().print(f"note: {prop.no_evidence}; the round explores (uniform layouts)")
     frame = prop.layouts
     write_table(frame, output)
     _err().print(
@@ -221,6 +240,8 @@ def best(
     table.add_row("90% interval", f"{_pct(pick.lower)} - {_pct(pick.upper)}")
     table.add_row("P(best)", f"{pick.p_best:.3f}")
     _out().print(table)
+    if pick.no_evidence:
+        _out().print(pick.no_evidence)
     if stale:
         _err().print(f"note: {stale}; run `campaign fit` to update")
 
@@ -236,6 +257,7 @@ def status(db: DbOpt, name: NameOpt = None) -> None:
         checks = serve.check_lines(camp)
         verdict = deciding.decision_line(camp)
         settings = settings_line(camp)
+        evidence = camp.best().no_evidence if camp.store.fits(camp.campaign_id) else None
     out = _out()
     out.print(
         f"campaign {camp.name!r} in {shown_target(db)} (store holds {len(others)}): space "
@@ -268,6 +290,8 @@ def status(db: DbOpt, name: NameOpt = None) -> None:
             "" if not pick else f"{r['p_best']:.3f}",
         )
     out.print(table)
+    if evidence:
+        out.print(evidence)
     serve.print_lines(checks, out)
     if settings:
         out.print(settings)

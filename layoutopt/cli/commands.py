@@ -24,6 +24,7 @@ from layoutopt.cli.objective import (
     scored_posterior,
 )
 from layoutopt.cli.options import (
+    AdditiveOpt,
     ColumnOpt,
     DesignKind,
     Method,
@@ -63,7 +64,7 @@ def design(
     """Choose the first layouts to test (every pair of variants appears at least once)."""
 
     output = check_table_output(output)
-    sp = library.space.LayoutSpace.from_toml(space)
+    sp, _ = library.mapping.read_space_toml(space)  # a [columns] table is the data's
     frame = library.design.initial_design(sp, seed=seed, size=size, kind=kind.value)
     write_table(frame, output)
     what = f"{len(frame)} layouts ({kind.value} design) of {sp.num_allowed:,} allowed"
@@ -130,15 +131,17 @@ def fit(
     ] = None,
     column: ColumnOpt = None,
     metric: MetricOpt = "clicks",
+    additive: AdditiveOpt = False,
 ) -> None:
     """Fit the additive + pairwise model to observed clicks (or --metric) and save it."""
 
     output = check_output_path(output, (".nc",))
     delay_model = None if delay is None else library.delay.parse_delay(delay)
-    sp = library.space.LayoutSpace.from_toml(space)
+    sp, columns = library.mapping.read_space_toml(space)  # --column wins over [columns]
+    columns = library.mapping.merge_columns(columns, column_arg(column))
     further = tuple(m for m in (metric,) if m != "clicks")
     obs = library.observations.Observations.from_file(
-        data, sp, columns=column_arg(column), metrics=further
+        data, sp, columns=columns, metrics=further
     ).metric(metric)
 
     nuts = method is Method.nuts
@@ -159,6 +162,7 @@ def fit(
             progress=nuts and sys.stderr.isatty(),  # NumPyro's bar floods a redirected log
             delay=delay_model,
             half_life=half_life,
+            prior=library.priors.PriorConfig(pairwise=False) if additive else None,
             **nuts_args,
         )
     _check_converged(post, output)
@@ -397,6 +401,8 @@ def best(
         sys.stdout.write(json.dumps(record, indent=2) + "\n")
         return
     stdout().print(best_table(record, level=level))
+    if record["no_evidence"]:
+        stdout().print(record["no_evidence"])
 
 
 def propose(
@@ -441,5 +447,7 @@ def propose(
         segment=segment_arg(segment),
     )
     write_table(frame, output)
+    if frame.attrs.get("no_evidence"):
+        stderr().print(f"note: {frame.attrs['no_evidence']}; proposing uniform layouts to explore")
     if output is not None:
         stderr().print(f"wrote {len(frame)} proposed layouts ({strategy.value}) to {output}")

@@ -21,10 +21,12 @@ __all__ = [
     "distributed",
     "fitting",
     "objective",
+    "mapping",
     "observations",
     "pandas",
     "policies",
     "posterior",
+    "priors",
     "proposals",
     "report",
     "scoring",
@@ -69,9 +71,11 @@ design = LazyModule("layoutopt.decide.design")
 distributed = LazyModule("layoutopt.score.distributed")
 fitting = LazyModule("layoutopt.infer.fitting")
 objective = LazyModule("layoutopt.score.objective")
+mapping = LazyModule("layoutopt.data.mapping")
 observations = LazyModule("layoutopt.data.observations")
 policies = LazyModule("layoutopt.decide.policies")
 posterior = LazyModule("layoutopt.infer.posterior")
+priors = LazyModule("layoutopt.model.priors")
 proposals = LazyModule("layoutopt.decide.proposals")
 scoring = LazyModule("layoutopt.score.scoring")
 segments = LazyModule("layoutopt.score.segments")

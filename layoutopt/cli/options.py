@@ -20,6 +20,7 @@ from layoutopt.util.io import check_output_path, one_line
 from layoutopt.util.limits import SEED_MAX, check_seed
 
 __all__ = [
+    "AdditiveOpt",
     "DbOpt",
     "NameOpt",
     "ColumnOpt",
@@ -47,6 +48,16 @@ DbOpt = Annotated[
 NameOpt = Annotated[
     str | None,
     typer.Option("--name", help="Campaign name (needed only when the store holds several)."),
+]
+
+
+#: ``--additive`` of ``fit`` and ``campaign fit``: ``PriorConfig(pairwise=False)``.
+AdditiveOpt = Annotated[
+    bool,
+    typer.Option(
+        "--additive",
+        help="Fit the additive model (no pairwise terms; the prior otherwise the default).",
+    ),
 ]
 
 
@@ -127,7 +138,8 @@ ColumnOpt = Annotated[
     typer.Option(
         "--column",
         help="A column named otherwise in the data, as LAYOUTOPT_NAME=YOUR_NAME, e.g. "
-        "clicks=click or served_at=timestamp (repeat for several).",
+        "clicks=click or served_at=timestamp (repeat for several; wins over the space "
+        "file's [columns] table).",
     ),
 ]
 

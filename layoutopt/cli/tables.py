@@ -82,6 +82,7 @@ def best_record(pick) -> dict:
         "upper": float(pick.upper),
         "p_best": float(pick.p_best),
         "exact": bool(pick.exact),
+        "no_evidence": pick.no_evidence,
     }
 
 

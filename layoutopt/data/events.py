@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from layoutopt.data.columns import IGNORED_COLUMNS, resolve_columns, warn_extra
+from layoutopt.data.readers import table_format
 from layoutopt.model.delay import DELAY_EDGES
 
 __all__ = ["AGE_EDGES", "EventTotals", "aggregate_events", "parse_now"]
@@ -208,7 +209,7 @@ def _open_batches(source, batch_size):
         files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
         if not files:
             raise ValueError(f"{path}: no .parquet files in this directory")
-        is_csv = path.is_file() and path.suffix.lower() == ".csv"
+        is_csv = path.is_file() and table_format(path) == "csv"  # .csv or gzip'd .csv.gz
         fmt = "csv" if is_csv else "parquet"
         try:
             names = _csv_names(path) if is_csv else _parquet_names(pq.ParquetFile(files[0]))

@@ -26,6 +26,7 @@ from layoutopt.data.readers import (
     read_layout_codes,
     read_parquet,
     read_table,
+    table_format,
 )
 from layoutopt.data.sums import (
     check_segment_codes,
@@ -288,8 +289,8 @@ class Observations:
 
         A log with ``clicked`` instead of ``clicked_at`` has no delay information: the
         result has ``age`` but ``delay_counts`` is None (:attr:`has_delays` is False), so
-        ``fit(delay="auto")`` is refused; give the delay (``delay=Exponential(rate=...)``)
-        or fit without one.
+        ``fit(delay="auto")`` warns that the delay cannot be measured and fits without one;
+        give the delay (``delay=Exponential(rate=...)``) to discount young impressions.
 
         Args:
             events: a Parquet file, a directory of Parquet files, a CSV file, a pandas
@@ -358,7 +359,7 @@ class Observations:
             ValueError: naming the file, if it is missing or unreadable, or for any of the
                 problems listed in :meth:`from_frame`.
         """
-        if Path(path).suffix.lower() != ".csv":
+        if table_format(path) != "csv":
             # a file of another name is still read as CSV, whole
             frame = read_csv(path, space)
             return cls.from_frame(frame, space, str(path), columns=columns, metrics=metrics)
@@ -383,12 +384,11 @@ class Observations:
             ValueError: naming the file, if it is missing or not Parquet, or for any of the
                 problems listed in :meth:`from_frame`.
         """
-        if Path(path).suffix.lower() not in (".parquet", ".pq"):
+        if table_format(path) != "parquet":
             frame = read_parquet(path)
             return cls.from_frame(frame, space, str(path), columns=columns, metrics=metrics)
-        return aggregate_file(path, space, columns=columns, chunk_rows=chunk_rows, metrics=metrics)[
-            0
-        ]
+        kw = {"columns": columns, "chunk_rows": chunk_rows, "metrics": metrics}
+        return aggregate_file(path, space, **kw)[0]
 
     @classmethod
     def from_file(
@@ -400,7 +400,8 @@ class Observations:
         chunk_rows: int = CHUNK_ROWS,
         metrics=(),
     ) -> Observations:
-        """Read a ``.csv`` or ``.parquet``/``.pq`` file, chosen by its suffix, streaming.
+        """Read a ``.csv`` (or gzip'd ``.csv.gz``) or ``.parquet``/``.pq`` file, chosen by
+        its suffix, streaming.
 
         Raises:
             ValueError: for another suffix, or as :meth:`from_csv` / :meth:`from_parquet`.

@@ -25,14 +25,34 @@ __all__ = [
     "read_layout_codes",
     "read_parquet",
     "read_table",
+    "table_format",
+    "CSV_SUFFIXES",
+    "PARQUET_SUFFIXES",
 ]
 
 # Rows of a table parsed at a time: ~100 MiB of text cells at a few columns.
 CHUNK_ROWS = 1 << 18
 
 
+#: File names read as CSV (a gzip'd CSV is decompressed while it is read) and as Parquet.
+CSV_SUFFIXES = (".csv", ".csv.gz")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def table_format(path: str | Path) -> str | None:
+    """``"csv"`` or ``"parquet"`` by the file's name (:data:`CSV_SUFFIXES`,
+    :data:`PARQUET_SUFFIXES`, any case), else None."""
+    name = Path(path).name.lower()
+    if name.endswith(CSV_SUFFIXES):
+        return "csv"
+    if name.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    return None
+
+
 def read_table(path: str | Path, space: LayoutSpace):
-    """Read a ``.csv`` or ``.parquet``/``.pq`` table into a DataFrame, by suffix.
+    """Read a ``.csv`` (or ``.csv.gz``) or ``.parquet``/``.pq`` table into a DataFrame, by
+    suffix.
 
     CSV cells are read as text (no missing-value guessing), so labels such as ``"1"``,
     ``"NA"`` or ``"None"`` stay labels; :meth:`Observations.from_frame` parses the counts.
@@ -47,13 +67,14 @@ def read_table(path: str | Path, space: LayoutSpace):
     Raises:
         ValueError: naming the file, if it is missing, empty, malformed or of another format.
     """
-    suffix = Path(path).suffix.lower()
-    if suffix == ".csv":
+    kind = table_format(path)
+    if kind == "csv":
         return read_csv(path, space)
-    if suffix in (".parquet", ".pq"):
+    if kind == "parquet":
         return read_parquet(path)
+    suffix = "".join(Path(path).suffixes[-2:]) or "(no suffix)"
     raise ValueError(
-        f"{path}: unknown table format {suffix or '(no suffix)'!r}; use a .csv or .parquet file"
+        f"{path}: unknown table format {suffix!r}; use a .csv, .csv.gz or .parquet file"
     )
 
 
@@ -161,11 +182,11 @@ def iter_table(path: str | Path, space: LayoutSpace, chunk_rows: int = CHUNK_ROW
         ValueError: naming the file, as :func:`read_csv` / :func:`read_parquet` do.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".parquet", ".pq"):
+    kind = table_format(path)
+    if kind is None:
         read_table(path, space)  # raises the message for an unknown format
     _check_input_file(path)
-    if suffix == ".csv":
+    if kind == "csv":
         yield from _csv_chunks(path, space, chunk_rows)
         return
     import pyarrow.parquet as pq

@@ -13,7 +13,6 @@ campaign loop.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import warnings
 from typing import Any, NamedTuple
@@ -88,8 +87,8 @@ class ModelConfig(NamedTuple):
     k: int
     method: str
     prior: PriorConfig | MetaPrior | None
-    link: str
-    pairwise: bool
+    link: str | None
+    pairwise: bool | None
     initial: str
     initial_size: int | None
     num_samples: int
@@ -101,23 +100,53 @@ class ModelConfig(NamedTuple):
     half_life: float | None = None
 
 
-def model_prior(observations: Observations, link: str, pairwise: bool) -> PriorConfig:
-    """The default prior of a model policy: ``fit``'s default prior with its link and pairs.
+def model_prior(observations: Observations, cfg: ModelConfig, prior=None):
+    """The prior a model policy fixes at its first fit: ``fit``'s default prior.
 
-    :func:`layoutopt.infer.default_prior` (``base_rate`` at the pooled observed CTR) of the
-    first observations a campaign fits, with ``link`` and ``pairwise`` set. A policy fixes it
-    after its first fit, so the jitted fit compiles once per campaign; a stored campaign
-    resumes with the same prior from the data of its first round.
+    ``prior`` (default: the policy's ``cfg.prior``; ``PriorConfig(link=cfg.link,
+    pairwise=cfg.pairwise)`` without one) with a base rate left unset taken from the first
+    observations a campaign fits (:func:`layoutopt.infer.default_prior`: the pooled
+    observed CTR); a meta-prior is kept as it is. A policy fixes the result after its first
+    fit, so the jitted fit compiles once per campaign; a stored campaign resumes with the
+    same prior from the data of its first round.
 
     Args:
         observations: the observations of the campaign's first fit.
-        link: ``"logit"`` or ``"probit"``.
-        pairwise: model pairwise interactions.
+        cfg: the policy's settings (after :func:`settle_model`).
+        prior: the prior so far (None: ``cfg.prior``).
 
     Returns:
-        A :class:`~layoutopt.model.priors.PriorConfig`.
+        A :class:`~layoutopt.model.priors.PriorConfig` with a base rate, or the meta-prior.
     """
-    return dataclasses.replace(default_prior(observations), link=link, pairwise=pairwise)
+    prior = cfg.prior if prior is None else prior
+    if isinstance(prior, MetaPrior):
+        return prior
+    if prior is None:
+        prior = PriorConfig(link=cfg.link, pairwise=cfg.pairwise)
+    return default_prior(observations, prior)
+
+
+def settle_model(cfg: ModelConfig) -> ModelConfig:
+    """``cfg`` with its link and pairwise flag settled against its prior.
+
+    None takes the prior's setting (``"logit"`` and pairwise without a prior); a setting
+    given both ways must agree, so no option silently overrides another.
+
+    Raises:
+        ValueError: when ``link`` or ``pairwise`` contradicts the prior's.
+    """
+    prior = cfg.prior
+    known = None if prior is None else prior.config() if isinstance(prior, MetaPrior) else prior
+    settled = {}
+    for name, default in (("link", "logit"), ("pairwise", True)):
+        given, held = getattr(cfg, name), None if known is None else getattr(known, name)
+        if given is not None and held is not None and given != held:
+            raise ValueError(
+                f"{name}={given!r} contradicts the prior's {name}={held!r}; give it once "
+                f"(in the prior, or as {name}= without a prior)"
+            )
+        settled[name] = next(v for v in (given, held, default) if v is not None)
+    return cfg._replace(**settled)
 
 
 def same_rows(a: Observations | None, b: Observations | None) -> bool:
@@ -197,9 +226,7 @@ def _design(space: LayoutSpace, cfg: ModelConfig, seed: int) -> np.ndarray:
 
 def _fit(space, obs, state: ModelState, cfg: ModelConfig, seed: int):
     """Refit on everything observed; returns (prior, posterior, converged)."""
-    prior = state.prior
-    if prior is None:
-        prior = model_prior(obs, cfg.link, cfg.pairwise)
+    prior = model_prior(obs, cfg, state.prior)
     # A campaign refits ~100 times; early fits on sparse data may stop at the iteration
     # cap. That is reported per round (PolicyInfo.converged) rather than raised as 100
     # warnings; the next round refits from scratch anyway.
@@ -223,8 +250,10 @@ def _fit(space, obs, state: ModelState, cfg: ModelConfig, seed: int):
 
 
 def _no_delays_yet(obs: Observations, cfg: ModelConfig) -> bool:
-    """True while ``delay="auto"`` has no matured click to learn the delay from."""
-    return cfg.delay == "auto" and (obs.delay_counts is None or obs.delay_counts.sum() == 0)
+    """True while ``delay="auto"`` waits for a first click time to learn the delay from
+    (data without click times are fitted at once: the fit says the delay is unmeasurable
+    and fits without one)."""
+    return cfg.delay == "auto" and obs.delay_counts is not None and obs.delay_counts.sum() == 0
 
 
 def _proposal(post, space: LayoutSpace, cfg: ModelConfig, seed: int, segment) -> Allocation:
@@ -256,6 +285,7 @@ def _per_segment(post, space: LayoutSpace, cfg: ModelConfig, key) -> tuple[Alloc
 
 
 def model_policy(cfg: ModelConfig) -> Policy:
+    cfg = settle_model(cfg)
     if cfg.k < 1:
         raise ValueError(f"k must be positive, got {cfg.k}")
     if cfg.initial not in INITIAL_DESIGNS:
@@ -296,9 +326,7 @@ def model_policy(cfg: ModelConfig) -> Policy:
         return new, alloc, info
 
     def resume(state, first, rounds, fitted=None):
-        prior = state.prior
-        if prior is None:
-            prior = model_prior(first, cfg.link, cfg.pairwise)
+        prior = model_prior(first, cfg, state.prior)
         state = state._replace(round=int(rounds), prior=prior)
         if fitted is not None:
             state = state._replace(fitted=fitted[0], posterior=fitted[1])

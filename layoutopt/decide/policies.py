@@ -62,10 +62,15 @@ FitOptions = LaplaceOptions | NutsOptions | SviOptions
 
 _MODEL_ARGS = """\
 method: inference method of the refit (``"laplace"``, ``"nuts"``, ``"svi"``).
-        prior: the prior; default ``PriorConfig(base_rate=<pooled CTR of round 0>,
-            link=link, pairwise=pairwise)``, fixed for the campaign so the fit compiles once.
-        link: link of the default prior (``"logit"`` or ``"probit"``).
-        pairwise: model pairwise interactions (False: additive, Hill et al.'s "MVT1").
+        prior: the prior (a :class:`~layoutopt.PriorConfig` or a meta-prior); default
+            ``PriorConfig(link=link, pairwise=pairwise)``. A base rate left unset is the
+            pooled CTR of the first data fitted; the prior is then fixed for the campaign so
+            the fit compiles once.
+        link: ``"logit"`` or ``"probit"``; None: the prior's (``"logit"`` without one).
+            A link that contradicts the prior's is refused.
+        pairwise: model pairwise interactions (False: additive, Hill et al.'s "MVT1");
+            None: the prior's (True without one). One that contradicts the prior's is
+            refused.
         initial: round-0 design: ``"pairwise"``, ``"random"``, ``"full"`` (see
             :func:`~layoutopt.decide.design.initial_design`) or ``"uniform"`` (every allowed
             layout).
@@ -120,8 +125,8 @@ def thompson(
     *,
     method: str = "laplace",
     prior: PriorConfig | None = None,
-    link: str = "logit",
-    pairwise: bool = True,
+    link: str | None = None,
+    pairwise: bool | None = None,
     initial: str = "pairwise",
     initial_size: int | None = None,
     num_samples: int = 1000,
@@ -153,8 +158,8 @@ def top_two(
     beta: float = 0.5,
     method: str = "laplace",
     prior: PriorConfig | None = None,
-    link: str = "logit",
-    pairwise: bool = True,
+    link: str | None = None,
+    pairwise: bool | None = None,
     initial: str = "pairwise",
     initial_size: int | None = None,
     num_samples: int = 1000,
@@ -186,8 +191,8 @@ def greedy(
     *,
     method: str = "laplace",
     prior: PriorConfig | None = None,
-    link: str = "logit",
-    pairwise: bool = True,
+    link: str | None = None,
+    pairwise: bool | None = None,
     initial: str = "pairwise",
     initial_size: int | None = None,
     num_samples: int = 1000,
@@ -219,8 +224,8 @@ def ucb(
     quantile: float = 0.95,
     method: str = "laplace",
     prior: PriorConfig | None = None,
-    link: str = "logit",
-    pairwise: bool = True,
+    link: str | None = None,
+    pairwise: bool | None = None,
     initial: str = "pairwise",
     initial_size: int | None = None,
     num_samples: int = 1000,

@@ -20,8 +20,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from layoutopt.decide.design import initial_design
 from layoutopt.infer.posterior import Posterior
 from layoutopt.model.space import LayoutSpace
+from layoutopt.score.evidence import no_evidence
 from layoutopt.score.mix import mix_p_best, segment_view
 from layoutopt.score.objective import ObjectivePosterior
 from layoutopt.score.optimize import argmax_codes, check_argmax_work
@@ -49,6 +51,7 @@ def propose(
     quantile: float = 0.95,
     method: str = "auto",
     segment: dict | None = None,
+    explore: bool = True,
 ) -> pd.DataFrame:
     """The next batch of layouts to test, with the share of traffic each should get.
 
@@ -71,6 +74,14 @@ def propose(
     leader (each draw's runner-up).
 
     In both cases the k heaviest layouts are kept and their weights renormalised to sum to 1.
+
+    **No evidence yet.** When the posterior cannot tell layouts apart
+    (:func:`layoutopt.score.evidence.no_evidence`: the leader's P(best) within twice what
+    chance gives, or every learned scale at its floor), every strategy explores instead:
+    ``k`` distinct allowed layouts drawn uniformly at random (as
+    ``initial_design(kind="random")``), equal weights, and ``batch.attrs["no_evidence"]``
+    holds the one line saying why. Ranking by noise (greedy) or by the argmax counts of a
+    posterior that knows nothing (Thompson) would look like a decision and is not one.
 
     Args:
         posterior: posterior draws (:class:`~layoutopt.infer.posterior.Posterior`).
@@ -96,12 +107,16 @@ def propose(
             value}`` (its terms folded into the draws); ``None`` proposes for the traffic
             mix observed (P(best) and scores of the CTR averaged over segments with their
             impression shares; one grid-engine pass, see :mod:`layoutopt.score.target`).
+        explore: with no evidence yet (below), explore with uniform layouts; False applies
+            the strategy whatever the evidence (to study a strategy on a posterior that
+            knows nothing, as the tests of its arithmetic do).
 
     Returns:
         DataFrame, one row per proposed layout sorted by ``weight`` descending (equal weights:
         best first for ``"greedy"``/``"ucb"``, by ``index`` otherwise): ``index``, one label
         column per component, and ``weight`` (positive, summing to 1). At most ``k`` rows;
-        all distinct, allowed and outside ``exclude``.
+        all distinct, allowed and outside ``exclude``. ``attrs["no_evidence"]`` is set when
+        the batch explores (above).
 
     Raises:
         ValueError: for an unknown strategy (the message lists the valid ones), ``k < 1``, a
@@ -158,8 +173,12 @@ def propose(
     mixed = posterior if mix else None
     params = None if mix else posterior.params
 
+    num_draws = posterior.num_draws
     if strategy in ("thompson", "top_two"):
         codes, prob = _p_best(params, target, method, seed_argmax, mixed)
+        line = no_evidence(prob.max(), target.num_allowed, num_draws, posterior.diagnostics)
+        if explore and line is not None:
+            return _explore(space, target, k, rng, line)
         if strategy == "top_two":
             prob = _top_two(prob, beta)
             if len(codes) == 1 and target.num_allowed > 1:
@@ -168,11 +187,25 @@ def propose(
                 prob = np.concatenate([[beta], (1.0 - beta) * q])
         return _batch(space, codes, prob, k, rng)
 
-    codes = _top_scores(posterior, space, excluded, k, strategy, quantile)
+    codes, p_best = _top_scores(posterior, space, excluded, k, strategy, quantile)
+    line = no_evidence(p_best, target.num_allowed, num_draws, posterior.diagnostics)
+    if explore and line is not None:
+        return _explore(space, target, k, rng, line)
     return _batch(space, codes, np.ones(len(codes)), k, rng, ranked=True)
 
 
 # --------------------------------------------------------------------------------- helpers
+def _explore(space: LayoutSpace, target: LayoutSpace, k: int, rng, line: str) -> pd.DataFrame:
+    """No evidence yet: ``k`` distinct allowed layouts (outside ``exclude``) drawn uniformly
+    (``initial_design(kind="random")``), equal weights, the reason in ``attrs``."""
+    size = min(k, target.num_allowed)
+    design = initial_design(target, seed=int(rng.integers(2**32)), size=size, kind="random")
+    codes = target.codes(np.asarray(design["index"], np.int64))
+    batch = _batch(space, codes, np.ones(len(codes)), k, rng)
+    batch.attrs["no_evidence"] = line
+    return batch
+
+
 def _subsample(posterior, num_draws, rng: np.random.Generator):
     """The posterior (or objective) with a seeded subsample of ``num_draws`` draws."""
     S = posterior.num_draws
@@ -283,7 +316,9 @@ def _top_two(p: np.ndarray, beta: float) -> np.ndarray:
 
 def _top_scores(post, space, excluded, k, strategy, quantile):
     """Codes of the k allowed, non-excluded layouts of highest posterior mean CTR (greedy) or
-    highest upper ``quantile`` of CTR (ucb), best first, ties towards the lower index."""
+    highest upper ``quantile`` of CTR (ucb), best first, ties towards the lower index; and
+    the leader's P(best) (of the highest mean for greedy, the largest for ucb) from the
+    same grid pass."""
     excluded = np.asarray(excluded).reshape(-1, space.num_components)
     excluded = excluded[space.allowed_mask(excluded)] if len(excluded) else excluded
     drop = {tuple(int(x) for x in row) for row in excluded}
@@ -296,7 +331,7 @@ def _top_scores(post, space, excluded, k, strategy, quantile):
         )
         # a running top-k on the device; the extra rows make room for excluded layouts
         grid = score_grid(post, space, top=k + len(drop))
-        codes, key = grid.codes, grid.mean
+        codes, key, p_best = grid.codes, grid.mean, float(grid.p_best[0])
     else:
         if space.num_allowed > MAX_UCB_GRID:
             raise ValueError(
@@ -306,10 +341,10 @@ def _top_scores(post, space, excluded, k, strategy, quantile):
             )
         # score_grid's interval is equal-tailed: its upper end is the (1 + level)/2 quantile
         grid = score_grid(post, space, top=None, level=2.0 * quantile - 1.0)
-        codes, key = grid.codes, grid.upper
+        codes, key, p_best = grid.codes, grid.upper, float(np.max(grid.p_best))
     order = np.lexsort((np.arange(len(key)), -np.asarray(key, dtype=np.float64)))
     out = [codes[i] for i in order if tuple(int(x) for x in codes[i]) not in drop][:k]
-    return np.asarray(out, dtype=np.int32).reshape(-1, space.num_components)
+    return np.asarray(out, dtype=np.int32).reshape(-1, space.num_components), p_best
 
 
 def _batch(space, codes, weight, k, rng, ranked=False) -> pd.DataFrame:

@@ -190,7 +190,7 @@ def decision(
     if segment is None and space.num_segments or space.num_allowed <= enumerate_limit:
         # one streamed pass gives the leader (top row), P(best) and the per-draw bests
         grid = score_grid(posterior, space, top=1, segment=segment, devices=devices)
-        leader = best_of_grid(grid)
+        leader = best_of_grid(grid, posterior.diagnostics)
         best = np.asarray(grid.best_codes, np.int32)
     else:
         leader = best_layout(posterior, space, segment=segment, seed=seed, devices=devices)

@@ -1,6 +1,7 @@
 """Inference: :func:`fit` (Laplace dense and low-rank, NUTS, SVI), the posterior, meta-priors
 and delay estimation."""
 
+from layoutopt.infer.data import DelayWarning
 from layoutopt.infer.fitting import (
     METHODS,
     FitWarning,
@@ -15,6 +16,7 @@ from layoutopt.infer.posterior import GaussianPosterior, Posterior
 
 __all__ = [
     "METHODS",
+    "DelayWarning",
     "FitWarning",
     "GaussianPosterior",
     "LaplaceOptions",

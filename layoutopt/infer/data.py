@@ -7,6 +7,7 @@ fitter the same way.
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -18,6 +19,7 @@ from layoutopt.model.spec import FitData
 from layoutopt.util.arrays import pow2_at_least
 
 __all__ = [
+    "DelayWarning",
     "FitData",
     "TimeSetup",
     "fit_data",
@@ -26,6 +28,7 @@ __all__ = [
     "pad_rows",
     "time_outputs",
     "time_setup",
+    "unmeasurable_delay",
 ]
 
 
@@ -43,25 +46,65 @@ class TimeSetup(NamedTuple):
     weight: np.ndarray
 
 
+class DelayWarning(UserWarning):
+    """``fit(delay="auto")`` found no measurable click delay and fitted without one."""
+
+
+def unmeasurable_delay(observations: Observations) -> str | None:
+    """Why ``delay="auto"`` cannot learn a click delay from ``observations``, or None.
+
+    The delay is unmeasurable when the rows carry no age (counts without an ``age``
+    column), when no click time was observed (tables of counts, logs with a 0/1 ``clicked``
+    column, logs whose clicks have not arrived), or when every observed click came within
+    the first bin of the delay histogram (under a minute after its impression: click times
+    equal to the serving times, e.g. a log that stamps both at once). A Weibull fitted to
+    such a histogram sits at its lower bound (a one-minute delay), which says nothing.
+    """
+    obs = observations
+    if obs.age is None:
+        return "the rows carry no age (hours since served)"
+    if obs.delay_counts is None:
+        return "the data carry no click times (counts, or a log with a 0/1 clicked column)"
+    counts = np.asarray(obs.delay_counts)
+    if counts.sum() <= 0:
+        return "no click has been observed yet"
+    if counts[1:].sum() <= 0:
+        return (
+            f"all {int(counts.sum()):,} observed clicks came less than a minute after their "
+            "impressions (clicked_at equal to served_at?)"
+        )
+    return None
+
+
 def time_setup(observations: Observations, delay, half_life) -> TimeSetup:
     """Validate ``delay``/``half_life`` against the data and weigh the rows.
 
+    ``delay="auto"`` on data whose click delays cannot be measured
+    (:func:`unmeasurable_delay`) warns, naming why, and fits without a delay.
+
     Raises:
-        ValueError: a delay without an ``age`` column, ``"auto"`` without delay counts, a
-            half-life that is not a positive number or without ``round``/``age``.
+        ValueError: a given delay without an ``age`` column, a half-life that is not a
+            positive number or without ``round``/``age``.
+
+    Warns:
+        DelayWarning: ``delay="auto"`` with no measurable click delay.
     """
     obs = observations
+    if delay == "auto":
+        why = unmeasurable_delay(obs)
+        if why is not None:
+            warnings.warn(
+                f"delay='auto' found no measurable click delay: {why}; fitting without a "
+                "delay model (every click taken as arrived). Give the delay, e.g. "
+                "delay=Exponential(rate=0.1), to discount young impressions anyway",
+                DelayWarning,
+                stacklevel=3,
+            )
+            delay = None
     if delay is not None and obs.age is None:
         raise ValueError(
             "delay needs observations with an 'age' column (hours since served); "
             "aggregate an event log with Observations.from_events or add 'age'"
-        )
-    if delay == "auto" and not obs.has_delays:
-        raise ValueError(
-            "delay='auto' learns the delay from observed click delays, but these "
-            "observations carry none (counts, or a log with a 0/1 clicked column: no click "
-            "times); use Observations.from_events on a log with clicked_at, or give the "
-            "delay, e.g. delay=Exponential(rate=0.1)"
         )
     weight = np.ones(obs.num_rows)
     if half_life is not None:

@@ -13,6 +13,8 @@ empirical-Bayes scales), :func:`~layoutopt.infer.nuts.fit_nuts` or
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from layoutopt.data.observations import Observations
@@ -36,7 +38,7 @@ from layoutopt.infer.posterior import Posterior
 from layoutopt.infer.problem import FitProblem, FitRun
 from layoutopt.infer.svi import fit_svi
 from layoutopt.model.delay import Weibull, check_delay
-from layoutopt.model.priors import Prior, PriorConfig, attribute_design
+from layoutopt.model.priors import DEFAULT_BASE_RATE, Prior, PriorConfig, attribute_design
 from layoutopt.model.space import LayoutSpace
 from layoutopt.model.spec import ModelSpec, design_indices
 from layoutopt.util.limits import check_fit_size, check_seed
@@ -68,29 +70,36 @@ METHODS = ("laplace", "nuts", "svi")
 FITTERS = {"laplace": fit_laplace, "nuts": fit_nuts, "svi": fit_svi}
 
 
-def default_prior(observations: Observations) -> PriorConfig:
-    """The prior :func:`fit` uses when none is given.
+def default_prior(observations: Observations, prior: PriorConfig | None = None) -> PriorConfig:
+    """The prior :func:`fit` uses: ``prior`` (default ``PriorConfig()``) with its base rate
+    set from the data where it was left unset.
 
-    ``PriorConfig()`` with ``base_rate`` set to the pooled observed click-through rate
-    ``clicks.sum() / impressions.sum()``, clipped to ``[1e-4, 0.5]`` (the default 0.05 when
-    there are no impressions). Centring ``b0`` on the data keeps the intercept prior from
-    fighting the likelihood when the true rate is far from 5%; the clip keeps the prior
-    sensible for a dataset with no clicks.
+    A ``base_rate`` of None becomes the pooled observed click-through rate
+    ``clicks.sum() / impressions.sum()``, clipped to ``[1e-4, 0.5]`` (0.05 when there are no
+    impressions); every other field is kept as given, so ``PriorConfig(pairwise=False)``
+    differs from the default prior only by its missing pairwise terms. Centring ``b0`` on
+    the data keeps the intercept prior from fighting the likelihood when the true rate is
+    far from 5%; the clip keeps the prior sensible for a dataset with no clicks. A base rate
+    given explicitly is kept.
 
     Args:
         observations: the data to be fitted.
+        prior: the prior settings (None: ``PriorConfig()``).
 
     Returns:
-        A :class:`PriorConfig`.
+        A :class:`PriorConfig` whose ``base_rate`` is a number.
 
     Examples:
-        >>> prior = default_prior(obs)  # doctest: +SKIP
+        >>> prior = default_prior(obs, PriorConfig(pairwise=False))  # doctest: +SKIP
     """
+    prior = PriorConfig() if prior is None else prior
+    if prior.base_rate is not None:
+        return prior
     total = float(np.sum(observations.impressions))
-    if total <= 0:
-        return PriorConfig()
-    rate = float(np.sum(observations.clicks)) / total
-    return PriorConfig(base_rate=float(np.clip(rate, 1e-4, 0.5)))
+    rate = DEFAULT_BASE_RATE
+    if total > 0:
+        rate = float(np.clip(float(np.sum(observations.clicks)) / total, 1e-4, 0.5))
+    return dataclasses.replace(prior, base_rate=rate)
 
 
 def fit(
@@ -135,8 +144,9 @@ def fit(
         num_samples: total number of posterior draws S over all chains. NUTS runs
             ``ceil(num_samples / num_chains)`` draws per chain, so S may round up to a
             multiple of ``num_chains``.
-        prior: prior settings; ``None`` means :func:`default_prior` (``PriorConfig()``
-            with ``base_rate`` at the pooled observed CTR, clipped to ``[1e-4, 0.5]``). A
+        prior: prior settings; ``None`` means ``PriorConfig()``. A ``base_rate`` left at
+            None is set to the pooled observed CTR, clipped to ``[1e-4, 0.5]``
+            (:func:`default_prior`); no other field is touched. A
             :class:`~layoutopt.MetaPrior` (learned from past campaigns) fixes every
             parameter's prior at its group's mean and variance instead; the Laplace fit
             then learns no scales (``scales`` is ignored).
@@ -170,7 +180,9 @@ def fit(
 
         - laplace: ``converged``, ``iterations``, ``log_evidence`` (Laplace approximation
           of ``log p(clicks | hyper-scales)`` without the binomial coefficients, plus the
-          hyperprior log density), ``newton_decrement`` at the returned mode.
+          hyperprior log density), ``newton_decrement`` at the returned mode,
+          ``scales_at_floor`` (every learned effect scale ended at its floor: the data do not
+          tell variants apart; :mod:`layoutopt.score.evidence` reads it).
         - nuts: ``max_r_hat``, ``min_ess`` (over intercept and effects),
           ``num_divergences``.
         - svi: ``final_loss`` (mean ELBO loss over the last 5% of steps).
@@ -212,7 +224,11 @@ def fit(
         )
     seed = check_seed(seed)
     problem = resolve_problem(
-        space, observations, prior, time=time, learned_delay=method != "laplace" and delay == "auto"
+        space,
+        observations,
+        prior,
+        time=time,
+        learned_delay=method != "laplace" and time.delay == "auto",
     )
     check_fit_size(
         problem.spec,
@@ -257,11 +273,16 @@ def _checked(post: Posterior) -> Posterior:
     return post
 
 
-def resolve_prior(space: LayoutSpace, spec: ModelSpec, prior) -> tuple[PriorConfig, Prior]:
-    """The recorded :class:`PriorConfig` and the resolved :class:`Prior` of ``prior``."""
+def resolve_prior(
+    space: LayoutSpace, spec: ModelSpec, prior, observations: Observations
+) -> tuple[PriorConfig, Prior]:
+    """The recorded :class:`PriorConfig` and the resolved :class:`Prior` of ``prior``, the
+    base rate left unset taken from ``observations`` (:func:`default_prior`)."""
     if isinstance(prior, MetaPrior):
-        return prior.config(), prior.resolve(spec, space)
-    return prior, prior.resolve(spec)
+        config = default_prior(observations, prior.config())
+        return config, prior.resolve(spec, space, defaults=config)
+    config = default_prior(observations, prior)
+    return config, config.resolve(spec)
 
 
 def resolve_problem(space, observations, prior=None, *, time=None, learned_delay=False):
@@ -270,7 +291,8 @@ def resolve_problem(space, observations, prior=None, *, time=None, learned_delay
     Args:
         space: the layout space.
         observations: the data.
-        prior: a :class:`PriorConfig`, a :class:`MetaPrior` or None (:func:`default_prior`).
+        prior: a :class:`PriorConfig`, a :class:`MetaPrior` or None (``PriorConfig()``);
+            an unset base rate is taken from the data (:func:`default_prior`).
         time: the checked delay and drift settings (None: neither).
         learned_delay: whether the fitter samples the click delay (NUTS and SVI with
             ``delay="auto"``).
@@ -282,14 +304,14 @@ def resolve_problem(space, observations, prior=None, *, time=None, learned_delay
         ValueError: for a prior of another type.
     """
     if prior is None:
-        prior = default_prior(observations)
+        prior = PriorConfig()
     if not isinstance(prior, PriorConfig | MetaPrior):
         raise ValueError(
             f"prior must be a PriorConfig, a MetaPrior or None, got {type(prior).__name__}"
         )
     config = prior.config() if isinstance(prior, MetaPrior) else prior
     spec = ModelSpec.from_space(space, config, learned_delay=learned_delay)
-    config, resolved = resolve_prior(space, spec, prior)
+    config, resolved = resolve_prior(space, spec, prior, observations)
     if time is None:
         time = time_setup(observations, None, None)
     A, _ = attribute_design(space)

@@ -35,7 +35,14 @@ from layoutopt.infer.problem import (
 from layoutopt.model.core import loglik_eta_derivatives
 from layoutopt.model.spec import Design, ScaleGroups
 
-__all__ = ["FitWarning", "fit_laplace", "kernel_prior", "laplace_factor", "laplace_solve"]
+__all__ = [
+    "FitWarning",
+    "fit_laplace",
+    "kernel_prior",
+    "laplace_factor",
+    "laplace_solve",
+    "scales_at_floor",
+]
 
 
 class FitWarning(UserWarning):
@@ -61,6 +68,17 @@ def kernel_prior(problem: FitProblem, scales: str) -> tuple[KernelPrior, ScaleGr
         intercept_scale=prior.intercept_scale,
     )
     return out, groups
+
+
+def scales_at_floor(scales, prior: KernelPrior, floor: float) -> bool:
+    """Whether every learned scale ended at its floor (``floor`` times its hyperprior
+    scale, within 1%): the data show no difference between variants that empirical Bayes
+    could size, so the fit cannot tell layouts apart. False when no scale is learned."""
+    learned = np.asarray(prior.learned, bool)
+    if not learned.any():
+        return False
+    limit = 1.01 * floor * np.asarray(prior.scale, np.float64)
+    return bool(np.all(np.asarray(scales, np.float64)[learned] <= limit[learned]))
 
 
 def laplace_solve(solver: str, data, design: Design, prior: KernelPrior, options, problem):
@@ -116,6 +134,7 @@ def fit_laplace(problem: FitProblem, options: LaplaceOptions, run: FitRun) -> Po
         "iterations": int(out.iterations),
         "log_evidence": float(out.log_evidence),
         "newton_decrement": float(out.newton_decrement),
+        "scales_at_floor": scales_at_floor(out.scales, prior, options.scale_floor),
     }
     time_hyper, time_diagnostics = time_outputs(problem.time, delay, run.num_samples)
     hyper.update(time_hyper)

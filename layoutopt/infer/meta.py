@@ -208,32 +208,39 @@ class MetaPrior:
             learn_scales=False,
         )
 
-    def resolve(self, spec: ModelSpec, space: LayoutSpace) -> Prior:
+    def resolve(
+        self, spec: ModelSpec, space: LayoutSpace, defaults: PriorConfig | None = None
+    ) -> Prior:
         """This meta-prior as the :class:`~layoutopt.model.priors.Prior` of ``spec``: the
         groups' means and sds fixed (not learned), segment groups at the defaults.
 
         Args:
             spec: the model to fit.
             space: its space (component and attribute names match the groups).
+            defaults: the settings of groups the meta-prior does not know (:meth:`spec`);
+                ``fit`` passes :meth:`config` with the base rate of the data when the
+                meta-prior has no intercept group.
 
         Returns:
             The :class:`~layoutopt.model.priors.Prior`.
         """
-        return resolve_prior(spec, self.spec(space), self.config())
+        defaults = defaults or self.config()
+        return resolve_prior(spec, self.spec(space, defaults), defaults)
 
     def config(self) -> PriorConfig:
         """The :class:`PriorConfig` a fit with this meta-prior records (link, pairwise, and
-        the base rate at the learned intercept mean)."""
-        rate = 0.05
+        the base rate at the learned intercept mean; None, i.e. the data's pooled rate, when
+        the meta-prior has no intercept group)."""
+        rate = None
         if "intercept" in self.groups:
             mean = self.groups["intercept"][0]
             if self.link == "logit":
                 rate = 1.0 / (1.0 + math.exp(-mean))
             else:
                 rate = float(ndtr(mean))
-        return PriorConfig(
-            base_rate=float(np.clip(rate, 1e-6, 1 - 1e-6)), link=self.link, pairwise=self.pairwise
-        )
+        if rate is not None:
+            rate = float(np.clip(rate, 1e-6, 1 - 1e-6))
+        return PriorConfig(base_rate=rate, link=self.link, pairwise=self.pairwise)
 
     # ------------------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:

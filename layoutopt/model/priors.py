@@ -29,12 +29,23 @@ from layoutopt.model.core import effect_sizes
 from layoutopt.model.space import LayoutSpace
 from layoutopt.model.spec import ModelSpec
 
-__all__ = ["Prior", "PriorConfig", "PriorSpec", "LINKS", "attribute_design", "resolve_prior"]
+__all__ = [
+    "DEFAULT_BASE_RATE",
+    "Prior",
+    "PriorConfig",
+    "PriorSpec",
+    "LINKS",
+    "attribute_design",
+    "resolve_prior",
+]
 
 LINKS = ("logit", "probit")
 #: Supported prior scales (sd on the link scale); beyond them the fit loses precision
 #: (a scale of 1e12 lets eta reach CTRs of exactly 0 or 1, where the draws become NaN).
 SCALE_RANGE = (1e-6, 100.0)
+#: The base rate of a prior that no data have set (``PriorConfig(base_rate=None)`` outside
+#: a fit, and a fit of data without impressions).
+DEFAULT_BASE_RATE = 0.05
 #: Supported prior base rates.
 BASE_RATE_RANGE = (1e-6, 1.0 - 1e-6)
 
@@ -49,9 +60,15 @@ def _check_number(name: str, value, low: float, high: float) -> None:
 class PriorConfig:
     """Prior and likelihood settings (frozen and hashable: static configuration).
 
+    Setting one field never changes another: ``PriorConfig(pairwise=False)`` is the default
+    prior with the pairwise terms left out, base rate included.
+
     Attributes:
         base_rate: prior guess of a typical click-through rate; centres ``b0`` at
-            ``link(base_rate)``.
+            ``link(base_rate)``. None (the default): the pooled observed click-through
+            rate of the data being fitted, set by ``fit``
+            (:func:`layoutopt.infer.default_prior`); where no data are at hand
+            (:meth:`spec` of a bare space) :data:`DEFAULT_BASE_RATE`.
         intercept_scale: prior sd of ``b0`` on the link scale.
         main_scale: scale of the HalfNormal prior on each component's effect sd ``sigma_k``.
         pair_scale: scale of the HalfNormal prior on each pair's interaction sd ``tau_kl``;
@@ -67,7 +84,7 @@ class PriorConfig:
             ``upsilon_kl ~ HalfNormal(pair_scale)``); by default pair tables are shared.
     """
 
-    base_rate: float = 0.05
+    base_rate: float | None = None
     intercept_scale: float = 1.5
     main_scale: float = 1.0
     pair_scale: float = 0.5
@@ -78,7 +95,8 @@ class PriorConfig:
     segment_pairs: bool = False
 
     def __post_init__(self):
-        _check_number("base_rate", self.base_rate, *BASE_RATE_RANGE)
+        if self.base_rate is not None:
+            _check_number("base_rate", self.base_rate, *BASE_RATE_RANGE)
         scales = ("intercept_scale", "main_scale", "pair_scale", "attribute_scale")
         for name in scales + ("segment_scale",):
             _check_number(name, getattr(self, name), *SCALE_RANGE)
@@ -87,8 +105,10 @@ class PriorConfig:
 
     @property
     def intercept_loc(self) -> float:
-        """Prior mean of ``b0``: the base rate on the link scale."""
-        return _link(self.base_rate, self.link)
+        """Prior mean of ``b0``: the base rate on the link scale (:data:`DEFAULT_BASE_RATE`
+        while ``base_rate`` is None, i.e. not yet set from data)."""
+        rate = DEFAULT_BASE_RATE if self.base_rate is None else self.base_rate
+        return _link(rate, self.link)
 
     def resolve(self, spec: ModelSpec) -> Prior:
         """This prior for the model ``spec``: zero means, learned HalfNormal scales, the

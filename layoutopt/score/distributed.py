@@ -291,7 +291,7 @@ def best_layout_distributed(
         posterior, space, top=1, level=level, chunk_size=chunk_size,
         memory_budget=memory_budget, segment=segment, method=method, max_work=max_work,
     )  # fmt: skip
-    return best_of_grid(grid)
+    return best_of_grid(grid, posterior.diagnostics)
 
 
 def score_grid_to_parquet_distributed(
@@ -359,7 +359,7 @@ def decision_inputs_distributed(
     remaining of shipping the leader need (:func:`layoutopt.score.loss.expected_loss` with
     ``best_codes=``). A collective."""
     grid = score_grid_distributed(posterior, space, top=1, segment=segment, max_work=max_work)
-    return best_of_grid(grid), np.asarray(grid.best_codes, np.int32)
+    return best_of_grid(grid, posterior.diagnostics), np.asarray(grid.best_codes, np.int32)
 
 
 #: Environment variables :func:`initialize_from_env` reads (all three, or none).

@@ -385,6 +385,12 @@ class ObjectivePosterior:
         return self.posteriors[0][1].num_draws
 
     @property
+    def diagnostics(self) -> dict:
+        """The fit diagnostics of the first metric (whose learned scales decide, with
+        P(best), whether there is evidence yet: :func:`layoutopt.score.evidence.no_evidence`)."""
+        return self.posteriors[0][1].diagnostics
+
+    @property
     def link(self) -> str:
         """The link every metric uses."""
         return self.posteriors[0][1].prior.link

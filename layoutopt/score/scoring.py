@@ -20,6 +20,7 @@ import pandas as pd
 from layoutopt.data.observations import layout_codes
 from layoutopt.infer.posterior import Posterior
 from layoutopt.model.space import LayoutSpace
+from layoutopt.score.evidence import no_evidence
 from layoutopt.score.grid_scores import (
     MAX_FULL_GRID,
     GridScores,
@@ -72,10 +73,10 @@ def _encode_frame(space: LayoutSpace, layouts) -> np.ndarray:
 
 def score_layouts(
     posterior: Posterior,
-    space: LayoutSpace | None,
     layouts,
+    *legacy,
     level: float = 0.9,
-    *,
+    space: LayoutSpace | None = None,
     best_codes: np.ndarray | None = None,
     argmax_method: str = "auto",
     seed: int | None = None,
@@ -84,12 +85,17 @@ def score_layouts(
 ) -> pd.DataFrame:
     """Score given layouts: the same columns as :meth:`GridScores.to_pandas`.
 
+    ``score_layouts(post, frame)``; the form of earlier releases,
+    ``score_layouts(post, space_or_None, frame[, level])``, is still read.
+
     Args:
         posterior: the fitted posterior.
-        space: defaults to (and must equal) ``posterior.space``.
         layouts: DataFrame (or list of ``{component: label}`` dicts) with one label column
             per component; other columns are ignored.
+        legacy: ``(layouts[, level])`` after a space (or None) in second place, the order
+            of earlier releases.
         level: credible level of the interval.
+        space: defaults to (and must equal) ``posterior.space``.
         best_codes: optional ``(S, K)`` per-draw argmax layouts already computed (e.g.
             ``GridScores.best_codes``); otherwise computed with ``argmax_method``.
         argmax_method: method of the per-draw argmax over the whole space for ``p_best``.
@@ -108,6 +114,18 @@ def score_layouts(
         ValueError: naming the column and value of an unknown variant, a missing component
             column, or a forbidden layout.
     """
+    if layouts is None or isinstance(layouts, LayoutSpace):
+        if not 1 <= len(legacy) <= 2 or space is not None:
+            raise ValueError(
+                "score_layouts(posterior, layouts, level=..., space=...): a space in second "
+                "place takes the layouts third (and at most a level fourth)"
+            )
+        space, layouts, level = layouts, legacy[0], legacy[1] if len(legacy) == 2 else level
+    elif legacy:
+        raise ValueError(
+            f"score_layouts takes (posterior, layouts) and keywords; got {len(legacy)} more "
+            "positional argument(s): pass level= and space= by name"
+        )
     space, target = scoring_target(posterior, space, segment, method)
     level = check_level(level)
     codes = _encode_frame(space, layouts)
@@ -135,6 +153,10 @@ class BestLayout(NamedTuple):
         p_best: share of draws in which it is the best allowed layout of the whole space.
         exact: True when the layout provably has the highest posterior mean CTR (the space
             was enumerated); False for the candidate search used on huge spaces.
+        no_evidence: one line saying the data cannot yet tell layouts apart (P(best) not
+            above twice what chance gives, or every learned scale at its floor; see
+            :func:`layoutopt.score.evidence.no_evidence`), else None. When set, the layout
+            is the highest posterior mean only by noise: not a finding to ship.
     """
 
     layout: dict
@@ -144,6 +166,7 @@ class BestLayout(NamedTuple):
     upper: float
     p_best: float
     exact: bool
+    no_evidence: str | None = None
 
 
 def best_layout(
@@ -193,15 +216,17 @@ def best_layout(
         :class:`BestLayout`.
     """
     view, mix = segment_view(posterior, segment)
+    found = posterior.diagnostics
     if mix:  # the mixture CTR has no eta to search: exact, by enumeration
         return best_of_grid(
-            score_grid(posterior, space, top=1, level=level, devices=devices, method=method)
+            score_grid(posterior, space, top=1, level=level, devices=devices, method=method),
+            found,
         )
     space, target = scoring_target(view, space, None, method)
     level = check_level(level)
     if space.size <= enumerate_limit:
         return best_of_grid(
-            score_grid(view, space, top=1, level=level, devices=devices, method=method)
+            score_grid(view, space, top=1, level=level, devices=devices, method=method), found
         )
     if seed is None:
         raise ValueError(
@@ -230,29 +255,34 @@ def best_layout(
     x = _coordinate_ascent(target, space, x, level)
     mean, lower, upper = stats_of_codes(target, space, x[None], level)
     index = index_of(space, x[None])[0]
+    p_best = float(lookup.get(index, 0.0))
     return BestLayout(
         space.decode(x),
         index,
         float(mean[0]),
         float(lower[0]),
         float(upper[0]),
-        float(lookup.get(index, 0.0)),
+        p_best,
         False,
+        no_evidence(p_best, space.num_allowed, len(best_codes), found),
     )
 
 
-def best_of_grid(grid: GridScores) -> BestLayout:
+def best_of_grid(grid: GridScores, diagnostics=None) -> BestLayout:
     """The top row of an enumerated ``score_grid(top=1)`` (in memory or distributed) as an
-    exact :class:`BestLayout`."""
+    exact :class:`BestLayout`, with :func:`~layoutopt.score.evidence.no_evidence` over the
+    layouts scored (``diagnostics``: the fit's, for its ``scales_at_floor``)."""
     codes = grid.codes[0]
+    p_best = float(grid.p_best[0])
     return BestLayout(
         grid.space.decode(codes),
         index_of(grid.space, codes[None])[0],
         float(grid.mean[0]),
         float(grid.lower[0]),
         float(grid.upper[0]),
-        float(grid.p_best[0]),
+        p_best,
         True,
+        no_evidence(p_best, grid.num_scored, grid.num_draws, diagnostics),
     )
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from layoutopt import Exponential, LayoutSpace, Observations, fit
+from layoutopt import DelayWarning, Exponential, LayoutSpace, Observations, fit
 from layoutopt.data import ExtraColumnsWarning
 from layoutopt.data.observations import aggregate_file
 
@@ -203,8 +203,8 @@ def test_events_with_a_clicked_flag_match_the_click_times():
     np.testing.assert_array_equal(flags.clicks, times.clicks)
     np.testing.assert_allclose(flags.age, times.age, rtol=1e-12)
     assert times.has_delays and not flags.has_delays and flags.delay_counts is None
-    with pytest.raises(ValueError, match="delay='auto'.*0/1 clicked column: no click times"):
-        fit(SPACE, flags, delay="auto", seed=0)
+    with pytest.warns(DelayWarning, match="delay='auto'.*0/1 clicked column.*without a delay"):
+        fit(SPACE, flags, delay="auto", seed=0, num_samples=50)
     # a given delay still fits: the cohorts' ages are known
     post = fit(SPACE, flags, delay=Exponential(rate=0.5), seed=0, num_samples=50)
     assert post.num_draws == 50
@@ -237,3 +237,26 @@ def test_event_log_extra_columns_warn_once_with_mapping():
     cols = {"headline": "title", "served_at": "timestamp"}
     with pytest.warns(ExtraColumnsWarning, match=r"\['click', 'user'\]"):
         Observations.from_events(log, SPACE, NOW, columns=cols, batch_size=16)
+
+
+def test_a_gzipd_csv_reads_like_the_plain_one(tmp_path):
+    log = impression_log()
+    log.to_csv(tmp_path / "log.csv", index=False)
+    log.to_csv(tmp_path / "log.csv.gz", index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExtraColumnsWarning)
+        plain = Observations.from_csv(tmp_path / "log.csv", SPACE, columns=MAP)
+        for read in (Observations.from_csv, Observations.from_file):
+            got = read(tmp_path / "log.csv.gz", SPACE, columns=MAP, chunk_rows=64)
+            np.testing.assert_array_equal(got.codes, plain.codes)
+            np.testing.assert_array_equal(got.clicks, plain.clicks)
+        events = log.assign(served_at=NOW - pd.Timedelta(hours=2))
+        events.to_csv(tmp_path / "events.csv.gz", index=False)
+        cols = {"headline": "title", "clicked": "click"}
+        aged = Observations.from_events(tmp_path / "events.csv.gz", SPACE, NOW, columns=cols)
+    assert int(aged.clicks.sum()) == int(plain.clicks.sum())
+    (tmp_path / "log.txt.gz").write_bytes(b"")
+    with pytest.raises(
+        ValueError, match=r"unknown table format '\.txt\.gz'; use a \.csv, \.csv\.gz"
+    ):
+        Observations.from_file(tmp_path / "log.txt.gz", SPACE)

@@ -2,7 +2,10 @@
 
 Posteriors are made directly from random parameter draws (no fit), so P(best) can be computed
 by brute force over an explicit S x N array of eta: with the same draws the Thompson estimate
-is exact, and must match to float precision.
+is exact, and must match to float precision. Such draws are independent, so they carry no
+evidence about the best layout (layoutopt.score.evidence): every call passes
+``explore=False`` to test the strategy's own arithmetic rather than the exploration that
+replaces it then (tests/score/test_evidence.py).
 """
 
 import itertools
@@ -84,7 +87,7 @@ def test_thompson_matches_brute_force_p_best(card, forbidden):
     post = random_posterior(space, num_draws=S, seed=1)
     # k = size: no top-k restriction, so the weights are the P(best) estimate itself.
     # Tolerance: both sides are counts / S; 1e-12 only absorbs the renormalisation.
-    got = as_dict(propose(post, k=space.size, strategy="thompson", seed=0))
+    got = as_dict(propose(post, explore=False, k=space.size, strategy="thompson", seed=0))
     want = brute_p_best(post)
     assert got.keys() == want.keys()
     np.testing.assert_allclose([got[i] for i in want], list(want.values()), rtol=0, atol=1e-12)
@@ -94,7 +97,7 @@ def test_thompson_top_k_is_renormalised_restriction():
     space = make_space((3, 2, 3))
     post = random_posterior(space, num_draws=S, seed=2, main_scale=0.3)
     full = brute_p_best(post)
-    got = propose(post, k=3, strategy="thompson", seed=0)
+    got = propose(post, explore=False, k=3, strategy="thompson", seed=0)
     top = sorted(full.values(), reverse=True)[:3]
     np.testing.assert_allclose(got["weight"], np.array(top) / sum(top), rtol=0, atol=1e-12)
     assert set(got["index"]) <= set(full)
@@ -109,7 +112,7 @@ def test_top_two_matches_formula_from_brute_force():
     want = {j: beta * pj for j, pj in p.items()}
     for i, j in itertools.permutations(p, 2):
         want[j] += (1 - beta) * p[i] * p[j] / (1 - p[i])
-    got = as_dict(propose(post, k=space.size, strategy="top_two", beta=beta, seed=0))
+    got = as_dict(propose(post, explore=False, k=space.size, strategy="top_two", beta=beta, seed=0))
     assert got.keys() == want.keys()
     np.testing.assert_allclose([got[i] for i in want], list(want.values()), rtol=0, atol=1e-12)
 
@@ -131,8 +134,8 @@ def two_layout_posterior(share_a=0.9, num_draws=100):
 def test_top_two_moves_traffic_to_the_challenger():
     post = two_layout_posterior(0.9)
     a, b = post.space.index({"c0": "v0", "c1": "v0"}), post.space.index({"c0": "v1", "c1": "v0"})
-    ts = as_dict(propose(post, seed=0, k=4, strategy="thompson"))
-    tt = as_dict(propose(post, seed=0, k=4, strategy="top_two"))
+    ts = as_dict(propose(post, explore=False, seed=0, k=4, strategy="thompson"))
+    tt = as_dict(propose(post, explore=False, seed=0, k=4, strategy="top_two"))
     np.testing.assert_allclose([ts[a], ts[b]], [0.9, 0.1], atol=1e-12)
     # beta * 0.9 + (1 - beta) * 0.1 * 0.9 / 0.9 = 0.5: two arms split evenly.
     np.testing.assert_allclose([tt[a], tt[b]], [0.5, 0.5], atol=1e-12)
@@ -146,9 +149,9 @@ def test_top_two_with_a_unanimous_posterior_uses_runner_up():
     params = Params(np.zeros(S, np.float32), (main,), ())
     post = Posterior(space=space, prior=PriorConfig(), params=params, method="laplace")
     assert (
-        len(propose(post, seed=0, k=3, strategy="thompson")) == 1
+        len(propose(post, explore=False, seed=0, k=3, strategy="thompson")) == 1
     )  # documented: fewer than k rows
-    got = as_dict(propose(post, seed=0, k=3, strategy="top_two", beta=0.5))
+    got = as_dict(propose(post, explore=False, seed=0, k=3, strategy="top_two", beta=0.5))
     np.testing.assert_allclose([got[0], got[1], got[2]], [0.5, 0.35, 0.15], atol=1e-12)
 
 
@@ -158,9 +161,9 @@ def test_top_two_with_a_unanimous_posterior_uses_runner_up():
 def test_batches_are_valid_and_reproducible(strategy, card, forbidden, k):
     space = make_space(card, forbidden)
     post = random_posterior(space, num_draws=S, seed=4, main_scale=0.3)
-    a = propose(post, k=k, strategy=strategy, seed=5)
+    a = propose(post, explore=False, k=k, strategy=strategy, seed=5)
     check_batch(space, a, k)
-    pd.testing.assert_frame_equal(a, propose(post, k=k, strategy=strategy, seed=5))
+    pd.testing.assert_frame_equal(a, propose(post, explore=False, k=k, strategy=strategy, seed=5))
     if strategy in ("greedy", "ucb"):
         assert len(a) == min(k, space.num_allowed)
         np.testing.assert_allclose(a["weight"], 1.0 / len(a), atol=1e-12)
@@ -182,7 +185,9 @@ def test_exclude(form, strategy):
     post = random_posterior(space, num_draws=S, seed=6, main_scale=0.5)
     full = brute_p_best(post)
     excluded = sorted(full, key=full.get, reverse=True)[:2]  # the two likeliest best
-    got = propose(post, seed=0, k=space.size, strategy=strategy, exclude=form(space, excluded))
+    got = propose(
+        post, explore=False, seed=0, k=space.size, strategy=strategy, exclude=form(space, excluded)
+    )
     assert not set(got["index"]) & set(excluded)
     check_batch(space, got, space.size)
     if strategy == "thompson":  # P(best) among the remaining layouts, exactly
@@ -215,20 +220,22 @@ def test_exclude(form, strategy):
 def test_propose_errors(kwargs, match):
     post = random_posterior(make_space((3, 2)), num_draws=16, seed=0)
     with pytest.raises(ValueError, match=match):
-        propose(post, seed=0, **kwargs)
+        propose(post, explore=False, seed=0, **kwargs)
 
 
 def test_propose_needs_an_explicit_seed():
     post = random_posterior(make_space((3, 2)), num_draws=16, seed=0)
     with pytest.raises(ValueError, match="pass seed="):
-        propose(post, k=2)
+        propose(post, explore=False, k=2)
 
 
 def test_num_draws_subsamples_reproducibly():
     space = make_space((3, 2, 3))
     post = random_posterior(space, num_draws=300, seed=7, main_scale=0.3)
-    a = propose(post, k=space.size, num_draws=50, seed=1)
-    pd.testing.assert_frame_equal(a, propose(post, k=space.size, num_draws=50, seed=1))
+    a = propose(post, explore=False, k=space.size, num_draws=50, seed=1)
+    pd.testing.assert_frame_equal(
+        a, propose(post, explore=False, k=space.size, num_draws=50, seed=1)
+    )
     # every weight is a multiple of 1/50: the estimate used exactly 50 draws
     np.testing.assert_allclose(a["weight"] * 50, np.round(a["weight"] * 50), atol=1e-9)
 
@@ -238,7 +245,7 @@ def test_thompson_on_a_space_too_large_to_enumerate():
     # the exact branch and bound; brute force over an explicit 4 x 1.08M eta array is the oracle.
     space = make_space((33, 32, 32, 32), [{"c0": "v0", "c1": "v0"}])
     post = random_posterior(space, num_draws=4, seed=8)
-    got = as_dict(propose(post, k=8, strategy="thompson", seed=0))
+    got = as_dict(propose(post, explore=False, k=8, strategy="thompson", seed=0))
     want = brute_p_best(post)
     assert got.keys() == want.keys()
     np.testing.assert_allclose([got[i] for i in want], list(want.values()), atol=1e-12)
@@ -254,7 +261,7 @@ def test_greedy_and_ucb_order_matches_brute_force(strategy):
     want = space.indices(codes)[np.argsort(-key)][:5]
     # the scorer works in float32: the ranking is only comparable where the gaps exceed that
     assert np.min(-np.diff(np.sort(key)[::-1][:6])) > 1e-5
-    got = propose(post, seed=0, k=5, strategy=strategy, quantile=0.9)
+    got = propose(post, explore=False, seed=0, k=5, strategy=strategy, quantile=0.9)
     np.testing.assert_array_equal(got["index"].to_numpy(), want)
     np.testing.assert_allclose(got["weight"], 1 / 5, atol=1e-12)
 
@@ -270,10 +277,10 @@ def test_repeated_rounds_do_not_recompile():
     for strategy in STRATEGIES:
         first = random_posterior(space, num_draws=S, seed=10)
         second = random_posterior(space, num_draws=S, seed=11)  # same shapes, new values
-        propose(first, k=5, strategy=strategy, seed=0)
+        propose(first, explore=False, k=5, strategy=strategy, seed=0)
         jax.monitoring.register_event_duration_secs_listener(listener)
         try:
-            propose(second, k=5, strategy=strategy, seed=1)
+            propose(second, explore=False, k=5, strategy=strategy, seed=1)
         finally:
             jax.monitoring.unregister_event_duration_listener(listener)
         assert compiles == [], f"{strategy}: second round compiled {len(compiles)} time(s)"

@@ -3,8 +3,6 @@ default prior."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -12,8 +10,9 @@ from layoutopt.data.observations import Observations
 from layoutopt.decide import policies
 from layoutopt.decide.driver import resume, round_keys, round_step, setup_keys
 from layoutopt.decide.interface import Allocation, Policy, no_info
-from layoutopt.decide.model_policy import model_prior, same_rows
+from layoutopt.decide.model_policy import same_rows
 from layoutopt.infer import default_prior
+from layoutopt.model.priors import PriorConfig
 from layoutopt.model.space import LayoutSpace
 from layoutopt.util.seeds import seed_of
 
@@ -37,8 +36,7 @@ def test_round_keys_depend_on_seed_and_round_only():
 @pytest.mark.parametrize(("link", "pairwise"), [("logit", True), ("probit", False)])
 def test_model_policies_use_fits_default_prior_fixed_at_their_first_fit(link, pairwise):
     first, later = _obs([40, 8, 20, 12, 30, 4]), _obs([80, 8, 60, 12, 90, 4])
-    want = dataclasses.replace(default_prior(first), link=link, pairwise=pairwise)
-    assert model_prior(first, link, pairwise) == want
+    want = default_prior(first, PriorConfig(link=link, pairwise=pairwise))
     assert want.base_rate == pytest.approx(114 / 2400)  # the pooled CTR, as fit's default
     policy = policies.thompson(k=2, link=link, pairwise=pairwise, num_samples=100)
     state = policy.init(SPACE, setup_keys(0)[0])
@@ -49,6 +47,22 @@ def test_model_policies_use_fits_default_prior_fixed_at_their_first_fit(link, pa
     # a stored campaign resumes with the same prior from its first round's data
     resumed = resume(policy, SPACE, seed=0, first=first, rounds=2)
     assert resumed.prior == want and resumed.round == 2
+
+
+def test_a_policy_prior_keeps_every_field_and_takes_its_base_rate_from_the_data():
+    first = _obs([40, 8, 20, 12, 30, 4])
+    policy = policies.thompson(k=2, prior=PriorConfig(pairwise=False), num_samples=100)
+    assert policy.name == "additive/thompson"  # the prior's pairwise flag, not a default's
+    state = policy.init(SPACE, setup_keys(0)[0])
+    state, _, _ = round_step(policy, state, first, round_keys(0, 0).step)
+    assert state.prior == PriorConfig(base_rate=114 / 2400, pairwise=False)
+    fixed = PriorConfig(base_rate=0.2, link="probit")
+    state = policies.greedy(k=2, prior=fixed, num_samples=100).init(SPACE, setup_keys(0)[0])
+    state, _, _ = round_step(policies.greedy(k=2, prior=fixed, num_samples=100), state, first,
+                             round_keys(0, 0).step)  # fmt: skip
+    assert state.prior == fixed  # a base rate given is kept
+    with pytest.raises(ValueError, match="pairwise=True contradicts the prior's pairwise=False"):
+        policies.thompson(k=2, prior=PriorConfig(pairwise=False), pairwise=True)
 
 
 def test_a_step_on_the_observations_of_its_last_fit_reuses_that_fit():

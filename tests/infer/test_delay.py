@@ -122,13 +122,15 @@ def test_young_layouts_are_not_dragged_down(young):
     assert "(estimated)" in post.diagnostics["delay"]
 
 
-def test_fit_requires_age_and_delay_counts(tiny_space):
+def test_fit_requires_age_and_auto_without_delays_fits_none(tiny_space):
     obs = lo.Observations.from_codes(tiny_space, [[0, 0, 0]], [100], [3])
     with pytest.raises(ValueError, match="delay needs observations with an 'age' column"):
         lo.fit(tiny_space, obs, delay=lo.Exponential(1.0))
     aged = lo.Observations.from_codes(tiny_space, [[0, 0, 0]], [100], [3], age=[5.0])
-    with pytest.raises(ValueError, match="delay='auto' learns the delay"):
-        lo.fit(tiny_space, aged, delay="auto")
+    with pytest.warns(lo.DelayWarning, match="no click times.*fitting without a delay"):
+        auto = lo.fit(tiny_space, aged, delay="auto", num_samples=10)
+    plain = lo.fit(tiny_space, aged, num_samples=10)
+    np.testing.assert_array_equal(auto.params.intercept, plain.params.intercept)
     with pytest.raises(ValueError, match="delay must be None, 'auto'"):
         lo.fit(tiny_space, aged, delay="weibull")
 
