@@ -127,6 +127,18 @@ class Metrics:
         """The campaign's guardrails (none until set)."""
         return self._settings()[1]
 
+    def settings_line(self) -> str:
+        """``objective: ...; guardrails: ...`` in words, or ``""`` for plain clicks (shown by
+        ``campaign status`` and the report)."""
+        objective, guards = self.objective(), self.guardrails()
+        if objective.metrics == ("clicks",) and not guards:
+            return ""
+        line = f"objective: {objective.describe()} per impression"
+        if guards:
+            line += "; guardrails: " + ", ".join(g.describe() for g in guards)
+            line += f" (control {self.holdout[1]})"
+        return line
+
     def _settings(self) -> tuple[Objective, tuple[Guardrail, ...]]:
         if not _exists(self.store):
             return Objective.of("clicks"), ()

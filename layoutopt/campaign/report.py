@@ -157,6 +157,9 @@ def _history_table(history: pd.DataFrame, decisions: pd.DataFrame | None = None)
 def _campaign_parts(campaign, post: Posterior, history: pd.DataFrame) -> tuple[list, list]:
     """The campaign's parts: those above the posterior's sections, and the history ones."""
     top = [verdict_html(campaign.latest_decision())]
+    for line in (campaign.settings_line(), campaign.exclusions()):
+        if line:  # what "best" means, and which layouts the guardrails exclude and why
+            top.append(f"<p class='note'>{html.escape(line)}</p>")
     warn = diagnostic_warnings(dict(post.diagnostics))
     if warn:
         top.append(

@@ -156,14 +156,7 @@ def scored_posterior(post, metrics, objective, guardrails, control):
 
 def settings_line(camp) -> str:
     """``objective: ...; guardrails: ...`` of a campaign, or ``""`` for plain clicks."""
-    objective, guards = camp.objective(), camp.guardrails()
-    if objective.metrics == ("clicks",) and not guards:
-        return ""
-    line = f"objective: {objective.describe()} per impression"
-    if guards:
-        line += "; guardrails: " + ", ".join(g.describe() for g in guards)
-        line += f" (control {camp.holdout[1]})"
-    return line
+    return camp.settings_line()
 
 
 def campaign_objective(

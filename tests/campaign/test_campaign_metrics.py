@@ -1,6 +1,8 @@
 """A campaign with an objective and guardrails: settings stored, counts ingested, metrics fitted,
 the pick and the decision made on the value over the layouts that pass."""
 
+import html
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -63,6 +65,8 @@ def test_objective_campaign_picks_and_decides_under_the_guardrail(tmp_path):
     assert again.objective() == lo.Objective.of("clicks")
     assert again.guardrails() == (lo.Guardrail("dismissals", 0.10, 0.9),)
     assert again.latest_decision().excluded == again.exclusions() != ""
+    page = again.report(tmp_path / "r.html").read_text()  # the report says it too
+    assert html.escape(again.exclusions()) in page and "guardrails: " in page
     assert again.metric_columns() == ("dismissals",)
     # a batch without the guarded metric's column is refused whole
     before = len(again.store.batches(again.campaign_id))
