@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from functools import partial
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -35,7 +36,15 @@ from layoutopt.infer.problem import (
 from layoutopt.model.core import loglik_eta_derivatives
 from layoutopt.model.spec import Design, ScaleGroups
 
-__all__ = ["FitWarning", "fit_laplace", "kernel_prior", "laplace_factor", "laplace_solve"]
+__all__ = [
+    "FitWarning",
+    "LaplaceGaussian",
+    "fit_laplace",
+    "kernel_prior",
+    "laplace_factor",
+    "laplace_gaussian",
+    "laplace_solve",
+]
 
 
 #: The likelihood's weights at the mode, jitted: called eagerly it re-traces its vmapped
@@ -92,15 +101,44 @@ def laplace_solve(solver: str, data, design: Design, prior: KernelPrior, options
         return jax.device_get(out)
 
 
-def fit_laplace(problem: FitProblem, options: LaplaceOptions, run: FitRun) -> Posterior:
-    """Laplace fit of ``problem``: mode, empirical-Bayes scales and Gaussian draws."""
+class LaplaceGaussian(NamedTuple):
+    """A Laplace fit before its draws: the kernel's result and ``Sigma = D - U U'``.
+
+    Attributes:
+        out: the kernel's result (host arrays: ``mode``, ``scales``, ``converged``, ...).
+        factor: ``(mode, D, U)`` of :func:`laplace_factor`.
+        design: the padded rows' :class:`Design` (the first N rows are the data's).
+        groups: the scale groups.
+        solver: ``"dense"`` or ``"lowrank"``.
+        data: the padded :class:`FitData`.
+    """
+
+    out: Any
+    factor: tuple
+    design: Design
+    groups: ScaleGroups
+    solver: str
+    data: Any
+
+
+def laplace_gaussian(problem: FitProblem, options: LaplaceOptions) -> LaplaceGaussian:
+    """Mode, empirical-Bayes scales and the Gaussian factor of ``problem`` (no draws)."""
     spec = problem.spec
-    delay = problem.delay
     data = pad_data(problem.data, pad_rows(len(problem.data.codes)))
     design = spec.design(data.codes, data.segments, problem.attributes)
     prior, groups = kernel_prior(problem, options.scales)
     solver = laplace_solver(options.solver, spec.num_params, len(data.codes))
     out = laplace_solve(solver, data, design, prior, options, problem)
+    precision = prior_precision(out.scales, groups.group, prior.intercept_scale)
+    factor = laplace_factor(out.mode, precision, design, data, spec.link)
+    return LaplaceGaussian(out, factor, design, groups, solver, data)
+
+
+def fit_laplace(problem: FitProblem, options: LaplaceOptions, run: FitRun) -> Posterior:
+    """Laplace fit of ``problem``: mode, empirical-Bayes scales and Gaussian draws."""
+    spec = problem.spec
+    delay = problem.delay
+    out, factor, design, groups, solver, _ = laplace_gaussian(problem, options)
     with jax.enable_x64(True):
         key = jax.random.PRNGKey(run.seed)
         if solver == "dense":
@@ -113,8 +151,6 @@ def fit_laplace(problem: FitProblem, options: LaplaceOptions, run: FitRun) -> Po
                 num_samples=run.num_samples,
             )
         draws = np.asarray(draws)
-    precision = prior_precision(out.scales, groups.group, prior.intercept_scale)
-    factor = laplace_factor(out.mode, precision, design, data, spec.link)
     hyper = hyper_from_scales(spec, groups, out.scales, run.num_samples)
     diagnostics = {
         "converged": bool(out.converged),

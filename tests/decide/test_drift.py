@@ -13,6 +13,9 @@ def space():
     return lo.LayoutSpace({"headline": ["h1", "h2"], "image": ["a", "b"]})
 
 
+BAD_HALF_LIFE = "half_life must be None, 'auto' or a positive number of rounds"
+
+
 def _codes(space):
     return space.codes(np.arange(space.size))
 
@@ -79,9 +82,11 @@ def test_age_in_hours_when_there_is_no_round(space):
 @pytest.mark.parametrize(
     "half_life, kwargs, message",
     [
-        (0.0, {"round": [0, 1, 2, 3]}, "half_life must be a positive number"),
-        (True, {"round": [0, 1, 2, 3]}, "half_life must be a positive number"),
-        (float("nan"), {"round": [0, 1, 2, 3]}, "half_life must be a positive number"),
+        (0.0, {"round": [0, 1, 2, 3]}, BAD_HALF_LIFE),
+        (True, {"round": [0, 1, 2, 3]}, BAD_HALF_LIFE),
+        (float("nan"), {"round": [0, 1, 2, 3]}, BAD_HALF_LIFE),
+        ("fast", {"round": [0, 1, 2, 3]}, BAD_HALF_LIFE),
+        ("auto", {"age": [0.0, 1.0, 2.0, 3.0]}, "half_life='auto' .* 'round' column"),
         (2.0, {}, "half_life needs observations with a 'round' column"),
     ],
 )
