@@ -47,6 +47,7 @@ from layoutopt.data.observations import Observations, aggregate_file
 from layoutopt.decide.driver import resume, round_keys, round_step
 from layoutopt.decide.floor import with_floor
 from layoutopt.decide.proposals import STRATEGIES
+from layoutopt.infer.data import check_half_life
 from layoutopt.infer.fitting import METHODS
 from layoutopt.infer.fitting import fit as fit_model
 from layoutopt.infer.meta import MetaPrior
@@ -402,8 +403,8 @@ class Campaign(Serving, Deciding, Records):
             delay: click-delay model (see :func:`layoutopt.fit`): needs an age on every
                 stored row (:meth:`ingest_events`, or results with an ``age`` column);
                 ``"auto"`` also needs the delay histogram of event-log batches.
-            half_life: discount older rounds (see :func:`layoutopt.fit`); a row's round is
-                its data's ``round`` column, else the round its batch answered.
+            half_life: discount older rounds, a half-life or ``"auto"`` (see :func:`layoutopt.fit`);
+                a row's round is its ``round`` column, else the round its batch answered.
                 ``num_samples``, ``delay`` and ``half_life`` are recorded with the fit, and a
                 fit made by :meth:`propose` reuses those of the latest fit.
 
@@ -455,7 +456,7 @@ class Campaign(Serving, Deciding, Records):
                 "options": {
                     "num_samples": int(options["num_samples"]),
                     "delay": delay_spec(options["delay"]),
-                    "half_life": None if half_life is None else float(half_life),
+                    "half_life": check_half_life(half_life),
                 },
                 "diagnostics": jsonable(post.diagnostics),
                 "best": jsonable(pick._asdict()),

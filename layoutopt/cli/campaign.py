@@ -34,7 +34,15 @@ from rich.table import Table
 
 from layoutopt.cli import deciding, library, serve
 from layoutopt.cli.console import shown_target
-from layoutopt.cli.options import ColumnOpt, DbOpt, Method, NameOpt, Strategy, column_arg
+from layoutopt.cli.options import (
+    ColumnOpt,
+    DbOpt,
+    Method,
+    NameOpt,
+    Strategy,
+    column_arg,
+    half_life_arg,
+)
 from layoutopt.util.io import atomic_path, check_output_path
 
 __all__ = ["app", "report"]
@@ -133,12 +141,17 @@ def fit(
         ),
     ] = None,
     half_life: Annotated[
-        float | None,
-        typer.Option("--half-life", help="Discount older rounds by 0.5**(rounds / H)."),
+        str | None,
+        typer.Option(
+            "--half-life",
+            help="Discount older rounds by 0.5**(rounds / H), or 'auto': the discount the "
+            "data's rounds support (docs/drift.md).",
+        ),
     ] = None,
 ) -> None:
     """Fit the model to everything ingested and record the fit."""
     delay_model = None if delay is None else library.delay.parse_delay(delay)
+    half_life = half_life_arg(half_life)
     with library.campaign.Campaign.open(db, name) as camp:
         post = camp.fit(method.value, seed=seed, delay=delay_model, half_life=half_life)
         obs = camp.observations()
@@ -239,6 +252,7 @@ def status(db: DbOpt, name: NameOpt = None) -> None:
         others = camp.store.campaign_names()
         checks = serve.check_lines(camp)
         verdict = deciding.decision_line(camp)
+        fit_line = _fit_line(camp.latest_fit())
     out = _out()
     out.print(
         f"campaign {camp.name!r} in {shown_target(db)} (store holds {len(others)}): space "
@@ -271,8 +285,27 @@ def status(db: DbOpt, name: NameOpt = None) -> None:
             "" if not pick else f"{r['p_best']:.3f}",
         )
     out.print(table)
+    if fit_line:
+        out.print(fit_line)
     serve.print_lines(checks, out)
     out.print(verdict)
+
+
+def _fit_line(fit: dict | None) -> str | None:
+    """``latest fit: laplace, half_life auto: change at round 8 (...)``, or None before the
+    first fit."""
+    if fit is None:
+        return None
+    options, diagnostics = fit["options"], fit["diagnostics"]
+    parts = [f"latest fit: {fit['method']} (seed {fit['seed']})"]
+    if options.get("delay") is not None:
+        parts.append(f"delay {options['delay']}")
+    half_life = options.get("half_life")
+    if half_life == "auto":
+        parts.append(f"half_life auto: {diagnostics.get('half_life_auto', '?')}")
+    elif half_life is not None:
+        parts.append(f"half_life {half_life:g} rounds")
+    return ", ".join(parts)
 
 
 app.command()(serve.allocation)

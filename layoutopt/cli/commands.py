@@ -26,6 +26,7 @@ from layoutopt.cli.options import (
     Strategy,
     check_table_output,
     column_arg,
+    half_life_arg,
     load_posterior,
     segment_arg,
 )
@@ -99,10 +100,11 @@ def fit(
         ),
     ] = None,
     half_life: Annotated[
-        float | None,
+        str | None,
         typer.Option(
             "--half-life",
-            help="Discount older rows by 0.5**(rounds / H) ('round' column; else hours of 'age').",
+            help="Discount older rows by 0.5**(rounds / H) ('round' column; else hours of "
+            "'age'), or 'auto': the discount the data's rounds support (docs/drift.md).",
         ),
     ] = None,
     warmup: Annotated[
@@ -146,7 +148,7 @@ def fit(
             num_samples=samples,
             progress=nuts and sys.stderr.isatty(),  # NumPyro's bar floods a redirected log
             delay=delay_model,
-            half_life=half_life,
+            half_life=half_life_arg(half_life),
             **nuts_args,
         )
     _check_converged(post, output)
