@@ -138,7 +138,7 @@ class DriftChoice(NamedTuple):
             "change_round": self.discount.since,
             "half_life_auto": (
                 f"{self.discount.label} (prequential log score {gain:+.1f} nats over no "
-                f"discounting, {self.rounds} rounds scored)"
+                f"discounting, {self.rounds} round{'' if self.rounds == 1 else 's'} scored)"
             ),
             "drift_scores": {k: round(v - base, 3) for k, v in self.scores.items()},
         }

@@ -116,3 +116,24 @@ def test_a_change_of_taste_is_found_and_the_fit_is_the_oracle(tmp_path):
     # the choice travels with the posterior
     auto.save(tmp_path / "p.nc")
     assert lo.Posterior.load(tmp_path / "p.nc").diagnostics["change_round"] == 2
+
+
+def test_a_policy_chooses_at_every_refit():
+    """policies.thompson(half_life="auto"): the driver's fits carry the choice; the first
+    fit (one round, nothing to predict) keeps every round."""
+    from layoutopt.sim.simulate import SyntheticWorld, run_campaign
+    from layoutopt.sim.timeworld import TimeWorld
+
+    infos = []
+    run_campaign(
+        TimeWorld(SyntheticWorld.random(SPACE, seed=0, base_rate=0.05)),  # rows keep rounds
+        policy=lo.policies.thompson(k=2, num_samples=100, half_life="auto"),
+        budget=2000,
+        batch_size=1000,
+        seed=0,
+        callback=lambda info, rec: infos.append(info),
+    )
+    first, last = infos[0].posterior.diagnostics, infos[-1].posterior.diagnostics
+    assert first["half_life_auto"].startswith("none ")
+    assert "0 rounds scored" in first["half_life_auto"]
+    assert "1 round scored" in last["half_life_auto"]
