@@ -48,6 +48,8 @@ def test_auto_half_life_is_recorded_reused_and_shown(tmp_path, capsys):
         again = camp.latest_fit()
         assert again["id"] != latest["id"] and again["options"]["half_life"] == "auto"
         assert again["diagnostics"]["change_round"] == 2
+        html = camp.report(tmp_path / "report.html").read_text()
+        assert "half_life_auto" in html and "change at round 2 (prequential" in html
     code, out, err = run(capsys, "campaign", "fit", "--db", db, "--half-life", "auto")
     assert code == 0, err
     code, out, err = run(capsys, "campaign", "status", "--db", db)
