@@ -174,9 +174,14 @@ def test_cli_fit_takes_delay_and_half_life(space, tmp_path, capsys):
     )
     np.testing.assert_array_equal(post.params.intercept, direct.params.intercept)
     assert post.diagnostics["half_life"] == 2.0 and "Weibull" in post.diagnostics["delay"]
+    # without the delay model round 1's young cohorts look like a collapse of the CTR
+    # (1.2% after 5.75%): "auto" calls it a change of taste
+    assert main([*argv, "-o", str(out), "--half-life", "auto"]) == 0
+    assert lo.Posterior.load(out).diagnostics["change_round"] == 1
     capsys.readouterr()
     bad = tmp_path / "q.nc"
-    for flag in (["--delay", "gamma:2"], ["--delay", "exponential:-1"], ["--half-life", "0"]):
+    flags = (["--delay", "gamma:2"], ["--delay", "exponential:-1"], ["--half-life", "0"])
+    for flag in (*flags, ["--half-life", "soon"]):
         assert main([*argv, "-o", str(bad), *flag]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error:") and "Traceback" not in err[0]
