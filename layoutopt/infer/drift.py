@@ -100,10 +100,10 @@ class Discount(NamedTuple):
 
     @property
     def label(self) -> str:
-        """``"none"``, ``"half-life 2"`` or ``"change at round 8"``."""
-        if self.since is not None:
-            return f"change at round {self.since}"
-        return "none" if self.half_life is None else f"half-life {self.half_life:g}"
+        """``"none"``, ``"half-life 2"``, ``"change at round 8"`` (or both joined)."""
+        parts = [] if self.since is None else [f"change at round {self.since}"]
+        parts += [] if self.half_life is None else [f"half-life {self.half_life:g}"]
+        return ", ".join(parts) or "none"
 
     def before(self, target) -> Discount:
         """The discount of a fit made just before round ``target``: a change point at a

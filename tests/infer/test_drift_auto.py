@@ -67,6 +67,7 @@ def test_candidates_list_no_discounting_first():
     assert found[0] == "none"
     assert found[-2:] == ["change at round 1", "change at round 2"]
     assert "half-life 2" in found
+    assert Discount(half_life=2.0, since=3).label == "change at round 3, half-life 2"
 
 
 def test_the_prior_favours_no_discounting():
