@@ -161,6 +161,8 @@ def fit(
         f"{int(obs.impressions.sum()):,} impressions; pick: layout {pick.index} "
         f"{_pct(pick.mean)} [{_pct(pick.lower)}, {_pct(pick.upper)}], P(best) {pick.p_best:.3f}"
     )
+    if "half_life_auto" in post.diagnostics:
+        _out().print(f"half_life auto: {post.diagnostics['half_life_auto']}")
 
 
 @app.command()

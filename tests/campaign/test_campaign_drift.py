@@ -52,6 +52,7 @@ def test_auto_half_life_is_recorded_reused_and_shown(tmp_path, capsys):
         assert "half_life_auto" in html and "change at round 2 (prequential" in html
     code, out, err = run(capsys, "campaign", "fit", "--db", db, "--half-life", "auto")
     assert code == 0, err
+    assert "half_life auto: change at round 2 (" in out
     code, out, err = run(capsys, "campaign", "status", "--db", db)
     assert code == 0, err
     assert "latest fit: laplace (seed 0), half_life auto: change at round 2 (" in out
