@@ -23,18 +23,22 @@ from layoutopt.decide import policies
 from layoutopt.sim.simulate import SyntheticWorld, run_campaign
 from layoutopt.sim.timeworld import TimeWorld
 
+SPACE = lo.LayoutSpace(
+    {"headline": ["h1", "h2", "h3", "h4"], "image": ["a", "b", "c"], "reviews": ["x", "y"]}
+)
 
-def one(seed: int, rounds: int, change: int, half_life) -> dict:
-    space = lo.LayoutSpace(
-        {"headline": ["h1", "h2", "h3", "h4"], "image": ["a", "b", "c"], "reviews": ["x", "y"]}
-    )
-    before = SyntheticWorld.random(space, seed=200 + seed, base_rate=0.05, main_scale=0.4)
-    # A reversal of taste: every effect flips sign, so the old best is now among the worst
-    # and the pooled (pre + post) data point nowhere in particular.
+
+def reversal(before: SyntheticWorld) -> SyntheticWorld:
+    """A reversal of taste: every effect flips sign, so the old best is now among the worst
+    and the pooled (pre + post) data point nowhere in particular."""
     p = before.params
     flipped = lo.Params(p.intercept, tuple(-m for m in p.main), tuple(-t for t in p.pair))
-    after = SyntheticWorld(space, flipped, before.link)
-    world = TimeWorld(before, change_round=change, after=after)
+    return SyntheticWorld(before.space, flipped, before.link)
+
+
+def one(seed: int, rounds: int, change: int, half_life) -> dict:
+    before = SyntheticWorld.random(SPACE, seed=200 + seed, base_rate=0.05, main_scale=0.4)
+    world = TimeWorld(before, change_round=change, after=reversal(before))
     policy = policies.thompson(k=8, num_samples=500, half_life=half_life)
     res = run_campaign(world, policy=policy, budget=rounds * 1000, batch_size=1000, seed=seed)
     return {

@@ -120,6 +120,18 @@ def test_drift_smoke(tmp_path):
     assert (table["regret_after_change"] >= 0).all() and (table["width_before_change"] > 0).all()
 
 
+def test_drift_auto_smoke(tmp_path):
+    mod = _load("drift_auto")
+    argv = "--worlds 1 --rounds 3 --change 2 --impressions 600"
+    assert mod.main(argv.split() + ["--out", str(tmp_path)]) == 0
+    for name in ("drift_auto.md", "drift_auto.csv", "drift_auto.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    table = pd.read_csv(tmp_path / "drift_auto.csv")
+    assert set(table["fit"]) == {"auto", "2", "4", "none", "oracle"}
+    assert set(table["kind"]) == {"reversal", "new", "none"}
+    assert ((table["value"] > 0) & (table["value"] <= 1)).all()
+
+
 def test_cold_start_smoke(tmp_path):
     mod = _load("cold_start")
     argv = "--worlds 1 --past 2 --rounds 1 --k 2 --batch 50 --thin 50 --num-samples 50"

@@ -19,6 +19,7 @@ from typing import Any
 
 from layoutopt.campaign.rounds import jsonable
 from layoutopt.data.observations import Observations
+from layoutopt.infer.data import check_half_life
 from layoutopt.infer.fitting import METHODS
 from layoutopt.infer.fitting import fit as fit_model
 from layoutopt.infer.meta import MetaPrior
@@ -109,7 +110,7 @@ class Fitting:
         prior: PriorConfig | MetaPrior | None = None,
         options: FitOptions | None = None,
         delay: Weibull | str | None = None,
-        half_life: float | None = None,
+        half_life: float | str | None = None,
     ) -> Posterior:
         """Fit the model to everything ingested and record the fit (posterior, diagnostics,
         the pick), as :func:`layoutopt.fit` does. ``prior`` (default: the campaign's
@@ -130,7 +131,8 @@ class Fitting:
             delay: click-delay model (see :func:`layoutopt.fit`): needs an age on every
                 stored row (:meth:`ingest_events`, or results with an ``age`` column);
                 ``"auto"`` also needs the delay histogram of event-log batches.
-            half_life: discount older rounds (see :func:`layoutopt.fit`); a row's round is
+            half_life: discount older rounds, a half-life or ``"auto"`` (the discount the
+                rounds support, :func:`layoutopt.fit`); a row's round is
                 its data's ``round`` column, else the round its batch answered.
                 ``num_samples``, ``prior``, ``options``, ``delay`` and ``half_life`` are
                 recorded with the fit, and a fit made by :meth:`propose` reuses those of the
@@ -194,7 +196,7 @@ class Fitting:
                 "options": {
                     "num_samples": int(options["num_samples"]),
                     "delay": delay_spec(options["delay"]),
-                    "half_life": None if half_life is None else float(half_life),
+                    "half_life": check_half_life(half_life),
                     "prior": prior_record(options.get("prior")),
                     "fit_options": options_record(options.get("fit_options")),
                 },

@@ -95,3 +95,15 @@ class Records:
         """``{round: {"min_share": ..., "burn_in": ...}}`` of the rounds proposed with a
         traffic floor or burn-in (the other rounds had neither)."""
         return proposal_options(self.store, self._id)
+
+    def latest_fit(self) -> dict | None:
+        """The latest recorded fit, without its posterior: ``method``, ``seed``,
+        ``options`` (``num_samples``, ``delay``, ``half_life``, as asked for: a number,
+        ``"auto"`` or None) and ``diagnostics`` (with ``half_life="auto"``, the chosen
+        ``half_life`` and ``change_round`` and the ``half_life_auto`` line); None before
+        the first fit."""
+        fits = self.store.fits(self._id)
+        if not fits:
+            return None
+        last = fits[-1]
+        return {k: last[k] for k in ("id", "method", "seed", "options", "diagnostics")}

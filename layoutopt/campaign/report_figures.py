@@ -75,6 +75,25 @@ DIAGNOSTIC_LIMITS = {
         lambda v: False,
         "",
     ),
+    "half_life": _Limit(
+        "rounds after which older data count half (None: not discounted)", lambda v: False, ""
+    ),
+    "change_round": _Limit(
+        "half_life='auto' found a change of taste here: earlier rounds are not used",
+        lambda v: False,
+        "",
+    ),
+    "half_life_auto": _Limit(
+        "the discount half_life='auto' chose: the best one-round-ahead prediction of each "
+        "round from the rounds before it (docs/drift.md)",
+        lambda v: False,
+        "",
+    ),
+    "drift_scores": _Limit(
+        "each candidate discount's prequential log score minus that of no discounting (nats)",
+        lambda v: False,
+        "",
+    ),
 }
 
 
@@ -237,6 +256,8 @@ def diagnostic_warnings(diagnostics: dict[str, Any]) -> list[str]:
 
 
 def _show(v: Any) -> str:
+    if isinstance(v, dict):
+        return "; ".join(f"{k}: {_show(x)}" for k, x in v.items())
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 

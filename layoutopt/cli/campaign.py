@@ -45,6 +45,7 @@ from layoutopt.cli.options import (
     NameOpt,
     Strategy,
     column_arg,
+    half_life_arg,
 )
 from layoutopt.util.io import atomic_dir, check_output_path
 
@@ -147,14 +148,19 @@ def fit(
         ),
     ] = None,
     half_life: Annotated[
-        float | None,
-        typer.Option("--half-life", help="Discount older rounds by 0.5**(rounds / H)."),
+        str | None,
+        typer.Option(
+            "--half-life",
+            help="Discount older rounds by 0.5**(rounds / H), or 'auto': the discount the "
+            "data's rounds support (docs/drift.md).",
+        ),
     ] = None,
     additive: AdditiveOpt = False,
 ) -> None:
     """Fit the model to everything ingested and record the fit."""
     delay_model = None if delay is None else library.delay.parse_delay(delay)
     prior = library.priors.PriorConfig(pairwise=False) if additive else None
+    half_life = half_life_arg(half_life)
     with library.campaign.Campaign.open(db, name) as camp:
         post = camp.fit(
             method.value, seed=seed, prior=prior, delay=delay_model, half_life=half_life
@@ -168,6 +174,8 @@ def fit(
     )
     if pick.no_evidence:
         _out().print(pick.no_evidence)
+    if "half_life_auto" in post.diagnostics:
+        _out().print(f"half_life auto: {post.diagnostics['half_life_auto']}")
 
 
 @app.command()
@@ -258,6 +266,7 @@ def status(db: DbOpt, name: NameOpt = None) -> None:
         verdict = deciding.decision_line(camp)
         settings = settings_line(camp)
         evidence = camp.best().no_evidence if camp.store.fits(camp.campaign_id) else None
+        fit_line = _fit_line(camp.latest_fit())
     out = _out()
     out.print(
         f"campaign {camp.name!r} in {shown_target(db)} (store holds {len(others)}): space "
@@ -292,10 +301,29 @@ def status(db: DbOpt, name: NameOpt = None) -> None:
     out.print(table)
     if evidence:
         out.print(evidence)
+    if fit_line:
+        out.print(fit_line)
     serve.print_lines(checks, out)
     if settings:
         out.print(settings)
     out.print(verdict)
+
+
+def _fit_line(fit: dict | None) -> str | None:
+    """``latest fit: laplace, half_life auto: change at round 8 (...)``, or None before the
+    first fit."""
+    if fit is None:
+        return None
+    options, diagnostics = fit["options"], fit["diagnostics"]
+    parts = [f"latest fit: {fit['method']} (seed {fit['seed']})"]
+    if options.get("delay") is not None:
+        parts.append(f"delay {options['delay']}")
+    half_life = options.get("half_life")
+    if half_life == "auto":
+        parts.append(f"half_life auto: {diagnostics.get('half_life_auto', '?')}")
+    elif half_life is not None:
+        parts.append(f"half_life {half_life:g} rounds")
+    return ", ".join(parts)
 
 
 app.command()(serve.allocation)

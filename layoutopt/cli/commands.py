@@ -35,6 +35,7 @@ from layoutopt.cli.options import (
     Strategy,
     check_table_output,
     column_arg,
+    half_life_arg,
     load_posterior,
     segment_arg,
 )
@@ -108,10 +109,11 @@ def fit(
         ),
     ] = None,
     half_life: Annotated[
-        float | None,
+        str | None,
         typer.Option(
             "--half-life",
-            help="Discount older rows by 0.5**(rounds / H) ('round' column; else hours of 'age').",
+            help="Discount older rows by 0.5**(rounds / H) ('round' column; else hours of "
+            "'age'), or 'auto': the discount the data's rounds support (docs/drift.md).",
         ),
     ] = None,
     warmup: Annotated[
@@ -161,7 +163,7 @@ def fit(
             num_samples=samples,
             progress=nuts and sys.stderr.isatty(),  # NumPyro's bar floods a redirected log
             delay=delay_model,
-            half_life=half_life,
+            half_life=half_life_arg(half_life),
             prior=library.priors.PriorConfig(pairwise=False) if additive else None,
             **nuts_args,
         )

@@ -36,6 +36,7 @@ __all__ = [
     "Strategy",
     "check_table_output",
     "column_arg",
+    "half_life_arg",
     "load_posterior",
     "seed_option",
     "segment_arg",
@@ -180,3 +181,22 @@ def load_posterior(path: Path):
 def check_table_output(path: Path | None) -> Path | None:
 
     return None if path is None else check_output_path(path, (".csv", ".parquet", ".pq"))
+
+
+def half_life_arg(value: str | None) -> float | str | None:
+    """``--half-life`` as ``fit`` takes it: None, ``"auto"`` or a positive number.
+
+    Raises:
+        ValueError: for anything else, naming the value and what is valid.
+    """
+    if value is None or value.strip().lower() == "auto":
+        return None if value is None else "auto"
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not (number > 0 and number != float("inf")):
+        raise ValueError(
+            f"--half-life {value!r}: expected 'auto' or a positive number of rounds, e.g. 4"
+        )
+    return number

@@ -33,6 +33,7 @@ from layoutopt.decide.interface import (
 )
 from layoutopt.decide.proposals import propose
 from layoutopt.infer import FitWarning, MetaPrior, default_prior, fit
+from layoutopt.infer.data import check_half_life
 from layoutopt.infer.posterior import Posterior
 from layoutopt.model.delay import check_delay
 from layoutopt.model.priors import PriorConfig
@@ -97,7 +98,7 @@ class ModelConfig(NamedTuple):
     propose: dict
     per_segment: bool = True
     delay: Any = None
-    half_life: float | None = None
+    half_life: float | str | None = None
 
 
 def model_prior(observations: Observations, cfg: ModelConfig, prior=None):
@@ -293,11 +294,7 @@ def model_policy(cfg: ModelConfig) -> Policy:
     if cfg.split not in SPLITS:
         raise ValueError(f"allocation must be one of {SPLITS}, got {cfg.split!r}")
     check_delay(cfg.delay)
-    h = cfg.half_life
-    if h is not None and (
-        isinstance(h, bool) or not isinstance(h, int | float) or not (math.isfinite(h) and h > 0)
-    ):
-        raise ValueError(f"half_life must be None or a positive number of rounds, got {h!r}")
+    check_half_life(cfg.half_life)
 
     def init(space, key):
         pool = _pool(space, np.random.default_rng(seed_of(key)))

@@ -86,7 +86,8 @@ method: inference method of the refit (``"laplace"``, ``"nuts"``, ``"svi"``).
         delay: ``fit``'s click-delay model (``"auto"``: learned from the observed delays;
             a :class:`~layoutopt.model.delay.Weibull`; None: clicks taken as complete). With
             ``"auto"`` the initial design is served again until a first click has arrived.
-        half_life: ``fit``'s half-life in rounds (None: no forgetting).
+        half_life: ``fit``'s half-life in rounds (None: no forgetting; ``"auto"``: chosen
+            by the data at every fit, see :mod:`layoutopt.infer.drift`).
 """
 
 
@@ -134,7 +135,7 @@ def thompson(
     allocation: str = "multinomial",
     per_segment: bool = True,
     delay: Weibull | str | None = None,
-    half_life: float | None = None,
+    half_life: float | str | None = None,
 ) -> Policy:
     """Batch Thompson sampling: traffic proportional to P(layout is the best).
 
@@ -167,7 +168,7 @@ def top_two(
     allocation: str = "multinomial",
     per_segment: bool = True,
     delay: Weibull | str | None = None,
-    half_life: float | None = None,
+    half_life: float | str | None = None,
 ) -> Policy:
     """Top-two Thompson sampling: a share ``beta`` to the leader, the rest to a challenger.
 
@@ -200,7 +201,7 @@ def greedy(
     allocation: str = "multinomial",
     per_segment: bool = True,
     delay: Weibull | str | None = None,
-    half_life: float | None = None,
+    half_life: float | str | None = None,
 ) -> Policy:
     """The k layouts of highest posterior mean CTR, equal weights.
 
@@ -233,7 +234,7 @@ def ucb(
     allocation: str = "multinomial",
     per_segment: bool = True,
     delay: Weibull | str | None = None,
-    half_life: float | None = None,
+    half_life: float | str | None = None,
 ) -> Policy:
     """Bayes-UCB: the k layouts of highest upper posterior ``quantile`` of CTR.
 

@@ -22,6 +22,7 @@ __all__ = [
     "DelayWarning",
     "FitData",
     "TimeSetup",
+    "check_half_life",
     "fit_data",
     "fixed_delay",
     "pad_data",
@@ -37,13 +38,36 @@ class TimeSetup(NamedTuple):
 
     Attributes:
         delay: the delay asked for (None, a Weibull or ``"auto"``).
-        half_life: the half-life (None: no discounting).
+        half_life: the half-life (None: no discounting; ``"auto"`` until
+            :func:`layoutopt.infer.drift.choose_discount` has chosen one).
         weight: ``(N,)`` power-prior weight of each row (ones without a half-life).
+        auto: diagnostics of ``half_life="auto"``'s choice
+            (:meth:`layoutopt.infer.drift.DriftChoice.diagnostics`), or None.
     """
 
     delay: Weibull | str | None
-    half_life: float | None
+    half_life: float | str | None
     weight: np.ndarray
+    auto: dict | None = None
+
+
+def check_half_life(half_life) -> float | str | None:
+    """``half_life`` as a fit takes it: None, ``"auto"`` or a positive float of rounds.
+
+    Raises:
+        ValueError: for anything else, naming the value and what is valid.
+    """
+    if half_life is None or (isinstance(half_life, str) and half_life == "auto"):
+        return half_life
+    if (
+        isinstance(half_life, bool)
+        or not isinstance(half_life, int | float | np.number)
+        or not (np.isfinite(half_life) and half_life > 0)
+    ):
+        raise ValueError(
+            f"half_life must be None, 'auto' or a positive number of rounds, got {half_life!r}"
+        )
+    return float(half_life)
 
 
 class DelayWarning(UserWarning):
@@ -84,7 +108,8 @@ def time_setup(observations: Observations, delay, half_life) -> TimeSetup:
 
     Raises:
         ValueError: a given delay without an ``age`` column, a half-life that is not a
-            positive number or without ``round``/``age``.
+            positive number or ``"auto"``, a half-life without ``round``/``age``, or
+            ``"auto"`` without ``round``.
 
     Warns:
         DelayWarning: ``delay="auto"`` with no measurable click delay.
@@ -107,13 +132,14 @@ def time_setup(observations: Observations, delay, half_life) -> TimeSetup:
             "aggregate an event log with Observations.from_events or add 'age'"
         )
     weight = np.ones(obs.num_rows)
-    if half_life is not None:
-        if (
-            isinstance(half_life, bool)
-            or not isinstance(half_life, int | float | np.number)
-            or not (np.isfinite(half_life) and half_life > 0)
-        ):
-            raise ValueError(f"half_life must be a positive number, got {half_life!r}")
+    half_life = check_half_life(half_life)
+    if half_life == "auto":
+        if obs.round is None:
+            raise ValueError(
+                "half_life='auto' compares discounts round by round: it needs observations "
+                "with a 'round' column (give a number of hours instead for 'age' only)"
+            )
+    elif half_life is not None:
         if obs.round is not None:
             older = obs.round.max() - obs.round
         elif obs.age is not None:
@@ -122,8 +148,8 @@ def time_setup(observations: Observations, delay, half_life) -> TimeSetup:
             raise ValueError(
                 "half_life needs observations with a 'round' column (or 'age' in hours)"
             )
-        weight = 0.5 ** (older / float(half_life))
-    return TimeSetup(delay, None if half_life is None else float(half_life), weight)
+        weight = 0.5 ** (older / half_life)
+    return TimeSetup(delay, half_life, weight)
 
 
 def fixed_delay(observations: Observations, time: TimeSetup, *, learned: bool):
@@ -205,9 +231,9 @@ def pad_data(data: FitData, rows: int) -> FitData:
 
 def time_outputs(time: TimeSetup, delay: Weibull | None, num_samples: int):
     """Hyper draws and diagnostics recording the delay and half-life a fit used."""
-    if time.delay is None and time.half_life is None:
+    if time.delay is None and time.half_life is None and time.auto is None:
         return {}, {}
-    diagnostics = {"half_life": time.half_life, "delay": repr(time.delay)}
+    diagnostics = {"half_life": time.half_life, "delay": repr(time.delay)} | (time.auto or {})
     hyper = {}
     if delay is not None:
         diagnostics["delay"] = repr(delay) + (" (estimated)" if time.delay == "auto" else "")

@@ -19,6 +19,7 @@ import numpy as np
 
 from layoutopt.data.observations import Observations
 from layoutopt.infer.data import fit_data, fixed_delay, pad_rows, time_setup
+from layoutopt.infer.drift import choose_discount
 from layoutopt.infer.laplace import TRACE_COUNTS, LaplaceResult, LaplaceState
 from layoutopt.infer.laplace_fit import FitWarning, fit_laplace, laplace_factor
 from layoutopt.infer.meta import MetaPrior
@@ -115,7 +116,7 @@ def fit(
     progress: bool = False,
     options: LaplaceOptions | NutsOptions | SviOptions | None = None,
     delay: Weibull | str | None = None,
-    half_life: float | None = None,
+    half_life: float | str | None = None,
 ) -> Posterior:
     """Fit the additive + pairwise click-through model and return posterior draws.
 
@@ -172,6 +173,13 @@ def fit(
             impressions and clicks scaled by ``w``. Intervals widen accordingly, since old
             data count for less. ``None`` weighs all data equally. The delay histogram of
             ``delay="auto"`` is not discounted (the delay is assumed not to drift).
+            ``"auto"`` (observations with a ``round`` column): the discount is chosen by
+            the data's prequential evidence (:mod:`layoutopt.infer.drift`): every round
+            after the first is predicted by Laplace fits on the rounds before it under no
+            discounting, each half-life of :data:`~layoutopt.infer.drift.AUTO_HALF_LIVES`
+            and a change point at every round (earlier rounds dropped), and the one whose
+            log predictive probabilities sum highest discounts the fit. The selection
+            always uses Laplace fits, whatever ``method``; see ``docs/drift.md``.
 
     Returns:
         A :class:`Posterior` with S draws, hyper-parameters (``sigma_main`` ``(S, K)``,
@@ -189,6 +197,10 @@ def fit(
         - with ``delay`` or ``half_life``: ``delay`` (the delay used, "(estimated)" for a
           Laplace ``"auto"``) and ``half_life``; ``hyper`` gains ``delay_shape`` and
           ``delay_scale`` ``(S,)`` (draws for NUTS/SVI ``"auto"``, constants for Laplace).
+        - with ``half_life="auto"``: ``half_life`` is the chosen half-life (None: no
+          decay), ``change_round`` the chosen change point (None: every round kept),
+          ``half_life_auto`` a line saying what won and by how much, and
+          ``drift_scores`` every candidate's log score minus that of no discounting.
 
     Raises:
         ValueError: for an unknown method, observations from another space, non-positive
@@ -196,8 +208,9 @@ def fit(
             method's type, a seed outside ``[0, 2**32 - 1]``, a model too large for the
             method (see :func:`layoutopt.util.limits.check_fit_size`; nothing is started), a
             fit whose draws are not finite, a ``delay`` without an ``age`` column (or
-            ``"auto"`` without delay counts), or a ``half_life`` that is not a positive
-            number or without ``round``/``age``.
+            ``"auto"`` without delay counts), or a ``half_life`` that is neither a positive
+            number nor ``"auto"``, a number without ``round``/``age`` or ``"auto"`` without
+            ``round``.
 
     Warns:
         FitWarning: when NUTS has ``max_r_hat > 1.05``, ``min_ess < 100`` or divergences,
@@ -223,6 +236,9 @@ def fit(
             f"{type(options).__name__}"
         )
     seed = check_seed(seed)
+    if time.half_life == "auto":
+        chosen = options if isinstance(options, LaplaceOptions) else None
+        time, _ = choose_discount(resolve_problem(space, observations, prior, time=time), chosen)
     problem = resolve_problem(
         space,
         observations,

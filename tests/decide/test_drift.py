@@ -13,6 +13,9 @@ def space():
     return lo.LayoutSpace({"headline": ["h1", "h2"], "image": ["a", "b"]})
 
 
+BAD_HALF_LIFE = "half_life must be None, 'auto' or a positive number of rounds"
+
+
 def _codes(space):
     return space.codes(np.arange(space.size))
 
@@ -79,9 +82,11 @@ def test_age_in_hours_when_there_is_no_round(space):
 @pytest.mark.parametrize(
     "half_life, kwargs, message",
     [
-        (0.0, {"round": [0, 1, 2, 3]}, "half_life must be a positive number"),
-        (True, {"round": [0, 1, 2, 3]}, "half_life must be a positive number"),
-        (float("nan"), {"round": [0, 1, 2, 3]}, "half_life must be a positive number"),
+        (0.0, {"round": [0, 1, 2, 3]}, BAD_HALF_LIFE),
+        (True, {"round": [0, 1, 2, 3]}, BAD_HALF_LIFE),
+        (float("nan"), {"round": [0, 1, 2, 3]}, BAD_HALF_LIFE),
+        ("fast", {"round": [0, 1, 2, 3]}, BAD_HALF_LIFE),
+        ("auto", {"age": [0.0, 1.0, 2.0, 3.0]}, "half_life='auto' .* 'round' column"),
         (2.0, {}, "half_life needs observations with a 'round' column"),
     ],
 )
@@ -169,9 +174,14 @@ def test_cli_fit_takes_delay_and_half_life(space, tmp_path, capsys):
     )
     np.testing.assert_array_equal(post.params.intercept, direct.params.intercept)
     assert post.diagnostics["half_life"] == 2.0 and "Weibull" in post.diagnostics["delay"]
+    # without the delay model round 1's young cohorts look like a collapse of the CTR
+    # (1.2% after 5.75%): "auto" calls it a change of taste
+    assert main([*argv, "-o", str(out), "--half-life", "auto"]) == 0
+    assert lo.Posterior.load(out).diagnostics["change_round"] == 1
     capsys.readouterr()
     bad = tmp_path / "q.nc"
-    for flag in (["--delay", "gamma:2"], ["--delay", "exponential:-1"], ["--half-life", "0"]):
+    flags = (["--delay", "gamma:2"], ["--delay", "exponential:-1"], ["--half-life", "0"])
+    for flag in (*flags, ["--half-life", "soon"]):
         assert main([*argv, "-o", str(bad), *flag]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error:") and "Traceback" not in err[0]

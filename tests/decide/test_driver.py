@@ -271,8 +271,8 @@ def test_half_life_follows_the_change():
     "kwargs, match",
     [
         ({"delay": "gamma"}, "delay must be None, 'auto'"),
-        ({"half_life": 0.0}, "half_life must be None or a positive number of rounds, got 0.0"),
-        ({"half_life": True}, "half_life must be None or a positive number"),
+        ({"half_life": 0.0}, "half_life must be None, 'auto' or a positive number of rounds"),
+        ({"half_life": True}, "half_life must be None, 'auto' or a positive number"),
     ],
 )
 def test_model_policy_refuses_bad_time_options(kwargs, match):
