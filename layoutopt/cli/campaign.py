@@ -86,9 +86,26 @@ def init(
     name: Annotated[str, typer.Option("--name", help="Campaign name.")] = "default",
 ) -> None:
     """Create a campaign (and the store, if new) for a layout space (and the column mapping
-    of its [columns] table, used by every later ingest)."""
-    sp, columns = library.mapping.read_space_toml(space)
-    with library.campaign.Campaign.create(db, sp, name=name) as camp:
+    of its [columns] table, used by every later ingest; and the [objective], [guardrails]
+    and [control] tables, when present, as the campaign's settings)."""
+    sp, columns, settings = library.mapping.read_campaign_toml(space)
+    objective = settings.get("objective")
+    guardrails = settings.get("guardrails")
+    control = settings.get("control")
+    # checked before anything is created, so a bad setting leaves no campaign behind
+    if objective is not None:
+        library.objective.Objective.of(dict(objective))
+    library.objective.Guardrail.of_dict(dict(guardrails or {}))
+    if control is not None:
+        sp.index({str(k): str(v) for k, v in control.items()})
+    if guardrails and control is None:
+        raise ValueError(
+            f"{space}: [guardrails] are relative to a control layout; add a [control] table "
+            "with one label per component"
+        )
+    kw = {"objective": None if objective is None else dict(objective)}
+    kw |= {"guardrails": dict(guardrails) if guardrails else None, "control": control}
+    with library.campaign.Campaign.create(db, sp, name=name, **kw) as camp:
         if columns:
             camp.set_columns(columns)
         _out().print(

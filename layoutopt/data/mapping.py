@@ -26,10 +26,20 @@ from typing import Any
 from layoutopt.model.space import LayoutSpace
 from layoutopt.model.space_toml import read_toml
 
-__all__ = ["COLUMNS_TABLE", "merge_columns", "read_space_toml", "split_columns"]
+__all__ = [
+    "CAMPAIGN_TABLES",
+    "COLUMNS_TABLE",
+    "merge_columns",
+    "read_campaign_toml",
+    "read_space_toml",
+    "split_columns",
+]
 
 #: The TOML table that holds the mapping ``{layoutopt name: your column}``.
 COLUMNS_TABLE = "columns"
+#: The campaign's settings that a space file may carry for ``campaign init``: what "best"
+#: means (``[objective]`` weights, ``[guardrails.METRIC]``) and the ``[control]`` layout.
+CAMPAIGN_TABLES = ("objective", "guardrails", "control")
 
 
 def split_columns(data: Mapping[str, Any], source: str) -> tuple[dict, dict[str, str] | None]:
@@ -69,9 +79,45 @@ def read_space_toml(path: str | Path) -> tuple[LayoutSpace, dict[str, str] | Non
         ValueError: naming the file, as :meth:`LayoutSpace.from_toml` does, or for a
             malformed ``[columns]`` table.
     """
+    space, columns, _ = read_campaign_toml(path)
+    return space, columns
+
+
+def read_campaign_toml(
+    path: str | Path,
+) -> tuple[LayoutSpace, dict[str, str] | None, dict[str, Any]]:
+    """The layout space of a TOML file, its ``[columns]`` mapping and the campaign settings
+    it carries (:data:`CAMPAIGN_TABLES`, as plain data; ``campaign init`` checks them)::
+
+        [objective]            # a value per impression: weights of the metrics' rates
+        clicks = 1
+        signups = 30
+
+        [guardrails.dismissals]
+        max_relative_increase = 0.10
+        probability = 0.9
+
+        [control]              # the status quo the guardrails (and a holdout) compare with
+        headline = "h1"
+        image = "img1"
+
+    Returns:
+        ``(space, columns, settings)``: ``settings`` maps each table present to its content.
+
+    Raises:
+        ValueError: naming the file, as :meth:`LayoutSpace.from_toml` does, or for a
+            malformed ``[columns]`` table or a setting that is not a table.
+    """
     data = read_toml(Path(path))
     tables, columns = split_columns(data, str(path))
-    return LayoutSpace.from_dict(tables, source=str(path)), columns
+    settings = {k: tables.pop(k) for k in CAMPAIGN_TABLES if k in tables}
+    for key, value in settings.items():
+        if not isinstance(value, Mapping):
+            raise ValueError(
+                f"{path}: [{key}] must be a table (e.g. [objective] with `clicks = 1`), got "
+                f"{type(value).__name__}"
+            )
+    return LayoutSpace.from_dict(tables, source=str(path)), columns, settings
 
 
 def merge_columns(*mappings: Mapping[str, str] | None) -> dict[str, str] | None:

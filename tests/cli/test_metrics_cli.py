@@ -124,3 +124,59 @@ def test_campaign_objective_settings_and_status(capsys, work, tmp_path):
     verdict = [line for line in text.splitlines() if line.startswith("decision:")][0]
     assert "expected loss" in verdict and "guardrails exclude" in verdict
     assert "fails P(dismissals <= 1.1 x control)" in verdict
+
+
+SETTINGS_TOML = (
+    TOML
+    + """
+[objective]
+clicks = 1
+signups = 30
+
+[guardrails.dismissals]
+max_relative_increase = 0.10
+probability = 0.9
+
+[control]
+h = "a"
+i = "x"
+"""
+)
+
+
+def test_campaign_init_reads_the_settings_tables_of_the_space_file(tmp_path, capsys):
+    from layoutopt.campaign.campaign import Campaign
+
+    (tmp_path / "space.toml").write_text(SETTINGS_TOML)
+    db = tmp_path / "c.db"
+    code, _, err = run(capsys, "campaign", "init", "--space", tmp_path / "space.toml", "--db", db)
+    assert code == 0, err
+    with Campaign.open(db) as camp:
+        assert camp.objective().to_dict() == {"clicks": 1.0, "signups": 30.0}
+        (guard,) = camp.guardrails()
+        assert (guard.metric, guard.max_relative_increase, guard.probability) == (
+            "dismissals",
+            0.10,
+            0.9,
+        )
+        assert camp.holdout[1] == {"h": "a", "i": "x"}
+        assert camp.metric_columns() == ("signups", "dismissals")
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ('[objective]\nclicks = "lots"\n', "objective"),
+        ("[guardrails.dismissals]\nmax_relative_increase = 0.1\nprobability = 0.9\n", "[control]"),
+        ('[control]\nh = "zzz"\ni = "x"\n', "zzz"),
+        ('objective = "clicks"\n', "[objective] must be a table"),
+    ],
+)
+def test_a_bad_settings_table_creates_nothing(tmp_path, capsys, extra, message):
+    text = (extra + TOML) if not extra.startswith("[") else (TOML + "\n" + extra)
+    (tmp_path / "space.toml").write_text(text)
+    db = tmp_path / "c.db"
+    code, _, err = run(capsys, "campaign", "init", "--space", tmp_path / "space.toml", "--db", db)
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert code == 2 and len(errors) == 1 and message in errors[0], err
+    assert not db.exists()
