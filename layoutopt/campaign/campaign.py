@@ -491,6 +491,7 @@ class Campaign(Fitting, Columns, Serving, Deciding, Metrics, Records):
             raise ValueError(f"campaign {self.name!r}: not fitted yet; run `campaign fit`")
         return BestLayout(**fits[-1]["best"])
 
-    def report(self, path: str | Path) -> Path:
-        """Write the campaign's HTML report (:func:`layoutopt.campaign.report.campaign_report`)."""
-        return campaign_report(self, path)
+    def report(self, path: str | Path, *, evaluate=None) -> Path:
+        """Write the campaign's HTML report (:func:`layoutopt.campaign.report.campaign_report`);
+        ``evaluate`` names other allocations whose off-policy estimates it shows."""
+        return campaign_report(self, path, evaluate=evaluate)

@@ -22,6 +22,7 @@ public methods return; scores come from :func:`layoutopt.score_grid`.
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ import pandas as pd
 from layoutopt.campaign.report_campaign import (
     checks_html,
     decision_columns,
+    evaluation_html,
     open_round_html,
     traffic_html,
     verdict_html,
@@ -154,7 +156,9 @@ def _history_table(history: pd.DataFrame, decisions: pd.DataFrame | None = None)
     return _frame_table(shown)
 
 
-def _campaign_parts(campaign, post: Posterior, history: pd.DataFrame) -> tuple[list, list]:
+def _campaign_parts(
+    campaign, post: Posterior, history: pd.DataFrame, evaluations=None
+) -> tuple[list, list]:
     """The campaign's parts: those above the posterior's sections, and the history ones."""
     top = [verdict_html(campaign.latest_decision())]
     for line in (campaign.settings_line(), campaign.exclusions()):
@@ -178,6 +182,8 @@ def _campaign_parts(campaign, post: Posterior, history: pd.DataFrame) -> tuple[l
         "<h2>Sample ratios and holdout</h2>",
         checks_html(campaign),
     ]
+    if evaluations:
+        mid += ["<h2>Off-policy evaluation</h2>", evaluation_html(evaluations)]
     return top, mid
 
 
@@ -189,6 +195,7 @@ def render_html(
     note: str | None = None,
     *,
     campaign=None,
+    evaluations=None,
 ) -> str:
     """The report as one HTML string (figures embedded).
 
@@ -200,6 +207,7 @@ def render_html(
         note: a line shown under the title (e.g. that data arrived since the fit).
         campaign: the :class:`~layoutopt.Campaign` whose verdict, open round, traffic and
             checks to show (with ``history``), or None.
+        evaluations: ``{name: estimates}`` of other allocations to show (with ``campaign``).
 
     Returns:
         The HTML document.
@@ -222,7 +230,7 @@ def render_html(
         parts.append(f'<p class="note">Note: {html.escape(note)}.</p>')
     mid = []
     if campaign is not None and history is not None:
-        top, mid = _campaign_parts(campaign, post, history)
+        top, mid = _campaign_parts(campaign, post, history, evaluations)
         parts += top
     elif history is not None:
         mid = ["<h2>Campaign history</h2>", history_plot(history), _history_table(history)]
@@ -260,9 +268,16 @@ def posterior_report(post: Posterior, path: str | Path, level: float = 0.9) -> P
     return _write(path, render_html(post, "layoutopt report", level=level))
 
 
-def campaign_report(campaign, path: str | Path, level: float = 0.9) -> Path:
+def campaign_report(campaign, path: str | Path, level: float = 0.9, evaluate=None) -> Path:
     """Write a campaign's report (verdict, open round, history, traffic, checks, then the
     latest fit) to ``path``.
+
+    Args:
+        campaign: the :class:`~layoutopt.Campaign`.
+        path: the ``.html`` file.
+        level: credible level of every interval.
+        evaluate: other allocations to evaluate off-policy and show: ``{name: allocation
+            document or its JSON file}``, or a list of JSON files (named by file name).
 
     Raises:
         ValueError: if the campaign has not been fitted, or ``path`` is not a writable
@@ -275,5 +290,16 @@ def campaign_report(campaign, path: str | Path, level: float = 0.9) -> Path:
     lines = [f"{stale}; the figures show the latest fit" if stale else None]
     lines.append(campaign.best().no_evidence)  # the one "no evidence yet" line, or None
     note = "; ".join(line for line in lines if line) or None
-    text = render_html(post, title, campaign.history(), level=level, note=note, campaign=campaign)
+    if evaluate is not None and not isinstance(evaluate, Mapping):
+        evaluate = {Path(p).name: p for p in evaluate}
+    evaluations = {name: campaign.evaluate(doc) for name, doc in (evaluate or {}).items()}
+    text = render_html(
+        post,
+        title,
+        campaign.history(),
+        level=level,
+        note=note,
+        campaign=campaign,
+        evaluations=evaluations,
+    )
     return _write(path, text)

@@ -19,6 +19,7 @@ from layoutopt.model.space import LayoutSpace
 __all__ = [
     "MAX_TRAFFIC_ROWS",
     "checks_html",
+    "evaluation_html",
     "decision_columns",
     "labels_of",
     "open_round_html",
@@ -238,3 +239,26 @@ def checks_html(campaign) -> str:
             "holdout lift rows with a <code>holdout</code> column.</p>"
         )
     return "<ul class='checks'>" + "".join(lines) + "</ul>"
+
+
+def evaluation_html(evaluations) -> str:
+    """The off-policy estimates of other allocations as one table.
+
+    Args:
+        evaluations: ``{name: [Estimate, ...]}`` (:meth:`~layoutopt.Campaign.evaluate` of
+            each allocation, named by the caller).
+    """
+    rows = []
+    for name, estimates in evaluations.items():
+        for e in estimates:
+            rows.append(
+                f"<tr><td>{html.escape(str(name))}</td><td>{html.escape(e.estimator)}</td>"
+                f"<td>{_pct(e.value)}</td><td>{_pct(e.lower)} – {_pct(e.upper)} "
+                f"({e.level:.0%})</td></tr>"
+            )
+    return (
+        "<p>What each allocation would have earned on the logged traffic, from the logged "
+        "propensities (IPS, self-normalised IPS, doubly robust with the latest fit as the "
+        "direct method), with bootstrap intervals.</p><table><tr><th>allocation</th>"
+        "<th>estimator</th><th>CTR</th><th>interval</th></tr>" + "".join(rows) + "</table>"
+    )

@@ -355,11 +355,19 @@ def campaign_report(
     db: DbOpt,
     output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")],
     name: NameOpt = None,
+    evaluate: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--evaluate",
+            help="An allocation JSON file (as `campaign allocation` writes) to evaluate "
+            "off-policy in the report; repeat for several.",
+        ),
+    ] = None,
 ) -> None:
     """One self-contained HTML report: effects, interactions, top layouts, history."""
     check_output_path(output, (".html", ".htm"))
     with library.campaign.Campaign.open(db, name) as camp:
-        camp.report(output)
+        camp.report(output, evaluate=evaluate or None)
     _err().print(f"wrote {output}")
 
 

@@ -37,6 +37,12 @@ def test_estimates_cover_another_allocations_true_value(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [ln.split(":")[0].strip() for ln in lines] == ["ips", "snips", "dr"]
     assert all("% [" in ln and "90% bootstrap interval" in ln for ln in lines)
+    report = tmp_path / "r.html"
+    argv = ["campaign", "report", "--db", str(db), "-o", str(report), "--evaluate", str(path)]
+    assert main(argv) == 0
+    page = report.read_text()
+    assert "Off-policy evaluation" in page and "uniform.json" in page
+    assert page.count("<td>uniform.json</td>") == 3  # ips, snips, dr
 
 
 def test_evaluate_needs_propensities(tmp_path, capsys):
