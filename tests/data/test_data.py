@@ -212,7 +212,7 @@ BAD_FILES = [
         ["junk.parquet", "not a readable Parquet"],
     ),
     ("missing parquet", "nope.parquet", None, ["nope.parquet", "no such"]),
-    ("unknown suffix", "data.xlsx", "x", ["data.xlsx", "'.xlsx'", ".csv or .parquet"]),
+    ("unknown suffix", "data.xlsx", "x", ["data.xlsx", "'.xlsx'", ".csv, .csv.gz or .parquet"]),
 ]
 
 
