@@ -2,7 +2,17 @@
 impression event logs, validated and aggregated to one row per distinct (layout, segment,
 age cohort)."""
 
-from layoutopt.data.columns import ExtraColumnsWarning
-from layoutopt.data.observations import Observations
+from layoutopt.util.lazy import lazy_exports
 
-__all__ = ["ExtraColumnsWarning", "Observations"]
+# Public name -> the module that defines it, imported when the name is first read.
+_EXPORTS = {
+    "ExtraColumnsWarning": "layoutopt.data.columns",
+    "Observations": "layoutopt.data.observations",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = [
+    "ExtraColumnsWarning",
+    "Observations",
+]

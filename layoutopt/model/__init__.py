@@ -4,25 +4,34 @@ Nothing here fits or scores; every later stage (data, infer, score, decide, camp
 builds on these definitions.
 """
 
-from layoutopt.model.core import (
-    LINKS,
-    Params,
-    effect_sizes,
-    flatten_effects,
-    fold_segment,
-    has_segments,
-    inv_link,
-    log_likelihood,
-    logits,
-    pair_list,
-    unflatten_effects,
-    zero_params,
-)
-from layoutopt.model.delay import Exponential, Weibull
-from layoutopt.model.priors import Prior, PriorConfig, PriorSpec
-from layoutopt.model.space import LayoutSpace
-from layoutopt.model.space_optional import ABSENT
-from layoutopt.model.spec import FitData, ModelSpec
+from layoutopt.util.lazy import lazy_exports
+
+# Public name -> the module that defines it, imported when the name is first read.
+_EXPORTS = {
+    "ABSENT": "layoutopt.model.space_optional",
+    "LINKS": "layoutopt.model.core",
+    "Exponential": "layoutopt.model.delay",
+    "FitData": "layoutopt.model.spec",
+    "LayoutSpace": "layoutopt.model.space",
+    "ModelSpec": "layoutopt.model.spec",
+    "Params": "layoutopt.model.core",
+    "Prior": "layoutopt.model.priors",
+    "PriorConfig": "layoutopt.model.priors",
+    "PriorSpec": "layoutopt.model.priors",
+    "Weibull": "layoutopt.model.delay",
+    "effect_sizes": "layoutopt.model.core",
+    "flatten_effects": "layoutopt.model.core",
+    "fold_segment": "layoutopt.model.core",
+    "has_segments": "layoutopt.model.core",
+    "inv_link": "layoutopt.model.core",
+    "log_likelihood": "layoutopt.model.core",
+    "logits": "layoutopt.model.core",
+    "pair_list": "layoutopt.model.core",
+    "unflatten_effects": "layoutopt.model.core",
+    "zero_params": "layoutopt.model.core",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "ABSENT",

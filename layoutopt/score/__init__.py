@@ -9,18 +9,27 @@ a target), ``shards``, ``grid_scores`` (``score_grid`` and Parquet output), ``sc
 ``loss`` (expected loss and value remaining).
 """
 
-from layoutopt.score.loss import Loss, expected_loss, per_draw_best
-from layoutopt.score.optimize import argmax_codes, argmax_layout, certified_argmax
-from layoutopt.score.scoring import (
-    BestLayout,
-    GridScores,
-    best_layout,
-    score_grid,
-    score_grid_to_parquet,
-    score_layouts,
-)
-from layoutopt.score.segments import best_by_segment
-from layoutopt.score.shards import merge_shards
+from layoutopt.util.lazy import lazy_exports
+
+# Public name -> the module that defines it, imported when the name is first read.
+_EXPORTS = {
+    "BestLayout": "layoutopt.score.scoring",
+    "GridScores": "layoutopt.score.scoring",
+    "Loss": "layoutopt.score.loss",
+    "argmax_codes": "layoutopt.score.optimize",
+    "argmax_layout": "layoutopt.score.optimize",
+    "best_by_segment": "layoutopt.score.segments",
+    "best_layout": "layoutopt.score.scoring",
+    "certified_argmax": "layoutopt.score.optimize",
+    "expected_loss": "layoutopt.score.loss",
+    "merge_shards": "layoutopt.score.shards",
+    "per_draw_best": "layoutopt.score.loss",
+    "score_grid": "layoutopt.score.scoring",
+    "score_grid_to_parquet": "layoutopt.score.scoring",
+    "score_layouts": "layoutopt.score.scoring",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "BestLayout",

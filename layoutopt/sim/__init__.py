@@ -4,17 +4,24 @@
 (:func:`layoutopt.decide.driver.run`) playing a policy against a world.
 """
 
-from layoutopt.sim.segments import SegmentWorld
-from layoutopt.sim.simulate import (
-    DEMO_SPACE_PATH,
-    HILL2017_CHECKPOINTS,
-    CampaignRecord,
-    CampaignResult,
-    SyntheticWorld,
-    WorldBest,
-    run_campaign,
-)
-from layoutopt.sim.timeworld import TimeWorld, event_log, served_clicks
+from layoutopt.util.lazy import lazy_exports
+
+# Public name -> the module that defines it, imported when the name is first read.
+_EXPORTS = {
+    "DEMO_SPACE_PATH": "layoutopt.sim.simulate",
+    "HILL2017_CHECKPOINTS": "layoutopt.sim.simulate",
+    "CampaignRecord": "layoutopt.sim.simulate",
+    "CampaignResult": "layoutopt.sim.simulate",
+    "SegmentWorld": "layoutopt.sim.segments",
+    "SyntheticWorld": "layoutopt.sim.simulate",
+    "TimeWorld": "layoutopt.sim.timeworld",
+    "WorldBest": "layoutopt.sim.simulate",
+    "event_log": "layoutopt.sim.timeworld",
+    "run_campaign": "layoutopt.sim.simulate",
+    "served_clicks": "layoutopt.sim.timeworld",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "DEMO_SPACE_PATH",
