@@ -13,6 +13,7 @@ from pathlib import Path
 
 import layoutopt.inference
 import layoutopt.propose
+import pandas as pd
 import pytest
 from layoutopt.simulate import SyntheticWorld
 
@@ -69,6 +70,15 @@ def test_help_does_not_import_jax(argv):
     out = _probe(argv)
     assert "Usage: layoutopt" in out
     assert out.strip().endswith("JAX-ABSENT 0"), out[-200:]
+
+
+def test_design_does_not_import_jax(tmp_path):
+    # the stage packages re-export lazily (util.lazy), so a design needs no numerics
+    space = ROOT / "layoutopt" / "examples" / "demo_space.toml"
+    out = _probe(["design", "--space", str(space), "-o", str(tmp_path / "design.csv")])
+    assert out.strip().endswith("JAX-ABSENT 0"), out[-300:]
+    design = pd.read_csv(tmp_path / "design.csv")
+    assert len(design) == 36 and set(design.columns) >= {"index", "headline", "reviews"}
 
 
 def test_the_probe_can_see_jax():
