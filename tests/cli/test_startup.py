@@ -6,6 +6,7 @@ JAX), prints the help and reports whether ``jax`` was imported.
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -110,6 +111,26 @@ def test_public_names_and_old_module_paths_resolve():
     assert lo.policies.thompson is not None and lo.driver.run is not None
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         lo.nope  # noqa: B018
+
+
+STAGES = ("model", "data", "infer", "score", "decide", "campaign", "sim")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_stage_packages_load_each_public_name_from_its_module(stage):
+    package = importlib.import_module(f"layoutopt.{stage}")
+    assert package.__all__ and set(package.__all__) <= set(dir(package))
+    for name in package.__all__:
+        value = getattr(package, name)
+        home = getattr(value, "__module__", None)
+        if home is not None and home.startswith("layoutopt."):
+            # the package's name is the defining module's object, not a copy
+            assert value is getattr(sys.modules[home], name), name
+        assert vars(package)[name] is value  # loaded once, then an ordinary attribute
+    with pytest.raises(AttributeError, match=f"'layoutopt.{stage}' has no attribute 'nope'"):
+        package.nope  # noqa: B018
+    # a submodule is an attribute as when the package imported it eagerly
+    assert layoutopt.model.space is sys.modules["layoutopt.model.space"]
 
 
 def test_cli_choices_are_the_librarys():
