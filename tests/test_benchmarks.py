@@ -9,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 GPU = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.py"
 
 
+@pytest.mark.slow
 def test_gpu_script_runs_tiny_on_cpu(tmp_path):
     out = tmp_path / "gpu.json"
     run = subprocess.run(

@@ -7,8 +7,13 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+
+
+# long-running (multi-process, sampling or compile-heavy): `pytest -m slow`, run by .ci/run
+pytestmark = pytest.mark.slow
 
 
 def _load(name: str):

@@ -212,6 +212,7 @@ def _ingest_process(target: str, file: Path) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow
 def test_two_concurrent_ingests_both_land(store_target, tmp_path):
     files = []
     for i in range(2):
@@ -258,6 +259,7 @@ def _postgres_writing(url: str):
     return check
 
 
+@pytest.mark.slow
 def test_kill_9_mid_ingest_leaves_a_consistent_store(store_target, tmp_path):
     file = tmp_path / "big.csv"
     frame = results(LARGE, 150_000, seed=20)

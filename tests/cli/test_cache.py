@@ -32,6 +32,10 @@ CLICKS = {
 }
 
 
+# long-running (multi-process, sampling or compile-heavy): `pytest -m slow`, run by .ci/run
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("cache")

@@ -477,6 +477,7 @@ def test_simulate_prints_a_regret_table(capsys):
     assert "6/6 rounds" in err
 
 
+@pytest.mark.slow
 def test_simulate_a_model_policy_on_the_demo_world(capsys):
     code, out, err = run(
         capsys,

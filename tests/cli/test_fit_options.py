@@ -47,6 +47,7 @@ def _nuts(capsys, inputs: Path, out: str, *extra: str):
     return np.concatenate([np.ravel(np.asarray(x)) for x in leaves]), captured.err
 
 
+@pytest.mark.slow
 def test_warmup_and_target_accept_reach_nuts(capsys, inputs):
     base, err = _nuts(capsys, inputs, "a.nc", "--warmup", "40")
     # stderr is not a terminal here: no NumPyro progress bar in it

@@ -22,6 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 CARD = (3, 4, 5, 6)  # 360 layouts: several leaf blocks, so both processes score rows
 
 
+# long-running (multi-process, sampling or compile-heavy): `pytest -m slow`, run by .ci/run
+pytestmark = pytest.mark.slow
+
+
 def _posterior(path: Path) -> None:
     rng = np.random.default_rng(11)
     S = 32

@@ -152,6 +152,7 @@ def test_delay_hyper_round_trips_through_netcdf(young, tmp_path):
 # With two components there are only three group scales, and NUTS reports a few divergences
 # in their funnel with delay=None too (also at target_accept_prob=0.95); this test is about
 # the delay model, so the sampler's health warning is not what it checks.
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:NUTS diagnostics look unhealthy")
 def test_sampling_methods_take_the_delay_model(young, method, delay):
     """NUTS and SVI fit F(age) too: with delay='auto' the delay is a latent of the model

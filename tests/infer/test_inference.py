@@ -191,6 +191,7 @@ def test_laplace_recovers_known_world():
 
 
 # ------------------------------------------------------------------------ agreement
+@pytest.mark.slow
 def test_methods_agree(tiny_space, tiny_fits):
     """Laplace and SVI against NUTS on eta at all 18 layouts (identified, unlike b0, m_k).
 
@@ -245,6 +246,7 @@ def test_svi_same_seed_same_draws(tiny_space, tiny_obs, tiny_fits):
     assert again.diagnostics["final_loss"] == tiny_fits("svi").diagnostics["final_loss"]
 
 
+@pytest.mark.slow
 def test_bad_nuts_run_warns_and_is_reproducible(tiny_space, tiny_obs):
     """5 warm-up steps cannot adapt the step size: r_hat / ESS must flag it.
 

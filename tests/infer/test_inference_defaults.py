@@ -65,6 +65,7 @@ def test_unknown_scales_option_is_rejected(tiny_space, tiny_obs):
         fit(tiny_space, tiny_obs, seed=0, num_samples=10, options=LaplaceOptions(scales="shared"))
 
 
+@pytest.mark.slow
 def test_pooled_scales_calibrate_better_than_per_group():
     # Regression guard for the default. Four worlds like the extrapolation study's: 36
     # tested layouts of 1,080, true sd 0.2 (main) and 0.1 (pairs). Per-group empirical Bayes

@@ -176,6 +176,7 @@ def obs_12x12():
     return space, Observations.from_codes(space, codes, n, world.serve(codes, n, seed=0))
 
 
+@pytest.mark.slow
 def test_fit_12x12_just_works_with_the_default_solver(obs_12x12):
     """9,649 parameters on 241 layouts: the dense solver is refused, "auto" picks the
     low-rank one, and the iteration converges (it ran 500 iterations without converging

@@ -19,6 +19,10 @@ RUN = {
 }  # target_accept_prob 0.95 as in conftest: no divergences
 
 
+# long-running (multi-process, sampling or compile-heavy): `pytest -m slow`, run by .ci/run
+pytestmark = pytest.mark.slow
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

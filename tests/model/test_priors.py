@@ -93,6 +93,7 @@ def attr_fits():
     return space, obs, lap, nuts
 
 
+@pytest.mark.slow
 def test_attribute_coefficient_laplace_agrees_with_nuts(attr_fits):
     space, _, lap, nuts = attr_fits
     assert lap.hyper["beta"].shape == (2000, 1) and nuts.hyper["beta"].shape == (1000, 1)
@@ -259,6 +260,7 @@ def test_meta_prior_spec_gives_unseen_variants_their_group_prior():
     assert post.prior.link == "logit" and post.method == "laplace"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["laplace", "nuts", "svi"])
 def test_fit_with_a_meta_prior_for_every_method(method, attr_fits):
     space, obs, lap, _ = attr_fits

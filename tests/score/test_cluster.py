@@ -28,6 +28,10 @@ CARD = (9, 7, 5, 6, 4, 8)
 RULES = [{"c0": "v2", "c3": "v1"}, {"c1": "v4"}, {"c0": "v8", "c5": "v0", "c2": "v3"}]
 
 
+# long-running (multi-process, sampling or compile-heavy): `pytest -m slow`, run by .ci/run
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def post() -> Posterior:
     space = LayoutSpace(

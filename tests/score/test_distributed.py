@@ -24,6 +24,10 @@ TOP = 7
 NAMES = ("laplace", "draws", "tied", "one_block")
 
 
+# long-running (multi-process, sampling or compile-heavy): `pytest -m slow`, run by .ci/run
+pytestmark = pytest.mark.slow
+
+
 def methods(name: str) -> tuple[str, ...]:
     """Scoring methods compared: the Laplace fit in closed form and from its draws; the
     others have no Gaussian, so "auto" is the draws."""

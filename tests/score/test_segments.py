@@ -515,6 +515,7 @@ def test_segments_fit_low_rank_and_score_in_shards(tmp_path):
     assert rows == space.size
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["attributes", "meta-prior"])
 def test_laplace_fits_segments_with_attributes_or_meta_prior_like_nuts(kind):
     """Segments with variant attributes or a meta-prior in one Laplace fit (segment blocks
