@@ -32,6 +32,9 @@ import pytest
 from layoutopt.decide.design import initial_design
 from layoutopt.sim.simulate import SyntheticWorld
 
+# every page's blocks run in full (minutes in all): `pytest -m slow`, run by .ci/run
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)

@@ -314,6 +314,7 @@ def test_event_logs_keep_ages_and_delays_for_the_fit(store_target, tmp_path):
     assert plain.age is None and plain.round is None
 
 
+@pytest.mark.slow
 def test_fit_with_delay_and_half_life_is_recorded_and_reused(tmp_path):
     db = tmp_path / "c.db"
     log, now = event_frame(SPACE, 30_000, seed=2, start_hour=0, hours=24)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from layoutopt.campaign.campaign import Campaign
 from layoutopt.cli.app import main
@@ -33,6 +34,7 @@ def run(capsys, *argv):
     return code, out.out, out.err
 
 
+@pytest.mark.slow
 def test_auto_half_life_is_recorded_reused_and_shown(tmp_path, capsys):
     db = str(tmp_path / "c.db")
     with Campaign.create(db, SPACE) as camp:

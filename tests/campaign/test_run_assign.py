@@ -164,6 +164,7 @@ def test_assign_refuses_bad_input(tmp_path):
         Campaign.create(tmp_path / "d.db", SPACE, holdout=0.1, control={"headline": "h1"})
 
 
+@pytest.mark.slow
 def test_segment_spaces_assign_from_their_segments_allocation(tmp_path):
     space = LayoutSpace(dict(SPACE.to_dict()["components"]), segments={"member": ["prime", "no"]})
     design = initial_design(space, seed=0)

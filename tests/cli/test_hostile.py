@@ -701,6 +701,7 @@ def disk_results(ws):
     return results
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "case_id, code, parts", [(c[0], c[2], c[3]) for c in DISK_CASES], ids=[c[0] for c in DISK_CASES]
 )

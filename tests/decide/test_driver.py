@@ -280,6 +280,7 @@ def test_model_policy_refuses_bad_time_options(kwargs, match):
         policies.thompson(**kwargs)
 
 
+@pytest.mark.slow
 def test_model_policy_fits_with_its_delay_and_half_life():
     infos = []
     run_campaign(
@@ -301,6 +302,7 @@ def _segment_time_world(**kwargs):
     return TimeWorld(_segment_world(), lo.Weibull(0.8, 6.0), hours_per_round=2.0, **kwargs)
 
 
+@pytest.mark.slow
 def test_audiences_in_time_keep_shares_and_late_clicks():
     """A TimeWorld over a SegmentWorld: each round splits over the audiences by share, the
     ledger has (layout, segment, round) cohorts with ages, and clicks arrive late."""

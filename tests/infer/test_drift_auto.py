@@ -119,6 +119,7 @@ def test_a_change_of_taste_is_found_and_the_fit_is_the_oracle(tmp_path):
     assert lo.Posterior.load(tmp_path / "p.nc").diagnostics["change_round"] == 2
 
 
+@pytest.mark.slow
 def test_a_policy_chooses_at_every_refit():
     """policies.thompson(half_life="auto"): the driver's fits carry the choice; the first
     fit (one round, nothing to predict) keeps every round."""

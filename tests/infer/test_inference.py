@@ -220,6 +220,7 @@ def test_methods_agree(tiny_space, tiny_fits):
         assert 0.4 < ratio.min() and ratio.max() < 2.5, (method, ratio)
 
 
+@pytest.mark.slow
 def test_nuts_total_draws_and_chains(tiny_fits):
     nuts = tiny_fits("nuts")
     assert nuts.num_draws == 400 and nuts.num_chains == 2 and nuts.method == "nuts"
@@ -239,6 +240,7 @@ def test_laplace_same_seed_same_draws(tiny_space, tiny_obs):
     np.testing.assert_array_equal(runs[0].observed_codes, tiny_obs.codes)
 
 
+@pytest.mark.slow
 def test_svi_same_seed_same_draws(tiny_space, tiny_obs, tiny_fits):
     # Reuses the shared fit as the first run: SVI's cost here is mostly XLA compilation.
     again = fit(tiny_space, tiny_obs, method="svi", seed=0, **FIT_SETTINGS["svi"])

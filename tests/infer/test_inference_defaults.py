@@ -86,6 +86,7 @@ def test_pooled_scales_calibrate_better_than_per_group():
     assert np.mean(pooled) - np.mean(per_group) >= 0.1
 
 
+@pytest.mark.slow
 def test_svi_default_guide_is_full_rank_for_small_models(tiny_fits):
     # The shared fixture fits SVI with the default guide ("auto").
     assert tiny_fits("svi").diagnostics["guide"] == "full"

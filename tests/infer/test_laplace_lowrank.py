@@ -32,6 +32,7 @@ def data():
     return space, obs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scales", ["per_group"])  # one scale per slot: the finest mapping
 def test_lowrank_fit_equals_dense(data, scales):
     space, obs = data
@@ -194,6 +195,7 @@ def test_fit_12x12_just_works_with_the_default_solver(obs_12x12):
         fit(space, obs, seed=0, options=LaplaceOptions(solver="dense"))
 
 
+@pytest.mark.slow
 def test_auto_fits_a_delay_model_above_the_dense_limit(obs_12x12):
     """The low-rank solver carries the delay's exposure: "auto" no longer refuses it."""
     space, obs = obs_12x12
@@ -223,6 +225,7 @@ def _segment_model():
     return space, Observations.from_codes(space, codes, n, clicks, segments=segs)
 
 
+@pytest.mark.slow
 def test_size_guard_counts_segment_terms():
     space, obs = _segment_model()
     prior = PriorConfig(segment_pairs=True)

@@ -25,6 +25,7 @@ def assert_same(a: Posterior, b: Posterior) -> None:
     assert a.observed_codes.dtype == b.observed_codes.dtype
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["laplace", "nuts"])
 def test_round_trip_is_exact(tiny_fits, tmp_path, method):
     post = tiny_fits(method)

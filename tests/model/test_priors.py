@@ -125,6 +125,7 @@ def test_tiny_attribute_scale_reduces_to_the_model_without_attributes():
         np.testing.assert_allclose(np.std(x, 0), np.std(y, 0), rtol=0.05)
 
 
+@pytest.mark.slow
 def test_new_variant_gets_its_attribute_prediction_and_thompson_tries_it(attr_fits):
     space, obs, lap, _ = attr_fits
     new = space.with_variants({"headline": ["h9"]}, attributes={"headline": {"h9": {"free": True}}})
