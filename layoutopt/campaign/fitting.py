@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from layoutopt.campaign.rounds import jsonable
@@ -181,10 +179,7 @@ class Fitting:
         ``(last batch id, space version)``."""
         posts = self._fit_metrics(post, method, options["num_samples"], pick_seed)
         pick = best_layout(self._objective_of(posts), seed=pick_seed)
-        with tempfile.TemporaryDirectory() as tmp:
-            file = Path(tmp) / "posterior.nc"
-            post.save(file)
-            blob = file.read_bytes()
+        blob = post.to_bytes()
         half_life = options["half_life"]
         fit_id = self.store.add_fit(
             self._id,
@@ -237,10 +232,7 @@ class Fitting:
                 raise ValueError(f"campaign {self.name!r}: not fitted yet; run `campaign fit`")
             fit_id = fits[-1]["id"]
         if fit_id not in self._posteriors:
-            with tempfile.TemporaryDirectory() as tmp:
-                file = Path(tmp) / "posterior.nc"
-                file.write_bytes(self.store.fit_posterior(fit_id))
-                self._posteriors[fit_id] = Posterior.load(file)
+            self._posteriors[fit_id] = Posterior.from_bytes(self.store.fit_posterior(fit_id))
         return self._posteriors[fit_id]
 
     def stale(self) -> str | None:

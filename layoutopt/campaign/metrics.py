@@ -29,8 +29,6 @@ excluded, in words).
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -91,20 +89,6 @@ def _ensure(store: Store) -> None:
 
 def _exists(store: Store) -> bool:
     return sa.inspect(store.engine).has_table(OBJECTIVE.name)
-
-
-def _posterior_bytes(post: Posterior) -> bytes:
-    with tempfile.TemporaryDirectory() as tmp:
-        file = Path(tmp) / "posterior.nc"
-        post.save(file)
-        return file.read_bytes()
-
-
-def _posterior_of(blob: bytes) -> Posterior:
-    with tempfile.TemporaryDirectory() as tmp:
-        file = Path(tmp) / "posterior.nc"
-        file.write_bytes(blob)
-        return Posterior.load(file)
 
 
 class Metrics:
@@ -292,7 +276,7 @@ class Metrics:
                 "campaign_id": self._id,
                 "fit_id": fit_id,
                 "metric": m,
-                "posterior": _posterior_bytes(p),
+                "posterior": p.to_bytes(),
             }
             for m, p in posts.items()
             if m != "clicks"
@@ -356,7 +340,7 @@ class Metrics:
                     f"campaign {self.name!r}: fit {fit_id} has no fit of {missing} (the "
                     "objective or guardrails changed since); run `campaign fit` again"
                 )
-            posts.update({m: _posterior_of(stored[m]) for m in names})
+            posts.update({m: Posterior.from_bytes(stored[m]) for m in names})
         return self._objective_of(posts)
 
     def _record_exclusions(self, fit_id: int, note: str) -> None:

@@ -8,7 +8,9 @@ import itertools
 import json
 import os
 import re
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import h5py
@@ -278,6 +280,21 @@ class Posterior:
             segment_shares=shares,
             gaussian=gaussian,
         )
+
+    def to_bytes(self) -> bytes:
+        """The file :meth:`save` writes, as bytes (how a campaign store keeps a fit)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            file = Path(tmp) / "posterior.nc"
+            self.save(file)
+            return file.read_bytes()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> Posterior:
+        """The posterior of :meth:`to_bytes`'s bytes (as :meth:`load` reads the file)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            file = Path(tmp) / "posterior.nc"
+            file.write_bytes(blob)
+            return cls.load(file)
 
     def _to_datasets(self):
         space, C = self.space, int(self.num_chains)
