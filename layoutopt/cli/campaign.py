@@ -36,7 +36,7 @@ from rich.table import Table
 
 from layoutopt.cli import deciding, library, serve
 from layoutopt.cli.console import shown_target, write_table
-from layoutopt.cli.objective import campaign_objective, settings_line
+from layoutopt.cli.objective import campaign_objective
 from layoutopt.cli.options import (
     AdditiveOpt,
     ColumnOpt,
@@ -281,7 +281,7 @@ def status(db: DbOpt, name: NameOpt = None) -> None:
         others = camp.store.campaign_names()
         checks = serve.check_lines(camp)
         verdict = deciding.decision_line(camp)
-        settings = settings_line(camp)
+        settings = camp.settings_line()
         evidence = camp.best().no_evidence if camp.store.fits(camp.campaign_id) else None
         fit_line = _fit_line(camp.latest_fit())
     out = _out()

@@ -31,7 +31,6 @@ __all__ = [
     "guardrail_arg",
     "objective_arg",
     "scored_posterior",
-    "settings_line",
 ]
 
 MetricOpt = Annotated[
@@ -154,11 +153,6 @@ def scored_posterior(post, metrics, objective, guardrails, control):
     )
 
 
-def settings_line(camp) -> str:
-    """``objective: ...; guardrails: ...`` of a campaign, or ``""`` for plain clicks."""
-    return camp.settings_line()
-
-
 def campaign_objective(
     db: DbOpt,
     name: NameOpt = None,
@@ -181,6 +175,6 @@ def campaign_objective(
         if objective is not None or guardrail or no_guardrails:
             guards = None if no_guardrails else (guardrail_arg(guardrail) or ())
             camp.set_objective(objective_arg(objective), guards)
-        line = settings_line(camp) or "objective: clicks per impression (CTR); no guardrails"
+        line = camp.settings_line() or "objective: clicks per impression (CTR); no guardrails"
     console = Console(highlight=False, markup=False, soft_wrap=True)
     console.print(line)
