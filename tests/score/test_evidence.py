@@ -17,7 +17,7 @@ from layoutopt.score.evidence import (
     evidence_level,
     no_evidence,
 )
-from tests.conftest import random_draws
+from conftest import random_draws
 
 SPACE = lo.LayoutSpace({"a": list("pqrs"), "b": list("xyz"), "c": ["u", "v"]})  # 24 layouts
 
