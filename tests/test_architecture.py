@@ -191,3 +191,22 @@ def test_layers_contract_holds():
     root = PACKAGE.parent
     out = subprocess.run([lint], cwd=root, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+
+
+def test_test_modules_import_helpers_as_ci_can():
+    """Test modules reach the shared helpers as ``from conftest import ...``: pytest puts
+    ``tests/`` on ``sys.path`` (rootdir conftest), but a fresh clone has no ``tests`` package,
+    so ``from tests.conftest import ...`` fails at collection there (it did, in CI)."""
+    tests_dir = Path(__file__).resolve().parent
+    bad = []
+    for path in sorted(tests_dir.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            bad += [
+                f"{path.relative_to(tests_dir)}: {n}" for n in names if n.split(".")[0] == "tests"
+            ]
+    assert not bad, "import the helpers as `from conftest import ...`: " + "; ".join(bad)
