@@ -10,7 +10,10 @@ frame) and keeps only per-group running sums, so memory grows with the number of
 Per group it keeps impressions, clicks and the summed age (the cohort's age is the mean
 age of its impressions); over the whole log a histogram of the observed click delays over
 :data:`layoutopt.model.delay.DELAY_EDGES`, the sufficient statistic of the delay model (see
-:mod:`layoutopt.model.delay`).
+:mod:`layoutopt.model.delay`). Further metrics (a sign-up, an add-to-cart) are read the same
+way, each from its own time column ``<metric>_at`` (or a 0/1 column ``<metric>``): their
+counts per group and their own delay histograms, since a sign-up may arrive later than a
+click.
 """
 
 from __future__ import annotations
@@ -52,6 +55,9 @@ class EventTotals(NamedTuple):
         delay_counts: histogram of observed click delays over ``DELAY_EDGES``; None for a
             log with a 0/1 ``clicked`` column instead of click times.
         num_events: rows read.
+        counts: ``{metric: (G,) int64}`` of the further metrics read (``metrics=``).
+        metric_delays: ``{metric: histogram}`` of the further metrics read from a time
+            column ``<metric>_at`` (a metric read from a 0/1 column has none).
     """
 
     codes: np.ndarray
@@ -61,6 +67,8 @@ class EventTotals(NamedTuple):
     clicks: np.ndarray
     delay_counts: np.ndarray | None
     num_events: int
+    counts: dict[str, np.ndarray] = {}
+    metric_delays: dict[str, np.ndarray] = {}
 
 
 def parse_now(now: Any) -> int:
@@ -97,6 +105,7 @@ def aggregate_events(
     age_edges: np.ndarray = AGE_EDGES,
     columns: Mapping[str, str] | None = None,
     absent: Mapping[str, int] | None = None,
+    metrics: Sequence[str] = (),
 ) -> EventTotals:
     """Stream an impression log into per-(keys, age cohort, round) totals.
 
@@ -113,6 +122,9 @@ def aggregate_events(
         columns: layoutopt's column names -> the log's (``{"served_at": "timestamp"}``).
         absent: ``{key column: code}`` of the keys whose missing (null) cells mean a code
             (an optional component's absent state); elsewhere a missing label is an error.
+        metrics: further metrics to count, each from the time column ``<metric>_at``
+            (null while it has not happened; its delays are histogrammed like the clicks')
+            or, failing that, a 0/1 column ``<metric>`` (mappable through ``columns``).
 
     Returns:
         :class:`EventTotals`.
@@ -124,32 +136,43 @@ def aggregate_events(
         ValueError: naming the source, the 1-based row, the column and the value, for a
             missing column, a bad mapping, a ``clicked`` cell that is not 0/1, a missing
             or unknown label, a missing ``served_at``, a time
-            after ``now``, a click before its impression, or a bad ``round``.
+            after ``now``, a click before its impression, or a bad ``round``; for a metric
+            named twice, named ``clicks``, or with neither column.
     """
     now_us = parse_now(now)
     name = source if isinstance(source, str | Path) else type(source).__name__
+    metrics = _check_metrics(metrics)
     batches, names = _open_batches(source, batch_size)
     key_names = [k for k, _ in keys]
-    found = resolve_columns(names, columns, key_names + list(KNOWN_COLUMNS), str(name))
-    if "clicked_at" in found:  # click times say more than a flag; a flag beside them is extra
-        found.pop("clicked", None)
-    outcome = "clicked_at" if "clicked_at" in found else "clicked"
+    extra_known = [c for m in metrics for c in (f"{m}_at", m)]
+    found = resolve_columns(
+        names, columns, key_names + list(KNOWN_COLUMNS) + extra_known, str(name)
+    )
+    # (layoutopt's name, its time column, its flag column) per outcome; times say more than a
+    # flag, so a flag beside them is extra
+    outcomes = [("clicks", "clicked_at", "clicked")] + [(m, f"{m}_at", m) for m in metrics]
+    for _, at, flag in outcomes:
+        if at in found:
+            found.pop(flag, None)
     missing = [c for c in key_names + ["served_at"] if c not in found]
-    if outcome not in found:
-        missing.append("clicked_at")
+    missing += [at for _, at, flag in outcomes if at not in found and flag not in found]
     if missing:
+        further = (
+            ", and <metric>_at (times) or <metric> (0/1) per further metric" if metrics else ""
+        )
         raise ValueError(
             f"{name}: missing column(s) {missing}; an event log needs one column per "
             f"component/segment plus served_at and clicked_at (click times) or clicked "
-            f"(0/1), found {names}"
+            f"(0/1){further}, found {names}"
         )
     # the columns layoutopt writes next to labels (index, weight) are not extra
     extras = [c for c in names if c not in found.values() and c not in IGNORED_COLUMNS]
     has_round = "round" in found
     lookups = [{str(v): i for i, v in enumerate(labels)} for _, labels in keys]
     radices = [len(labels) for _, labels in keys] + [len(age_edges) - 1]
-    acc = _Accumulator(radices, has_round)
-    delay_counts = np.zeros(len(DELAY_EDGES) - 1, np.int64)
+    acc = _Accumulator(radices, has_round, len(outcomes))
+    timed = [at in found for _, at, _ in outcomes]
+    delays = [np.zeros(len(DELAY_EDGES) - 1, np.int64) for _ in outcomes]
     offset = 0
     zones: dict[str, Any] = {}
     for batch in batches(list(found.values())):
@@ -165,35 +188,62 @@ def aggregate_events(
         ]
         col = found["served_at"]
         served = _micros(batch.column(col), col, where, zones, allow_null=False)
-        if outcome == "clicked":
-            is_click = _flags(batch.column(found["clicked"]), found["clicked"], where)
-            _check_times(served, np.full(n, -1, np.int64), now_us, where)
-        else:
-            col = found["clicked_at"]
-            clicked = _micros(batch.column(col), col, where, zones, allow_null=True)
-            _check_times(served, clicked, now_us, where)
-            is_click = clicked >= 0
-            delays = (clicked[is_click] - served[is_click]) / _US_PER_HOUR
-            bins = np.clip(np.searchsorted(DELAY_EDGES, delays, side="right") - 1, 0, None)
-            delay_counts += np.bincount(bins, minlength=len(delay_counts))
+        _check_times(served, np.full(n, -1, np.int64), now_us, where)
+        events = []
+        for (_, at, flag), hist in zip(outcomes, delays, strict=True):
+            column = found.get(at, found.get(flag))
+            events.append(
+                _outcome(
+                    batch.column(column), column, at in found, (served, now_us), hist, where, zones
+                )
+            )
         age = (now_us - served) / _US_PER_HOUR
         cohort = np.clip(np.searchsorted(age_edges, age, side="right") - 1, 0, radices[-1] - 1)
         rounds = _rounds(batch.column(found["round"]), where, found["round"]) if has_round else None
-        acc.add(codes + [cohort], rounds, age, is_click)
+        acc.add(codes + [cohort], rounds, age, events)
         offset += n
     if offset == 0:
         raise ValueError(f"{name}: no events; at least one impression is needed")
     warn_extra(extras, str(name))
     out = acc.result()
+    counts = dict(zip(metrics, out["outcomes"][1:], strict=True))
     return EventTotals(
         out["codes"][:, :-1].astype(np.int32),
         out["age_sum"] / out["impressions"],
         out["round"],
         out["impressions"],
-        out["clicks"],
-        delay_counts if outcome == "clicked_at" else None,
+        out["outcomes"][0],
+        delays[0] if timed[0] else None,
         offset,
+        counts,
+        {m: h for m, h, t in zip(metrics, delays[1:], timed[1:], strict=True) if t},
     )
+
+
+def _check_metrics(metrics) -> tuple[str, ...]:
+    names = (metrics,) if isinstance(metrics, str) else tuple(metrics)
+    bad = [m for m in names if not isinstance(m, str) or not m or m == "clicks"]
+    if bad or len(set(names)) != len(names):
+        raise ValueError(
+            f"metrics must be distinct names other than 'clicks' (the primary outcome, read "
+            f"from clicked_at or clicked); got {list(names)}"
+        )
+    return names
+
+
+def _outcome(array, column: str, timed: bool, times, hist, where, zones) -> np.ndarray:
+    """One outcome of a batch as a bool array: a time column (null: not yet; its delays are
+    added to ``hist``) or a 0/1 flag column."""
+    if not timed:
+        return _flags(array, column, where)
+    served, now_us = times
+    at = _micros(array, column, where, zones, allow_null=True)
+    _check_times(served, at, now_us, where, column)
+    happened = at >= 0
+    delay = (at[happened] - served[happened]) / _US_PER_HOUR
+    bins = np.clip(np.searchsorted(DELAY_EDGES, delay, side="right") - 1, 0, None)
+    hist += np.bincount(bins, minlength=len(hist))
+    return happened
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -398,17 +448,18 @@ def _first_bad_time(array) -> int:
     return 0
 
 
-def _check_times(served, clicked, now_us, where) -> None:
+def _check_times(served, clicked, now_us, where, column: str = "clicked_at") -> None:
     later = np.flatnonzero(served > now_us)
     if later.size:
         _fail(where, int(later[0]), "served_at", "served after now; check the now= argument")
     has = clicked >= 0
+    what = "click" if column == "clicked_at" else "event"
     early = np.flatnonzero(has & (clicked < served))
     if early.size:
-        _fail(where, int(early[0]), "clicked_at", "click before its impression's served_at")
+        _fail(where, int(early[0]), column, f"{what} before its impression's served_at")
     late = np.flatnonzero(has & (clicked > now_us))
     if late.size:
-        _fail(where, int(late[0]), "clicked_at", "click after now; check the now= argument")
+        _fail(where, int(late[0]), column, f"{what} after now; check the now= argument")
 
 
 def _flags(array, column: str, where) -> np.ndarray:
@@ -461,11 +512,11 @@ def _rounds(array, where, column: str = "round") -> np.ndarray:
 class _Accumulator:
     """Running per-group sums keyed by one int64 (mixed radix), merged batch by batch."""
 
-    def __init__(self, radices: list[int], has_round: bool):
+    def __init__(self, radices: list[int], has_round: bool, num_outcomes: int = 1):
         self.radices = radices
         self.has_round = has_round
         self.keys = np.zeros((0,), np.int64)
-        self.sums = np.zeros((3, 0))  # impressions, clicks, summed age
+        self.sums = np.zeros((2 + num_outcomes, 0))  # impressions, summed age, outcomes
         self.rounds = np.zeros((0,), np.int64)
         span = 1
         for r in radices:
@@ -477,7 +528,7 @@ class _Accumulator:
                 "use fewer age cohorts"
             )
 
-    def add(self, columns: list[np.ndarray], rounds, age, is_click) -> None:
+    def add(self, columns: list[np.ndarray], rounds, age, outcomes: list[np.ndarray]) -> None:
         key = np.zeros(len(age), np.int64)
         for col, radix in zip(columns, self.radices, strict=True):
             key = key * radix + col
@@ -493,9 +544,9 @@ class _Accumulator:
         sums = np.stack(
             [
                 np.bincount(inv, minlength=m).astype(np.float64),
-                np.bincount(inv, weights=is_click, minlength=m),
                 np.bincount(inv, weights=age, minlength=m),
             ]
+            + [np.bincount(inv, weights=o, minlength=m) for o in outcomes]
         )
         self._merge(new_keys, new_rounds, sums)
 
@@ -519,6 +570,6 @@ class _Accumulator:
             "codes": codes,
             "round": self.rounds if self.has_round else None,
             "impressions": np.rint(self.sums[0]).astype(np.int64),
-            "clicks": np.rint(self.sums[1]).astype(np.int64),
-            "age_sum": self.sums[2],
+            "age_sum": self.sums[1],
+            "outcomes": [np.rint(o).astype(np.int64) for o in self.sums[2:]],
         }

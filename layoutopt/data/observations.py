@@ -9,7 +9,7 @@ and says what would be valid.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from layoutopt.data.readers import (
     table_format,
 )
 from layoutopt.data.sums import (
+    check_metric_delays,
     check_segment_codes,
     check_totals,
     exact_sums,
@@ -67,6 +68,7 @@ class Observations:
             ``dismissals``, ...), each out of the same ``impressions`` as ``clicks`` and
             summed with them row for row; empty for click data only. ``clicks`` is the
             primary metric; :meth:`metric` gives any metric's data as ordinary click data.
+        metric_delays: ``{metric: delay histogram}`` of further metrics (event logs).
     """
 
     space: LayoutSpace
@@ -79,6 +81,7 @@ class Observations:
     round: np.ndarray | None = None
     delay_counts: np.ndarray | None = None
     counts: dict[str, np.ndarray] = field(default_factory=dict)
+    metric_delays: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def from_codes(
@@ -94,6 +97,7 @@ class Observations:
         round=None,
         delay_counts=None,
         counts: Mapping[str, Any] | None = None,
+        metric_delays: Mapping[str, Any] | None = None,
     ) -> Observations:
         """Build from integer codes; repeated rows are summed.
 
@@ -113,6 +117,7 @@ class Observations:
                 :data:`layoutopt.model.delay.DELAY_EDGES`.
             counts: optional ``{metric: (N,) counts}`` of further metrics, each at most the
                 row's impressions (see :attr:`counts`).
+            metric_delays: optional ``{metric: histogram}`` (:attr:`metric_delays`).
 
         Raises:
             ValueError: for out-of-range codes, forbidden layouts, bad counts, ages, rounds
@@ -163,8 +168,9 @@ class Observations:
         clicks = outcomes.pop("clicks")
         # Arrays number rows from 0, like the other messages here; tables from 1.
         check_allowed(codes, space, source, first_row=0)
+        delays = check_metric_delays(metric_delays, outcomes, source)
         if age is not None or round is not None or delay_counts is not None:
-            return time_rows(
+            timed = time_rows(
                 cls,
                 space,
                 codes,
@@ -177,6 +183,7 @@ class Observations:
                 delay_counts=delay_counts,
                 counts=outcomes,
             )
+            return dataclasses.replace(timed, metric_delays=delays)
         keys = codes if seg is None else np.concatenate([codes, seg[:, None]], axis=1)
         uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)
@@ -186,7 +193,8 @@ class Observations:
         K = space.num_components
         check_totals(space, uniq[:, :K], imp, source)
         uniq_seg = None if seg is None else uniq[:, K].astype(np.int32)
-        return cls(space, uniq[:, :K].astype(np.int32), imp, clk, uniq_seg, counts=summed)
+        codes = uniq[:, :K].astype(np.int32)
+        return cls(space, codes, imp, clk, uniq_seg, counts=summed, metric_delays=delays)
 
     # ------------------------------------------------------------------ tables in and out
     @classmethod
@@ -272,6 +280,7 @@ class Observations:
         *,
         batch_size: int = 1 << 20,
         columns: Mapping[str, str] | None = None,
+        metrics: Sequence[str] = (),
     ) -> Observations:
         """Aggregate an impression-level event log into age cohorts, streaming.
 
@@ -301,10 +310,13 @@ class Observations:
             batch_size: rows per record batch.
             columns: layoutopt's column names -> the log's, e.g.
                 ``{"served_at": "timestamp", "clicked": "click"}``.
+            metrics: further metrics (:attr:`counts`), each from a time column
+                ``<metric>_at`` (null: not yet; its delays are the metric's own
+                :attr:`metric_delays`) or a 0/1 column ``<metric>``; mappable by ``columns``.
 
         Returns:
-            Observations with ``age``, ``delay_counts`` (None for a ``clicked`` log) and (if
-            the log has it) ``round``.
+            Observations with ``age``, ``delay_counts`` (None for a ``clicked`` log), the
+            ``round`` if the log has it, and the metrics' ``counts`` and ``metric_delays``.
 
         Raises:
             ValueError: naming the file, the 1-based row, the column and the value.
@@ -319,7 +331,13 @@ class Observations:
         keys += [(name, values) for name, values in space.segments]
         absent = {space.components[k]: 0 for k in space.optional}  # null: not shown
         totals = aggregate_events(
-            events, keys, now, batch_size=batch_size, columns=columns, absent=absent
+            events,
+            keys,
+            now,
+            batch_size=batch_size,
+            columns=columns,
+            absent=absent,
+            metrics=metrics,
         )
         source = str(events) if isinstance(events, str | Path) else "events"
         K = space.num_components
@@ -338,6 +356,8 @@ class Observations:
             age=totals.age,
             round=totals.round,
             delay_counts=totals.delay_counts,
+            counts=totals.counts,
+            metric_delays=totals.metric_delays,
         )
 
     @classmethod
@@ -486,6 +506,7 @@ class Observations:
             round=self.round,
             delay_counts=self.delay_counts,
             counts=self.counts,
+            metric_delays=self.metric_delays,
         )
 
     @property
@@ -503,13 +524,17 @@ class Observations:
             ValueError: for a metric these data do not count (the message lists those).
         """
         if name == "clicks":
-            return dataclasses.replace(self, counts={})
+            return dataclasses.replace(self, counts={}, metric_delays={})
         if name not in self.counts:
             raise ValueError(
                 f"no metric {name!r} in these observations; they count {list(self.metric_names)}"
                 " (read further count columns with metrics=(...))"
             )
-        return dataclasses.replace(self, clicks=self.counts[name], counts={})
+        # the metric's own delays, or none: the clicks' delays are not a sign-up's
+        delays = self.metric_delays.get(name)
+        return dataclasses.replace(
+            self, clicks=self.counts[name], counts={}, delay_counts=delays, metric_delays={}
+        )
 
     @property
     def num_layouts(self) -> int:

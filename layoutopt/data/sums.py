@@ -11,6 +11,7 @@ from layoutopt.util.limits import MAX_COUNT
 
 __all__ = [
     "check_delay_counts",
+    "check_metric_delays",
     "check_segment_codes",
     "check_time_array",
     "check_totals",
@@ -131,3 +132,16 @@ def check_delay_counts(delay_counts, source: str) -> np.ndarray:
             "layoutopt.model.delay.DELAY_EDGES)"
         )
     return delay_counts.astype(np.int64)
+
+
+def check_metric_delays(metric_delays, counts, source: str) -> dict[str, np.ndarray]:
+    """Checked ``{metric: delay histogram}``, each metric one of ``counts``."""
+    out = {}
+    for name, hist in (metric_delays or {}).items():
+        if name not in counts:
+            raise ValueError(
+                f"{source}: metric_delays names {name!r}, which these data do not count; "
+                f"they count {['clicks', *counts]} (the clicks' delays are delay_counts)"
+            )
+        out[name] = check_delay_counts(hist, f"{source}: {name}")
+    return out
