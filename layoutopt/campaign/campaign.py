@@ -435,7 +435,7 @@ class Campaign(Fitting, Columns, Serving, Deciding, Metrics, Records):
             **{**options, "prior": options["prior"] or self.prior},
         )
         # on the objective when the settings name one; the floor applies to what it proposes
-        policy = self._objective_policy(policy, k, strategy, options["num_samples"])
+        policy = self._objective_policy(policy, k, strategy, options)
         policy = with_floor(policy, min_share=min_share, burn_in=burn_in)
         reason = self.stale()
         fitted = None if reason is not None else (obs, self.posterior())

@@ -177,7 +177,7 @@ class Fitting:
     def _record_fit(self, post: Posterior, seen, method, seed, options, pick_seed) -> int:
         """Store a fit (posterior bytes, diagnostics, the pick); ``seen`` is the fit's
         ``(last batch id, space version)``."""
-        posts = self._fit_metrics(post, method, options["num_samples"], pick_seed)
+        posts = self._fit_metrics(post, method, options, pick_seed)
         pick = best_layout(self._objective_of(posts), seed=pick_seed)
         blob = post.to_bytes()
         half_life = options["half_life"]

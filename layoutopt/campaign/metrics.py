@@ -40,6 +40,7 @@ from layoutopt.decide.interface import Policy
 from layoutopt.decide.objective_policy import on_objective
 from layoutopt.infer.fitting import fit as fit_model
 from layoutopt.infer.posterior import Posterior
+from layoutopt.model.priors import PriorConfig
 from layoutopt.score.objective import Guardrail, Objective, ObjectivePosterior
 from layoutopt.util.seeds import seed_of, split_seed
 
@@ -252,8 +253,15 @@ class Metrics:
         )
 
     # ---------------------------------------------------------------- fits
-    def _fit_metrics(self, post: Posterior, method: str, num_samples: int, seed: int) -> dict:
-        """Fit every further metric like ``post`` (one seed each, split from ``seed``).
+    def _fit_metrics(self, post: Posterior, method: str, settings: dict, seed: int) -> dict:
+        """Fit every further metric like ``post`` (one seed each, split from ``seed``), with
+        the fit's ``num_samples``, options and prior settings (``settings``, as recorded
+        with the fit: ``PriorConfig(pairwise=False)`` makes every metric's model additive).
+        A meta-prior was learned from clicks, so a further metric gets the default prior.
+
+        A further metric's rows are stored per batch without ages or rounds, so ``delay``
+        and ``half_life`` are the clicks' only; ``lo.fit_metrics`` on an event log gives
+        each metric its own.
 
         The fits of the last ``post`` are kept, so the fit a proposal made and the fit that
         is recorded with it are the same (see :meth:`_objective_policy`).
@@ -263,10 +271,21 @@ class Metrics:
             return last[1]
         names = self.metric_columns()
         seeds = split_seed(int(seed), len(names) + 1)[1:]
+        prior = settings.get("prior")
+        prior = prior if isinstance(prior, PriorConfig) else None
+        options = settings.get("fit_options")
         out = {"clicks": post}
         for m, s in zip(names, seeds, strict=True):
             obs = self.metric_observations(m)
-            out[m] = fit_model(obs.space, obs, method=method, seed=s, num_samples=num_samples)
+            out[m] = fit_model(
+                obs.space,
+                obs,
+                method=method,
+                seed=s,
+                num_samples=int(settings["num_samples"]),
+                prior=prior,
+                options=options,
+            )
         self.__dict__["_metric_fits"] = (post, out)
         return out
 
@@ -296,9 +315,10 @@ class Metrics:
         control = self.holdout[1] if guards else None
         return ObjectivePosterior.create(posts, objective, {g.metric: g for g in guards}, control)
 
-    def _objective_policy(self, policy: Policy, k: int, strategy: str, num_samples: int):
+    def _objective_policy(self, policy: Policy, k: int, strategy: str, settings: dict):
         """The campaign's policy, proposing on the objective when the settings name one
-        (:func:`~layoutopt.decide.objective_policy.on_objective`); unchanged otherwise."""
+        (:func:`~layoutopt.decide.objective_policy.on_objective`); unchanged otherwise.
+        ``settings`` are the refit's (``num_samples``, ``prior``, ``fit_options``)."""
         objective, guards = self._settings()
         if objective == Objective.of("clicks") and not guards:
             return policy
@@ -307,7 +327,7 @@ class Metrics:
             fits = self.store.fits(self._id)
             if fits and self._posteriors.get(int(fits[-1]["id"])) is post:
                 return self.scored_posterior()  # proposing from the latest recorded fit
-            posts = self._fit_metrics(post, post.method, num_samples, seed_of(key))
+            posts = self._fit_metrics(post, post.method, settings, seed_of(key))
             return self._objective_of(posts)
 
         return on_objective(policy, value_of, k=k, strategy=strategy)

@@ -92,6 +92,26 @@ def test_a_weighted_objective_is_set_later_and_needs_a_refit(tmp_path):
     camp.close()
 
 
+def test_every_metric_is_fitted_with_the_fits_prior_and_options(tmp_path):
+    """The additive model asked of a campaign fit is every metric's model, and a refit by
+    propose keeps it (the further metrics were fitted with defaults before)."""
+    camp = lo.Campaign.create(tmp_path / "p.db", SPACE, objective={"clicks": 1, "signups": 30})
+    camp.ingest(_results(seed=2).drop(columns="dismissals"))
+    options = lo.LaplaceOptions(max_iter=2)  # seen in every metric's iteration count
+    with pytest.warns(lo.FitWarning, match="did not converge in 2 iterations"):
+        camp.fit(seed=1, num_samples=50, prior=lo.PriorConfig(pairwise=False), options=options)
+    posts = dict(camp.scored_posterior().posteriors)
+    assert set(posts) == {"clicks", "signups"}
+    assert all(p.params.pair == () and not p.prior.pairwise for p in posts.values())
+    assert posts["signups"].diagnostics["iterations"] == 2
+    camp.ingest(_results(seed=5).drop(columns="dismissals"))
+    with pytest.warns(lo.FitWarning):
+        camp.propose(k=4, seed=2)  # refits: clicks and sign-ups, both additive still
+    posts = dict(camp.scored_posterior().posteriors)
+    assert all(p.params.pair == () for p in posts.values())
+    camp.close()
+
+
 def test_guardrails_need_a_control(tmp_path):
     camp = lo.Campaign.create(tmp_path / "g.db", SPACE)
     with pytest.raises(ValueError, match="guardrails are relative to a control layout"):
