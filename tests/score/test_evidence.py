@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import random_draws
 
 import layoutopt as lo
 from layoutopt.infer.posterior import Posterior
@@ -17,7 +18,6 @@ from layoutopt.score.evidence import (
     evidence_level,
     no_evidence,
 )
-from conftest import random_draws
 
 SPACE = lo.LayoutSpace({"a": list("pqrs"), "b": list("xyz"), "c": ["u", "v"]})  # 24 layouts
 
