@@ -323,7 +323,7 @@ class Metrics:
         if objective == Objective.of("clicks") and not guards:
             return policy
 
-        def value_of(post: Posterior, key):
+        def value_of(post: Posterior, key, observations):  # the store has the metrics
             fits = self.store.fits(self._id)
             if fits and self._posteriors.get(int(fits[-1]["id"])) is post:
                 return self.scored_posterior()  # proposing from the latest recorded fit

@@ -226,10 +226,14 @@ class Response(NamedTuple):
         clicks: ``(n,)`` clicks the impressions of each row will produce.
         delays: ``(clicks.sum(),)`` hours from serving to each of those clicks, row after
             row (the clicks of row 0 first); None when every click is seen at once.
+        counts: ``{metric: (n,)}`` further metrics' counts of each row (sign-ups,
+            dismissals: a world of several metrics, :class:`layoutopt.sim.MetricWorld`),
+            seen at once; None for clicks only.
     """
 
     clicks: np.ndarray
     delays: np.ndarray | None
+    counts: dict[str, np.ndarray] | None = None
 
 
 @runtime_checkable
@@ -279,6 +283,7 @@ class Ledger:
         self.seen = np.zeros(0, np.int64)
         self.pending = np.zeros((0, 4), np.int64)  # (cohort, due round, delay bin, count)
         self.delay_counts = np.zeros(len(DELAY_EDGES) - 1, np.int64)
+        self.metrics: dict[str, np.ndarray] = {}  # further metrics per cohort, seen at once
 
     def add(self, round: int, codes, segments, impressions, response: Response) -> np.ndarray:
         """Record one round's served rows; returns each row's clicks seen by the round's end."""
@@ -287,6 +292,7 @@ class Ledger:
         rnd = np.full(n, round if self.hours is not None else 0, np.int64)
         keys = np.column_stack([self.space.indices(codes), seg, rnd])
         cohort = self._cohorts(keys, impressions)
+        self._add_counts(cohort, response.counts or {})
         clicks = np.asarray(response.clicks, np.int64)
         if response.delays is None or self.hours is None:
             np.add.at(self.seen, cohort, clicks)
@@ -300,6 +306,16 @@ class Ledger:
         counts = np.bincount(inv.reshape(-1), minlength=len(uniq)).astype(np.int64)
         self.pending = np.concatenate([self.pending, np.column_stack([uniq, counts])])
         return np.bincount(row[due == round], minlength=n).astype(np.int64)
+
+    def _add_counts(self, cohort: np.ndarray, counts: dict) -> None:
+        """Add a round's further-metric counts to their cohorts (a world answers the same
+        metrics every round)."""
+        for m, c in counts.items():
+            have = self.metrics.get(m, np.zeros(0, np.int64))
+            grown = np.zeros(len(self.imp), np.int64)
+            grown[: len(have)] = have
+            np.add.at(grown, cohort, np.asarray(c, np.int64))
+            self.metrics[m] = grown
 
     def _cohorts(self, keys: np.ndarray, impressions) -> np.ndarray:
         """Cohort number of every row of ``keys``, adding new cohorts and impressions."""
@@ -329,9 +345,10 @@ class Ledger:
         self.pending = self.pending[~due]
         codes = self.space.codes(self.keys[:, 0])
         segments = self.keys[:, 1] if self.segmented else None
+        counts = {m: _padded(c, len(self.imp)) for m, c in self.metrics.items()}
         if self.hours is None:
             return Observations.from_codes(
-                self.space, codes, self.imp, self.seen, "campaign", segments
+                self.space, codes, self.imp, self.seen, "campaign", segments, counts=counts
             )
         now = (round + 1) * self.hours
         return Observations.from_codes(
@@ -344,7 +361,16 @@ class Ledger:
             age=now - self.keys[:, 2] * self.hours,
             round=self.keys[:, 2],
             delay_counts=self.delay_counts.copy(),
+            counts=counts,
         )
+
+
+def _padded(counts: np.ndarray, n: int) -> np.ndarray:
+    """A metric's per-cohort counts over all ``n`` cohorts (cohorts added after its last
+    count have none)."""
+    out = np.zeros(n, np.int64)
+    out[: len(counts)] = counts
+    return out
 
 
 def _plan(alloc: Allocation, total: int, shares, rng: np.random.Generator):
@@ -377,16 +403,18 @@ def _serve(world: World, round: int, codes, segments, n, rng) -> Response:
     """Serve the planned rows, segment after segment; one :class:`Response` for all rows."""
     if segments is None:
         return world.respond(codes, n, segment=None, round=round, rng=rng)
-    clicks, delays = np.zeros(len(codes), np.int64), []
+    clicks, delays, counts = np.zeros(len(codes), np.int64), [], {}
     for g in np.unique(segments):
         at = segments == g
         got = world.respond(codes[at], n[at], segment=int(g), round=round, rng=rng)
         clicks[at] = got.clicks
         delays.append(got.delays)
+        for m, c in (got.counts or {}).items():
+            counts.setdefault(m, np.zeros(len(codes), np.int64))[at] = c
     if any(d is None for d in delays):
-        return Response(clicks, None)
+        return Response(clicks, None, counts or None)
     # rows are grouped by segment in increasing order, so the delays concatenate row by row
-    return Response(clicks, np.concatenate(delays))
+    return Response(clicks, np.concatenate(delays), counts or None)
 
 
 def run(
@@ -468,7 +496,8 @@ def _decide(policy: Policy, info: PolicyInfo, rule: StopRule, r: int, obs) -> De
             "(use thompson, top_two, ucb or greedy)"
         )
     imps = int(np.sum(obs.impressions))
-    return decision(info.posterior, rule, rounds=r + 1, impressions=imps)
+    scored = info.posterior if info.scored is None else info.scored  # an objective's value
+    return decision(scored, rule, rounds=r + 1, impressions=imps)
 
 
 def _round_info(r, alloc, rows, obs, info: PolicyInfo, seconds) -> RoundInfo:

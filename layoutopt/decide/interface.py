@@ -62,6 +62,10 @@ class PolicyInfo(NamedTuple):
         converged: whether the step's fit reported convergence (True without a fit).
         segment_picks: ``(G,)`` the layout it would ship to each segment code when it picks
             per segment (None: ``pick`` for every segment).
+        scored: what the pick was scored on when that is not ``posterior`` (the
+            :class:`~layoutopt.score.objective.ObjectivePosterior` of a policy on an
+            objective, :func:`~layoutopt.decide.objective_policy.on_objective`); the
+            driver's stopping rule decides on it. None: the posterior.
     """
 
     pick: int
@@ -72,6 +76,7 @@ class PolicyInfo(NamedTuple):
     posterior: Posterior | None
     converged: bool
     segment_picks: np.ndarray | None = None
+    scored: Any = None
 
 
 class Policy(NamedTuple):

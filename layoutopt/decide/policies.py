@@ -40,6 +40,7 @@ from layoutopt.decide.baselines import independent, uniform
 from layoutopt.decide.floor import with_floor
 from layoutopt.decide.interface import Allocation, Policy, PolicyInfo
 from layoutopt.decide.model_policy import ModelConfig, model_policy
+from layoutopt.decide.objective_policy import fit_objective, on_objective
 from layoutopt.infer import LaplaceOptions, NutsOptions, SviOptions
 from layoutopt.model.delay import Weibull
 from layoutopt.model.priors import PriorConfig
@@ -48,8 +49,10 @@ __all__ = [
     "Allocation",
     "Policy",
     "PolicyInfo",
+    "fit_objective",
     "greedy",
     "independent",
+    "on_objective",
     "with_floor",
     "thompson",
     "top_two",

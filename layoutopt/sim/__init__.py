@@ -1,4 +1,5 @@
-"""Synthetic ground-truth worlds (plain, with audiences, in time) and campaigns played on them.
+"""Synthetic ground-truth worlds (plain, with audiences, in time, of several metrics), and
+campaigns played on them.
 
 ``lo.simulate`` is this package: :func:`run_campaign` is the one campaign driver
 (:func:`layoutopt.decide.driver.run`) playing a policy against a world.
@@ -10,6 +11,7 @@ from layoutopt.util.lazy import lazy_exports
 _EXPORTS = {
     "DEMO_SPACE_PATH": "layoutopt.sim.simulate",
     "HILL2017_CHECKPOINTS": "layoutopt.sim.simulate",
+    "MetricWorld": "layoutopt.sim.metricworld",
     "CampaignRecord": "layoutopt.sim.simulate",
     "CampaignResult": "layoutopt.sim.simulate",
     "SegmentWorld": "layoutopt.sim.segments",
@@ -28,6 +30,7 @@ __all__ = [
     "HILL2017_CHECKPOINTS",
     "CampaignRecord",
     "CampaignResult",
+    "MetricWorld",
     "SegmentWorld",
     "SyntheticWorld",
     "TimeWorld",

@@ -16,7 +16,7 @@ def test_the_driver_never_serves_a_layout_that_fails_the_guardrail():
     # layout passes only when its CTR is surely no higher than the control's
     seen, served = [], []
 
-    def value_of(post, key):
+    def value_of(post, key, observations):
         vp = lo.ObjectivePosterior.create(
             {"clicks": post, "dismissals": post},
             "clicks",
