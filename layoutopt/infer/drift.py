@@ -211,6 +211,13 @@ def _moments(problem: FitProblem, weight, options: LaplaceOptions):
     time = problem.time._replace(weight=weight)
     weighed = problem._replace(data=problem.data._replace(weight=weight), time=time)
     fitted = laplace_gaussian(weighed, options)
+    if fitted.factor is None:
+        raise ValueError(
+            "half_life='auto' scores each round's predictions under the Laplace fit's exact "
+            f"covariance factor, which the conjugate-gradient solver (chosen for "
+            f"{problem.spec.num_params:,} parameters on {len(problem.data.codes):,} rows) "
+            "does not form; give half_life a number of rounds, or None"
+        )
     mode, d, U = fitted.factor
     columns = np.asarray(fitted.design.columns)
     values = np.asarray(fitted.design.values, np.float64)

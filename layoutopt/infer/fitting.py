@@ -337,9 +337,10 @@ def resolve_problem(space, observations, prior=None, *, time=None, learned_delay
 
 
 def _size_method(method, options, spec: ModelSpec, observations) -> str:
-    """The method name for :func:`layoutopt.util.limits.check_fit_size`: ``"laplace-lowrank"``
-    where the low-rank solver will run (its own limits), else ``method``."""
+    """The method name for :func:`layoutopt.util.limits.check_fit_size`:
+    ``"laplace-lowrank"`` or ``"laplace-cg"`` where that solver will run (its own limits),
+    else ``method``."""
     if method != "laplace":
         return method
     solver = laplace_solver(options.solver, spec.num_params, pad_rows(observations.num_rows))
-    return "laplace-lowrank" if solver == "lowrank" else "laplace"
+    return "laplace" if solver == "dense" else f"laplace-{solver}"

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from layoutopt.infer import lowrank
+from layoutopt.infer import iterative, lowrank
 from layoutopt.infer.data import pad_data, pad_rows, time_outputs
 from layoutopt.infer.laplace import (
     KernelPrior,
@@ -89,8 +89,16 @@ def scales_at_floor(scales, prior: KernelPrior, floor: float) -> bool:
     return bool(np.all(np.asarray(scales, np.float64)[learned] <= limit[learned]))
 
 
+#: The kernel of each solver (:data:`layoutopt.infer.options.LAPLACE_SOLVERS` but "auto").
+KERNELS = {
+    "dense": laplace_kernel,
+    "lowrank": lowrank.lowrank_kernel,
+    "cg": iterative.cg_kernel,
+}
+
+
 def laplace_solve(solver: str, data, design: Design, prior: KernelPrior, options, problem):
-    """Run the dense or low-rank kernel; its result as host (numpy) arrays."""
+    """Run the solver's kernel (:data:`KERNELS`); its result as host (numpy) arrays."""
     # The one-hot design is collinear by construction (b0, a component's main effects and
     # every pair table containing it can trade a constant), so with large counts the
     # Hessian's condition number reaches 1e6-1e7 and float32 Cholesky breaks down. The
@@ -98,7 +106,7 @@ def laplace_solve(solver: str, data, design: Design, prior: KernelPrior, options
     # like the other methods'.
     with jax.enable_x64(True):
         f64 = partial(jnp.asarray, dtype=jnp.float64)
-        kernel = laplace_kernel if solver == "dense" else lowrank.lowrank_kernel
+        kernel = KERNELS[solver]
         settings = KernelSettings(
             f64(options.scale_floor), f64(options.tol), jnp.asarray(int(options.max_iter))
         )
@@ -118,10 +126,11 @@ class LaplaceGaussian(NamedTuple):
 
     Attributes:
         out: the kernel's result (host arrays: ``mode``, ``scales``, ``converged``, ...).
-        factor: ``(mode, D, U)`` of :func:`laplace_factor`.
+        factor: ``(mode, D, U)`` of :func:`laplace_factor`; None for the ``"cg"`` solver,
+            whose ``U`` (``P x N``) is what it exists to avoid.
         design: the padded rows' :class:`Design` (the first N rows are the data's).
         groups: the scale groups.
-        solver: ``"dense"`` or ``"lowrank"``.
+        solver: ``"dense"``, ``"lowrank"`` or ``"cg"``.
         data: the padded :class:`FitData`.
     """
 
@@ -141,8 +150,10 @@ def laplace_gaussian(problem: FitProblem, options: LaplaceOptions) -> LaplaceGau
     prior, groups = kernel_prior(problem, options.scales)
     solver = laplace_solver(options.solver, spec.num_params, len(data.codes))
     out = laplace_solve(solver, data, design, prior, options, problem)
-    precision = prior_precision(out.scales, groups.group, prior.intercept_scale)
-    factor = laplace_factor(out.mode, precision, design, data, spec.link)
+    factor = None
+    if solver != "cg":
+        precision = prior_precision(out.scales, groups.group, prior.intercept_scale)
+        factor = laplace_factor(out.mode, precision, design, data, spec.link)
     return LaplaceGaussian(out, factor, design, groups, solver, data)
 
 
@@ -153,16 +164,7 @@ def fit_laplace(problem: FitProblem, options: LaplaceOptions, run: FitRun) -> Po
     out, factor, design, groups, solver, _ = laplace_gaussian(problem, options)
     with jax.enable_x64(True):
         key = jax.random.PRNGKey(run.seed)
-        if solver == "dense":
-            draws = gaussian_draws(key, out.mode, out.chol, out.d, num_samples=run.num_samples)
-        else:
-            draws = lowrank.lowrank_draws(
-                key,
-                jax.tree.map(jnp.asarray, design),
-                *(jnp.asarray(a) for a in (out.mode, out.chol, out.s, out.prec)),
-                num_samples=run.num_samples,
-            )
-        draws = np.asarray(draws)
+        draws, solved = _draws(solver, key, out, design, run.num_samples)
     hyper = hyper_from_scales(spec, groups, out.scales, run.num_samples)
     diagnostics = {
         "converged": bool(out.converged),
@@ -173,6 +175,22 @@ def fit_laplace(problem: FitProblem, options: LaplaceOptions, run: FitRun) -> Po
             out.scales, kernel_prior(problem, options.scales)[0], options.scale_floor
         ),
     }
+    if solver == "cg":
+        diagnostics.update(
+            log_evidence_se=float(out.log_evidence_se),
+            gamma_rel_se=float(out.gamma_rel_se),
+            cg_iterations=int(out.cg_iterations),
+            cg_converged=bool(out.cg_converged) and solved,
+        )
+        if not diagnostics["cg_converged"]:
+            warnings.warn(
+                f"a conjugate-gradient solve of the Laplace fit stopped at "
+                f"{iterative.CG_MAX_ITER:,} iterations before reaching its tolerance; the "
+                "draws may be off: check the data (e.g. a layout with clicks == impressions) "
+                "or use method='svi'",
+                FitWarning,
+                stacklevel=3,
+            )
     time_hyper, time_diagnostics = time_outputs(problem.time, delay, run.num_samples)
     hyper.update(time_hyper)
     diagnostics.update(time_diagnostics)
@@ -191,8 +209,24 @@ def fit_laplace(problem: FitProblem, options: LaplaceOptions, run: FitRun) -> Po
         method="laplace",
         num_chains=1,
         diagnostics=diagnostics,
-        gaussian=gaussian_params(problem, factor),
+        gaussian=None if factor is None else gaussian_params(problem, factor),
     )
+
+
+def _draws(solver: str, key, out, design: Design, num_samples: int):
+    """``(draws, solved)``: the posterior draws of a kernel's result (host float64) and
+    whether their solves converged (always for the direct solvers)."""
+    if solver == "dense":
+        return np.asarray(
+            gaussian_draws(key, out.mode, out.chol, out.d, num_samples=num_samples)
+        ), True
+    design = jax.tree.map(jnp.asarray, design)
+    if solver == "lowrank":
+        args = (jnp.asarray(a) for a in (out.mode, out.chol, out.s, out.prec))
+        return np.asarray(lowrank.lowrank_draws(key, design, *args, num_samples=num_samples)), True
+    args = (jnp.asarray(a) for a in (out.mode, out.w, out.prec))
+    draws, ok = iterative.cg_draws(key, design, *args, num_samples=num_samples)
+    return np.asarray(draws), bool(ok)
 
 
 def laplace_factor(mode, prec, design: Design, data, link: str):

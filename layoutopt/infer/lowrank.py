@@ -47,7 +47,15 @@ from layoutopt.infer.laplace import KernelPrior, KernelSettings, log_evidence, l
 from layoutopt.model.core import log_likelihood, logits, loglik_eta_derivatives
 from layoutopt.model.spec import Design, FitData, ModelSpec
 
-__all__ = ["LowRankState", "LowRankResult", "lowrank_kernel", "lowrank_draws", "solve"]
+__all__ = [
+    "LowRankState",
+    "LowRankResult",
+    "design_times",
+    "design_transposed_times",
+    "lowrank_kernel",
+    "lowrank_draws",
+    "solve",
+]
 
 
 class LowRankState(NamedTuple):
@@ -106,13 +114,13 @@ class LowRankResult(NamedTuple):
     newton_decrement: jax.Array
 
 
-def _xt(design: Design, y, P):
+def design_transposed_times(design: Design, y, P):
     """``X' y`` for ``y`` ``(..., N)``: scatter-add into the active columns."""
     vals = y[..., :, None] * design.values
     return jnp.zeros(y.shape[:-1] + (P,), y.dtype).at[..., design.columns].add(vals)
 
 
-def _x(design: Design, a):
+def design_times(design: Design, a):
     """``X a`` for ``a`` ``(..., P)``: the values times the active columns, ``(..., N)``."""
     return (a[..., design.columns] * design.values).sum(axis=-1)
 
@@ -142,9 +150,9 @@ def _slot_traces(design: Design, Q):
 def solve(design: Design, chol, s, prec, g):
     """``H^-1 g`` by Woodbury, for ``g`` ``(..., P)``."""
     a = g / prec
-    u = s * _x(design, a)
+    u = s * design_times(design, a)
     v = cho_solve((chol, True), u.reshape(-1, u.shape[-1]).T).T.reshape(u.shape)
-    return a - _xt(design, s * v, g.shape[-1]) / prec
+    return a - design_transposed_times(design, s * v, g.shape[-1]) / prec
 
 
 @partial(jax.jit, static_argnames=("spec",))
@@ -180,7 +188,7 @@ def lowrank_kernel(
         eta = logits(params, data.codes, data.segments)
         d1, w = loglik_eta_derivatives(eta, impressions, clicks, spec.link, data.exposure)
         prec = jnp.where(is_b0, prior.intercept_scale**-2.0, jnp.exp(-log_var)[gidx])
-        grad = _xt(design, d1, P) - prec * (theta - loc)
+        grad = design_transposed_times(design, d1, P) - prec * (theta - loc)
         s = jnp.sqrt(w)
         gram = _slot_gram(design, 1.0 / slot_prec(log_var))
         chol = jnp.linalg.cholesky(jnp.eye(N, dtype=theta.dtype) + s[:, None] * gram * s)
@@ -256,7 +264,7 @@ def lowrank_draws(key, design: Design, mode, chol, s, prec, *, num_samples: int,
         k1, k2 = jax.random.split(k)
         e1 = jax.random.normal(k1, (batch, N), mode.dtype)
         e2 = jax.random.normal(k2, (batch, P), mode.dtype)
-        r = _xt(design, s * e1, P) + jnp.sqrt(prec) * e2
+        r = design_transposed_times(design, s * e1, P) + jnp.sqrt(prec) * e2
         return mode + solve(design, chol, s, prec, r)
 
     return jax.lax.map(one, keys).reshape(-1, P)[:num_samples]

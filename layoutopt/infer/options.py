@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from layoutopt.util.limits import LAPLACE_MAX_PARAMS
+from layoutopt.util.limits import (
+    LAPLACE_LOWRANK_MAX_PARAMS,
+    LAPLACE_LOWRANK_MAX_ROWS,
+    LAPLACE_MAX_PARAMS,
+)
 
 __all__ = [
     "LaplaceOptions",
@@ -20,7 +24,7 @@ __all__ = [
 ]
 
 LAPLACE_SCALES = ("pooled", "per_group")
-LAPLACE_SOLVERS = ("auto", "dense", "lowrank")
+LAPLACE_SOLVERS = ("auto", "dense", "lowrank", "cg")
 #: ``solver="auto"`` picks the low-rank solver above this many parameters, where the dense
 #: solver is refused (:func:`layoutopt.util.limits.check_fit_size`). Below it the low-rank
 #: solver is often faster too (``benchmarks/README.md``), but the dense one is the
@@ -45,14 +49,19 @@ class LaplaceOptions:
             towards zero for many groups, which made 90% intervals on untested layouts cover
             only ~70% of true CTRs in the extrapolation study; pooled scales covered ~90%
             (``experiments/README.md``).
-        solver: ``"auto"`` (``"lowrank"`` where the dense solver is refused, above
-            ``limits.LAPLACE_MAX_PARAMS`` parameters, when fewer rows were observed than
-            there are parameters; else ``"dense"``), ``"dense"`` (the P x P Hessian and its
-            Cholesky factor) or ``"lowrank"`` (Woodbury over the N observed rows, never
-            forming the P x P Hessian: exact, O(N^3 + C N^2) per iteration instead of
-            O(P^3); up to ``limits.LAPLACE_LOWRANK_MAX_PARAMS`` parameters and
-            ``limits.LAPLACE_LOWRANK_MAX_ROWS`` rows; every term the dense solver
-            carries; see ``layoutopt.infer.lowrank``).
+        solver: ``"auto"`` (``"dense"`` up to ``limits.LAPLACE_MAX_PARAMS`` parameters;
+            beyond, ``"lowrank"`` when fewer rows were observed than there are parameters,
+            at most ``limits.LAPLACE_LOWRANK_MAX_ROWS`` rows and
+            ``limits.LAPLACE_LOWRANK_MAX_PARAMS`` parameters, else ``"cg"``),
+            ``"dense"`` (the P x P Hessian and its Cholesky factor), ``"lowrank"``
+            (Woodbury over the N observed rows, never forming the P x P Hessian: exact,
+            O(N^3 + C N^2) per iteration instead of O(P^3); up to
+            ``limits.LAPLACE_LOWRANK_MAX_PARAMS`` parameters and
+            ``limits.LAPLACE_LOWRANK_MAX_ROWS`` rows; see ``layoutopt.infer.lowrank``) or
+            ``"cg"`` (conjugate gradients on Hessian-vector products: no matrix of either
+            size, O(N C + P) per solver iteration, the scales' traces and the evidence's
+            log-determinant estimated from fixed random probes; no row limit; see
+            ``layoutopt.infer.iterative``). Every solver carries every term of the model.
     """
 
     max_iter: int = 500
@@ -150,22 +159,30 @@ OPTIONS = {"laplace": LaplaceOptions, "nuts": NutsOptions, "svi": SviOptions}
 
 
 def laplace_solver(solver: str, num_params: int, num_rows: int) -> str:
-    """``"dense"`` or ``"lowrank"`` (:mod:`layoutopt.infer.lowrank`) for the option.
+    """``"dense"``, ``"lowrank"`` (:mod:`layoutopt.infer.lowrank`) or ``"cg"``
+    (:mod:`layoutopt.infer.iterative`) for the option.
 
     Args:
-        solver: ``"auto"``, ``"dense"`` or ``"lowrank"`` (:class:`LaplaceOptions`).
+        solver: ``"auto"``, ``"dense"``, ``"lowrank"`` or ``"cg"`` (:class:`LaplaceOptions`).
         num_params: parameters P of the model (every term).
         num_rows: (padded) observed rows N.
 
     Returns:
-        The solver: for ``"auto"``, ``"lowrank"`` when ``P > LOWRANK_MIN_PARAMS`` (the dense
-        solver's limit) and ``N < P`` (else Woodbury saves nothing), else ``"dense"``.
+        The solver: for ``"auto"``, ``"dense"`` up to ``LOWRANK_MIN_PARAMS`` parameters (the
+        dense solver's limit); beyond, ``"lowrank"`` when ``N < P`` and both are within its
+        limits (``limits.LAPLACE_LOWRANK_MAX_ROWS``, ``limits.LAPLACE_LOWRANK_MAX_PARAMS``:
+        Woodbury is exact and cheap there), else ``"cg"``.
 
     Raises:
         ValueError: for an unknown solver, naming the valid ones.
     """
     if solver not in LAPLACE_SOLVERS:
         raise ValueError(f"laplace option solver={solver!r} is not valid; valid: {LAPLACE_SOLVERS}")
-    if solver == "auto":
-        return "lowrank" if num_params > LOWRANK_MIN_PARAMS and num_rows < num_params else "dense"
-    return solver
+    if solver != "auto":
+        return solver
+    if num_params <= LOWRANK_MIN_PARAMS:
+        return "dense"
+    small = num_rows <= LAPLACE_LOWRANK_MAX_ROWS and num_params <= LAPLACE_LOWRANK_MAX_PARAMS
+    if num_rows < num_params and small:
+        return "lowrank"
+    return "cg"

@@ -150,7 +150,8 @@ def fit_size(model, num_rows: int, method: str, num_samples: int, pairwise: bool
         model: the model's ``ModelSpec`` (every term counted: segments and attribute
             coefficients too), or bare cardinalities (intercept, main and pair terms).
         num_rows: distinct observed rows.
-        method: ``"laplace"``, ``"laplace-lowrank"``, ``"nuts"``, ``"svi"`` or ``"svi-full"``.
+        method: ``"laplace"``, ``"laplace-lowrank"``, ``"laplace-cg"``, ``"nuts"``, ``"svi"``
+            or ``"svi-full"``.
         num_samples: posterior draws requested.
         pairwise: whether pair tables are in the model (bare cardinalities only).
 
@@ -176,6 +177,13 @@ def fit_size(model, num_rows: int, method: str, num_samples: int, pairwise: bool
             + 2 * 8 * int(num_samples) * P
         )
         flops = 2.33 * float(N) ** 3 + 2.0 * float(N) * N * D
+    elif method == "laplace-cg":
+        # conjugate gradients (layoutopt.infer.iterative): the probes' solves (32 right-hand
+        # sides, about six P-vectors each, float64), a batch of 64 draws' solves, the rows'
+        # N x D look-ups, and the draws; per solver iteration one product with H for each
+        # right-hand side, O(N D + P)
+        memory = 6 * 8 * (32 + 64) * P + 16 * (32 + 64) * N * D + 2 * 8 * int(num_samples) * P
+        flops = 33.0 * (2.0 * float(N) * D + P)
     elif method == "svi-full":
         memory = draws + 8 * 4 * P * P
         flops = float(P) ** 3 / 3 + float(N) * D
@@ -202,15 +210,16 @@ def check_fit_size(
 
     Limits: dense Laplace (``"laplace"``) up to ``LAPLACE_MAX_PARAMS`` parameters, low-rank
     Laplace (``"laplace-lowrank"``) up to ``LAPLACE_LOWRANK_MAX_PARAMS`` parameters on up
-    to ``LAPLACE_LOWRANK_MAX_ROWS`` distinct rows, NUTS up to ``NUTS_MAX_PARAMS``, SVI with
+    to ``LAPLACE_LOWRANK_MAX_ROWS`` distinct rows, conjugate-gradient Laplace
+    (``"laplace-cg"``) on any number of rows (memory only), NUTS up to ``NUTS_MAX_PARAMS``, SVI with
     a full-rank guide up to ``SVI_FULL_MAX_PARAMS`` (the low-rank and diagonal guides have
     no parameter limit), and every method within ``memory_limit`` bytes.
 
     Args:
         model: the model's ``ModelSpec`` (every term counted), or bare cardinalities.
         num_rows: distinct observed rows.
-        method: ``"laplace"`` (the dense solver), ``"laplace-lowrank"``, ``"nuts"`` or
-            ``"svi"``.
+        method: ``"laplace"`` (the dense solver), ``"laplace-lowrank"``, ``"laplace-cg"``,
+            ``"nuts"`` or ``"svi"``.
         num_samples: posterior draws requested.
         pairwise: whether pair tables are in the model (bare cardinalities only).
         guide: the SVI guide (``"auto"`` picks full rank up to 2,000 parameters).
@@ -236,7 +245,7 @@ def check_fit_size(
             f"the low-rank Laplace solver factorises an N x N matrix over the "
             f"{int(num_rows):,} distinct observed rows, more than it handles "
             f"({LAPLACE_LOWRANK_MAX_ROWS:,}); use "
-            + " or ".join(dense + ["method 'svi' (low-rank guide, no parameter cap)"])
+            + " or ".join(dense + ["LaplaceOptions(solver='cg') (no row limit)"])
         )
     cap = {
         "laplace": LAPLACE_MAX_PARAMS,
@@ -251,6 +260,8 @@ def check_fit_size(
             "laplace-lowrank": "method 'laplace' with the low-rank solver",
         }.get(method, "guide='full'" if full else f"method {method!r}")
         better = ["guide='lowrank'" if full else "method 'svi' (low-rank guide, no parameter cap)"]
+        if method.startswith("laplace"):
+            better.insert(0, "LaplaceOptions(solver='cg') (no parameter or row cap)")
         if method == "laplace" and P <= LAPLACE_LOWRANK_MAX_PARAMS:
             better.insert(
                 0,

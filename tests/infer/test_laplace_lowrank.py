@@ -96,11 +96,16 @@ def test_woodbury_solve_and_draws_match_the_dense_inverse(data):
     "solver, num_params, num_rows, expected",
     [
         ("auto", 9649, 256, "lowrank"),  # dense refused above LAPLACE_MAX_PARAMS
-        ("auto", 9649, 16384, "dense"),  # more rows than parameters: Woodbury saves nothing
+        # more rows than parameters: Woodbury saves nothing, and dense is refused above 4,000
+        ("auto", 9649, 16384, "cg"),
         ("auto", 4000, 64, "dense"),  # the dense solver's limit: it still runs dense
         ("auto", 210, 64, "dense"),
         ("lowrank", 210, 1024, "lowrank"),
         ("dense", 9649, 256, "dense"),  # asked for: check_fit_size refuses it
+        ("auto", 19441, 8192, "cg"),  # beyond the low-rank solver's rows: 3 slots x 80 items
+        ("auto", 78401, 256, "cg"),  # beyond its parameters
+        ("auto", 9649, 4096, "lowrank"),  # its row limit: still low-rank
+        ("cg", 210, 64, "cg"),
     ],
 )
 def test_solver_choice(solver, num_params, num_rows, expected):
@@ -109,10 +114,10 @@ def test_solver_choice(solver, num_params, num_rows, expected):
 
 
 def test_solver_option_check():
-    with pytest.raises(ValueError, match="solver='cg' is not valid"):
-        laplace_solver("cg", 10, 10)
-    with pytest.raises(ValueError, match="solver='cg' is not valid"):
-        LaplaceOptions(solver="cg")
+    with pytest.raises(ValueError, match="solver='qr' is not valid"):
+        laplace_solver("qr", 10, 10)
+    with pytest.raises(ValueError, match="solver='qr' is not valid"):
+        LaplaceOptions(solver="qr")
 
 
 @pytest.mark.parametrize(
@@ -123,11 +128,11 @@ def test_solver_option_check():
                                       "solver='lowrank'", "'svi'", "additive"]),
         # low-rank: an N x N factorisation per iteration; 9x9 would still fit dense
         ((9,) * 9, 5000, "laplace-lowrank", ["5,000 distinct observed rows", "(4,096)",
-                                             "solver='dense'", "'svi'"]),
-        ((12,) * 12, 5000, "laplace-lowrank", ["5,000 distinct observed rows", "'svi'"]),
+                                             "solver='dense'", "solver='cg'"]),
+        ((12,) * 12, 5000, "laplace-lowrank", ["5,000 distinct observed rows", "solver='cg'"]),
         # low-rank parameter cap (40 x 10 = 78,401): neither solver
         ((10,) * 40, 3, "laplace-lowrank", ["78,401 parameters", "low-rank solver",
-                                           "(50,000)", "'svi'", "additive"]),
+                                           "(50,000)", "solver='cg'", "'svi'", "additive"]),
         ((10,) * 40, 3, "laplace", ["78,401 parameters", "'svi'", "additive"]),
     ],
 )  # fmt: skip
@@ -244,3 +249,13 @@ def test_size_guard_counts_attribute_coefficients():
     wide = ModelSpec((2, 2), pairwise=False, attribute_counts=(2_000, 2_000))
     with pytest.raises(ValueError, match="4,005 parameters"):
         check_fit_size(wide, 10, "laplace", 10)
+
+
+def test_size_limits_accept_the_cg_solver_beyond_the_low_rank_limits():
+    # 3 slots x 80 items on their 6,580-layout pairwise design (8,192 padded rows)
+    size = check_fit_size((80, 80, 80), 6580, "laplace-cg", 1000)
+    assert size.num_params == 19441 and size.memory_bytes < 2**30
+    # 40 x 10 (78,401 parameters): no parameter cap, the draws dominate the memory
+    assert check_fit_size((10,) * 40, 300, "laplace-cg", 1000).memory_bytes < 4 * 2**30
+    with pytest.raises(ValueError, match="fewer draws"):
+        check_fit_size((10,) * 40, 300, "laplace-cg", 100_000)
