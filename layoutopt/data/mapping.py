@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from layoutopt.model.space import LayoutSpace
-from layoutopt.model.space_toml import read_toml
+from layoutopt.model.space_toml import READER_TABLES, read_toml
 
 __all__ = [
     "CAMPAIGN_TABLES",
@@ -39,7 +39,7 @@ __all__ = [
 COLUMNS_TABLE = "columns"
 #: The campaign's settings that a space file may carry for ``campaign init``: what "best"
 #: means (``[objective]`` weights, ``[guardrails.METRIC]``) and the ``[control]`` layout.
-CAMPAIGN_TABLES = ("objective", "guardrails", "control")
+CAMPAIGN_TABLES = tuple(t for t in READER_TABLES if t != "columns")
 
 
 def split_columns(data: Mapping[str, Any], source: str) -> tuple[dict, dict[str, str] | None]:

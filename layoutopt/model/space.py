@@ -622,12 +622,18 @@ class LayoutSpace:
     def from_toml(cls, path: str | Path) -> LayoutSpace:
         """Read a space from a TOML file (the format: :mod:`layoutopt.model.space_toml`).
 
+        The tables that say how to read data into the space (``[columns]``, and a
+        campaign's ``[objective]``, ``[guardrails]``, ``[control]``:
+        ``space_toml.READER_TABLES``) are left out; read them with
+        :func:`layoutopt.data.mapping.read_campaign_toml`.
+
         Raises:
             ValueError: naming the file, for unreadable TOML or an invalid space.
         """
         path = Path(path)
         data = space_toml.read_toml(path)
-        return cls.from_dict(data, source=str(path))
+        tables = {k: v for k, v in data.items() if k not in space_toml.READER_TABLES}
+        return cls.from_dict(tables, source=str(path))
 
     def to_toml(self) -> str:
         """The space as TOML text that :meth:`from_toml` reads back."""

@@ -40,7 +40,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SPACE_KEYS", "check_space_data", "read_toml", "toml_text"]
+__all__ = ["SPACE_KEYS", "READER_TABLES", "check_space_data", "read_toml", "toml_text"]
 
 #: The top-level keys of the plain-data form (and tables of a layout-space TOML file).
 SPACE_KEYS = (
@@ -53,6 +53,11 @@ SPACE_KEYS = (
     "shared_effects",
     "optional",
 )
+#: Tables a space file may carry for the readers of logs and campaigns (the ``[columns]``
+#: mapping of a log's names, the campaign's ``[objective]``, ``[guardrails]`` and
+#: ``[control]``: :func:`layoutopt.data.mapping.read_campaign_toml`). They describe how to
+#: read data into the space, not the space, so :meth:`LayoutSpace.from_toml` leaves them out.
+READER_TABLES = ("columns", "objective", "guardrails", "control")
 
 
 def check_space_data(data: Mapping[str, Any], source: str) -> None:

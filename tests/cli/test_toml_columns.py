@@ -74,3 +74,13 @@ def test_campaign_init_keeps_the_mapping_for_every_ingest(tmp_path, capsys):
         assert camp.columns is None
         with pytest.raises(ValueError, match="columns must map"):
             camp.set_columns({"clicks": 1})
+
+
+def test_the_space_reader_leaves_the_readers_tables_out(tmp_path):
+    # a data scientist opening the campaign's space file with the library alone
+    settings = '\n[objective]\nclicks = 1\n\n[control]\nheadline = "h1"\nimage = "a"\n'
+    d = _files(tmp_path, MAPPING + settings)
+    assert LayoutSpace.from_toml(f"{d}/space.toml") == SPACE
+    (tmp_path / "bad.toml").write_text(SPACE.to_toml() + '\n[colums]\nclicks = "click"\n')
+    with pytest.raises(ValueError, match=r"bad.toml: unknown top-level key\(s\) \['colums'\]"):
+        LayoutSpace.from_toml(tmp_path / "bad.toml")
