@@ -117,7 +117,10 @@ class Decision(NamedTuple):
         expected_loss: ``E[v(best) - v(leader)]``, CTR units.
         relative_expected_loss: ``expected_loss`` over the leader's mean value.
         value_remaining: the rule's quantile of ``(v(best) - v(leader)) / v(leader)``.
-        stop: the rule's verdict: True to stop and ship the leader.
+        stop: the rule's verdict: True to stop and ship the leader; never while the
+            posterior shows no evidence (``leader.no_evidence``: the leader's P(best)
+            within twice chance, or every learned scale at its floor), however small the
+            loss figures of a posterior that sees no differences.
         reason: the verdict in words (which threshold is met or missed).
         expected_loss_se: the Monte Carlo standard error of ``expected_loss``.
         excluded: with an objective's guardrails, which layouts they exclude and why (how
@@ -207,6 +210,10 @@ def decision(
     )
     el, vr = float(loss.expected_loss[0]), float(loss.value_remaining[0])
     stop, reason = rule.verdict(vr, el, int(rounds or 0), int(impressions or 0))
+    if leader.no_evidence:
+        # a flat posterior has a tiny expected loss because it sees no differences, not
+        # because it has found the best: never a reason to ship
+        stop, reason = False, f"no evidence yet, whatever the thresholds say: {reason}"
     return Decision(
         leader=leader,
         p_best=float(loss.p_best[0]),

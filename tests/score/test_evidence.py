@@ -87,3 +87,22 @@ def test_laplace_scales_at_their_floor_say_no_evidence():
     post = lo.fit(SPACE, obs, num_samples=200)
     assert post.diagnostics["scales_at_floor"] is True
     assert "sits at its floor" in lo.best_layout(post).no_evidence
+
+
+def test_the_stopping_rule_never_ships_without_evidence():
+    # main and pair effects of sd 0.001 per draw: every layout within a few 0.1% of every
+    # other, so the value remaining is far under the rule's 50% -- the thresholds alone
+    # would stop
+    params = random_draws(SPACE.cardinalities, 1000, 0, -3.0, 0.001, 0.001, 0.3)
+    post = Posterior(space=SPACE, prior=PriorConfig(), params=params, method="nuts")
+    rule = lo.StopRule(max_value_remaining=0.5)
+    d = lo.decision(post, rule)
+    assert d.value_remaining < 0.5 and d.leader.no_evidence is not None
+    assert not d.stop and d.reason.startswith("no evidence yet, whatever the thresholds say")
+    # with evidence (variant p of component a better by 1.0 in every draw) it stops
+    main = (params.main[0].at[:, 0].add(1.0),) + tuple(params.main[1:])
+    sure = Posterior(
+        space=SPACE, prior=PriorConfig(), params=params._replace(main=main), method="nuts"
+    )
+    confident = lo.decision(sure, rule)
+    assert confident.leader.no_evidence is None and confident.stop
