@@ -2,12 +2,14 @@
 
 Worlds: 3 widgets x 8 variants = 512 layouts, probit link, strong pairwise interactions
 (:meth:`layoutopt.sim.SyntheticWorld.hill2017`). Each world is played for ``--budget``
-impressions in batches of ``--batch-size`` by four methods:
+impressions in batches of ``--batch-size`` by these methods:
 
 * ``pairwise``    - our additive + pairwise model, Laplace refit per batch, Thompson proposals
 * ``additive``    - the same without interaction terms (the paper's "MVT1")
 * ``independent`` - Beta-Bernoulli Thompson sampling, one arm per layout ("N^D-MAB")
 * ``uniform``     - a classic A/B/n test over all 512 layouts
+* ``ids``         - the pairwise model with information-directed sampling proposals
+  (``policies.ids``, Russo & Van Roy 2018) instead of Thompson's
 
 Writes into ``--out-dir``: ``hill2017.md`` and ``hill2017.csv`` (regret at the checkpoints,
 mean +- standard error over worlds), ``hill2017_rounds.csv`` (every round of every campaign)
@@ -41,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-METHODS = ("pairwise", "additive", "independent", "uniform")
+METHODS = ("pairwise", "additive", "independent", "uniform", "ids")
 # Local regret read off the paper's regret plot (Hill et al. 2017, Section 5.1); None where
 # the plot gives no clear value.
 PAPER = {
@@ -89,11 +91,12 @@ def policy_of(method: str, args, link: str):
         return policies.uniform()
     if method == "independent":
         return policies.independent(draws_per_round=args.batch_size)
-    return policies.thompson(
+    factory = policies.ids if method == "ids" else policies.thompson
+    return factory(
         k=args.k,
         num_samples=args.num_samples,
         link=link,
-        pairwise=method == "pairwise",
+        pairwise=method != "additive",
         fit_options=None if args.fit_tol is None else LaplaceOptions(tol=args.fit_tol),
     )
 

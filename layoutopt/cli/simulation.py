@@ -28,7 +28,7 @@ __all__ = ["CAMPAIGN_POLICIES", "CampaignStrategy", "Preset", "demo", "simulate"
 
 #: The policies ``simulate`` plays, by name: a :mod:`layoutopt.decide.policies` factory
 #: (model policies: k=8, the world's link), read when the command runs.
-CAMPAIGN_POLICIES = ("thompson", "top_two", "greedy", "ucb", "uniform", "independent")
+CAMPAIGN_POLICIES = ("thompson", "top_two", "ids", "greedy", "ucb", "uniform", "independent")
 
 
 CampaignStrategy = StrEnum("CampaignStrategy", {s: s for s in CAMPAIGN_POLICIES})

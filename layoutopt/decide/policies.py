@@ -11,9 +11,9 @@ blackjax's kernels)::
 policy would ship now (:class:`PolicyInfo`: its pick with interval and P(best)). The driver
 (:func:`layoutopt.decide.driver.run`) plays any policy round after round.
 
-Model policies (:func:`thompson`, :func:`top_two`, :func:`greedy`, :func:`ucb`) serve an
-initial design first, then refit the additive + pairwise model every round and propose with
-:func:`layoutopt.decide.proposals.propose`; their pick is
+Model policies (:func:`thompson`, :func:`top_two`, :func:`ids`, :func:`greedy`,
+:func:`ucb`) serve an initial design first, then refit the additive + pairwise model every
+round and propose with :func:`layoutopt.decide.proposals.propose`; their pick is
 :func:`layoutopt.score.scoring.best_layout`. The
 baselines of Hill et al. (2017) fit no model: :func:`uniform` (a classic A/B/n test) and
 :func:`independent` (Beta-Bernoulli Thompson sampling with one arm per layout, their
@@ -51,6 +51,7 @@ __all__ = [
     "PolicyInfo",
     "fit_objective",
     "greedy",
+    "ids",
     "independent",
     "on_objective",
     "with_floor",
@@ -187,6 +188,40 @@ def top_two(
         The :class:`Policy`.
     """
     return model_policy(_config("top_two", locals(), {"beta": beta}))
+
+
+@_with_model_args
+def ids(
+    k: int = 2,
+    *,
+    method: str = "laplace",
+    prior: PriorConfig | None = None,
+    link: str | None = None,
+    pairwise: bool | None = None,
+    initial: str = "pairwise",
+    initial_size: int | None = None,
+    num_samples: int = 1000,
+    fit_options: FitOptions | None = None,
+    allocation: str = "multinomial",
+    per_segment: bool = True,
+    delay: Weibull | str | None = None,
+    half_life: float | str | None = None,
+) -> Policy:
+    """Information-directed sampling (Russo & Van Roy 2018): the batch goes to the one or
+    two layouts that minimise the squared expected regret per unit of information about
+    which layout is the best (:mod:`layoutopt.decide.ids`).
+
+    Round 0 serves the initial design evenly; every later round refits the model on all
+    observations so far and serves ``propose(posterior, k=k, strategy="ids")``.
+
+    Args:
+        k: most layouts per proposal (the distribution has at most two).
+        {model_args}
+
+    Returns:
+        The :class:`Policy`.
+    """
+    return model_policy(_config("ids", locals(), {}))
 
 
 @_with_model_args

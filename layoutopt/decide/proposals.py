@@ -8,6 +8,10 @@ optimiser and the grid scorer), so proposals, scores and the fit can never disag
 * ``"top_two"`` -- top-two Thompson sampling (Russo 2016): a share ``beta`` goes to the leader
   of a draw, the rest to a *challenger* (the argmax of another draw, conditioned on differing
   from the leader). Spends more traffic on telling the best two apart.
+* ``"ids"`` -- information-directed sampling (Russo & Van Roy 2018,
+  :mod:`layoutopt.decide.ids`): at most two layouts, mixed to minimise the squared
+  expected regret per unit of information about which layout is the best. Spends less
+  traffic than Thompson on layouts the posterior already knows are worse.
 * ``"greedy"`` -- the k layouts of highest posterior mean click-through, equal weights.
 * ``"ucb"`` -- the k layouts of highest upper posterior quantile of click-through (Bayes-UCB),
   equal weights.
@@ -21,19 +25,22 @@ import numpy as np
 import pandas as pd
 
 from layoutopt.decide.design import initial_design
+from layoutopt.decide.ids import ids_weights
 from layoutopt.infer.posterior import Posterior
 from layoutopt.model.space import LayoutSpace
 from layoutopt.score.evidence import no_evidence
-from layoutopt.score.mix import mix_p_best, segment_view
+from layoutopt.score.mix import mix_draw_bests, segment_view
 from layoutopt.score.objective import ObjectivePosterior
 from layoutopt.score.optimize import argmax_codes, check_argmax_work
 from layoutopt.score.scoring import score_grid
+from layoutopt.score.stream import draw_values_of_codes
+from layoutopt.score.target import draws_target, value_target
 from layoutopt.util.limits import check_grid_work, check_seed
 from layoutopt.util.seeds import split_seed
 
 __all__ = ["propose", "STRATEGIES"]
 
-STRATEGIES = ("thompson", "top_two", "greedy", "ucb")
+STRATEGIES = ("thompson", "top_two", "ids", "greedy", "ucb")
 #: Most allowed layouts ``strategy="ucb"`` ranks (it scores the whole grid in memory).
 MAX_UCB_GRID = 10_000_000
 
@@ -64,6 +71,13 @@ def propose(
     posterior should exploit. Use ``"top_two"`` to keep exploring a runner-up, or more draws for
     a finer estimate.
 
+    For ``"ids"`` (information-directed sampling, :mod:`layoutopt.decide.ids`) the
+    candidates are the same per-draw argmax layouts; each gets its expected regret
+    ``E[v(best)] - E[v(x)]`` and its information gain about the best (the variance of its
+    value's mean across the draws' bests), both from the draws, and the batch goes to the
+    one or two layouts whose mixture minimises the squared regret per unit of gain: at
+    most two rows, however large ``k``.
+
     For ``"top_two"`` the weight is the exact probability of playing a layout under top-two
     Thompson sampling with the empirical posterior (the S draws): with ``p`` the P(best)
     estimate above, ``w_j = beta * p_j + (1 - beta) * p_j * sum_{i != j} p_i / (1 - p_i)``,
@@ -87,7 +101,7 @@ def propose(
         posterior: posterior draws (:class:`~layoutopt.infer.posterior.Posterior`).
         space: the layout space; defaults to ``posterior.space`` and must equal it if given.
         k: most layouts to propose (>= 1).
-        strategy: one of ``"thompson"``, ``"top_two"``, ``"greedy"``, ``"ucb"``.
+        strategy: one of ``"thompson"``, ``"top_two"``, ``"ids"``, ``"greedy"``, ``"ucb"``.
         seed: seed for subsampling draws (``num_draws``), the optimiser's restarts and
             tie-breaking between equally weighted layouts at the k cut-off.
         exclude: layouts never to propose -- a DataFrame with the component label columns (other
@@ -174,11 +188,20 @@ def propose(
     params = None if mix else posterior.params
 
     num_draws = posterior.num_draws
-    if strategy in ("thompson", "top_two"):
-        codes, prob = _p_best(params, target, method, seed_argmax, mixed)
+    if strategy in ("thompson", "top_two", "ids"):
+        best = _draw_bests(params, target, method, seed_argmax, mixed)
+        codes, winner, counts = np.unique(best, axis=0, return_inverse=True, return_counts=True)
+        codes, prob = codes.astype(np.int32), counts / best.shape[0]
         line = no_evidence(prob.max(), target.num_allowed, num_draws, posterior.diagnostics)
         if explore and line is not None:
             return _explore(space, target, k, rng, line)
+        if strategy == "ids":
+            scored = (
+                value_target(mixed, target) if mix else draws_target(posterior, target, "draws")
+            )
+            values = draw_values_of_codes(scored, target, codes)
+            best_values = values[np.arange(len(winner)), winner.reshape(-1)]
+            return _batch(space, codes, ids_weights(values, winner, best_values), k, rng)
         if strategy == "top_two":
             prob = _top_two(prob, beta)
             if len(codes) == 1 and target.num_allowed > 1:
@@ -293,15 +316,19 @@ def _without(space: LayoutSpace, codes: np.ndarray) -> LayoutSpace:
         ) from None
 
 
-def _p_best(params, space: LayoutSpace, method: str, seed: int, mixed=None):
-    """Distinct per-draw argmax codes and the share of draws each wins (exact given draws).
-
-    ``mixed``: the posterior (with ``params``) whose traffic mix is maximised instead.
-    """
+def _draw_bests(params, space: LayoutSpace, method: str, seed: int, mixed=None) -> np.ndarray:
+    """``(S, K)`` codes of every draw's best allowed layout of ``space`` (exact; ties to the
+    lowest index). ``mixed``: the posterior whose traffic mix (or objective) is maximised
+    instead of ``params``' eta (one enumeration pass)."""
     if mixed is not None:
-        return mix_p_best(mixed, space)
+        return mix_draw_bests(mixed, space)
     check_argmax_work(params, space, method, seed, "Thompson sampling")
-    best = np.asarray(argmax_codes(params, space, method=method, seed=seed))
+    return np.asarray(argmax_codes(params, space, method=method, seed=seed), np.int32)
+
+
+def _p_best(params, space: LayoutSpace, method: str, seed: int, mixed=None):
+    """Distinct per-draw argmax codes and the share of draws each wins (exact given draws)."""
+    best = _draw_bests(params, space, method, seed, mixed)
     codes, counts = np.unique(best, axis=0, return_counts=True)
     return codes.astype(np.int32), counts / best.shape[0]
 

@@ -14,7 +14,7 @@ from layoutopt.infer.posterior import Posterior
 from layoutopt.model.space import LayoutSpace
 from layoutopt.score.target import segment_shares, segment_view, value_target
 
-__all__ = ["mix_p_best", "segment_shares", "segment_view"]
+__all__ = ["mix_draw_bests", "mix_p_best", "segment_shares", "segment_view"]
 
 
 def mix_p_best(posterior: Posterior, space: LayoutSpace) -> tuple[np.ndarray, np.ndarray]:
@@ -31,8 +31,16 @@ def mix_p_best(posterior: Posterior, space: LayoutSpace) -> tuple[np.ndarray, np
         ``(codes (n, K) int32, shares (n,))``, codes in index order; ties in a draw go to
         the lowest index. One engine pass, at any space size (within ``MAX_GRID_WORK``).
     """
+    best = mix_draw_bests(posterior, space)
+    codes, counts = np.unique(best, axis=0, return_counts=True)
+    return codes.astype(np.int32), counts / posterior.num_draws
+
+
+def mix_draw_bests(posterior: Posterior, space: LayoutSpace) -> np.ndarray:
+    """``(S, K)`` codes of every draw's best layout of the mixture CTR (or objective value)
+    over ``space``; ties go to the lowest index. One engine pass (:func:`mix_p_best` counts
+    them)."""
     best = value_target(posterior, space).best(
         space, method="enumerate", seed=None, what="P(best) of the traffic mix"
     )
-    codes, counts = np.unique(best, axis=0, return_counts=True)
-    return codes.astype(np.int32), counts / posterior.num_draws
+    return np.asarray(best, np.int32)
