@@ -378,7 +378,10 @@ def _covering_array(space: LayoutSpace, rng: np.random.Generator):
                 row = [-1] * K
                 for a in range(pcard[j]):
                     for v in range(pcard[c]):
-                        if m[a, v] and ((j, a) in comp.named or (c, v) in comp.named):
+                        # a rule and a group together may rule out any pair (a rule on
+                        # one slot takes a value from the group's pool for the others)
+                        named = (j, a) in comp.named or (c, v) in comp.named
+                        if m[a, v] and (named or comp.groups):
                             row[j], row[c] = a, v
                             if not comp.ok(row):
                                 m[a, v] = False
@@ -512,6 +515,8 @@ def _fill(rows: np.ndarray, pcard, comp: _Completer) -> np.ndarray:
                 row[k] = int(v)
                 if comp.ok(row):
                     break
+            else:  # every row is completable by construction: a bug if not
+                raise RuntimeError(f"design row {rows[r].tolist()} cannot be completed")
             rows[r, k] = row[k]
             counts[k][row[k]] += 1
     return rows
