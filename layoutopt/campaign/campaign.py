@@ -39,11 +39,11 @@ from layoutopt.campaign.ingest import (
 from layoutopt.campaign.logged import served_frame, split_serving_columns
 from layoutopt.campaign.metrics import Metrics
 from layoutopt.campaign.proposal import Proposal, open_round
-from layoutopt.campaign.proposal_options import record_proposal_options
+from layoutopt.campaign.proposal_options import ensure_options_table, options_writer
 from layoutopt.campaign.report import campaign_report
 from layoutopt.campaign.rounds import allocation_frame, campaign_policy, jsonable
 from layoutopt.campaign.serving import Serving, check_holdout
-from layoutopt.campaign.store import Store
+from layoutopt.campaign.store import RoundConflict, Store, StoreBusyError
 from layoutopt.campaign.versions import check_extension
 from layoutopt.data.events import parse_now
 from layoutopt.data.observations import Observations, aggregate_file
@@ -58,6 +58,10 @@ from layoutopt.util.limits import check_seed
 from layoutopt.util.seeds import seed_of
 
 __all__ = ["CHUNK_ROWS", "Campaign", "IngestResult", "Proposal", "read_chunks"]
+
+
+#: Attempts of :meth:`Campaign.propose` when other processes keep opening rounds.
+_PROPOSE_ATTEMPTS = 5
 
 
 class Campaign(Fitting, Columns, Serving, Deciding, Metrics, Records):
@@ -363,7 +367,7 @@ class Campaign(Fitting, Columns, Serving, Deciding, Metrics, Records):
         k: int = 8,
         strategy: str = "thompson",
         *,
-        seed: int,
+        seed: int | None,
         method: str = "laplace",
         per_segment: bool = True,
         new_round: bool = False,
@@ -387,6 +391,11 @@ class Campaign(Fitting, Columns, Serving, Deciding, Metrics, Records):
         in ``refit``); otherwise it proposes from the latest fit. With an objective or
         guardrails (:meth:`set_objective`) it proposes on the value, never a failing layout.
 
+        Concurrent proposers: the round is written only if no other process opened one
+        while it was computed (:class:`~layoutopt.campaign.store.RoundConflict`); otherwise
+        ``propose`` looks again, and finds that round open. The round and its options are
+        one transaction.
+
         A round stays **open** until data answer it: when nothing was ingested since the
         latest proposal (and the space did not change), ``propose`` returns that round as
         recorded, saying so in ``note``, instead of opening another (``new_round=True``
@@ -395,7 +404,9 @@ class Campaign(Fitting, Columns, Serving, Deciding, Metrics, Records):
         Args:
             k: most layouts to propose (per segment with ``per_segment``).
             strategy: one of :data:`layoutopt.decide.proposals.STRATEGIES`.
-            seed: the campaign seed of the round (the CLI's default: the round's number).
+            seed: the campaign seed of the round; None: the number of the round it opens
+                (the CLI's default), resolved in the same transaction that numbers the
+                round, so concurrent proposers each get their own round's seed.
             method: inference method for a fit made first.
             per_segment: on a space with segments, one proposal per segment (a batch per
                 segment code, with the segment columns), as the simulated policies do;
@@ -417,10 +428,26 @@ class Campaign(Fitting, Columns, Serving, Deciding, Metrics, Records):
             raise ValueError(f"unknown strategy {strategy!r}; use one of {list(STRATEGIES)}")
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; use one of {list(METHODS)}")
-        seed = check_seed(seed)
+        for _ in range(_PROPOSE_ATTEMPTS):
+            try:
+                return self._propose(
+                    k, strategy, seed, method, per_segment, new_round, min_share, burn_in
+                )
+            except RoundConflict:
+                new_round = False  # another process opened a round: look again
+        raise StoreBusyError(
+            f"{self.store.target}: other processes kept opening rounds while this one "
+            f"proposed ({_PROPOSE_ATTEMPTS} attempts); try again"
+        )
+
+    def _propose(self, k, strategy, seed, method, per_segment, new_round, min_share, burn_in):
+        """One attempt of :meth:`propose` on the store as it is now; raises
+        :class:`RoundConflict` (nothing written) when another writer opens a round first."""
         still_open = None if new_round else self._open_round()
         if still_open is not None:
             return still_open
+        rounds = self.rounds
+        seed = check_seed(rounds + 1 if seed is None else seed)
         self.store.check_writable("record a proposal")
         options = self._refit_options(method)
         timed = options["delay"] is not None or options["half_life"] is not None
@@ -439,7 +466,6 @@ class Campaign(Fitting, Columns, Serving, Deciding, Metrics, Records):
         policy = with_floor(policy, min_share=min_share, burn_in=burn_in)
         reason = self.stale()
         fitted = None if reason is not None else (obs, self.posterior())
-        rounds = self.rounds
         first = self._observations(time=timed, first_round=True)
         state = resume(policy, obs.space, seed=seed, first=first, rounds=rounds, fitted=fitted)
         key = round_keys(seed, rounds).step
@@ -455,6 +481,11 @@ class Campaign(Fitting, Columns, Serving, Deciding, Metrics, Records):
             fit_id = self._record_fit(info.posterior, seen, method, seed, options, seed_of(key))
             note = f"fitted {method} first ({reason})"
         frame = allocation_frame(obs.space, alloc)
+        held = serving_settings(self.store, self._id)  # the holdout this round is served with
+        served = {"min_share": float(min_share), "burn_in": int(burn_in)}
+        served |= {"holdout": held["holdout"], "control": held["control"]}
+        ensure_options_table(self.store)
+        # one transaction: the round, numbered as computed, and its options
         round_ = self.store.add_proposal(
             self._id,
             {
@@ -464,11 +495,9 @@ class Campaign(Fitting, Columns, Serving, Deciding, Metrics, Records):
                 "k": int(k),
                 "rows": jsonable(frame.to_dict("records")),
             },
+            expected_round=rounds + 1,
+            also=options_writer(self._id, served),
         )
-        held = serving_settings(self.store, self._id)  # the holdout this round is served with
-        served = {"min_share": float(min_share), "burn_in": int(burn_in)}
-        served |= {"holdout": held["holdout"], "control": held["control"]}
-        record_proposal_options(self.store, self._id, round_, served)
         pick = next(f for f in self.store.fits(self._id) if f["id"] == fit_id)["best"]
         return Proposal(
             round_, frame, strategy, seed, fit_id, note, no_evidence=pick.get("no_evidence")

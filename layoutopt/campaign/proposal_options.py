@@ -15,7 +15,13 @@ import sqlalchemy as sa
 
 from layoutopt.campaign.store import Store
 
-__all__ = ["PROPOSAL_OPTIONS", "proposal_options", "record_proposal_options"]
+__all__ = [
+    "PROPOSAL_OPTIONS",
+    "ensure_options_table",
+    "options_writer",
+    "proposal_options",
+    "record_proposal_options",
+]
 
 METADATA = sa.MetaData()
 
@@ -36,6 +42,15 @@ def record_proposal_options(store: Store, cid: int, round_: int, options: dict[s
     """Record round ``round_``'s options (one transaction; replaces an earlier row)."""
     _ensure(store)
     with store.transaction() as conn:
+        options_writer(cid, options)(conn, round_)
+
+
+def options_writer(cid: int, options: dict[str, Any]):
+    """``(connection, round) -> None`` writing a round's options inside a transaction the
+    caller holds (:meth:`Store.add_proposal`'s ``also``, so a proposal and its options land
+    together). Call :func:`ensure_options_table` first."""
+
+    def write(conn, round_: int) -> None:
         conn.execute(
             sa.delete(PROPOSAL_OPTIONS).where(
                 PROPOSAL_OPTIONS.c.campaign_id == cid, PROPOSAL_OPTIONS.c.round == round_
@@ -46,6 +61,13 @@ def record_proposal_options(store: Store, cid: int, round_: int, options: dict[s
                 campaign_id=cid, round=int(round_), options=json.dumps(options, sort_keys=True)
             )
         )
+
+    return write
+
+
+def ensure_options_table(store: Store) -> None:
+    """Create the options table if missing (before a transaction that writes to it)."""
+    _ensure(store)
 
 
 def proposal_options(store: Store, cid: int) -> dict[int, dict[str, Any]]:

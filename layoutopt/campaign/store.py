@@ -49,6 +49,7 @@ __all__ = [
     "BUSY_TIMEOUT_S",
     "CONNECT_TIMEOUT_S",
     "SCHEMA_VERSION",
+    "RoundConflict",
     "Store",
     "StoreBusyError",
     "connect",
@@ -63,6 +64,10 @@ BUSY_TIMEOUT_S = 60.0
 #: Default seconds to wait for a PostgreSQL server to answer a connection (a ``connect_timeout``
 #: in the URL's query wins): a port that accepts and never answers fails instead of hanging.
 CONNECT_TIMEOUT_S = 10.0
+
+
+class RoundConflict(RuntimeError):
+    """Another writer opened a round while a proposal was computed (nothing was written)."""
 
 
 class StoreBusyError(OSError):
@@ -583,21 +588,49 @@ class Store:
             )
 
     # ------------------------------------------------------------------ proposals
-    def add_proposal(self, cid: int, proposal: dict[str, Any]) -> int:
+    def add_proposal(
+        self,
+        cid: int,
+        proposal: dict[str, Any],
+        *,
+        expected_round: int | None = None,
+        also=None,
+    ) -> int:
         """Record a proposal as the next round (``fit_id, seed, strategy, k, rows``); return
-        the round number (1 for the first proposal)."""
+        the round number (1 for the first proposal).
+
+        Args:
+            cid: the campaign id.
+            proposal: the proposal's fields.
+            expected_round: the round the caller computed the proposal for (its seed and
+                data); when another writer opened a round meanwhile, nothing is written and
+                :class:`RoundConflict` is raised, so the caller can look again.
+            also: ``(connection, round) -> None`` writing more rows of the same proposal in
+                the same transaction (its options).
+
+        Raises:
+            RoundConflict: when the next round is not ``expected_round``.
+        """
         with self.transaction() as conn:
             _lock_campaign(conn, cid)
             count = conn.execute(
                 sa.select(sa.func.count()).where(PROPOSALS.c.campaign_id == cid)
             ).scalar_one()
+            round_ = int(count) + 1
+            if expected_round is not None and round_ != int(expected_round):
+                raise RoundConflict(
+                    f"{self.target}: round {round_ - 1} was proposed by another process while "
+                    f"this one computed round {int(expected_round)}"
+                )
             values = dict(proposal, rows=json.dumps(proposal["rows"]))
             conn.execute(
                 sa.insert(PROPOSALS).values(
-                    campaign_id=cid, round=int(count) + 1, created_at=now(), **values
+                    campaign_id=cid, round=round_, created_at=now(), **values
                 )
             )
-            return int(count) + 1
+            if also is not None:
+                also(conn, round_)
+            return round_
 
     def proposals(self, cid: int) -> list[dict[str, Any]]:
         """Every proposal, oldest first, with its rows decoded."""

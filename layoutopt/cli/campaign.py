@@ -225,8 +225,7 @@ def propose(
     if output is not None:
         check_output_path(output, (".csv", ".parquet", ".pq"))
     with library.campaign.Campaign.open(db, name) as camp:
-        if seed is None:
-            seed = camp.rounds + 1
+        # seed None: the round's number, resolved where the round is numbered
         prop = camp.propose(
             k=k, strategy=strategy.value, seed=seed, min_share=min_share, burn_in=burn_in
         )
