@@ -66,7 +66,7 @@ AdditiveOpt = Annotated[
 #: ``layoutopt.decide.proposals.STRATEGIES`` (a test keeps them equal).
 METHODS = ("laplace", "nuts", "svi")
 DESIGN_KINDS = ("pairwise", "random", "full")
-STRATEGIES = ("thompson", "top_two", "greedy", "ucb")
+STRATEGIES = ("thompson", "top_two", "ids", "greedy", "ucb")
 
 Method = StrEnum("Method", {m: m for m in METHODS})
 

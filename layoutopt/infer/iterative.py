@@ -55,6 +55,7 @@ __all__ = [
     "LANCZOS_STEPS",
     "CG_TOL",
     "CG_MAX_ITER",
+    "MATVEC_BYTES",
     "CgResult",
     "cg_kernel",
     "cg_draws",
@@ -69,6 +70,9 @@ LANCZOS_STEPS = 48
 CG_TOL = 1e-9
 #: Cap on the iterations of one conjugate-gradient solve.
 CG_MAX_ITER = 4_000
+#: Bytes the look-ups of one batched Hessian-vector product may take (a batch of
+#: right-hand sides is mapped over in groups within it).
+MATVEC_BYTES = 256 * 2**20
 #: The probes' key: fixed, so that a fit does not depend on its seed but through its draws.
 _PROBE_KEY = 20_101
 
@@ -119,12 +123,21 @@ class _State(NamedTuple):
 
 
 def _hessian(design: Design, w, prec):
-    """``v -> H v`` for ``v`` ``(..., P)``, and the Jacobi preconditioner ``diag(H)``."""
+    """``v -> H v`` for ``v`` ``(P,)`` or ``(B, P)``, and the Jacobi preconditioner
+    ``diag(H)``. A batch is mapped over in groups whose ``(group, N, C)`` look-ups fit in
+    ``MATVEC_BYTES``, so memory does not grow with the number of right-hand sides."""
     P = prec.shape[0]
+    N, C = design.columns.shape
     diag = prec + design_transposed_times(design._replace(values=design.values**2), w, P)
 
-    def matvec(v):
+    def one(v):
         return prec * v + design_transposed_times(design, w * design_times(design, v), P)
+
+    def matvec(v):
+        if v.ndim == 1:
+            return one(v)
+        group = max(1, min(v.shape[0], MATVEC_BYTES // (16 * N * C)))
+        return jax.lax.map(one, v, batch_size=group)
 
     return matvec, diag
 

@@ -26,6 +26,7 @@ __all__ = [
     "LAPLACE_MAX_PARAMS",
     "LAPLACE_LOWRANK_MAX_PARAMS",
     "LAPLACE_LOWRANK_MAX_ROWS",
+    "LAPLACE_CG_MAX_PARAMS",
     "NUTS_MAX_PARAMS",
     "SVI_FULL_MAX_PARAMS",
     "MAX_GRID_WORK",
@@ -56,6 +57,10 @@ LAPLACE_LOWRANK_MAX_PARAMS = 50_000
 #: The low-rank solver factorises an N x N matrix over the (padded) observed rows at every
 #: iteration (about 2.3 N^3 + 2 C N^2 flops: ~10^11 at 4,096 rows, seconds per iteration).
 LAPLACE_LOWRANK_MAX_ROWS = 4_096
+#: The conjugate-gradient Laplace solver has no row limit; it was measured to 19,441
+#: parameters (3 slots x 80 items on 6,580 rows: 14 s, 1 GB) and, like the low-rank one,
+#: holds every effect in every draw, so beyond this use SVI.
+LAPLACE_CG_MAX_PARAMS = 50_000
 #: NUTS beyond this many parameters needs hours of gradient evaluations to mix.
 NUTS_MAX_PARAMS = 20_000
 #: The full-rank SVI guide holds a P x P scale matrix and factorises it every step.
@@ -182,7 +187,10 @@ def fit_size(model, num_rows: int, method: str, num_samples: int, pairwise: bool
         # sides, about six P-vectors each, float64), a batch of 64 draws' solves, the rows'
         # N x D look-ups, and the draws; per solver iteration one product with H for each
         # right-hand side, O(N D + P)
-        memory = 6 * 8 * (32 + 64) * P + 16 * (32 + 64) * N * D + 2 * 8 * int(num_samples) * P
+        # (the look-ups of a batch of products are mapped over within 256 MiB,
+        # iterative.MATVEC_BYTES)
+        look_ups = min(16 * 64 * N * D, 2**28 + 16 * N * D)
+        memory = 6 * 8 * (32 + 64) * P + look_ups + 2 * 8 * int(num_samples) * P
         flops = 33.0 * (2.0 * float(N) * D + P)
     elif method == "svi-full":
         memory = draws + 8 * 4 * P * P
@@ -211,9 +219,10 @@ def check_fit_size(
     Limits: dense Laplace (``"laplace"``) up to ``LAPLACE_MAX_PARAMS`` parameters, low-rank
     Laplace (``"laplace-lowrank"``) up to ``LAPLACE_LOWRANK_MAX_PARAMS`` parameters on up
     to ``LAPLACE_LOWRANK_MAX_ROWS`` distinct rows, conjugate-gradient Laplace
-    (``"laplace-cg"``) on any number of rows (memory only), NUTS up to ``NUTS_MAX_PARAMS``, SVI with
-    a full-rank guide up to ``SVI_FULL_MAX_PARAMS`` (the low-rank and diagonal guides have
-    no parameter limit), and every method within ``memory_limit`` bytes.
+    (``"laplace-cg"``) up to ``LAPLACE_CG_MAX_PARAMS`` parameters on any number of rows,
+    NUTS up to ``NUTS_MAX_PARAMS``, SVI with a full-rank guide up to
+    ``SVI_FULL_MAX_PARAMS`` (the low-rank and diagonal guides have no parameter limit), and
+    every method within ``memory_limit`` bytes.
 
     Args:
         model: the model's ``ModelSpec`` (every term counted), or bare cardinalities.
@@ -245,11 +254,19 @@ def check_fit_size(
             f"the low-rank Laplace solver factorises an N x N matrix over the "
             f"{int(num_rows):,} distinct observed rows, more than it handles "
             f"({LAPLACE_LOWRANK_MAX_ROWS:,}); use "
-            + " or ".join(dense + ["LaplaceOptions(solver='cg') (no row limit)"])
+            + " or ".join(
+                dense
+                + [
+                    "LaplaceOptions(solver='cg') (no row limit)"
+                    if P <= LAPLACE_CG_MAX_PARAMS
+                    else "method 'svi' (low-rank guide, no parameter cap)"
+                ]
+            )
         )
     cap = {
         "laplace": LAPLACE_MAX_PARAMS,
         "laplace-lowrank": LAPLACE_LOWRANK_MAX_PARAMS,
+        "laplace-cg": LAPLACE_CG_MAX_PARAMS,
         "nuts": NUTS_MAX_PARAMS,
     }.get(method)
     if full:
@@ -258,10 +275,13 @@ def check_fit_size(
         what = {
             "laplace": "method 'laplace' with the dense solver",
             "laplace-lowrank": "method 'laplace' with the low-rank solver",
+            "laplace-cg": "method 'laplace' with the conjugate-gradient solver",
         }.get(method, "guide='full'" if full else f"method {method!r}")
         better = ["guide='lowrank'" if full else "method 'svi' (low-rank guide, no parameter cap)"]
-        if method.startswith("laplace"):
-            better.insert(0, "LaplaceOptions(solver='cg') (no parameter or row cap)")
+        if method in ("laplace", "laplace-lowrank") and P <= LAPLACE_CG_MAX_PARAMS:
+            better.insert(
+                0, f"LaplaceOptions(solver='cg') (up to {LAPLACE_CG_MAX_PARAMS:,} parameters)"
+            )
         if method == "laplace" and P <= LAPLACE_LOWRANK_MAX_PARAMS:
             better.insert(
                 0,
