@@ -284,7 +284,7 @@ class Store:
             ValueError: one line naming the store and why it is read-only.
         """
         if self._sqlite is not None:
-            why = sqlite_read_only(self._sqlite)
+            why = sqlite_read_only(self._sqlite, self.engine)
         else:
             with self.engine.connect() as conn:
                 why = postgres_read_only(conn)

@@ -161,18 +161,35 @@ def connect_message(err: BaseException, target: str, url: sa.URL, timeout: float
     return f"{target}: cannot open the store ({first})"
 
 
-def sqlite_read_only(path: Path) -> str | None:
+def sqlite_read_only(path: Path, engine=None) -> str | None:
     """Why the SQLite store at ``path`` cannot be written (None when it can).
 
-    Tries what a write needs: opening the file for writing and creating a file in its
-    directory (the journal); permission bits alone do not stop root, a read-only file system
-    or an immutable file do.
+    Tries what a write needs: a write through ``engine`` (a table created in a transaction
+    that is rolled back: SQLite opens a file it cannot open for writing read-only, and
+    refuses the write) and creating a file in its directory (the journal);
+    permission bits alone do not stop root, a read-only file system or an immutable file do.
+
+    The database file itself is never opened here: closing any descriptor of it releases
+    every POSIX lock this process holds on it, SQLite's included, and a concurrent writer
+    could then corrupt the store (it did: "database disk image is malformed" with five
+    writers at once, ``tests/campaign/test_store_attacks.py``).
     """
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except OSError as err:
-        return f"the file is read-only ({err.strerror})"
-    os.close(fd)
+    if engine is not None:
+        with engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            try:
+                # a write SQLite must make to the file (BEGIN IMMEDIATE alone succeeds on an
+                # immutable file), rolled back: nothing is left
+                raw.execute("BEGIN IMMEDIATE")
+                raw.execute("CREATE TABLE main.layoutopt_write_probe (x)")
+            except Exception as err:  # sqlite3.OperationalError: the driver's own words
+                text = str(err)
+                if "readonly" not in text and "read-only" not in text:
+                    raise
+                return f"the file is read-only ({text})"
+            finally:
+                if raw.in_transaction:
+                    raw.execute("ROLLBACK")
     probe = path.with_name(f".{path.name}.write-probe-{os.getpid()}")
     try:
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
