@@ -138,6 +138,9 @@ def _sqlite_contents(path: Path) -> tuple[set[str], dict[str, str]]:
             q = f"SELECT key, value FROM {META.name}"  # noqa: S608 (a constant table name)
             meta = {str(k): str(v) for k, v in con.execute(q).fetchall()}
         return tables, meta
+    except sqlite3.OperationalError as err:
+        # "disk I/O error", "database or disk is full": the device, not the file's content
+        raise ValueError(f"{path}: cannot read the store ({err}; is the disk full?)") from None
     except sqlite3.DatabaseError as err:
         raise ValueError(
             f"{path}: is a damaged SQLite database, not a usable campaign store ({err})"

@@ -478,3 +478,43 @@ def test_a_failed_init_leaves_no_store_files_behind(tmp_path):
     assert run.stdout.startswith(f"{db}: cannot open the store ("), run.stdout
     assert len(run.stdout.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []  # no c.db, -wal, -shm
+
+
+_INGEST_WITH_SMALL_FILES = r"""
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+from layoutopt.cli.app import main
+# the write-ahead log may grow to 16 KiB: a disk with a few pages left
+resource.setrlimit(resource.RLIMIT_FSIZE, (16384, 16384))
+sys.exit(main(["campaign", "ingest", "--db", sys.argv[1], sys.argv[2]]))
+"""
+
+
+def test_a_full_disk_during_ingest_is_one_line_and_changes_nothing(tmp_path):
+    db = tmp_path / "c.db"
+    with Campaign.create(db, _wide()) as camp:
+        camp.ingest(_wide_results(0, 50))
+    before = _totals(str(db))
+    big = tmp_path / "big.csv"
+    _wide_results(1, 1331).to_csv(big, index=False)  # every layout: far more than 4 KiB
+    run = subprocess.run(
+        [sys.executable, "-c", _INGEST_WITH_SMALL_FILES, str(db), str(big)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode != 0
+    lines = [line for line in run.stderr.strip().splitlines() if line]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {db}: "), run.stderr
+    assert "damaged" not in lines[0] and ("full" in lines[0] or "disk" in lines[0]), lines[0]
+    assert "Traceback" not in run.stderr and "INSERT" not in run.stderr
+    assert _totals(str(db)) == before
+    with Campaign.open(db) as camp:  # the store is whole, and the file ingests afterwards
+        assert camp.ingest(big).added
+
+
+def _wide_results(seed: int, n: int) -> pd.DataFrame:
+    space = _wide()
+    frame = space.frame(space.codes(np.arange(n))).drop(columns="index")
+    rng = np.random.default_rng(seed)
+    return frame.assign(impressions=1000, clicks=rng.binomial(1000, 0.05, n))
