@@ -13,7 +13,6 @@ store only stores. Reading results in is :mod:`layoutopt.campaign.ingest`.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,6 @@ from layoutopt.campaign.ingest import (
     hash_path,
     ingest_result,
     read_chunks,
-    stored_observations,
     stored_rows,
 )
 from layoutopt.campaign.logged import served_frame, split_serving_columns
@@ -45,6 +43,7 @@ from layoutopt.campaign.rounds import allocation_frame, campaign_policy, jsonabl
 from layoutopt.campaign.serving import Serving, check_holdout
 from layoutopt.campaign.store import RoundConflict, Store, StoreBusyError
 from layoutopt.campaign.versions import check_extension
+from layoutopt.campaign.view import current_space, latest_best, store_observations
 from layoutopt.data.events import parse_now
 from layoutopt.data.observations import Observations, aggregate_file
 from layoutopt.decide.driver import resume, round_keys, round_step
@@ -186,8 +185,7 @@ class Campaign(Fitting, Columns, Serving, Deciding, Metrics, Records):
     @property
     def space(self) -> LayoutSpace:
         """The current layout space."""
-        latest = self.store.spaces(self._id)[-1]
-        return LayoutSpace.from_dict(latest["space"], source=f"{self.store.target} space")
+        return current_space(self.store, self._id)
 
     def update_space(self, space: LayoutSpace) -> int:
         """Record a new version of the space (new variants appended, rules changed, ...).
@@ -344,24 +342,10 @@ class Campaign(Fitting, Columns, Serving, Deciding, Metrics, Records):
     def _observations(self, *, time: bool, first_round: bool = False) -> Observations:
         """:meth:`observations`; ``first_round``: only the rows of round-0 batches (what a
         policy's first fit saw)."""
-        rows = self.store.observation_rows(self._id)
-        if first_round:
-            rows = [r for r in rows if r[6] == 0]
-        if not rows:
-            raise ValueError(
-                f"campaign {self.name!r}: no data ingested yet; ingest the results of the "
-                "first design (`layoutopt design`) with `campaign ingest`"
-            )
-        histograms = [
-            json.loads(b["delay_counts"])
-            for b in self.store.batches(self._id)
-            if b.get("delay_counts") is not None and (not first_round or b["round"] == 0)
-        ]
-        return stored_observations(
-            self.space, rows, histograms, time=time, source=self.store.target
+        return store_observations(
+            self.store, self._id, self.space, self.name, time=time, first_round=first_round
         )
 
-    # ------------------------------------------------------------------ proposals
     def propose(
         self,
         k: int = 8,
@@ -515,10 +499,7 @@ class Campaign(Fitting, Columns, Serving, Deciding, Metrics, Records):
         Raises:
             ValueError: if the campaign has not been fitted.
         """
-        fits = self.store.fits(self._id)
-        if not fits:
-            raise ValueError(f"campaign {self.name!r}: not fitted yet; run `campaign fit`")
-        return BestLayout(**fits[-1]["best"])
+        return latest_best(self.store, self._id, self.name)
 
     def report(self, path: str | Path, *, evaluate=None) -> Path:
         """Write the campaign's HTML report (:func:`layoutopt.campaign.report.campaign_report`);

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy.stats import chi2
+from scipy.special import chdtrc
 
 __all__ = ["SRM_ALPHA", "SampleRatio", "sample_ratio_check"]
 
@@ -80,6 +80,7 @@ def sample_ratio_check(observed, weights, alpha: float = SRM_ALPHA) -> SampleRat
         return SampleRatio(np.inf, len(w) - 1, 0.0, True, worst, obs, expected)
     stat = float(np.sum((obs[planned] - expected[planned]) ** 2 / expected[planned]))
     dof = int(planned.sum()) - 1
-    p = float(chi2.sf(stat, dof)) if dof > 0 else 1.0
+    # chdtrc is chi2.sf's own kernel, without importing scipy.stats (0.3 s at status's start)
+    p = float(chdtrc(dof, stat)) if dof > 0 else 1.0
     z = np.where(planned, (obs - expected) / np.sqrt(np.maximum(expected * (1 - w), 1e-300)), 0)
     return SampleRatio(stat, dof, p, p < alpha, int(np.argmax(np.abs(z))), obs, expected)

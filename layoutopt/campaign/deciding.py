@@ -26,59 +26,14 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from layoutopt.campaign.settings_tables import DECISIONS, STOP_RULE
+from layoutopt.campaign.settings_tables import deciding_exists as _exists
+from layoutopt.campaign.settings_tables import ensure_deciding as _ensure
 from layoutopt.campaign.store import Store
+from layoutopt.campaign.view import latest_decision, row_decision
 from layoutopt.decide.stopping import Decision, StopRule, decision
-from layoutopt.score.scoring import BestLayout
 
 __all__ = ["DECISIONS", "STOP_RULE", "Deciding", "decisions_frame"]
-
-METADATA = sa.MetaData()
-
-STOP_RULE = sa.Table(
-    "layoutopt_stop_rule",
-    METADATA,
-    sa.Column("campaign_id", sa.Integer, primary_key=True),
-    sa.Column("rule", sa.Text, nullable=False),
-)
-DECISIONS = sa.Table(
-    "layoutopt_decisions",
-    METADATA,
-    sa.Column("campaign_id", sa.Integer, primary_key=True),
-    sa.Column("fit_id", sa.Integer, primary_key=True),
-    sa.Column("round", sa.Integer, nullable=False),
-    sa.Column("rule", sa.Text, nullable=False),
-    sa.Column("leader", sa.Text, nullable=False),  # the BestLayout as JSON
-    sa.Column("p_best", sa.Float, nullable=False),
-    sa.Column("expected_loss", sa.Float, nullable=False),
-    sa.Column("relative_expected_loss", sa.Float, nullable=False),
-    sa.Column("value_remaining", sa.Float, nullable=False),
-    sa.Column("expected_loss_se", sa.Float, nullable=False),
-    sa.Column("stop", sa.Boolean, nullable=False),
-    sa.Column("reason", sa.Text, nullable=False),
-)
-
-
-def _ensure(store: Store) -> None:
-    store.ensure_tables(METADATA, 7304)
-
-
-def _exists(store: Store) -> bool:
-    """Whether the tables exist (reads create nothing: a read-only store stays readable)."""
-    return sa.inspect(store.engine).has_table(DECISIONS.name)
-
-
-def _row_decision(row) -> Decision:
-    leader = json.loads(row.leader)
-    return Decision(
-        leader=BestLayout(**leader),
-        p_best=float(row.p_best),
-        expected_loss=float(row.expected_loss),
-        relative_expected_loss=float(row.relative_expected_loss),
-        value_remaining=float(row.value_remaining),
-        stop=bool(row.stop),
-        reason=str(row.reason),
-        expected_loss_se=float(row.expected_loss_se),
-    )
 
 
 def decisions_frame(store: Store, cid: int) -> pd.DataFrame:
@@ -102,7 +57,7 @@ def decisions_frame(store: Store, cid: int) -> pd.DataFrame:
         rows = list(conn.execute(q))
     out = []
     for r in rows:
-        d = _row_decision(r)
+        d = row_decision(r)
         verdict = "stop" if d.stop else "continue"
         out.append(
             [int(r.round), int(r.fit_id), d.leader.index, d.p_best, d.expected_loss]
@@ -170,7 +125,7 @@ class Deciding:
             )
             row = conn.execute(q).first()
         if row is not None and row.rule == rule.to_json():
-            return _row_decision(row)._replace(excluded=self.exclusions(fit_id))
+            return row_decision(row)._replace(excluded=self.exclusions(fit_id))
         # the objective's value under the guardrails when the campaign sets them
         post = self.scored_posterior(fit_id)
         impressions = int(self.observations().impressions.sum())
@@ -184,17 +139,7 @@ class Deciding:
     def latest_decision(self) -> Decision | None:
         """The recorded verdict on the latest fit, or None (reads the store only: no
         numerics, for ``campaign status``)."""
-        fits = self.store.fits(self._id)
-        if not fits or not _exists(self.store):
-            return None
-        with self.store.engine.connect() as conn:
-            q = sa.select(DECISIONS).where(
-                DECISIONS.c.campaign_id == self._id, DECISIONS.c.fit_id == int(fits[-1]["id"])
-            )
-            row = conn.execute(q).first()
-        if row is None:
-            return None
-        return _row_decision(row)._replace(excluded=self.exclusions(int(fits[-1]["id"])))
+        return latest_decision(self.store, self._id)
 
     def _record_decision(self, fit_id: int, rule: StopRule, d: Decision) -> None:
         values = {

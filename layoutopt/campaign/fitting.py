@@ -15,6 +15,7 @@ import dataclasses
 import json
 from typing import Any
 
+from layoutopt.campaign import view
 from layoutopt.campaign.rounds import jsonable
 from layoutopt.data.observations import Observations
 from layoutopt.infer.data import check_half_life
@@ -237,16 +238,7 @@ class Fitting:
 
     def stale(self) -> str | None:
         """Why the latest fit is out of date (new batches, a new space), or None."""
-        fits = self.store.fits(self._id)
-        if not fits:
-            return "no fit yet"
-        latest = fits[-1]
-        new = [b for b in self.store.batches(self._id) if b["id"] > latest["last_batch_id"]]
-        if new:
-            return f"{len(new)} batch(es) ingested since the last fit"
-        if latest["space_version"] != self.space_version:
-            return "the space changed since the last fit"
-        return None
+        return view.stale(self.store, self._id)
 
     def _check_ages(self, obs: Observations, delay) -> None:
         # delay="auto" on a campaign that never stored click times fits without a delay,

@@ -34,6 +34,15 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
+from layoutopt.campaign import view
+from layoutopt.campaign.settings_tables import (
+    EXCLUSIONS,
+    METRIC_FITS,
+    METRIC_ROWS,
+    OBJECTIVE,
+)
+from layoutopt.campaign.settings_tables import ensure_metrics as _ensure
+from layoutopt.campaign.settings_tables import metrics_exists as _exists
 from layoutopt.campaign.store import Store
 from layoutopt.data.observations import Observations
 from layoutopt.decide.interface import Policy
@@ -45,51 +54,6 @@ from layoutopt.score.objective import Guardrail, Objective, ObjectivePosterior
 from layoutopt.util.seeds import seed_of, split_seed
 
 __all__ = ["Metrics"]
-
-METADATA = sa.MetaData()
-
-OBJECTIVE = sa.Table(
-    "layoutopt_objective",
-    METADATA,
-    sa.Column("campaign_id", sa.Integer, primary_key=True),
-    sa.Column("objective", sa.Text, nullable=False),
-    sa.Column("guardrails", sa.Text, nullable=False),
-)
-METRIC_ROWS = sa.Table(
-    "layoutopt_metric_rows",
-    METADATA,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
-    sa.Column("campaign_id", sa.Integer, nullable=False),
-    sa.Column("content_hash", sa.String(64), nullable=False, index=True),
-    sa.Column("codes", sa.Text, nullable=False),
-    sa.Column("segment", sa.Text, nullable=True),
-    sa.Column("impressions", sa.BigInteger, nullable=False),
-    sa.Column("metric", sa.String(200), nullable=False),
-    sa.Column("count", sa.BigInteger, nullable=False),
-)
-METRIC_FITS = sa.Table(
-    "layoutopt_metric_fits",
-    METADATA,
-    sa.Column("campaign_id", sa.Integer, primary_key=True),
-    sa.Column("fit_id", sa.Integer, primary_key=True),
-    sa.Column("metric", sa.String(200), primary_key=True),
-    sa.Column("posterior", sa.LargeBinary, nullable=False),
-)
-EXCLUSIONS = sa.Table(
-    "layoutopt_exclusions",
-    METADATA,
-    sa.Column("campaign_id", sa.Integer, primary_key=True),
-    sa.Column("fit_id", sa.Integer, primary_key=True),
-    sa.Column("note", sa.Text, nullable=False),
-)
-
-
-def _ensure(store: Store) -> None:
-    store.ensure_tables(METADATA, 7306)
-
-
-def _exists(store: Store) -> bool:
-    return sa.inspect(store.engine).has_table(OBJECTIVE.name)
 
 
 class Metrics:
@@ -116,24 +80,10 @@ class Metrics:
         """``objective: ...; guardrails: ...`` in words, or ``""`` for plain clicks (shown by
         ``campaign status`` and the report)."""
         objective, guards = self.objective(), self.guardrails()
-        if objective.metrics == ("clicks",) and not guards:
-            return ""
-        line = f"objective: {objective.describe()} per impression"
-        if guards:
-            line += "; guardrails: " + ", ".join(g.describe() for g in guards)
-            line += f" (control {self.holdout[1]})"
-        return line
+        return view.settings_line(objective, guards, self.holdout[1])
 
     def _settings(self) -> tuple[Objective, tuple[Guardrail, ...]]:
-        if not _exists(self.store):
-            return Objective.of("clicks"), ()
-        with self.store.engine.connect() as conn:
-            q = sa.select(OBJECTIVE).where(OBJECTIVE.c.campaign_id == self._id)
-            row = conn.execute(q).first()
-        if row is None:
-            return Objective.of("clicks"), ()
-        guards = json.loads(row.guardrails)
-        return Objective.of(json.loads(row.objective)), Guardrail.of_dict(guards)
+        return view.stored_settings(self.store, self._id)
 
     def set_objective(self, objective=None, guardrails: Any = ()) -> None:
         """Store the campaign's objective and guardrails (one transaction).
@@ -380,12 +330,4 @@ class Metrics:
     def exclusions(self, fit_id: int | None = None) -> str:
         """What the guardrails excluded at a fit (default: the latest), in words; ``""``
         without guardrails (reads the store only)."""
-        fits = self.store.fits(self._id)
-        if not fits or not _exists(self.store):
-            return ""
-        fit_id = int(fits[-1]["id"]) if fit_id is None else int(fit_id)
-        with self.store.engine.connect() as conn:
-            q = sa.select(EXCLUSIONS.c.note).where(
-                EXCLUSIONS.c.campaign_id == self._id, EXCLUSIONS.c.fit_id == fit_id
-            )
-            return conn.execute(q).scalar() or ""
+        return view.exclusions(self.store, self._id, fit_id)

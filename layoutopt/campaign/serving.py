@@ -15,8 +15,8 @@ campaign's current space, so indices stay right after :meth:`Campaign.update_spa
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,12 +24,9 @@ import pandas as pd
 from layoutopt.campaign.assign import (
     HASH_NAME,
     HASH_VERSION,
-    RoundAllocation,
     assign_units,
-    thresholds,
 )
 from layoutopt.campaign.assignment_log import (
-    cohort_sizes,
     first_rounds,
     logged_rows,
     serving_settings,
@@ -39,58 +36,13 @@ from layoutopt.campaign.checks import SRM_ALPHA
 from layoutopt.campaign.evaluate import Estimate
 from layoutopt.campaign.logged import Lift, holdout_lift, logged_frame
 from layoutopt.campaign.offpolicy import evaluate_allocation, read_allocation
-from layoutopt.campaign.ratios import RoundCheck, round_checks
+from layoutopt.campaign.plans import RoundPlan, plan_key, round_plans
+from layoutopt.campaign.ratios import RoundCheck
 from layoutopt.campaign.store import Store
+from layoutopt.campaign.view import sample_ratios
 from layoutopt.model.space import LayoutSpace
 
 __all__ = ["RoundPlan", "Serving", "check_holdout", "plan_document", "round_plans"]
-
-
-class RoundPlan(NamedTuple):
-    """One round's allocation for one segment (or for all traffic).
-
-    Attributes:
-        round: the round (the proposal's number).
-        segment: the segment's values, or None when the allocation serves every segment.
-        index: ``(n,)`` layout indices on the current space, in the proposal's order.
-        weights: ``(n,)`` weights (summing to 1).
-        thresholds: ``(n,)`` the hash thresholds (:func:`layoutopt.campaign.assign.thresholds`).
-    """
-
-    round: int
-    segment: dict[str, str] | None
-    index: np.ndarray
-    weights: np.ndarray
-    thresholds: np.ndarray
-
-    def allocation(self) -> RoundAllocation:
-        """As :class:`~layoutopt.campaign.assign.RoundAllocation`."""
-        return RoundAllocation(self.round, self.index, self.thresholds)
-
-
-def _key(segment: Mapping[str, Any] | None) -> tuple | None:
-    return None if segment is None else tuple(sorted((k, str(v)) for k, v in segment.items()))
-
-
-def round_plans(space: LayoutSpace, proposals: Sequence[dict]) -> dict[int, dict]:
-    """``{round: {segment key: RoundPlan}}`` of recorded proposals (``Store.proposals``);
-    the key is None for a proposal without segment columns (it serves every segment)."""
-    names = list(space.segment_names)
-    out: dict[int, dict] = {}
-    for prop in proposals:
-        frame = pd.DataFrame(prop["rows"])
-        per_segment = bool(names) and all(n in frame.columns for n in names)
-        groups = frame.groupby(names, sort=False) if per_segment else [(None, frame)]
-        plans = {}
-        for _, rows in groups:
-            labels = rows[list(space.components)].astype(str).to_dict("records")
-            index = np.array([space.index(lab) for lab in labels], np.int64)
-            w = rows["weight"].to_numpy(np.float64)
-            w = w / w.sum()
-            seg = {n: str(rows[n].iloc[0]) for n in names} if per_segment else None
-            plans[_key(seg)] = RoundPlan(int(prop["round"]), seg, index, w, thresholds(w))
-        out[int(prop["round"])] = plans
-    return out
 
 
 def _plan_for(plans: dict, segment: dict | None, round_: int) -> RoundPlan:
@@ -101,7 +53,7 @@ def _plan_for(plans: dict, segment: dict | None, round_: int) -> RoundPlan:
             f"round {round_} was proposed per segment; give each unit's segment values "
             "(segment_columns= / the units file's segment columns)"
         )
-    found = plans.get(_key(segment))
+    found = plans.get(plan_key(segment))
     if found is None:
         raise ValueError(f"round {round_} has no allocation for segment {segment}")
     return found
@@ -295,7 +247,7 @@ class Serving:
         unit_histories = []
         for unit, seg in zip(table["unit"], segments, strict=True):
             f = max(min(firsts[unit], current), min(plans))
-            key = (f, _key(seg))
+            key = (f, plan_key(seg))
             if key not in histories:
                 histories[key] = [
                     _plan_for(plans[t], seg, t).allocation() for t in range(f, current + 1)
@@ -357,26 +309,7 @@ class Serving:
             One :class:`~layoutopt.campaign.ratios.RoundCheck` per round (and segment), in
             round order.
         """
-        settings = serving_settings(self.store, self.campaign_id)
-
-        def index(control):
-            return None if control is None else self.space.index(control)
-
-        served_with = {
-            r: (float(o["holdout"]), index(o.get("control")))
-            for r, o in self.proposal_options().items()
-            if "holdout" in o
-        }
-        return round_checks(
-            self.space,
-            self.round_plans(),
-            self.store.observation_rows(self.campaign_id),
-            cohort_sizes(self.store, self.campaign_id),
-            settings["holdout"],
-            index(settings["control"]),
-            alpha,
-            served_with,
-        )
+        return sample_ratios(self.store, self.campaign_id, self.space, alpha)
 
     def evaluate(
         self,

@@ -250,7 +250,7 @@ def best(
     name: NameOpt = None,
 ) -> None:
     """The pick of the latest fit: highest posterior mean CTR, interval, P(best)."""
-    with library.campaign.Campaign.open(db, name) as camp:
+    with library.view.CampaignView.open(db, name) as camp:
         pick = camp.best()
         stale = camp.stale()
     if as_json:
@@ -273,7 +273,8 @@ def best(
 @app.command()
 def status(db: DbOpt, name: NameOpt = None) -> None:
     """The campaign's space, data, fits and one line per round."""
-    with library.campaign.Campaign.open(db, name) as camp:
+    # the store's records only (campaign.view): no JAX, so status prints at once
+    with library.view.CampaignView.open(db, name) as camp:
         space, version = camp.space, camp.space_version
         hist = camp.history()
         stale = camp.stale()
@@ -396,7 +397,7 @@ def export(
             f"{output}: holds files that are not a layoutopt export ({', '.join(foreign[:5])}"
             f"{', ...' if len(foreign) > 5 else ''}); export into a new or empty directory"
         )
-    with library.campaign.Campaign.open(db, name) as camp:
+    with library.view.CampaignView.open(db, name) as camp:
         tables = {
             "observations": camp.observations().to_frame(),
             "proposals": camp.proposals(),

@@ -34,6 +34,7 @@ __all__ = [
     "shards",
     "simulate",
     "space",
+    "view",
 ]
 
 
@@ -83,3 +84,5 @@ shards = LazyModule("layoutopt.score.shards")
 simulate = LazyModule("layoutopt.sim.simulate")
 space = LazyModule("layoutopt.model.space")
 pandas = LazyModule("pandas")
+# the store read without JAX: campaign status, best and export
+view = LazyModule("layoutopt.campaign.view")

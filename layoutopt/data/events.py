@@ -27,7 +27,7 @@ import pandas as pd
 
 from layoutopt.data.columns import IGNORED_COLUMNS, resolve_columns, warn_extra
 from layoutopt.data.readers import table_format
-from layoutopt.model.delay import DELAY_EDGES
+from layoutopt.model.delay_bins import DELAY_EDGES
 
 __all__ = ["AGE_EDGES", "EventTotals", "aggregate_events", "parse_now"]
 

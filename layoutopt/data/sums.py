@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from layoutopt.model.delay import DELAY_EDGES
+from layoutopt.model.delay_bins import DELAY_EDGES
 from layoutopt.model.space import LayoutSpace
 from layoutopt.util.limits import MAX_COUNT
 

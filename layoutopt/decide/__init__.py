@@ -4,7 +4,7 @@ from layoutopt.util.lazy import lazy_exports
 
 # Public name -> the module that defines it, imported when the name is first read.
 _EXPORTS = {
-    "Decision": "layoutopt.decide.stopping",
+    "Decision": "layoutopt.decide.verdict",
     "StopRule": "layoutopt.decide.stopping",
     "UncoverablePairsWarning": "layoutopt.decide.design",
     "decision": "layoutopt.decide.stopping",

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpy as np
 
+from layoutopt.model.delay_bins import DELAY_EDGES
+
 __all__ = [
     "DELAY_EDGES",
     "DELAYS",
@@ -40,11 +42,6 @@ __all__ = [
     "log_bin_probs",
     "weibull_cdf",
 ]
-
-# Delay histogram edges in hours: 0, then 1 minute to one year in 60 geometric steps (each
-# bin ~25% wider than the last), then infinity. Fine where delays are short, coarse where
-# a few minutes no longer matter.
-DELAY_EDGES = np.concatenate([[0.0], np.geomspace(1.0 / 60.0, 24.0 * 365.0, 60), [np.inf]])
 
 DELAYS = ("auto",)
 

@@ -13,7 +13,7 @@ from layoutopt.util.lazy import lazy_exports
 
 # Public name -> the module that defines it, imported when the name is first read.
 _EXPORTS = {
-    "BestLayout": "layoutopt.score.scoring",
+    "BestLayout": "layoutopt.score.types",
     "GridScores": "layoutopt.score.scoring",
     "Loss": "layoutopt.score.loss",
     "argmax_codes": "layoutopt.score.optimize",

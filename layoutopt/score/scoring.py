@@ -10,8 +10,6 @@ scores of every layout (:func:`score_grid`, :func:`score_grid_to_parquet`,
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -43,6 +41,7 @@ from layoutopt.score.target import (
     scoring_target,
     segment_view,
 )
+from layoutopt.score.types import BestLayout
 from layoutopt.util.seeds import split_seed
 
 __all__ = [
@@ -139,34 +138,6 @@ def score_layouts(
     df["upper"] = np.asarray(upper, np.float64)
     df["p_best"] = p_best_of(space, codes, lookup)
     return df
-
-
-class BestLayout(NamedTuple):
-    """The chosen layout and its posterior summary.
-
-    Attributes:
-        layout: ``{component: variant label}``.
-        index: its mixed-radix index (Python int).
-        mean: posterior mean CTR.
-        lower: lower end of the ``level`` credible interval of CTR.
-        upper: upper end.
-        p_best: share of draws in which it is the best allowed layout of the whole space.
-        exact: True when the layout provably has the highest posterior mean CTR (the space
-            was enumerated); False for the candidate search used on huge spaces.
-        no_evidence: one line saying the data cannot yet tell layouts apart (P(best) not
-            above twice what chance gives, or every learned scale at its floor; see
-            :func:`layoutopt.score.evidence.no_evidence`), else None. When set, the layout
-            is the highest posterior mean only by noise: not a finding to ship.
-    """
-
-    layout: dict
-    index: int
-    mean: float
-    lower: float
-    upper: float
-    p_best: float
-    exact: bool
-    no_evidence: str | None = None
 
 
 def best_layout(
