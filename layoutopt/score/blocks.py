@@ -64,11 +64,15 @@ class GridOptions(NamedTuple):
             per step (fastest measured on the 2-core machine, benchmarks/README.md).
         host_sort_platforms: platforms whose per-layout order statistics are sorted on the
             host (numpy), not on the device.
+        closed_form: how the closed-form pass evaluates the variance's ``|U' x|^2``:
+            ``"auto"``, ``"factor"`` or ``"tables"`` (:func:`layoutopt.score.covariance.
+            closed_form`).
     """
 
     max_leaf: int = 1024
     step_elems: int = 2**16
     host_sort_platforms: tuple[str, ...] = ("cpu",)
+    closed_form: str = "auto"
 
 
 #: The default tunables.

@@ -32,6 +32,7 @@ from layoutopt.score.blocks import (
     leaf_table,
     plan,
 )
+from layoutopt.score.covariance import quadratic_form
 
 __all__ = [
     "IDENTITY",
@@ -247,25 +248,39 @@ def gaussian_mean_ctr(m: jax.Array, sd: jax.Array, link: str, nodes: int) -> jax
     return jnp.sum(w * inv_link(m[..., None] + sd[..., None] * t, link), axis=-1)
 
 
-def gaussian_moments(eta: jax.Array) -> tuple[jax.Array, jax.Array]:
+def gaussian_moments(eta: jax.Array, quad: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     """``(m, sd)`` of eta from the rows of a stacked Gaussian batch.
 
     Rows 0 (eta under the mode), 1 (``x' D x``: tables holding prior variances) and 2...
     (the factor columns ``U_j``) give ``v = x' D x - sum_j (x . U_j)^2``, clamped at 0
-    against rounding. Run it in float64: the difference cancels for well-observed layouts.
+    against rounding. With ``quad`` (``|U' x|^2`` from the covariance tables,
+    :func:`layoutopt.score.covariance.quadratic_form`) the batch holds rows 0 and 1 only and
+    ``v = x' D x - quad``. Run it in float64: the difference cancels for well-observed
+    layouts.
     """
-    u = eta[2:]
-    v = eta[1] - jnp.sum(u * u, axis=0)
+    if quad is None:
+        u = eta[2:]
+        quad = jnp.sum(u * u, axis=0)
+    v = eta[1] - quad
     return eta[0], jnp.sqrt(jnp.maximum(v, 0.0))
 
 
 @functools.cache
-def gaussian_stats(link: str, nodes: int) -> Reduction:
+def gaussian_stats(link: str, nodes: int, components: tuple = ()) -> Reduction:
     """Stateless, over a stacked Gaussian batch (:func:`gaussian_moments`): outputs
-    ``(3, C)``: mean CTR (-inf where not allowed), m and sd of eta."""
+    ``(3, C)``: mean CTR (-inf where not allowed), m and sd of eta.
+
+    With ``components`` (static, :attr:`~layoutopt.score.covariance.CovarianceTables.
+    components`) the batch holds the mode and variance rows only, and the covariance tables
+    arrive as the pass's ``aux``: ``|U' x|^2`` is their sum at each layout's codes.
+    """
 
     def update(state, block):
-        m, sd = gaussian_moments(block.eta)
+        quad = None
+        if components:
+            codes = block.codes_at(jnp.arange(block.eta.shape[1]))
+            quad = quadratic_form(components, block.aux, codes)
+        m, sd = gaussian_moments(block.eta, quad)
         mean = jnp.where(block.ok, gaussian_mean_ctr(m, sd, link, nodes), -jnp.inf)
         return state, jnp.stack([mean, m, sd])
 

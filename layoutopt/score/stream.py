@@ -17,6 +17,7 @@ import numpy as np
 
 from layoutopt.model.space import LayoutSpace
 from layoutopt.score import grid as engine
+from layoutopt.score.covariance import closed_form, quadratic_form
 from layoutopt.score.grid import DEFAULT_GRID, DEFAULT_MEMORY_BUDGET, GridOptions, ctr_of
 from layoutopt.score.intervals import (
     GAUSS_HERMITE_NODES,
@@ -55,7 +56,8 @@ def scan_space(
     handed to ``on_chunk(first_layout, n_layouts, (mean, lower, upper))`` for consecutive
     layouts (forbidden rows carry mean -inf); without it no interval is computed for layouts
     not kept. With ``target.gauss`` (the stacked float64 Gaussian) mean and interval are the
-    closed-form ones, from a second pass over its 2 + r rows in float64; the draws' pass
+    closed-form ones, from a second pass over its rows (2 + r, or 2 and the covariance
+    tables) in float64; the draws' pass
     then only keeps the per-draw max (nothing is sorted), and ``top`` is refused (the
     caller ranks the chunks on the host).
 
@@ -72,14 +74,19 @@ def scan_space(
     )
     if target.gauss is None:
         return _scan_draws(target, space, level, top, on_chunk, kw)
+    if top is not None:
+        raise ValueError("closed-form scoring ranks the top rows on the host")
     best = None
     if argmax:
         state = engine.scan_grid(
             target.params, space, target.wrap(target.argmax), aux=target.aux, **kw
         )
+    if on_chunk is not None:
+        # the covariance tables are built on the host while the draws' pass runs
+        with jax.enable_x64(True):
+            g, components, aux = _float64(target.gauss, space, options)
+    if argmax:
         best = target.resolve(target.params, space, state, options)
-    if top is not None:
-        raise ValueError("closed-form scoring ranks the top rows on the host")
     if on_chunk is None:
         return best, None
     link = target.link
@@ -90,10 +97,17 @@ def scan_space(
         on_chunk(start, n, (mean.astype(np.float32), *gaussian_interval(m, sd, link, level)))
 
     with jax.enable_x64(True):
-        g = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), target.gauss)
-        stats = engine.compose(engine.gaussian_stats(link, GAUSS_HERMITE_NODES))
-        engine.scan_grid(g, space, stats, on_chunk=collect, **kw)
+        stats = engine.compose(engine.gaussian_stats(link, GAUSS_HERMITE_NODES, components))
+        engine.scan_grid(g, space, stats, on_chunk=collect, aux=aux, **kw)
     return best, None
+
+
+def _float64(gauss, space: LayoutSpace, options: GridOptions):
+    """``(rows, components, tables)`` of :func:`~layoutopt.score.covariance.closed_form`
+    as float64 arrays (call inside an x64 scope)."""
+    rows, components, tables = closed_form(gauss, space.cardinalities, options.closed_form)
+    f64 = lambda a: jnp.asarray(a, jnp.float64)  # noqa: E731
+    return jax.tree.map(f64, rows), components, tuple(f64(t) for t in tables)
 
 
 def _scan_draws(target: Target, space, level, top, on_chunk, kw):
@@ -132,10 +146,11 @@ def _scan_draws(target: Target, space, level, top, on_chunk, kw):
     return best, (state[1] if top is not None else None)
 
 
-@functools.partial(jax.jit, static_argnames=("link", "plan"))
-def _gaussian_of_codes(gauss, leaf_table, codes, *, link, plan):
+@functools.partial(jax.jit, static_argnames=("link", "plan", "components"))
+def _gaussian_of_codes(gauss, leaf_table, codes, tables, *, link, plan, components):
     eta = engine.codes_eta(gauss, codes, leaf_table, plan)
-    m, sd = engine.gaussian_moments(eta)
+    quad = quadratic_form(components, tables, codes) if components else None
+    m, sd = engine.gaussian_moments(eta, quad)
     return engine.gaussian_mean_ctr(m, sd, link, GAUSS_HERMITE_NODES), m, sd
 
 
@@ -241,13 +256,16 @@ def _gaussian_stats_of_codes(target: Target, space, codes, level, options: GridO
     link = target.link
     outs = [[], [], []]
     with jax.enable_x64(True):
-        gauss = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), target.gauss)
+        gauss, components, tables = _float64(target.gauss, space, options)
         leaf_table = engine.leaf_table(gauss, plan, engine.leaf_codes(plan))
         for s in range(0, n, chunk):
             c = codes[s : s + chunk]
             pad = np.zeros((chunk, codes.shape[1]), np.int32)
             pad[: len(c)] = c
-            out = _gaussian_of_codes(gauss, leaf_table, jnp.asarray(pad), link=link, plan=plan)
+            out = _gaussian_of_codes(
+                gauss, leaf_table, jnp.asarray(pad), tables,
+                link=link, plan=plan, components=components,
+            )  # fmt: skip
             mean, m, sd = (np.asarray(a)[: len(c)] for a in out)
             stats = (mean.astype(np.float32), *gaussian_interval(m, sd, link, level))
             for o, r in zip(outs, stats, strict=True):

@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from layoutopt.infer.posterior import Posterior
+from layoutopt.infer.posterior import GaussianPosterior, Posterior
 from layoutopt.model.core import Params, fold_segment, has_segments, inv_link
 from layoutopt.model.space import LayoutSpace
 from layoutopt.score.grid import (
@@ -108,7 +108,8 @@ class Target(NamedTuple):
         best: ``best(space, *, method, seed, what, chunk_size, devices) -> (S, K)`` codes:
             the per-draw best layout of the whole space (the optimiser for one parameter
             set; an enumeration for the mix).
-        gauss: the stacked float64 Gaussian rows of the closed form, or None (the draws).
+        gauss: the Laplace Gaussian of the closed form (segment folded in), or None (the
+            draws).
         fingerprint: arrays beyond ``params`` that the scores depend on (the mix's shares).
         aux: the traced operands ``values`` reads (the mix's float32 shares; ``()``), passed
             to every pass as ``scan_grid(aux=...)``: new shares reuse the compiled pass.
@@ -124,7 +125,7 @@ class Target(NamedTuple):
     argmax: Reduction
     resolve: Callable[..., ArgmaxState]
     best: Callable[..., np.ndarray]
-    gauss: Params | None
+    gauss: GaussianPosterior | None
     fingerprint: tuple = ()
     aux: Any = ()
     admits: Callable[[jax.Array, Any], jax.Array] | None = None
@@ -213,12 +214,14 @@ def mixture(link: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
     return values
 
 
-def gaussian_batch(posterior: Posterior, method: str):
-    """The stacked float64 Gaussian rows to score with, or None for the draws.
+def gaussian_batch(posterior: Posterior, method: str) -> GaussianPosterior | None:
+    """The Laplace Gaussian to score in closed form, or None for the draws.
 
     ``"auto"`` uses the Gaussian when the posterior carries one (Laplace fits): exact
     under the Laplace approximation, no Monte Carlo error, and no sort; ``"gaussian"``
     insists on it; ``"draws"`` always uses the draws (the empirical mean and quantiles).
+    How a pass streams it (the r factor rows, or the covariance tables) is
+    :func:`layoutopt.score.covariance.closed_form`'s choice.
     """
     check_method(method)
     gauss = posterior.gaussian
@@ -229,7 +232,7 @@ def gaussian_batch(posterior: Posterior, method: str):
             f"method='gaussian' needs a Laplace posterior; this one is a {posterior.method} "
             "fit without a Gaussian: use method='draws' or 'auto'"
         )
-    return gauss.stacked()
+    return gauss
 
 
 def check_method(method: str) -> str:

@@ -25,7 +25,7 @@ from layoutopt.infer.laplace_fit import kernel_prior, laplace_solve
 from layoutopt.infer.posterior import Posterior
 from layoutopt.model.core import Params
 from layoutopt.model.priors import PriorConfig
-from layoutopt.score.grid import gaussian_mean_ctr
+from layoutopt.score.grid import GridOptions, gaussian_mean_ctr
 from layoutopt.score.scoring import score_grid, score_grid_to_parquet, score_layouts
 from layoutopt.score.shards import merge_shards
 
@@ -132,11 +132,14 @@ def test_representation_matches_the_dense_covariance(case):
     assert v.max() / v.min() > 5  # both seen and unseen layouts
 
 
-def test_closed_form_scores_match_the_oracle(case):
-    """score_grid's mean and interval (float32 kernel) against the float64 oracle."""
+@pytest.mark.parametrize("how", ["factor", "tables"])
+def test_closed_form_scores_match_the_oracle(case, how):
+    """score_grid's mean and interval (float32 kernel) against the float64 oracle, with
+    ``|U' x|^2`` from the r factor rows and from the covariance tables."""
     kind, space, obs, post = case
     codes, m, v = dense_oracle(space, obs, segment=1 if space.num_segments else 0)
-    grid = score_grid(post, level=LEVEL, segment=_segment(space))
+    options = GridOptions(closed_form=how)
+    grid = score_grid(post, level=LEVEL, segment=_segment(space), grid_options=options)
     assert np.array_equal(grid.codes, codes)  # index order, forbidden layout left out
     sd = np.sqrt(v)
     # float64 kernel, float32 results: rounding to 6e-8 relative; 32-node GH is exact to
