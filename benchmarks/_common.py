@@ -66,11 +66,15 @@ def posterior(card, S, seed=0) -> Posterior:
     )
 
 
-def laplace_posterior(card, S):
-    """A Laplace fit with S draws: the pairwise initial design of the space, 5,000
-    impressions per layout, clicks drawn from random true effects (seeded)."""
+def laplace_posterior(card, S, tested=None):
+    """A Laplace fit with S draws: the pairwise initial design of the space (and, with
+    ``tested``, random further layouts up to that many distinct ones, as a long campaign
+    accumulates), 5,000 impressions per layout, clicks drawn from random true effects
+    (seeded)."""
     space = make_space(card)
     design = lo.initial_design(space, seed=0)
+    if tested is not None and tested > len(design):
+        design = lo.initial_design(space, seed=0, size=tested)
     truth = random_params(card, 1, seed=1)
     eta = np.asarray(jax.vmap(logits, in_axes=(0, None))(truth, layout_codes(design, space)))[0]
     frame = design[list(space.components)].copy()

@@ -4,7 +4,11 @@ The posterior is a real Laplace fit (pairwise design of the space, simulated cli
 score_grid's default is the closed-form Gaussian mean and interval (``method="auto"``); the
 draw-based answer (``method="draws"``) is timed beside it.
 
-Usage: python benchmarks/bench_scoring.py [--draws 256] [--repeats 5] [--no-record]
+Usage: python benchmarks/bench_scoring.py [--draws 256] [--repeats 5] [--tested 300,1000]
+       [--no-record]
+(``--tested``: further fits to that many tested layouts, as a long campaign accumulates;
+the closed form is timed on each with the covariance tables, the default there, and with the
+r factor rows, whose cost grows with r)
        python benchmarks/bench_scoring.py --scale-out 1,2,3 [--dask 3] [--draws 256]
 (the second times the same full-grid score_grid as one program on 1, 2, 3 JAX processes on
 localhost, and score_grid_on over a Dask LocalCluster: seconds per layout-draw)
@@ -30,6 +34,8 @@ from _common import laplace_posterior, publish
 from layoutopt.infer.posterior import Posterior
 from layoutopt.model.core import pair_list
 from layoutopt.score.cluster import score_grid_on
+from layoutopt.score.covariance import prefer_tables
+from layoutopt.score.grid import GridOptions
 from layoutopt.score.scoring import score_grid
 
 CARD = (10, 8, 5, 4, 10, 10)  # 160,000 layouts
@@ -148,6 +154,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--draws", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--tested", default="300,1000", help="tested-layout counts, e.g. 300,1000")
     ap.add_argument("--no-record", action="store_true")
     ap.add_argument("--scale-out", default=None, help="process counts, e.g. 1,2,3")
     ap.add_argument("--dask", type=int, default=0, help="Dask workers for --scale-out")
@@ -229,12 +236,18 @@ def main(argv=None):
         )
 
     r = post.gaussian.rank
+    pairs = bool(post.gaussian.factor.pair)
+
+    def how(p):
+        return "covariance tables" if prefer_tables(CARD, pairs, p.gaussian.rank) else "factor rows"
+
     rows = [
         "| scorer | time (s) | layout x draw evals/s | vs naive | vs roofline |",
         "|---|---|---|---|---|",
         row(
             "score_grid, full grid, closed form (default for Laplace: mean, interval, "
-            f"p_best of every layout; 2 + r = {2 + r} float64 rows + the draws' max)",
+            f"p_best of every layout; {post.observed_codes.shape[0]} tested layouts, r = {r}: "
+            f"{how(post)} + the draws' max)",
             t_full,
         ),
         row("score_grid, full grid, method='draws' (host row sort of eta)", t_draws),
@@ -247,6 +260,25 @@ def main(argv=None):
         f"| (numpy np.exp alone of S x N floats, same slices) | {t_np:.3f} | "
         f"{N * S / t_np / 1e6:.1f} M | - | - |",
     ]
+    factor_rows = GridOptions(closed_form="factor")
+    rows.insert(
+        3,
+        row(
+            f"score_grid, full grid, closed form with the r = {r} factor rows "
+            "(closed_form='factor')",
+            median_time(lambda: score_grid(post, grid_options=factor_rows), args.repeats),
+        ),
+    )
+    for tested in [int(t) for t in args.tested.split(",") if t]:
+        more = laplace_posterior(CARD, S, tested=tested)
+        rk = more.gaussian.rank
+        for label, opts in (("default", GridOptions()), ("factor rows", factor_rows)):
+            t = median_time(lambda: score_grid(more, grid_options=opts), args.repeats)  # noqa: B023
+            kind = how(more) if label == "default" else f"the r = {rk} factor rows"
+            rows.insert(
+                len(rows) - 3,
+                row(f"score_grid, full grid, closed form, {tested} tested layouts: {kind}", t),
+            )
     table_md = "\n".join(rows) + (
         f"\n\n{N:,} layouts x {S} draws (Laplace fit to {post.observed_codes.shape[0]} "
         f"layouts, factor rank r = {r}), medians of {args.repeats} runs after one warm-up. "
