@@ -90,7 +90,10 @@ def score_grid_on(
     paths = part_paths(path, parts)
     paths[0].parent.mkdir(parents=True, exist_ok=True)
     options = dict(level=level, memory_budget=memory_budget, method=method, segment=segment)
-    [remote] = client.scatter([posterior], broadcast=True)
+    # a fresh key per call (hash=False): a content-hashed key is shared by back-to-back calls
+    # on the same posterior, and the release of the last call's copy then races this call's
+    # scatter ("lost dependencies")
+    [remote] = client.scatter([posterior], broadcast=True, hash=False)
     futures = [
         client.submit(_score_part, remote, str(p), i, parts, options, retries=retries, pure=False)
         for i, p in enumerate(paths)
@@ -99,7 +102,7 @@ def score_grid_on(
         client.gather(futures)
         rows = merge_shards(paths, path, top=top)
     finally:
-        client.cancel(futures)
+        client.cancel([*futures, remote])
     if not keep_parts:
         shutil.rmtree(paths[0].parent, ignore_errors=True)
     return rows
