@@ -60,13 +60,12 @@ class GaussianPosterior(NamedTuple):
         """Number of factor columns r."""
         return int(np.shape(self.factor.intercept)[0])
 
-    def stacked(self) -> Params:
-        """``[mode; var; factor]`` as one float64 :class:`Params` with 2 + r leading rows."""
+    def stacked(self, factor: bool = True) -> Params:
+        """``[mode; var; factor]`` as one float64 :class:`Params` with 2 + r leading rows
+        (``[mode; var]``, 2 rows, with ``factor=False``)."""
+        parts = (self.mode, self.var, self.factor) if factor else (self.mode, self.var)
         return jax.tree.map(
-            lambda *a: np.concatenate([np.asarray(x, np.float64) for x in a]),
-            self.mode,
-            self.var,
-            self.factor,
+            lambda *a: np.concatenate([np.asarray(x, np.float64) for x in a]), *parts
         )
 
     def fold(self, segment: int) -> GaussianPosterior:

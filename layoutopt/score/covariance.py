@@ -26,7 +26,6 @@ import itertools
 import math
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -105,10 +104,14 @@ def prefer_tables(cardinalities: tuple[int, ...], pairs: bool, rank: int) -> boo
     as many as factor rows. They must also fit :data:`TABLES_MAX_BYTES` and
     :data:`TABLES_MAX_SETS`.
     """
-    sets = math.comb(len(cardinalities), _set_size(len(cardinalities), pairs))
-    if sets >= 2 * rank or sets > TABLES_MAX_SETS:
-        return False
-    return table_bytes(cardinalities, pairs) <= TABLES_MAX_BYTES
+    sets, nbytes = _size(cardinalities, pairs)
+    return sets < 2 * rank and sets <= TABLES_MAX_SETS and nbytes <= TABLES_MAX_BYTES
+
+
+def _size(cardinalities: tuple[int, ...], pairs: bool) -> tuple[int, int]:
+    """``(number of tables, their float64 bytes)`` of a space, without building them."""
+    num_sets = math.comb(len(cardinalities), _set_size(len(cardinalities), pairs))
+    return num_sets, table_bytes(cardinalities, pairs)
 
 
 def _factor_terms(factor: Params, pairs: bool) -> list[np.ndarray]:
@@ -224,8 +227,7 @@ def closed_form(gauss: GaussianPosterior, cardinalities: tuple[int, ...], how: s
     use = how == "tables" or (how == "auto" and prefer_tables(cardinalities, pairs, gauss.rank))
     if not use:
         return gauss.stacked(), (), ()
-    nbytes = table_bytes(cardinalities, pairs)
-    sets = math.comb(len(cardinalities), _set_size(len(cardinalities), pairs))
+    sets, nbytes = _size(cardinalities, pairs)
     if nbytes > TABLES_MAX_BYTES or sets > TABLES_MAX_SETS:
         raise ValueError(
             f"the covariance tables of this space would be {sets:,} tables of "
@@ -233,9 +235,7 @@ def closed_form(gauss: GaussianPosterior, cardinalities: tuple[int, ...], how: s
             f"{TABLES_MAX_BYTES / 2**20:,.0f} MiB a pass may use: use "
             "GridOptions(closed_form='factor') or 'auto'"
         )
-    rows = jax.tree.map(
-        lambda m, v: np.concatenate([m, v]).astype(np.float64), gauss.mode, gauss.var
-    )
+    rows = gauss.stacked(factor=False)
     # one BLAS thread: OpenBLAS's idle threads spin after each product and took the cores
     # from XLA's passes that follow (the draws' pass ran 1.8x slower, measured)
     with threadpool_limits(1, user_api="blas"):
