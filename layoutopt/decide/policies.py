@@ -41,6 +41,7 @@ from layoutopt.decide.floor import with_floor
 from layoutopt.decide.interface import Allocation, Policy, PolicyInfo
 from layoutopt.decide.model_policy import ModelConfig, model_policy
 from layoutopt.decide.objective_policy import fit_objective, on_objective
+from layoutopt.decide.proposals import check_variance_scale
 from layoutopt.infer import LaplaceOptions, NutsOptions, SviOptions
 from layoutopt.model.delay import Weibull
 from layoutopt.model.priors import PriorConfig
@@ -128,6 +129,7 @@ def _config(strategy: str, args: dict[str, Any], propose: dict) -> ModelConfig:
 def thompson(
     k: int = 8,
     *,
+    variance_scale: float = 1.0,
     method: str = "laplace",
     prior: PriorConfig | None = None,
     link: str | None = None,
@@ -144,16 +146,26 @@ def thompson(
     """Batch Thompson sampling: traffic proportional to P(layout is the best).
 
     Round 0 serves the initial design evenly; every later round refits the model on all
-    observations so far and serves ``propose(posterior, k=k, strategy="thompson")``.
+    observations so far and serves ``propose(posterior, k=k, strategy="thompson",
+    variance_scale=variance_scale)``.
 
     Args:
         k: most layouts per proposal.
+        variance_scale: propose from the posterior with its variance multiplied by this
+            factor (posterior reshaping, Chapelle & Li 2011; see
+            :func:`~layoutopt.decide.proposals.propose`): 1 is Thompson sampling, below 1
+            spends less traffic on layouts the posterior ranks below the leader. The pick
+            (:class:`PolicyInfo`) always reads the posterior itself.
         {model_args}
 
     Returns:
         The :class:`Policy`.
+
+    Raises:
+        ValueError: for a ``variance_scale`` that is not a finite number > 0.
     """
-    return model_policy(_config("thompson", locals(), {}))
+    propose = {"variance_scale": check_variance_scale(variance_scale)}
+    return model_policy(_config("thompson", locals(), propose))
 
 
 @_with_model_args
@@ -194,6 +206,7 @@ def top_two(
 def ids(
     k: int = 2,
     *,
+    thompson_share: float = 0.0,
     method: str = "laplace",
     prior: PriorConfig | None = None,
     link: str | None = None,
@@ -215,13 +228,22 @@ def ids(
     observations so far and serves ``propose(posterior, k=k, strategy="ids")``.
 
     Args:
-        k: most layouts per proposal (the distribution has at most two).
+        k: most layouts per proposal (the IDS distribution has at most two; give room for
+            Thompson's layouts with ``thompson_share``).
+        thompson_share: share of every batch given by Thompson's weights instead
+            (``propose(..., thompson_share=)``): IDS alone can stop exploring on a wrong
+            pick; this share keeps exploring where the draws disagree. In ``[0, 1)``.
         {model_args}
 
     Returns:
         The :class:`Policy`.
+
+    Raises:
+        ValueError: for a ``thompson_share`` outside ``[0, 1)``.
     """
-    return model_policy(_config("ids", locals(), {}))
+    if not 0.0 <= thompson_share < 1.0:
+        raise ValueError(f"thompson_share must lie in [0, 1), got {thompson_share}")
+    return model_policy(_config("ids", locals(), {"thompson_share": float(thompson_share)}))
 
 
 @_with_model_args

@@ -19,8 +19,10 @@ optimiser and the grid scorer), so proposals, scores and the fit can never disag
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 
+import jax
 import numpy as np
 import pandas as pd
 
@@ -38,7 +40,7 @@ from layoutopt.score.target import draws_target, value_target
 from layoutopt.util.limits import check_grid_work, check_seed
 from layoutopt.util.seeds import split_seed
 
-__all__ = ["propose", "STRATEGIES"]
+__all__ = ["propose", "STRATEGIES", "check_variance_scale"]
 
 STRATEGIES = ("thompson", "top_two", "ids", "greedy", "ucb")
 #: Most allowed layouts ``strategy="ucb"`` ranks (it scores the whole grid in memory).
@@ -59,6 +61,8 @@ def propose(
     method: str = "auto",
     segment: dict | None = None,
     explore: bool = True,
+    variance_scale: float = 1.0,
+    thompson_share: float = 0.0,
 ) -> pd.DataFrame:
     """The next batch of layouts to test, with the share of traffic each should get.
 
@@ -124,6 +128,18 @@ def propose(
         explore: with no evidence yet (below), explore with uniform layouts; False applies
             the strategy whatever the evidence (to study a strategy on a posterior that
             knows nothing, as the tests of its arithmetic do).
+        variance_scale: read the posterior with its variance multiplied by this factor
+            (posterior reshaping, Chapelle & Li 2011): every draw is moved to
+            ``mean + sqrt(variance_scale) * (draw - mean)`` before the strategy sees it.
+            1 (the default) is the posterior itself; below 1 the draw-based strategies
+            spend less traffic on layouts the posterior already ranks below the leader
+            (``experiments/README.md``, the Hill et al. setting, measures the trade). Not
+            for an :class:`~layoutopt.score.objective.ObjectivePosterior`.
+        thompson_share: ``"ids"``: the share of the batch given by Thompson's weights
+            (P(best)), the rest by the IDS mixture: ``(1 - s) * q + s * P(best)``, so the
+            batch never stops exploring where the draws still disagree. 0 (the default) is
+            IDS itself; must lie in ``[0, 1)``. Rows beyond ``k`` are cut as for every
+            strategy, so give ``k`` room for Thompson's layouts.
 
     Returns:
         DataFrame, one row per proposed layout sorted by ``weight`` descending (equal weights:
@@ -134,8 +150,9 @@ def propose(
 
     Raises:
         ValueError: for an unknown strategy (the message lists the valid ones), ``k < 1``, a
-            ``space`` that is not the posterior's, a bad ``num_draws``, ``beta`` or
-            ``quantile``, malformed ``exclude`` entries (unknown component, label or index),
+            ``space`` that is not the posterior's, a bad ``num_draws``, ``beta``,
+            ``quantile``, ``variance_scale`` or ``thompson_share``, malformed ``exclude``
+            entries (unknown component, label or index),
             an ``exclude`` that leaves no allowed layout, a seed outside ``[0, 2**32 - 1]``,
             a non-finite posterior, or work beyond the limits of ``layoutopt.util.limits``
             (greedy enumeration, exact per-draw argmax), refused before it starts.
@@ -147,8 +164,10 @@ def propose(
     References:
         Hill, Nassif, Liu, Iyer, Vishwanathan, *An Efficient Bandit Algorithm for Realtime
         Multivariate Optimization* (KDD 2017). Russo, *Simple Bayesian Algorithms for Best Arm
-        Identification* (COLT 2016; Operations Research 2020). Kaufmann, Cappé, Garivier, *On
-        Bayesian Upper Confidence Bounds for Bandit Problems* (AISTATS 2012) for ``"ucb"``.
+        Identification* (COLT 2016; Operations Research 2020). Chapelle and Li, *An
+        Empirical Evaluation of Thompson Sampling* (NeurIPS 2011) for ``variance_scale``.
+        Kaufmann, Cappé, Garivier, *On Bayesian Upper Confidence Bounds for Bandit Problems*
+        (AISTATS 2012) for ``"ucb"``.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; valid strategies: {list(STRATEGIES)}")
@@ -173,8 +192,11 @@ def propose(
         raise ValueError(f"beta must lie in (0, 1), got {beta}")
     if not 0.5 < quantile < 1.0:
         raise ValueError(f"quantile must lie in (0.5, 1), got {quantile}")
+    if not 0.0 <= thompson_share < 1.0:
+        raise ValueError(f"thompson_share must lie in [0, 1), got {thompson_share}")
     seed = check_seed(seed)
     posterior.check_finite()
+    posterior = _reshaped(posterior, variance_scale)
     # one seed per use: the draw subsample and tie order, and the optimiser's restarts
     seed_rng, seed_argmax = split_seed(seed, 2)
     rng = np.random.default_rng(seed_rng)
@@ -201,7 +223,9 @@ def propose(
             )
             values = draw_values_of_codes(scored, target, codes)
             best_values = values[np.arange(len(winner)), winner.reshape(-1)]
-            return _batch(space, codes, ids_weights(values, winner, best_values), k, rng)
+            weights = ids_weights(values, winner, best_values)
+            weights = (1.0 - thompson_share) * weights + thompson_share * prob
+            return _batch(space, codes, weights, k, rng)
         if strategy == "top_two":
             prob = _top_two(prob, beta)
             if len(codes) == 1 and target.num_allowed > 1:
@@ -227,6 +251,35 @@ def _explore(space: LayoutSpace, target: LayoutSpace, k: int, rng, line: str) ->
     batch = _batch(space, codes, np.ones(len(codes)), k, rng)
     batch.attrs["no_evidence"] = line
     return batch
+
+
+def check_variance_scale(variance_scale) -> float:
+    """``variance_scale`` as a float, or ValueError saying what is valid (a finite number > 0)."""
+    if isinstance(variance_scale, bool) or not isinstance(variance_scale, int | float):
+        raise ValueError(f"variance_scale must be a number > 0, got {variance_scale!r}")
+    if not (np.isfinite(variance_scale) and variance_scale > 0):
+        raise ValueError(f"variance_scale must be a finite number > 0, got {variance_scale}")
+    return float(variance_scale)
+
+
+def _reshaped(posterior, variance_scale):
+    """The posterior with every draw moved to ``mean + sqrt(variance_scale) * (draw - mean)``
+    (all parameter arrays, along the draw axis); the posterior itself for 1."""
+    if check_variance_scale(variance_scale) == 1:
+        return posterior
+    if isinstance(posterior, ObjectivePosterior):
+        raise ValueError(
+            "variance_scale applies to a Posterior's draws; an ObjectivePosterior combines "
+            "several fits: reshape each of them instead, or pass variance_scale=1"
+        )
+    factor = float(np.sqrt(variance_scale))
+
+    def move(a):
+        a = np.asarray(a)
+        mean = a.mean(axis=0, keepdims=True)
+        return (mean + factor * (a - mean)).astype(a.dtype)
+
+    return dataclasses.replace(posterior, params=jax.tree.map(move, posterior.params))
 
 
 def _subsample(posterior, num_draws, rng: np.random.Generator):

@@ -115,3 +115,32 @@ def test_the_policy_runs_in_the_driver_and_serves_at_most_two_layouts():
     # after the round-0 design, each round adds at most the two layouts it serves
     assert (np.diff(frame["num_tested"]) <= 2).all()
     assert frame["num_tested"].iloc[0] == len(lo.initial_design(space, seed=0))
+
+
+@pytest.mark.parametrize("share", [0.25, 0.6])
+def test_a_thompson_share_mixes_ids_with_p_best(share):
+    space = make_space((3, 2, 3))
+    post = random_posterior(space, num_draws=400, seed=3, main_scale=0.4)
+    k = space.size  # no top-k cut: the weights are the mixture itself
+    ids = propose(post, k=k, strategy="ids", seed=0, explore=False)
+    ts = propose(post, k=k, strategy="thompson", seed=0, explore=False)
+    got = propose(post, k=k, strategy="ids", seed=0, explore=False, thompson_share=share)
+
+    def as_dict(df):
+        return dict(zip(df["index"].astype(int), df["weight"], strict=True))
+
+    want = {i: share * w for i, w in as_dict(ts).items()}
+    for i, w in as_dict(ids).items():
+        want[i] = want.get(i, 0.0) + (1 - share) * w
+    assert as_dict(got) == pytest.approx(want, abs=1e-12)
+    # every layout some draw calls best keeps traffic (IDS alone serves at most two)
+    assert len(got) == len(ts) > 2
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.0])
+def test_a_thompson_share_outside_0_1_is_refused(share):
+    post = random_posterior(make_space((3, 2)), num_draws=16, seed=0)
+    with pytest.raises(ValueError, match=r"thompson_share must lie in \[0, 1\)"):
+        propose(post, k=4, strategy="ids", seed=0, explore=False, thompson_share=share)
+    with pytest.raises(ValueError, match=r"thompson_share must lie in \[0, 1\)"):
+        policies.ids(thompson_share=share)

@@ -27,6 +27,7 @@ POLICIES = {
     "top_two": lambda: policies.top_two(k=4, beta=0.5, **MODEL),
     "greedy": lambda: policies.greedy(k=4, **MODEL),
     "ucb": lambda: policies.ucb(k=4, quantile=0.9, **MODEL),
+    "thompson/variance 0.5": lambda: policies.thompson(k=4, variance_scale=0.5, **MODEL),
     "additive/thompson": lambda: policies.thompson(k=4, pairwise=False, **MODEL),
     "thompson/random design, rounded": lambda: policies.thompson(
         k=4, initial="random", allocation="round", **MODEL
@@ -141,6 +142,7 @@ def test_split_batch_multinomial_and_bad_input():
     [
         (lambda: policies.thompson(k=0), "k must be positive"),
         (lambda: policies.thompson(initial="latin"), "initial must be one of"),
+        (lambda: policies.thompson(variance_scale=-1), "variance_scale must be a finite"),
         (lambda: policies.greedy(allocation="even"), "allocation must be one of"),
         (lambda: policies.independent(draws_per_round=0), "draws_per_round"),
     ],

@@ -207,6 +207,9 @@ def test_exclude(form, strategy):
         (dict(num_draws=17), r"num_draws must lie in \[1, 16\]"),
         (dict(beta=1.0), "beta must lie in"),
         (dict(quantile=0.5), r"quantile must lie in \(0.5, 1\)"),
+        (dict(variance_scale=0.0), "variance_scale must be a finite number > 0, got 0.0"),
+        (dict(variance_scale=float("nan")), "variance_scale must be a finite number > 0"),
+        (dict(variance_scale="half"), "variance_scale must be a number > 0, got 'half'"),
         (dict(space=make_space((3, 3))), "not the space the posterior was fitted on"),
         (dict(exclude=[{"c0": "v9", "c1": "v0"}]), r"exclude entry #0: unknown variant 'v9'"),
         (dict(exclude=[{"c0": "v0"}]), r"exclude entry #0: .* lacks component 'c1'"),
@@ -221,6 +224,54 @@ def test_propose_errors(kwargs, match):
     post = random_posterior(make_space((3, 2)), num_draws=16, seed=0)
     with pytest.raises(ValueError, match=match):
         propose(post, explore=False, seed=0, **kwargs)
+
+
+def reshaped_by_hand(post, scale):
+    """The posterior with every draw at ``mean + sqrt(scale) * (draw - mean)`` (float64)."""
+
+    def move(a):
+        a = np.asarray(a, np.float64)
+        return a.mean(axis=0) + np.sqrt(scale) * (a - a.mean(axis=0))
+
+    return Posterior(
+        space=post.space,
+        prior=post.prior,
+        params=jax.tree.map(move, post.params),
+        method=post.method,
+    )
+
+
+@pytest.mark.parametrize("scale", [0.25, 0.5, 2.0])
+def test_variance_scale_is_thompson_on_the_reshaped_draws(scale):
+    space = make_space((3, 2, 3), [{"c0": "v0", "c2": "v1"}])
+    post = random_posterior(space, num_draws=S, seed=4, main_scale=0.3)
+    got = as_dict(
+        propose(
+            post, explore=False, k=space.size, strategy="thompson", seed=0, variance_scale=scale
+        )
+    )
+    want = brute_p_best(reshaped_by_hand(post, scale))
+    assert got.keys() == want.keys()
+    np.testing.assert_allclose([got[i] for i in want], list(want.values()), rtol=0, atol=1e-12)
+
+
+def test_variance_scale_one_is_the_posterior_and_below_one_concentrates():
+    space = make_space((3, 2, 3))
+    post = random_posterior(space, num_draws=S, seed=5, main_scale=0.3)
+    # a posterior that knows something: c0's variants differ in mean by 0.3
+    main = (post.params.main[0] + np.float32([0.3, 0.0, -0.3]),) + post.params.main[1:]
+    post = Posterior(
+        space=space, prior=post.prior, params=post.params._replace(main=main), method="laplace"
+    )
+    plain = propose(post, explore=False, k=space.size, strategy="thompson", seed=0)
+    one = propose(post, explore=False, k=space.size, strategy="thompson", seed=0, variance_scale=1)
+    pd.testing.assert_frame_equal(plain, one)
+    # a narrower posterior gives the leader more of the traffic and spreads less of it
+    sharp = propose(
+        post, explore=False, k=space.size, strategy="thompson", seed=0, variance_scale=0.1
+    )
+    assert sharp["weight"].iloc[0] > plain["weight"].iloc[0]
+    assert len(sharp) < len(plain)
 
 
 def test_propose_needs_an_explicit_seed():
