@@ -10,6 +10,11 @@ impressions in batches of ``--batch-size`` by these methods:
 * ``uniform``     - a classic A/B/n test over all 512 layouts
 * ``ids``         - the pairwise model with information-directed sampling proposals
   (``policies.ids``, Russo & Van Roy 2018) instead of Thompson's
+* ``ids:s``       - IDS with a share ``s`` of every batch given by Thompson's weights
+  (``policies.ids(thompson_share=s)``), e.g. ``ids:0.25``
+* ``reshaped:c``  - the pairwise model with Thompson proposals from the posterior with its
+  variance multiplied by ``c`` (``policies.thompson(variance_scale=c)``, Chapelle & Li
+  2011), e.g. ``reshaped:0.5``
 
 Writes into ``--out-dir``: ``hill2017.md`` and ``hill2017.csv`` (regret at the checkpoints,
 mean +- standard error over worlds), ``hill2017_rounds.csv`` (every round of every campaign)
@@ -33,6 +38,7 @@ References:
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -45,7 +51,7 @@ import pandas as pd
 
 #: The paper's methods, the default; ``ids`` (information-directed sampling) on request.
 METHODS = ("pairwise", "additive", "independent", "uniform")
-ALL_METHODS = METHODS + ("ids",)
+ALL_METHODS = METHODS + ("ids", "reshaped")
 # Local regret read off the paper's regret plot (Hill et al. 2017, Section 5.1); None where
 # the plot gives no clear value.
 PAPER = {
@@ -84,6 +90,18 @@ def _parse(argv):
     return p.parse_args(argv)
 
 
+def _known(method: str) -> bool:
+    """A method name this script runs (``reshaped:c`` with c > 0, ``ids:s`` with 0 <= s < 1)."""
+    base, colon, value = method.partition(":")
+    if not colon:
+        return method in ALL_METHODS
+    try:
+        number = float(value)
+    except ValueError:
+        return False
+    return (base == "reshaped" and number > 0) or (base == "ids" and 0 <= number < 1)
+
+
 def policy_of(method: str, args, link: str):
     """The policy a method name stands for (model policies share k, draws and fit settings)."""
     from layoutopt.decide import policies
@@ -93,7 +111,16 @@ def policy_of(method: str, args, link: str):
         return policies.uniform()
     if method == "independent":
         return policies.independent(draws_per_round=args.batch_size)
-    factory = policies.ids if method == "ids" else policies.thompson
+    if method == "ids":
+        factory = policies.ids
+    elif method.startswith("ids:"):
+        share = float(method.split(":", 1)[1])
+        factory = functools.partial(policies.ids, thompson_share=share)
+    elif method.startswith("reshaped:"):
+        scale = float(method.split(":", 1)[1])
+        factory = functools.partial(policies.thompson, variance_scale=scale)
+    else:
+        factory = policies.thompson
     return factory(
         k=args.k,
         num_samples=args.num_samples,
@@ -222,9 +249,13 @@ def main(argv=None) -> int:
     """Run the experiment; returns an exit code."""
     args = _parse(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in ALL_METHODS]
+    unknown = [m for m in methods if not _known(m)]
     if unknown:
-        print(f"unknown method(s) {unknown}; valid: {list(ALL_METHODS)}", file=sys.stderr)
+        print(
+            f"unknown method(s) {unknown}; valid: {list(ALL_METHODS)} "
+            "(reshaped:c, c > 0; ids:s, 0 <= s < 1)",
+            file=sys.stderr,
+        )
         return 2
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
