@@ -72,6 +72,8 @@ def test_pcg_solves_and_its_draws_have_the_inverse_hessian_as_covariance(data):
     np.testing.assert_allclose(z.var(0) / np.diag(cov), 1.0, atol=5 * np.sqrt(2 / S))
 
 
+# two 4,000-draw fits of one model: slow set
+@pytest.mark.slow
 def test_predictions_agree_with_the_dense_solver(data):
     space, obs = data
     dense = fit(space, obs, seed=0, num_samples=4000, options=LaplaceOptions(solver="dense"))

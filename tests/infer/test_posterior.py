@@ -55,6 +55,8 @@ def test_round_trip_additive_model_and_odd_names(tmp_path):
     assert back.space.variants[0] == ("a b", "ü/€")
 
 
+# a NUTS fit with two chains (the chain dimension is what ArviZ must read): slow set
+@pytest.mark.slow
 def test_arviz_reads_posterior_group(tiny_fits, tmp_path):
     import arviz as az
 

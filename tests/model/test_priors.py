@@ -63,12 +63,20 @@ def test_attribute_design_is_block_diagonal():
 
 # ------------------------------------------------------------------------ attribute fits
 @pytest.fixture(scope="module")
-def attr_fits():
+def attr_laplace():
+    """(space, observations, Laplace fit) of the attribute world (no NUTS run)."""
     space = attr_space()
     obs = attr_obs(space, seed=0)
     # Additive model: with no true interactions the pair scales sit in NUTS's funnel and
     # short runs diverge; the attribute block is what is being compared here.
     lap = fit(space, obs, method="laplace", seed=0, num_samples=2000, prior=ADDITIVE)
+    return space, obs, lap
+
+
+@pytest.fixture(scope="module")
+def attr_fits(attr_laplace):
+    """:func:`attr_laplace` and the NUTS reference fit of the same data (tens of seconds)."""
+    space, obs, lap = attr_laplace
     # The reference run is long enough to be healthy, not just lucky. Its slowest directions
     # are the intercept against the image effects (only their sum is identified; ESS ~135
     # per 1,000 draws) and the non-centred funnel of sigma_main at small scales (a scale
@@ -126,8 +134,8 @@ def test_tiny_attribute_scale_reduces_to_the_model_without_attributes():
 
 
 @pytest.mark.slow
-def test_new_variant_gets_its_attribute_prediction_and_thompson_tries_it(attr_fits):
-    space, obs, lap, _ = attr_fits
+def test_new_variant_gets_its_attribute_prediction_and_thompson_tries_it(attr_laplace):
+    space, obs, lap = attr_laplace
     new = space.with_variants({"headline": ["h9"]}, attributes={"headline": {"h9": {"free": True}}})
     post = fit(new, obs.to_space(new), seed=0, num_samples=4000, prior=ADDITIVE)
     main = post.params.main[0]
@@ -146,8 +154,8 @@ def test_new_variant_gets_its_attribute_prediction_and_thompson_tries_it(attr_fi
     assert (batch["headline"] == "h9").any()
 
 
-def test_attribute_coefficients_saved_and_readable_by_arviz(attr_fits, tmp_path):
-    _, _, lap, _ = attr_fits
+def test_attribute_coefficients_saved_and_readable_by_arviz(attr_laplace, tmp_path):
+    _, _, lap = attr_laplace
     path = tmp_path / "post.nc"
     lap.save(path)
     again = Posterior.load(path)
@@ -263,8 +271,8 @@ def test_meta_prior_spec_gives_unseen_variants_their_group_prior():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["laplace", "nuts", "svi"])
-def test_fit_with_a_meta_prior_for_every_method(method, attr_fits):
-    space, obs, lap, _ = attr_fits
+def test_fit_with_a_meta_prior_for_every_method(method, attr_laplace):
+    space, obs, lap = attr_laplace
     meta = MetaPrior.learn([lap, lap], sources=["a", "b"])
     options = {
         "laplace": {"num_samples": 500},
