@@ -490,6 +490,7 @@ sys.exit(main(["campaign", "ingest", "--db", sys.argv[1], sys.argv[2]]))
 """
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_ingest_is_one_line_and_changes_nothing(tmp_path):
     db = tmp_path / "c.db"
     with Campaign.create(db, _wide()) as camp:

@@ -108,6 +108,7 @@ def sdk_assign(doc: dict, unit: str, first_round: int) -> int:
     return x
 
 
+@pytest.mark.slow
 def test_assign_agrees_across_processes_and_with_the_spec(tmp_path):
     db = tmp_path / "c.db"
     with open_campaign(db) as camp:

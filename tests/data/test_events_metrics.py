@@ -84,6 +84,7 @@ def test_bad_metric_columns_are_named(change, metrics, match):
         lo.Observations.from_events(change(_log(n=500)), SPACE, now=NOW, metrics=metrics)
 
 
+@pytest.mark.slow
 def test_fit_metrics_learns_each_metrics_delay_from_its_own_events():
     obs = lo.Observations.from_events(_log(), SPACE, now=NOW, metrics=("signups",))
     posts = lo.fit_metrics(SPACE, obs, delay="auto", num_samples=64, seed=1)

@@ -228,6 +228,7 @@ def test_time_world_clicks_are_visible_only_after_maturing():
     assert seen[-1].observations.clicks.sum() < 0.85 * eventual
 
 
+@pytest.mark.slow
 def test_delay_auto_on_driver_data_is_less_biased_than_naive():
     world = _slow_world()
     _, obs = run(policies.uniform(), world, budget=8000, batch_size=2000, seed=0)

@@ -104,6 +104,7 @@ def test_ids_spends_less_on_known_worse_layouts_than_thompson():
     assert expected(ids) < expected(ts)
 
 
+@pytest.mark.slow
 def test_the_policy_runs_in_the_driver_and_serves_at_most_two_layouts():
     space = make_space((4, 3, 3))
     world = SyntheticWorld.random(space, seed=1, main_scale=0.4)

@@ -83,6 +83,7 @@ def test_count_enumeration_and_design_agree_with_brute_force(case):
     assert space.allowed_mask(codes).all() and design["index"].is_unique
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(shaped_spaces(), st.integers(0, 2**16))
 def test_the_optimisers_and_proposals_never_return_an_excluded_layout(case, seed):

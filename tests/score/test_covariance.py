@@ -121,6 +121,7 @@ SPACES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(SPACES))
 def test_tables_and_factor_rows_give_the_same_scores(kind):
     space = SPACES[kind]

@@ -185,6 +185,7 @@ def test_mix_shards_do_not_merge_with_one_segments_shards(small, tmp_path):
         merge_shards([a, b], tmp_path / "m.parquet")
 
 
+@pytest.mark.slow
 def test_mix_above_the_old_two_to_the_twenty_cap():
     """1,245,184 allowed layouts (the old MAX_MIX_LAYOUTS was 2^20 = 1,048,576): scored."""
     card = (5, 4, 4, 4, 4, 4, 4, 4, 4, 4)

@@ -206,6 +206,7 @@ def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_huge_space_best_layout_agrees_with_exact_optimiser():
     card = (10,) * 10  # 10^10 layouts
     space = make_space(card, [{"c0": "v0", "c1": "v0"}])

@@ -494,6 +494,7 @@ def test_segments_with_time_columns_aggregate_per_segment_and_cohort():
     assert np.all(np.isfinite(lo.score_grid(post, segment={"member": "n"}).to_pandas()["mean"]))
 
 
+@pytest.mark.slow
 def test_segments_fit_low_rank_and_score_in_shards(tmp_path):
     """Nothing refuses segments any more: the low-rank solver fits them like the dense one,
     and a segment's grid is written in shards that add up to the space."""
