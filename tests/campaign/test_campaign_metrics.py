@@ -35,7 +35,6 @@ def _results(seed=0, n=4000):
     return pd.DataFrame(rows)
 
 
-@pytest.mark.slow
 def test_objective_campaign_picks_and_decides_under_the_guardrail(tmp_path):
     db = tmp_path / "c.db"
     camp = lo.Campaign.create(db, SPACE, control=CONTROL, objective="clicks", guardrails=GUARD)

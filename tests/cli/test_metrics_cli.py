@@ -48,7 +48,6 @@ def work(tmp_path_factory):
     return d
 
 
-@pytest.mark.slow
 def test_fit_per_metric_then_best_by_objective_and_guardrail(capsys, work):
     space, data = work / "space.toml", work / "results.csv"
     for m in ("clicks", "signups", "dismissals"):

@@ -49,7 +49,6 @@ def test_model_policies_use_fits_default_prior_fixed_at_their_first_fit(link, pa
     assert resumed.prior == want and resumed.round == 2
 
 
-@pytest.mark.slow
 def test_a_policy_prior_keeps_every_field_and_takes_its_base_rate_from_the_data():
     first = _obs([40, 8, 20, 12, 30, 4])
     policy = policies.thompson(k=2, prior=PriorConfig(pairwise=False), num_samples=100)

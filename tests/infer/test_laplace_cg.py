@@ -115,7 +115,6 @@ def test_the_same_inputs_give_the_same_fit(data):
     assert a.diagnostics == b.diagnostics
 
 
-@pytest.mark.slow
 def test_auto_half_life_is_refused_clearly_with_the_cg_solver(data):
     space, obs = data
     staged = lo.Observations.from_codes(

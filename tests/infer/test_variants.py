@@ -142,7 +142,6 @@ def test_without_variants_errors(space, variants, message):
         space.without_variants(variants)
 
 
-@pytest.mark.slow
 def test_retired_variants_are_never_scored_picked_or_proposed(tiny_space, tiny_obs):
     retired = tiny_space.without_variants({"headline": ["h1"], "reviews": ["quote"]})
     post = fit(retired, tiny_obs.to_space(retired), seed=0, num_samples=200)
