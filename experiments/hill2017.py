@@ -51,7 +51,9 @@ import pandas as pd
 
 #: The paper's methods, the default; ``ids`` (information-directed sampling) on request.
 METHODS = ("pairwise", "additive", "independent", "uniform")
-ALL_METHODS = METHODS + ("ids", "reshaped")
+ALL_METHODS = METHODS + ("ids",)
+#: Methods with a parameter, ``name:value``: the policy factory's name and its keyword.
+PARAMETERISED = {"ids": ("ids", "thompson_share"), "reshaped": ("thompson", "variance_scale")}
 # Local regret read off the paper's regret plot (Hill et al. 2017, Section 5.1); None where
 # the plot gives no clear value.
 PAPER = {
@@ -90,16 +92,14 @@ def _parse(argv):
     return p.parse_args(argv)
 
 
-def _known(method: str) -> bool:
-    """A method name this script runs (``reshaped:c`` with c > 0, ``ids:s`` with 0 <= s < 1)."""
-    base, colon, value = method.partition(":")
-    if not colon:
-        return method in ALL_METHODS
+def _known(method: str, args) -> bool:
+    """A method name this script runs: one of ``ALL_METHODS``, or ``name:value`` for a name of
+    ``PARAMETERISED`` whose factory accepts the value (the factory's own checks decide)."""
     try:
-        number = float(value)
-    except ValueError:
+        policy_of(method, args, "probit")
+    except (KeyError, ValueError):
         return False
-    return (base == "reshaped" and number > 0) or (base == "ids" and 0 <= number < 1)
+    return True
 
 
 def policy_of(method: str, args, link: str):
@@ -111,16 +111,14 @@ def policy_of(method: str, args, link: str):
         return policies.uniform()
     if method == "independent":
         return policies.independent(draws_per_round=args.batch_size)
-    if method == "ids":
-        factory = policies.ids
-    elif method.startswith("ids:"):
-        share = float(method.split(":", 1)[1])
-        factory = functools.partial(policies.ids, thompson_share=share)
-    elif method.startswith("reshaped:"):
-        scale = float(method.split(":", 1)[1])
-        factory = functools.partial(policies.thompson, variance_scale=scale)
+    base, colon, value = method.partition(":")
+    if colon:
+        name, keyword = PARAMETERISED[base]
+        factory = functools.partial(getattr(policies, name), **{keyword: float(value)})
+    elif method in ("pairwise", "additive", "ids"):
+        factory = policies.ids if method == "ids" else policies.thompson
     else:
-        factory = policies.thompson
+        raise KeyError(method)
     return factory(
         k=args.k,
         num_samples=args.num_samples,
@@ -249,7 +247,7 @@ def main(argv=None) -> int:
     """Run the experiment; returns an exit code."""
     args = _parse(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if not _known(m)]
+    unknown = [m for m in methods if not _known(m, args)]
     if unknown:
         print(
             f"unknown method(s) {unknown}; valid: {list(ALL_METHODS)} "

@@ -41,7 +41,7 @@ from layoutopt.decide.floor import with_floor
 from layoutopt.decide.interface import Allocation, Policy, PolicyInfo
 from layoutopt.decide.model_policy import ModelConfig, model_policy
 from layoutopt.decide.objective_policy import fit_objective, on_objective
-from layoutopt.decide.proposals import check_variance_scale
+from layoutopt.decide.proposals import check_thompson_share, check_variance_scale
 from layoutopt.infer import LaplaceOptions, NutsOptions, SviOptions
 from layoutopt.model.delay import Weibull
 from layoutopt.model.priors import PriorConfig
@@ -241,9 +241,8 @@ def ids(
     Raises:
         ValueError: for a ``thompson_share`` outside ``[0, 1)``.
     """
-    if not 0.0 <= thompson_share < 1.0:
-        raise ValueError(f"thompson_share must lie in [0, 1), got {thompson_share}")
-    return model_policy(_config("ids", locals(), {"thompson_share": float(thompson_share)}))
+    propose = {"thompson_share": check_thompson_share(thompson_share)}
+    return model_policy(_config("ids", locals(), propose))
 
 
 @_with_model_args

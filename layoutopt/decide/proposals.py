@@ -40,7 +40,7 @@ from layoutopt.score.target import draws_target, value_target
 from layoutopt.util.limits import check_grid_work, check_seed
 from layoutopt.util.seeds import split_seed
 
-__all__ = ["propose", "STRATEGIES", "check_variance_scale"]
+__all__ = ["propose", "STRATEGIES", "check_thompson_share", "check_variance_scale"]
 
 STRATEGIES = ("thompson", "top_two", "ids", "greedy", "ucb")
 #: Most allowed layouts ``strategy="ucb"`` ranks (it scores the whole grid in memory).
@@ -192,8 +192,7 @@ def propose(
         raise ValueError(f"beta must lie in (0, 1), got {beta}")
     if not 0.5 < quantile < 1.0:
         raise ValueError(f"quantile must lie in (0.5, 1), got {quantile}")
-    if not 0.0 <= thompson_share < 1.0:
-        raise ValueError(f"thompson_share must lie in [0, 1), got {thompson_share}")
+    thompson_share = check_thompson_share(thompson_share)
     seed = check_seed(seed)
     posterior.check_finite()
     posterior = _reshaped(posterior, variance_scale)
@@ -260,6 +259,15 @@ def check_variance_scale(variance_scale) -> float:
     if not (np.isfinite(variance_scale) and variance_scale > 0):
         raise ValueError(f"variance_scale must be a finite number > 0, got {variance_scale}")
     return float(variance_scale)
+
+
+def check_thompson_share(thompson_share) -> float:
+    """``thompson_share`` as a float, or ValueError saying what is valid (a number in [0, 1))."""
+    if isinstance(thompson_share, bool) or not isinstance(thompson_share, int | float):
+        raise ValueError(f"thompson_share must lie in [0, 1), got {thompson_share!r}")
+    if not 0.0 <= thompson_share < 1.0:
+        raise ValueError(f"thompson_share must lie in [0, 1), got {thompson_share}")
+    return float(thompson_share)
 
 
 def _reshaped(posterior, variance_scale):
